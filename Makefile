@@ -1,0 +1,27 @@
+# multisite: the commands a newcomer needs. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Never let the SDK probe the instance-metadata address on a developer machine or CI.
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: test test-emulator test-rust venv emulator fmt
+
+## The full test suite on a fresh machine: venv + emulator self-tests + every Rust test.
+test: venv test-emulator test-rust
+
+venv:
+	@scripts/venv.sh
+
+test-emulator: venv
+	cd tests/emulator && ../../$(PY) -m pytest -q -p no:cacheprovider
+
+test-rust: venv
+	cargo test --workspace --locked
+
+## Run the local AWS emulator in the foreground (port 4566) to explore it with the AWS CLI or SDKs.
+emulator: venv
+	cd tests/emulator && ../../$(PY) -m multisite_emulator --host 127.0.0.1 --port 4566
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,15 @@
+//! multisite's common crate: the typed topology every function reads, per-Region AWS clients,
+//! the shared error type, tracing set-up and Embedded Metric Format metrics.
+
+pub mod clients;
+pub mod error;
+pub mod ledger;
+pub mod metrics;
+pub mod telemetry;
+pub mod topology;
+
+pub use clients::{RegionClients, RegionalClients};
+pub use error::{AwsErrorKind, AwsResultExt, Error};
+pub use ledger::Ledger;
+pub use metrics::{MetricSet, Unit};
+pub use topology::{Cell, FailoverPolicy, Topology, TopologyError};

@@ -1,0 +1,614 @@
+//! The deployment description every function reads: N >= 2 Regions ("cells") and what guards,
+//! serves and stores data in each (DESIGN.md section 1).
+//!
+//! Loaded once at cold start from `MULTISITE_TOPOLOGY` (JSON) or `MULTISITE_TOPOLOGY_FILE` (a path
+//! to a JSON file), then validated. Every problem is reported with the field it is about and what
+//! to fix, all at once, so an operator fixes a bad file in one pass.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// Environment variable holding the topology as JSON.
+pub const TOPOLOGY_ENV: &str = "MULTISITE_TOPOLOGY";
+/// Environment variable naming a JSON file holding the topology.
+pub const TOPOLOGY_FILE_ENV: &str = "MULTISITE_TOPOLOGY_FILE";
+
+/// The whole multi-Region deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// A short name for the workload, used in logs, metrics and ledger keys.
+    pub name: String,
+    /// The Regions that serve traffic, in failover priority order: when the Aurora writer has to
+    /// leave a Region, it moves to the first surviving cell in this list.
+    pub cells: Vec<Cell>,
+    /// The Route 53 latency records that send users to the nearest healthy Region.
+    pub routing: Routing,
+    /// Name of the DynamoDB Global Table holding the application data (same name in every Region).
+    pub global_table: String,
+    /// The Aurora Global Database, when the workload has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aurora: Option<Aurora>,
+    /// Name of the DynamoDB table (a Global Table itself) where multisite records transitions.
+    pub ledger_table: String,
+    /// Largest replication lag, in milliseconds, that still meets the recovery point objective.
+    pub rpo_budget_ms: u64,
+    /// Rules that keep failover safe.
+    #[serde(default)]
+    pub failover_policy: FailoverPolicy,
+}
+
+/// One Region running full production capacity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cell {
+    /// AWS Region name, e.g. `us-east-1`.
+    pub region: String,
+    /// Route 53 health check guarding this Region's latency record.
+    pub health_check_id: String,
+    /// Auto Scaling group serving this Region's traffic.
+    pub auto_scaling_group: String,
+    /// ARN of this Region's member cluster of the Aurora global database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aurora_cluster_arn: Option<String>,
+    /// CloudWatch alarms whose ALARM state means this Region is unhealthy.
+    pub alarms: Vec<String>,
+}
+
+/// The Route 53 records that route users by latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    pub hosted_zone_id: String,
+    /// Fully qualified record name, e.g. `app.example.com`.
+    pub record_name: String,
+}
+
+/// The Aurora Global Database spanning the cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aurora {
+    pub global_cluster_id: String,
+}
+
+/// Safety rules for failover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverPolicy {
+    /// Never evacuate a Region if fewer than this many Regions would stay active.
+    pub min_healthy_regions: usize,
+    /// Minimum time between two transitions of the same Region, against flapping alarms.
+    pub cooldown_seconds: u64,
+    /// Restore a Region automatically when its alarm returns to OK (after the gates pass).
+    pub auto_failback: bool,
+    /// Compute and report plans without changing anything.
+    pub dry_run: bool,
+}
+
+impl Default for FailoverPolicy {
+    fn default() -> Self {
+        Self { min_healthy_regions: 1, cooldown_seconds: 300, auto_failback: false, dry_run: false }
+    }
+}
+
+/// One problem found in a topology: the field it is about and what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Path of the field, e.g. `cells[1].region`.
+    pub field: String,
+    /// What is wrong and what to do about it.
+    pub problem: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+/// Why a topology could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error(
+        "no topology configured: set {TOPOLOGY_ENV} to the topology JSON or {TOPOLOGY_FILE_ENV} to the path of a JSON file"
+    )]
+    Missing,
+    #[error("both {TOPOLOGY_ENV} and {TOPOLOGY_FILE_ENV} are set: set only one of them")]
+    Ambiguous,
+    #[error("cannot read the topology file {path} named by {TOPOLOGY_FILE_ENV}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("topology is not valid JSON for the expected shape: at `{field}`: {message}")]
+    Malformed {
+        /// Path of the field where parsing failed (`.` for the document itself).
+        field: String,
+        message: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("topology is invalid ({} problem{}): {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, join(.0))]
+    Invalid(Vec<Violation>),
+}
+
+fn join(violations: &[Violation]) -> String {
+    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl TopologyError {
+    /// The violations of an `Invalid` topology (empty for the other variants).
+    pub fn violations(&self) -> &[Violation] {
+        match self {
+            TopologyError::Invalid(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+impl Topology {
+    /// Loads and validates the topology from the process environment.
+    pub fn from_env() -> Result<Self, TopologyError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Loads and validates the topology from `lookup` (an environment stand-in, so tests need not
+    /// touch the process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, TopologyError> {
+        let inline = lookup(TOPOLOGY_ENV).filter(|v| !v.trim().is_empty());
+        let file = lookup(TOPOLOGY_FILE_ENV).filter(|v| !v.trim().is_empty());
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(TopologyError::Ambiguous),
+            (Some(json), None) => Self::from_json(&json),
+            (None, Some(path)) => {
+                let json = std::fs::read_to_string(&path)
+                    .map_err(|source| TopologyError::Unreadable { path: path.clone(), source })?;
+                Self::from_json(&json)
+            }
+            (None, None) => Err(TopologyError::Missing),
+        }
+    }
+
+    /// Parses and validates a topology document.
+    pub fn from_json(json: &str) -> Result<Self, TopologyError> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let topology: Topology = serde_path_to_error::deserialize(de).map_err(|err| {
+            let field = err.path().to_string();
+            let source = err.into_inner();
+            TopologyError::Malformed { field, message: source.to_string(), source }
+        })?;
+        topology.validate()?;
+        Ok(topology)
+    }
+
+    /// Checks every rule and reports all violations together.
+    pub fn validate(&self) -> Result<(), TopologyError> {
+        let mut v = Vec::new();
+        let mut bad = |field: String, problem: String| v.push(Violation { field, problem });
+
+        if self.name.trim().is_empty() {
+            bad("name".into(), "must not be empty: name the workload (used in logs and metrics)".into());
+        }
+        if self.cells.len() < 2 {
+            bad(
+                "cells".into(),
+                format!(
+                    "has {} Region(s); active-active needs at least 2 cells, each a Region serving full traffic",
+                    self.cells.len()
+                ),
+            );
+        }
+
+        let mut regions_seen: HashMap<&str, usize> = HashMap::new();
+        let mut alarms_seen: HashMap<&str, String> = HashMap::new();
+        let mut health_checks_seen: HashMap<&str, usize> = HashMap::new();
+        for (i, cell) in self.cells.iter().enumerate() {
+            let at = |f: &str| format!("cells[{i}].{f}");
+            if !is_region_name(&cell.region) {
+                bad(
+                    at("region"),
+                    format!("`{}` is not an AWS Region name (expected e.g. `us-east-1`, `eu-west-1`)", cell.region),
+                );
+            }
+            if let Some(first) = regions_seen.insert(cell.region.as_str(), i) {
+                bad(
+                    at("region"),
+                    format!("`{}` is listed twice (also cells[{first}]); each Region is one cell", cell.region),
+                );
+            }
+            if cell.health_check_id.trim().is_empty() {
+                bad(
+                    at("health_check_id"),
+                    "must not be empty: give the Route 53 health check id of this Region's record".into(),
+                );
+            } else if let Some(first) = health_checks_seen.insert(cell.health_check_id.as_str(), i) {
+                bad(
+                    at("health_check_id"),
+                    format!(
+                        "`{}` also guards cells[{first}]; each Region needs its own health check",
+                        cell.health_check_id
+                    ),
+                );
+            }
+            if cell.auto_scaling_group.trim().is_empty() {
+                bad(
+                    at("auto_scaling_group"),
+                    "must not be empty: give the name of this Region's Auto Scaling group".into(),
+                );
+            }
+            if cell.alarms.is_empty() {
+                bad(at("alarms"), "is empty: list at least one CloudWatch alarm that watches this Region".into());
+            }
+            for (j, alarm) in cell.alarms.iter().enumerate() {
+                if alarm.trim().is_empty() {
+                    bad(format!("cells[{i}].alarms[{j}]"), "must not be empty: give the CloudWatch alarm name".into());
+                } else if let Some(owner) = alarms_seen.insert(alarm.as_str(), cell.region.clone()) {
+                    bad(
+                        format!("cells[{i}].alarms[{j}]"),
+                        format!("alarm `{alarm}` is already mapped to {owner}; an alarm must watch exactly one Region"),
+                    );
+                }
+            }
+            match (&self.aurora, &cell.aurora_cluster_arn) {
+                (Some(_), None) => bad(
+                    at("aurora_cluster_arn"),
+                    "is missing: with `aurora` set, every cell needs the ARN of its member cluster".into(),
+                ),
+                (None, Some(_)) => bad(
+                    at("aurora_cluster_arn"),
+                    "is set but `aurora.global_cluster_id` is not: add the global cluster or remove the ARN".into(),
+                ),
+                (Some(_), Some(arn)) => match RdsClusterArn::parse(arn) {
+                    Some(parsed) if parsed.region != cell.region => bad(
+                        at("aurora_cluster_arn"),
+                        format!(
+                            "is in Region {} but the cell is {}; give the member cluster of this Region",
+                            parsed.region, cell.region
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => bad(
+                        at("aurora_cluster_arn"),
+                        format!(
+                            "`{arn}` is not an Aurora cluster ARN (expected arn:aws:rds:<region>:<account>:cluster:<id>)"
+                        ),
+                    ),
+                },
+                (None, None) => {}
+            }
+        }
+
+        if self.routing.hosted_zone_id.trim().is_empty() {
+            bad(
+                "routing.hosted_zone_id".into(),
+                "must not be empty: give the Route 53 hosted zone id holding the latency records".into(),
+            );
+        }
+        if self.routing.record_name.trim().is_empty() {
+            bad(
+                "routing.record_name".into(),
+                "must not be empty: give the record name users resolve, e.g. app.example.com".into(),
+            );
+        }
+        if !is_table_name(&self.global_table) {
+            bad(
+                "global_table".into(),
+                format!("`{}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)", self.global_table),
+            );
+        }
+        if !is_table_name(&self.ledger_table) {
+            bad(
+                "ledger_table".into(),
+                format!("`{}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)", self.ledger_table),
+            );
+        } else if self.ledger_table == self.global_table {
+            bad(
+                "ledger_table".into(),
+                "must differ from global_table: multisite's records must not mix with application data".into(),
+            );
+        }
+        if let Some(aurora) = &self.aurora {
+            if !is_rds_identifier(&aurora.global_cluster_id) {
+                bad(
+                    "aurora.global_cluster_id".into(),
+                    format!(
+                        "`{}` is not an RDS identifier (1-63 letters, digits or hyphens, starting with a letter)",
+                        aurora.global_cluster_id
+                    ),
+                );
+            }
+        }
+        if self.rpo_budget_ms == 0 {
+            bad(
+                "rpo_budget_ms".into(),
+                "must be positive: the largest acceptable replication lag in milliseconds".into(),
+            );
+        }
+        let policy = &self.failover_policy;
+        if policy.min_healthy_regions == 0 {
+            bad(
+                "failover_policy.min_healthy_regions".into(),
+                "must be at least 1: evacuating every Region would black-hole all traffic".into(),
+            );
+        } else if self.cells.len() >= 2 && policy.min_healthy_regions >= self.cells.len() {
+            bad(
+                "failover_policy.min_healthy_regions".into(),
+                format!(
+                    "is {} with {} cells: no Region could ever be evacuated; use at most {}",
+                    policy.min_healthy_regions,
+                    self.cells.len(),
+                    self.cells.len() - 1
+                ),
+            );
+        }
+
+        if v.is_empty() { Ok(()) } else { Err(TopologyError::Invalid(v)) }
+    }
+
+    /// The cell serving `region`.
+    pub fn cell(&self, region: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.region == region)
+    }
+
+    /// The cell an alarm watches.
+    pub fn cell_for_alarm(&self, alarm_name: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.alarms.iter().any(|a| a == alarm_name))
+    }
+
+    /// Region names in failover priority order.
+    pub fn regions(&self) -> impl Iterator<Item = &str> {
+        self.cells.iter().map(|c| c.region.as_str())
+    }
+
+    /// Distinct Region names, for building per-Region clients.
+    pub fn region_set(&self) -> HashSet<&str> {
+        self.regions().collect()
+    }
+}
+
+/// The parts of an Aurora cluster ARN multisite needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdsClusterArn<'a> {
+    pub partition: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub cluster_id: &'a str,
+}
+
+impl<'a> RdsClusterArn<'a> {
+    /// Parses `arn:<partition>:rds:<region>:<account>:cluster:<id>`.
+    pub fn parse(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.splitn(7, ':');
+        let (prefix, partition, service, region, account, kind, cluster_id) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let valid = prefix == "arn"
+            && partition.starts_with("aws")
+            && service == "rds"
+            && is_region_name(region)
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && kind == "cluster"
+            && is_rds_identifier(cluster_id);
+        valid.then_some(Self { partition, region, account, cluster_id })
+    }
+}
+
+/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`, `eu-central-2`, ...
+pub fn is_region_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    let (area, rest) = match parts.as_slice() {
+        [area, rest @ ..] if rest.len() >= 2 => (*area, rest),
+        _ => return false,
+    };
+    let (number, words) = match rest.split_last() {
+        Some(split) => split,
+        None => return false,
+    };
+    area.len() == 2
+        && area.bytes().all(|b| b.is_ascii_lowercase())
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn is_rds_identifier(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.as_bytes()[0].is_ascii_alphabetic()
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !id.ends_with('-')
+        && !id.contains("--")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_json() -> serde_json::Value {
+        serde_json::json!({
+            "name": "shop",
+            "cells": [
+                {"region": "us-east-1", "health_check_id": "hc-use1", "auto_scaling_group": "web-use1",
+                 "aurora_cluster_arn": "arn:aws:rds:us-east-1:123456789012:cluster:shop-use1", "alarms": ["shop-use1-5xx"]},
+                {"region": "eu-west-1", "health_check_id": "hc-euw1", "auto_scaling_group": "web-euw1",
+                 "aurora_cluster_arn": "arn:aws:rds:eu-west-1:123456789012:cluster:shop-euw1", "alarms": ["shop-euw1-5xx"]}
+            ],
+            "routing": {"hosted_zone_id": "Z123", "record_name": "app.example.com"},
+            "global_table": "UserSessions",
+            "aurora": {"global_cluster_id": "shop-global"},
+            "ledger_table": "multisite-ledger",
+            "rpo_budget_ms": 2000
+        })
+    }
+
+    fn load(json: &serde_json::Value) -> Result<Topology, TopologyError> {
+        Topology::from_json(&json.to_string())
+    }
+
+    fn fields(err: TopologyError) -> Vec<String> {
+        err.violations().iter().map(|v| v.field.clone()).collect()
+    }
+
+    #[test]
+    fn accepts_a_valid_two_region_topology_with_default_policy() {
+        let t = load(&valid_json()).expect("valid");
+        assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "eu-west-1"]);
+        assert_eq!(t.failover_policy, FailoverPolicy::default());
+        assert_eq!(t.cell_for_alarm("shop-euw1-5xx").map(|c| c.region.as_str()), Some("eu-west-1"));
+        assert!(t.cell_for_alarm("unknown").is_none());
+    }
+
+    #[test]
+    fn round_trips_through_serde() {
+        let t = load(&valid_json()).expect("valid");
+        let again = Topology::from_json(&serde_json::to_string(&t).expect("serialize")).expect("reload");
+        assert_eq!(t, again);
+    }
+
+    #[test]
+    fn table_of_invalid_topologies_names_each_bad_field() {
+        type Mutate = fn(&mut serde_json::Value);
+        let cases: &[(&str, Mutate, &str)] = &[
+            (
+                "one cell",
+                |j| {
+                    j["cells"].as_array_mut().map(|c| c.truncate(1));
+                },
+                "cells",
+            ),
+            ("duplicate region", |j| j["cells"][1]["region"] = "us-east-1".into(), "cells[1].region"),
+            ("bad region", |j| j["cells"][1]["region"] = "Europe".into(), "cells[1].region"),
+            ("empty health check", |j| j["cells"][0]["health_check_id"] = "".into(), "cells[0].health_check_id"),
+            (
+                "shared health check",
+                |j| j["cells"][1]["health_check_id"] = "hc-use1".into(),
+                "cells[1].health_check_id",
+            ),
+            ("empty asg", |j| j["cells"][0]["auto_scaling_group"] = " ".into(), "cells[0].auto_scaling_group"),
+            ("no alarms", |j| j["cells"][0]["alarms"] = serde_json::json!([]), "cells[0].alarms"),
+            (
+                "alarm in two regions",
+                |j| j["cells"][1]["alarms"] = serde_json::json!(["shop-use1-5xx"]),
+                "cells[1].alarms[0]",
+            ),
+            (
+                "arn in wrong region",
+                |j| j["cells"][1]["aurora_cluster_arn"] = "arn:aws:rds:us-east-1:123456789012:cluster:x".into(),
+                "cells[1].aurora_cluster_arn",
+            ),
+            ("not an arn", |j| j["cells"][1]["aurora_cluster_arn"] = "shop-euw1".into(), "cells[1].aurora_cluster_arn"),
+            (
+                "missing arn with aurora",
+                |j| {
+                    j["cells"][1].as_object_mut().map(|o| o.remove("aurora_cluster_arn"));
+                },
+                "cells[1].aurora_cluster_arn",
+            ),
+            (
+                "arn without aurora",
+                |j| {
+                    j.as_object_mut().map(|o| o.remove("aurora"));
+                },
+                "cells[0].aurora_cluster_arn",
+            ),
+            ("bad global cluster id", |j| j["aurora"]["global_cluster_id"] = "1bad".into(), "aurora.global_cluster_id"),
+            ("empty zone", |j| j["routing"]["hosted_zone_id"] = "".into(), "routing.hosted_zone_id"),
+            ("empty record", |j| j["routing"]["record_name"] = "".into(), "routing.record_name"),
+            ("bad table", |j| j["global_table"] = "a b".into(), "global_table"),
+            ("ledger is the data table", |j| j["ledger_table"] = "UserSessions".into(), "ledger_table"),
+            ("zero rpo budget", |j| j["rpo_budget_ms"] = 0.into(), "rpo_budget_ms"),
+            (
+                "zero min healthy",
+                |j| j["failover_policy"] = serde_json::json!({"min_healthy_regions": 0}),
+                "failover_policy.min_healthy_regions",
+            ),
+            (
+                "min healthy = cells",
+                |j| j["failover_policy"] = serde_json::json!({"min_healthy_regions": 2}),
+                "failover_policy.min_healthy_regions",
+            ),
+            ("empty name", |j| j["name"] = "".into(), "name"),
+        ];
+        for (what, mutate, field) in cases {
+            let mut json = valid_json();
+            mutate(&mut json);
+            let err = load(&json).expect_err(what);
+            assert!(fields(err).contains(&field.to_string()), "{what}: expected a violation on {field}");
+        }
+    }
+
+    #[test]
+    fn reports_every_violation_at_once() {
+        let mut json = valid_json();
+        json["rpo_budget_ms"] = 0.into();
+        json["cells"][0]["alarms"] = serde_json::json!([]);
+        let err = load(&json).expect_err("invalid");
+        let message = err.to_string();
+        assert!(message.contains("2 problems"), "{message}");
+        assert!(message.contains("rpo_budget_ms: must be positive"), "{message}");
+        assert!(message.contains("cells[0].alarms: is empty"), "{message}");
+    }
+
+    #[test]
+    fn malformed_json_names_the_field_path() {
+        let mut json = valid_json();
+        json["rpo_budget_ms"] = (-5).into();
+        let err = load(&json).expect_err("negative budget");
+        assert!(matches!(&err, TopologyError::Malformed { field, .. } if field == "rpo_budget_ms"), "{err}");
+
+        let mut json = valid_json();
+        json["cells"][1]["health_chek_id"] = "typo".into();
+        let err = load(&json).expect_err("unknown field");
+        assert!(matches!(&err, TopologyError::Malformed { field, .. } if field == "cells[1].health_chek_id"), "{err}");
+        assert!(err.to_string().contains("health_chek_id"), "{err}");
+
+        let err = Topology::from_json("{not json").expect_err("syntax");
+        assert!(matches!(err, TopologyError::Malformed { .. }));
+    }
+
+    #[test]
+    fn lookup_requires_exactly_one_source() {
+        let none = Topology::from_lookup(|_| None).expect_err("missing");
+        assert!(matches!(none, TopologyError::Missing));
+        assert!(none.to_string().contains(TOPOLOGY_ENV));
+
+        let both = Topology::from_lookup(|_| Some("x".into())).expect_err("both");
+        assert!(matches!(both, TopologyError::Ambiguous));
+
+        let json = valid_json().to_string();
+        let t = Topology::from_lookup(|k| (k == TOPOLOGY_ENV).then(|| json.clone())).expect("inline");
+        assert_eq!(t.name, "shop");
+
+        let missing_file =
+            Topology::from_lookup(|k| (k == TOPOLOGY_FILE_ENV).then(|| "/nonexistent/topology.json".into()))
+                .expect_err("unreadable");
+        assert!(
+            matches!(&missing_file, TopologyError::Unreadable { path, .. } if path == "/nonexistent/topology.json")
+        );
+    }
+
+    #[test]
+    fn region_names() {
+        for ok in ["us-east-1", "eu-west-1", "ap-southeast-1", "us-gov-west-1", "cn-north-1", "eu-central-2"] {
+            assert!(is_region_name(ok), "{ok}");
+        }
+        for bad in ["", "us", "us-east", "US-EAST-1", "us-east-x", "useast1", "us--1", "usa-east-1"] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_arns() {
+        let arn = RdsClusterArn::parse("arn:aws:rds:eu-west-1:123456789012:cluster:shop-euw1").expect("valid");
+        assert_eq!((arn.region, arn.cluster_id, arn.account), ("eu-west-1", "shop-euw1", "123456789012"));
+        assert!(RdsClusterArn::parse("arn:aws:rds:eu-west-1:123456789012:db:shop").is_none());
+        assert!(RdsClusterArn::parse("arn:aws:rds:eu-west-1:12:cluster:shop").is_none());
+        assert!(RdsClusterArn::parse("arn:aws:s3:::bucket").is_none());
+    }
+}

@@ -1,0 +1,249 @@
+//! Test support for multisite: starts the local AWS emulator (moto plus multisite's DR
+//! extension, `tests/emulator/`), drives its control API (outages, latency, throttling,
+//! replication delay) and builds real aws-sdk-rust configurations pointed at it through the
+//! standard endpoint override.
+//!
+//! Test code only: panics here are test failures with a message, never production behaviour.
+
+pub mod fixtures;
+mod http;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::RegionalClients;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long the emulator may take to import moto and start listening.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+const READY_PREFIX: &str = "MULTISITE_EMULATOR_READY ";
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The Python interpreter of the venv the project's scripts create (`scripts/venv.sh`), or the
+/// one named by `MULTISITE_EMULATOR_PYTHON`.
+pub fn emulator_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("MULTISITE_EMULATOR_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the emulator's venv is missing ({}): run `make venv` (or `make test`, which creates it) first",
+        venv.display()
+    );
+    venv
+}
+
+/// One row of the emulator's request log.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RequestRecord {
+    /// Milliseconds since the emulator started, when the request arrived.
+    pub t_ms: f64,
+    /// When the response was sent.
+    pub end_ms: f64,
+    pub region: String,
+    pub service: String,
+    pub operation: String,
+    pub status: u16,
+}
+
+/// A running emulator process. Dropping it stops the process.
+pub struct Emulator {
+    url: String,
+    child: Mutex<Child>,
+    // Held open: the emulator (started with --exit-on-stdin-eof) exits when this closes, so a
+    // test process that dies never leaves it behind.
+    _stdin: Mutex<Option<ChildStdin>>,
+}
+
+impl Emulator {
+    /// Starts a private emulator on a free loopback port and waits until it is ready. Use it in
+    /// tests that change emulator-wide settings (outages, latency, delays, reset).
+    pub fn start() -> Self {
+        let python = emulator_python();
+        let mut child = Command::new(&python)
+            .args(["-m", "multisite_emulator", "--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"])
+            .current_dir(repo_root().join("tests/emulator"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the emulator with {}: {e}", python.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match (line.strip_prefix(READY_PREFIX), ready_tx.take()) {
+                    (Some(url), Some(tx)) => {
+                        let _ = tx.send(url.trim().to_owned());
+                    }
+                    (_, tx) => {
+                        ready_tx = tx;
+                        // Keep draining so the emulator never blocks on a full pipe.
+                        eprintln!("[emulator] {line}");
+                    }
+                }
+            }
+        });
+        let url = match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the emulator did not report ready within {STARTUP_TIMEOUT:?}");
+            }
+        };
+        let emulator = Self { url, child: Mutex::new(child), _stdin: Mutex::new(stdin) };
+        let (status, _) = emulator.control("GET", "/_multisite/health", None);
+        assert_eq!(status, 200, "emulator health check");
+        emulator
+    }
+
+    /// One emulator shared by all tests of this test binary. Tests that use it must use unique
+    /// resource names ([`fixtures::unique_name`]) and must not change emulator-wide settings.
+    pub fn shared() -> &'static Emulator {
+        static SHARED: OnceLock<Emulator> = OnceLock::new();
+        SHARED.get_or_init(Emulator::start)
+    }
+
+    /// The endpoint URL, as `AWS_ENDPOINT_URL` would hold it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A base SDK configuration reaching the emulator through the standard endpoint override,
+    /// with static test credentials and fast retries.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "multisite-tests"))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(20))
+                    .with_max_backoff(Duration::from_millis(200)),
+            )
+            .timeout_config(shared::clients::default_timeouts())
+            .load()
+            .await
+    }
+
+    /// Per-Region clients for `regions`, built as production builds them.
+    pub async fn clients(&self, regions: &[&str]) -> RegionalClients {
+        RegionalClients::with_base(self.sdk_config().await, regions.iter().copied())
+    }
+
+    /// Environment a function process needs to reach this emulator (for binaries and the drill).
+    pub fn process_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// Clears all AWS state and every injected fault.
+    pub fn reset(&self) {
+        self.post("/_multisite/reset", json!({}));
+    }
+
+    /// Takes every API of `region` down (HTTP 503) or brings it back.
+    pub fn set_outage(&self, region: &str, down: bool) {
+        self.post("/_multisite/outage", json!({"region": region, "down": down}));
+    }
+
+    /// Adds `ms` of latency to every call signed for `region` (0 clears).
+    pub fn set_latency(&self, region: &str, ms: u64) {
+        self.post("/_multisite/latency", json!({"region": region, "ms": ms}));
+    }
+
+    /// The next `count` calls to `service` (all services when `None`) in `region` are throttled.
+    pub fn throttle(&self, region: &str, count: u32, service: Option<&str>, operation: Option<&str>) {
+        self.post(
+            "/_multisite/throttle",
+            json!({"region": region, "count": count, "service": service, "operation": operation}),
+        );
+    }
+
+    /// Sets the Global Table replication delay for every Region pair.
+    pub fn set_replication_delay(&self, ms: u64) {
+        self.post("/_multisite/replication", json!({"delay_ms": ms}));
+    }
+
+    /// Sets the replication delay from `source` to `destination` only.
+    pub fn set_pair_replication_delay(&self, source: &str, destination: &str, ms: u64) {
+        self.post("/_multisite/replication", json!({"delay_ms": ms, "source": source, "destination": destination}));
+    }
+
+    /// Sets how long replicas stay CREATING/DELETING and a global failover stays in progress.
+    pub fn set_timing(&self, replica_creating_ms: u64, replica_deleting_ms: u64, failover_ms: u64) {
+        self.post(
+            "/_multisite/timing",
+            json!({"replica_creating_ms": replica_creating_ms, "replica_deleting_ms": replica_deleting_ms, "failover_ms": failover_ms}),
+        );
+    }
+
+    /// Injects (or clears) an endpoint failure behind a Route 53 health check.
+    pub fn set_health_check_failure(&self, health_check_id: &str, failing: bool) {
+        self.post("/_multisite/health-check-failure", json!({"health_check_id": health_check_id, "failing": failing}));
+    }
+
+    /// Every AWS call served since start (or the last [`Emulator::clear_requests`]).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        let (status, body) = self.control("GET", "/_multisite/requests", None);
+        assert_eq!(status, 200, "request log: {body}");
+        serde_json::from_value(body["requests"].clone()).expect("request log shape")
+    }
+
+    pub fn clear_requests(&self) {
+        let (status, body) = self.control("DELETE", "/_multisite/requests", None);
+        assert_eq!(status, 200, "clear request log: {body}");
+    }
+
+    /// The emulator's settings and replica groups, as JSON.
+    pub fn state(&self) -> Value {
+        self.control("GET", "/_multisite/state", None).1
+    }
+
+    fn post(&self, path: &str, body: Value) {
+        let (status, answer) = self.control("POST", path, Some(&body));
+        assert_eq!(status, 200, "POST {path} {body} -> {answer}");
+    }
+
+    /// A raw control-API call: (status, JSON body).
+    pub fn control(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let response = http::request(&self.url, method, path, body.map(|b| b.to_string()).as_deref())
+            .unwrap_or_else(|e| panic!("{method} {path} to the emulator failed: {e}"));
+        let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        (response.status, json)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Ok(mut stdin) = self._stdin.lock() {
+            if let Some(mut pipe) = stdin.take() {
+                let _ = pipe.flush();
+            }
+        }
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
