@@ -73,6 +73,9 @@ pub enum Error {
     UnknownRegion(String),
     #[error("ledger: {0}")]
     Ledger(String),
+    /// AWS answered, but not with the state the call should have produced; a retry may converge.
+    #[error("unexpected state: {0}")]
+    Unexpected(String),
 }
 
 impl Error {
@@ -106,7 +109,10 @@ impl Error {
 
     /// Whether a later attempt (a Lambda retry) can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Aws { kind: AwsErrorKind::Throttling | AwsErrorKind::Unavailable, .. })
+        matches!(
+            self,
+            Error::Aws { kind: AwsErrorKind::Throttling | AwsErrorKind::Unavailable, .. } | Error::Unexpected(_)
+        )
     }
 
     /// The AWS error code, e.g. `ResourceNotFoundException`.
@@ -127,6 +133,7 @@ impl Error {
             Error::InvalidEvent(_) => "InvalidEvent",
             Error::UnknownRegion(_) => "UnknownRegion",
             Error::Ledger(_) => "LedgerError",
+            Error::Unexpected(_) => "UnexpectedState",
         }
     }
 }

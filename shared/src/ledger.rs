@@ -27,6 +27,83 @@ pub const DOC: &str = "doc";
 pub const UPDATED_AT: &str = "updated_at_ms";
 pub const VERSION: &str = "version";
 
+/// Partition of the fleet status record.
+pub const STATUS_PK: &str = "status";
+/// Sort key of the one record holding every Region's status. One record, changed with an
+/// optimistic version check, serialises concurrent evacuations: two Regions alarming at once
+/// cannot both pass the min-healthy rule.
+pub const FLEET_SK: &str = "fleet";
+/// Partition of the lag-probe results.
+pub const PROBE_PK: &str = "probe";
+/// Sort key of the latest lag-probe summary (what failback gates read).
+pub const PROBE_LATEST_SK: &str = "latest";
+/// Sort key of the latest full lag-probe report.
+pub const PROBE_REPORT_SK: &str = "report";
+
+/// Partition of one Region's transitions.
+pub fn transition_pk(region: &str) -> String {
+    format!("transition#{region}")
+}
+
+/// Partition of the scaler's baselines for the evacuation of `evacuated_region`.
+pub fn scaling_pk(evacuated_region: &str) -> String {
+    format!("scaling#{evacuated_region}")
+}
+
+/// Whether a Region serves traffic. A Region without a status entry is `Active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub enum RegionStatus {
+    Active,
+    Evacuated,
+}
+
+/// One Region's entry in the fleet status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RegionStatusEntry {
+    pub status: RegionStatus,
+    /// When the status last changed (epoch ms, the writer's clock).
+    pub changed_at_ms: u64,
+    /// What caused it: the alarm change id, or `manual`.
+    pub cause: String,
+}
+
+/// The body of `status/fleet`: every Region's recorded status, written by failover.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FleetStatus {
+    pub regions: std::collections::BTreeMap<String, RegionStatusEntry>,
+}
+
+impl FleetStatus {
+    /// Region -> status for the Regions that have an entry.
+    pub fn statuses(&self) -> HashMap<String, RegionStatus> {
+        self.regions.iter().map(|(r, e)| (r.clone(), e.status)).collect()
+    }
+
+    pub fn status_of(&self, region: &str) -> RegionStatus {
+        self.regions.get(region).map(|e| e.status).unwrap_or(RegionStatus::Active)
+    }
+
+    pub fn last_change_ms(&self, region: &str) -> Option<u64> {
+        self.regions.get(region).map(|e| e.changed_at_ms)
+    }
+}
+
+/// The body of `probe/latest`, written by lag-probe and read by failback gates.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ProbeSummary {
+    /// When the probe finished (epoch ms).
+    pub measured_at_ms: u64,
+    /// Largest replication lag measured over all Region pairs (None when nothing was measured).
+    pub max_lag_ms: Option<u64>,
+    pub rpo_budget_ms: u64,
+    /// A pair exceeded the budget or timed out.
+    pub rpo_breached: bool,
+    /// Regions whose APIs could not be reached.
+    pub unreachable_regions: Vec<String>,
+    /// Number of readiness rules that failed.
+    pub readiness_failures: usize,
+}
+
 /// A stored record: its body and bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record<T> {
@@ -162,14 +239,15 @@ impl Ledger {
         expected_version: u64,
         now_ms: u64,
     ) -> Result<WriteOutcome, Error> {
-        let request = self
-            .dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(encode(pk, sk, body, expected_version + 1, now_ms)?))
-            .expression_attribute_names("#pk", PK);
+        let request = self.dynamodb.put_item().table_name(&self.table).set_item(Some(encode(
+            pk,
+            sk,
+            body,
+            expected_version + 1,
+            now_ms,
+        )?));
         let request = if expected_version == 0 {
-            request.condition_expression("attribute_not_exists(#pk)")
+            request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK)
         } else {
             request
                 .condition_expression("#v = :v")
@@ -177,6 +255,19 @@ impl Ledger {
                 .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
         };
         conditional_outcome(request.send().await.map(|_| ()), "PutItem", &self.region)
+    }
+
+    /// The fleet status and its version (0 when never written: every Region `Active`).
+    pub async fn fleet_status(&self) -> Result<(FleetStatus, u64), Error> {
+        Ok(match self.get::<FleetStatus>(STATUS_PK, FLEET_SK).await? {
+            Some(record) => (record.body, record.version),
+            None => (FleetStatus::default(), 0),
+        })
+    }
+
+    /// The latest lag-probe summary, if a probe has run.
+    pub async fn latest_probe(&self) -> Result<Option<Record<ProbeSummary>>, Error> {
+        self.get(PROBE_PK, PROBE_LATEST_SK).await
     }
 
     /// Creates the ledger table (tests and the drill; production creates it with the template).

@@ -1,10 +1,13 @@
 //! multisite's common crate: the typed topology every function reads, per-Region AWS clients,
 //! the shared error type, tracing set-up and Embedded Metric Format metrics.
 
+pub mod alarm;
 pub mod clients;
+pub mod clock;
 pub mod error;
 pub mod ledger;
 pub mod metrics;
+pub mod policy;
 pub mod telemetry;
 pub mod topology;
 

@@ -7,6 +7,7 @@
 
 pub mod fixtures;
 mod http;
+pub mod response_server;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;

@@ -1,0 +1,437 @@
+//! The planner: pure code that turns observed state and desired Region statuses into the list of
+//! actions that reconcile them (DESIGN.md section 2). No I/O; table-tested.
+
+use serde::Serialize;
+use shared::ledger::RegionStatus;
+use shared::topology::{RdsClusterArn, Topology};
+use std::collections::HashMap;
+
+/// What the observation step saw of one Region's Route 53 health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedHealthCheck {
+    pub region: String,
+    pub health_check_id: String,
+    /// `None` when the health check could not be read: the planner then acts as if it were not
+    /// in the desired state (the action is idempotent).
+    pub inverted: Option<bool>,
+}
+
+/// One member cluster of the Aurora global database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuroraMember {
+    pub cluster_arn: String,
+    pub region: String,
+    pub is_writer: bool,
+}
+
+/// What the observation step saw of the Aurora global database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedAurora {
+    pub global_cluster_id: String,
+    pub members: Vec<AuroraMember>,
+    /// A failover or switchover is already running: never start another.
+    pub failover_in_progress: bool,
+    /// The member a running failover or switchover moves the writer to.
+    pub failover_target_arn: Option<String>,
+}
+
+impl ObservedAurora {
+    pub fn writer(&self) -> Option<&AuroraMember> {
+        self.members.iter().find(|m| m.is_writer)
+    }
+}
+
+/// Everything observed before planning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    pub health_checks: Vec<ObservedHealthCheck>,
+    /// `None` when the topology has no Aurora database or it could not be read.
+    pub aurora: Option<ObservedAurora>,
+}
+
+/// How the Aurora writer moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WriterMove {
+    /// Unplanned: `FailoverGlobalCluster` with `AllowDataLoss` (the old writer may be unreachable).
+    Failover,
+    /// Planned (a drill, or failback): `SwitchoverGlobalCluster`, no data loss.
+    Switchover,
+}
+
+/// One step of a plan. Every action is idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action")]
+pub enum Action {
+    /// Invert the Region's health check so latency routing stops answering with it.
+    InvertHealthCheck { region: String, health_check_id: String },
+    /// Undo the inversion on failback.
+    RestoreHealthCheck { region: String, health_check_id: String },
+    /// Move the Aurora writer, calling RDS in the target's Region.
+    MoveAuroraWriter { from_region: String, to_region: String, target_cluster_arn: String, mode: WriterMove },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::InvertHealthCheck { .. } => "InvertHealthCheck",
+            Action::RestoreHealthCheck { .. } => "RestoreHealthCheck",
+            Action::MoveAuroraWriter { .. } => "MoveAuroraWriter",
+        }
+    }
+}
+
+/// What the caller wants beyond the Region statuses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// A planned drill: move the writer with a switchover instead of a failover.
+    pub planned: bool,
+    /// The Region being failed back, whose health check is restored.
+    pub failback_region: Option<String>,
+    /// On failback, also move the Aurora writer back to the failback Region (switchover).
+    pub restore_writer: bool,
+}
+
+/// The plan and notes on what was deliberately not done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub notes: Vec<String>,
+}
+
+/// Computes the actions that take `observed` to the `desired` statuses.
+pub fn plan(
+    topology: &Topology,
+    desired: &HashMap<String, RegionStatus>,
+    observed: &Observed,
+    options: &PlanOptions,
+) -> Plan {
+    let status = |region: &str| desired.get(region).copied().unwrap_or(RegionStatus::Active);
+    let mut result = Plan::default();
+
+    for check in &observed.health_checks {
+        match status(&check.region) {
+            RegionStatus::Evacuated if check.inverted != Some(true) => result.actions.push(Action::InvertHealthCheck {
+                region: check.region.clone(),
+                health_check_id: check.health_check_id.clone(),
+            }),
+            // Restore only the Region being failed back: an operator may have inverted another
+            // Active Region's check on purpose (maintenance), and a reconcile must not undo that.
+            RegionStatus::Active
+                if options.failback_region.as_deref() == Some(check.region.as_str())
+                    && check.inverted != Some(false) =>
+            {
+                result.actions.push(Action::RestoreHealthCheck {
+                    region: check.region.clone(),
+                    health_check_id: check.health_check_id.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+
+    if let Some(aurora) = &observed.aurora {
+        plan_aurora(topology, &status, aurora, options, &mut result);
+    } else if topology.aurora.is_some() {
+        result.notes.push("Aurora global cluster could not be observed: writer not checked".into());
+    }
+    result
+}
+
+fn plan_aurora(
+    topology: &Topology,
+    status: &dyn Fn(&str) -> RegionStatus,
+    aurora: &ObservedAurora,
+    options: &PlanOptions,
+    result: &mut Plan,
+) {
+    let Some(writer) = aurora.writer() else {
+        result.notes.push("Aurora global cluster has no writer member: nothing to move".into());
+        return;
+    };
+    let member_in = |region: &str| aurora.members.iter().find(|m| m.region == region);
+
+    let target = if status(&writer.region) == RegionStatus::Evacuated {
+        // The writer must leave: the highest-priority active Region with a member.
+        let candidate =
+            topology.regions().filter(|r| *r != writer.region && status(r) == RegionStatus::Active).find_map(member_in);
+        match candidate {
+            Some(member) => Some((member, if options.planned { WriterMove::Switchover } else { WriterMove::Failover })),
+            None => {
+                result.notes.push(format!("writer in evacuated {} but no active Region has a member", writer.region));
+                None
+            }
+        }
+    } else if let (true, Some(back)) = (options.restore_writer, options.failback_region.as_deref()) {
+        match member_in(back) {
+            Some(member) if member.region != writer.region && status(back) == RegionStatus::Active => {
+                Some((member, WriterMove::Switchover))
+            }
+            Some(_) => None,
+            None => {
+                result.notes.push(format!("no Aurora member in {back}: writer stays in {}", writer.region));
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    if let Some((member, mode)) = target {
+        if aurora.failover_in_progress {
+            result.notes.push("an Aurora failover is already in progress: not starting another".into());
+            return;
+        }
+        result.actions.push(Action::MoveAuroraWriter {
+            from_region: writer.region.clone(),
+            to_region: member.region.clone(),
+            target_cluster_arn: member.cluster_arn.clone(),
+            mode,
+        });
+    }
+}
+
+/// The Region of a member cluster ARN, if it parses.
+pub fn region_of_cluster(arn: &str) -> Option<String> {
+    RdsClusterArn::parse(arn).map(|a| a.region.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RegionStatus::{Active, Evacuated};
+
+    const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+
+    fn topology(n: usize) -> Topology {
+        let cells: Vec<_> = REGIONS[..n]
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "region": r, "health_check_id": format!("hc-{r}"), "auto_scaling_group": format!("asg-{r}"),
+                    "aurora_cluster_arn": arn(r), "alarms": [format!("alarm-{r}")]
+                })
+            })
+            .collect();
+        let json = serde_json::json!({
+            "name": "t", "cells": cells, "routing": {"hosted_zone_id": "Z", "record_name": "app.example.com"},
+            "global_table": "Data", "ledger_table": "Ledger", "rpo_budget_ms": 1000, "aurora": {"global_cluster_id": "g"}
+        });
+        Topology::from_json(&json.to_string()).expect("valid")
+    }
+
+    fn arn(region: &str) -> String {
+        format!("arn:aws:rds:{region}:123456789012:cluster:db-{region}")
+    }
+
+    fn observed(n: usize, inverted: &[&str], writer: &str, in_progress: bool) -> Observed {
+        Observed {
+            health_checks: REGIONS[..n]
+                .iter()
+                .map(|r| ObservedHealthCheck {
+                    region: r.to_string(),
+                    health_check_id: format!("hc-{r}"),
+                    inverted: Some(inverted.contains(r)),
+                })
+                .collect(),
+            aurora: Some(ObservedAurora {
+                global_cluster_id: "g".into(),
+                members: REGIONS[..n]
+                    .iter()
+                    .map(|r| AuroraMember { cluster_arn: arn(r), region: r.to_string(), is_writer: *r == writer })
+                    .collect(),
+                failover_in_progress: in_progress,
+                failover_target_arn: None,
+            }),
+        }
+    }
+
+    fn desired(evacuated: &[&str]) -> HashMap<String, RegionStatus> {
+        REGIONS.iter().map(|r| (r.to_string(), if evacuated.contains(r) { Evacuated } else { Active })).collect()
+    }
+
+    fn invert(r: &str) -> Action {
+        Action::InvertHealthCheck { region: r.into(), health_check_id: format!("hc-{r}") }
+    }
+
+    fn restore(r: &str) -> Action {
+        Action::RestoreHealthCheck { region: r.into(), health_check_id: format!("hc-{r}") }
+    }
+
+    fn move_writer(from: &str, to: &str, mode: WriterMove) -> Action {
+        Action::MoveAuroraWriter { from_region: from.into(), to_region: to.into(), target_cluster_arn: arn(to), mode }
+    }
+
+    #[test]
+    fn planner_table() {
+        use WriterMove::*;
+        let evac = PlanOptions::default();
+        let drill = PlanOptions { planned: true, ..PlanOptions::default() };
+        let failback = |r: &str, writer: bool| PlanOptions {
+            failback_region: Some(r.into()),
+            restore_writer: writer,
+            ..PlanOptions::default()
+        };
+        // (what, regions, evacuated, inverted now, writer, failover in progress, options, expected actions)
+        let cases: Vec<(&str, usize, Vec<&str>, Vec<&str>, &str, bool, PlanOptions, Vec<Action>)> = vec![
+            (
+                "2R: evacuate writer region",
+                2,
+                vec!["us-east-1"],
+                vec![],
+                "us-east-1",
+                false,
+                evac.clone(),
+                vec![invert("us-east-1"), move_writer("us-east-1", "eu-west-1", Failover)],
+            ),
+            (
+                "2R: evacuate reader region: writer stays",
+                2,
+                vec!["eu-west-1"],
+                vec![],
+                "us-east-1",
+                false,
+                evac.clone(),
+                vec![invert("eu-west-1")],
+            ),
+            (
+                "2R: already evacuated: nothing to do",
+                2,
+                vec!["us-east-1"],
+                vec!["us-east-1"],
+                "eu-west-1",
+                false,
+                evac.clone(),
+                vec![],
+            ),
+            (
+                "2R: inverted but writer still there",
+                2,
+                vec!["us-east-1"],
+                vec!["us-east-1"],
+                "us-east-1",
+                false,
+                evac.clone(),
+                vec![move_writer("us-east-1", "eu-west-1", Failover)],
+            ),
+            (
+                "2R: failover in progress: none started",
+                2,
+                vec!["us-east-1"],
+                vec![],
+                "us-east-1",
+                true,
+                evac.clone(),
+                vec![invert("us-east-1")],
+            ),
+            (
+                "2R: planned drill uses switchover",
+                2,
+                vec!["us-east-1"],
+                vec![],
+                "us-east-1",
+                false,
+                drill.clone(),
+                vec![invert("us-east-1"), move_writer("us-east-1", "eu-west-1", Switchover)],
+            ),
+            (
+                "3R: evacuate writer: highest-priority survivor",
+                3,
+                vec!["us-east-1"],
+                vec![],
+                "us-east-1",
+                false,
+                evac.clone(),
+                vec![invert("us-east-1"), move_writer("us-east-1", "eu-west-1", Failover)],
+            ),
+            (
+                "3R: priority skips an evacuated survivor",
+                3,
+                vec!["us-east-1", "eu-west-1"],
+                vec!["eu-west-1"],
+                "us-east-1",
+                false,
+                evac.clone(),
+                vec![invert("us-east-1"), move_writer("us-east-1", "ap-southeast-1", Failover)],
+            ),
+            (
+                "3R: evacuate a reader",
+                3,
+                vec!["ap-southeast-1"],
+                vec![],
+                "us-east-1",
+                false,
+                evac.clone(),
+                vec![invert("ap-southeast-1")],
+            ),
+            ("3R: nothing evacuated, nothing inverted", 3, vec![], vec![], "us-east-1", false, evac.clone(), vec![]),
+            (
+                "3R: manual inversion of an active region is left alone",
+                3,
+                vec![],
+                vec!["eu-west-1"],
+                "us-east-1",
+                false,
+                evac.clone(),
+                vec![],
+            ),
+            (
+                "2R: failback restores the check, writer stays",
+                2,
+                vec![],
+                vec!["us-east-1"],
+                "eu-west-1",
+                false,
+                failback("us-east-1", false),
+                vec![restore("us-east-1")],
+            ),
+            (
+                "2R: failback with writer restore",
+                2,
+                vec![],
+                vec!["us-east-1"],
+                "eu-west-1",
+                false,
+                failback("us-east-1", true),
+                vec![restore("us-east-1"), move_writer("eu-west-1", "us-east-1", Switchover)],
+            ),
+            ("3R: failback already done", 3, vec![], vec![], "us-east-1", false, failback("us-east-1", true), vec![]),
+            (
+                "3R: failback while another region stays evacuated",
+                3,
+                vec!["eu-west-1"],
+                vec!["us-east-1", "eu-west-1"],
+                "ap-southeast-1",
+                false,
+                failback("us-east-1", false),
+                vec![restore("us-east-1")],
+            ),
+        ];
+        for (what, n, evacuated, inverted, writer, in_progress, options, expected) in cases {
+            let got = plan(&topology(n), &desired(&evacuated), &observed(n, &inverted, writer, in_progress), &options);
+            assert_eq!(got.actions, expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn unknown_health_check_state_is_acted_on_idempotently() {
+        let mut seen = observed(2, &[], "eu-west-1", false);
+        seen.health_checks[0].inverted = None;
+        let got = plan(&topology(2), &desired(&["us-east-1"]), &seen, &PlanOptions::default());
+        assert_eq!(got.actions, vec![invert("us-east-1")]);
+    }
+
+    #[test]
+    fn unobservable_aurora_is_noted_not_guessed() {
+        let mut seen = observed(2, &[], "us-east-1", false);
+        seen.aurora = None;
+        let got = plan(&topology(2), &desired(&["us-east-1"]), &seen, &PlanOptions::default());
+        assert_eq!(got.actions, vec![invert("us-east-1")]);
+        assert!(got.notes.iter().any(|n| n.contains("could not be observed")), "{:?}", got.notes);
+    }
+
+    #[test]
+    fn cluster_arn_regions() {
+        assert_eq!(region_of_cluster(&arn("eu-west-1")).as_deref(), Some("eu-west-1"));
+        assert_eq!(region_of_cluster("nonsense"), None);
+    }
+}

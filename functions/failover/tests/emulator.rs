@@ -1,0 +1,380 @@
+//! failover through its real handler against the emulator, fed by the `events/` files: 2- and
+//! 3-Region evacuations, static stability with the failed Region's APIs down, the min-healthy
+//! rule, duplicate deliveries, failback gates, dry run and malformed input.
+
+use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
+use failover::{Deps, Outcome, Report};
+use multisite_tests::Emulator;
+use multisite_tests::fixtures::{create_aurora_global, describe_global, eventually, unique_name, writer_arn};
+use serde_json::{Value, json};
+use shared::clock::{Clock, FixedClock};
+use shared::ledger::{self, ProbeSummary, RegionStatus};
+use shared::{Ledger, RegionalClients, Topology};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+const HOME: &str = "eu-west-1";
+const T0: u64 = 1_800_000_000_000;
+
+fn event(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("event JSON")
+}
+
+/// The direct-action ALARM sample, retargeted at another Region's alarm.
+fn alarm_for(region: &str, state: &str) -> Value {
+    let mut e = event(&format!("alarm-alarm-action-us-east-1-{}.json", state.to_lowercase()));
+    e["alarmData"]["alarmName"] = format!("web-{region}-unhealthy").into();
+    e
+}
+
+/// A multi-Region deployment in the emulator: health checks, an Aurora global cluster with a
+/// member per Region (writer in the first), the ledger table, and the topology describing them.
+struct World {
+    emulator: Emulator,
+    topology: Topology,
+    clients: RegionalClients,
+    clock: FixedClock,
+    global_id: String,
+}
+
+impl World {
+    async fn new(n: usize, policy: Value) -> Self {
+        let emulator = Emulator::start();
+        emulator.set_timing(100, 100, 200);
+        let regions = &REGIONS[..n];
+        let clients = emulator.clients(&REGIONS).await;
+        let route53 = &clients.region(HOME).expect("home").route53;
+        let mut health_checks = Vec::new();
+        for region in regions {
+            let created = route53
+                .create_health_check()
+                .caller_reference(unique_name(region))
+                .health_check_config(
+                    HealthCheckConfig::builder()
+                        .r#type(HealthCheckType::Https)
+                        .fully_qualified_domain_name(format!("{region}.app.example.com"))
+                        .port(443)
+                        .resource_path("/health")
+                        .build()
+                        .expect("config"),
+                )
+                .send()
+                .await
+                .expect("health check");
+            health_checks.push(created.health_check.map(|h| h.id).expect("id"));
+        }
+        let global_id = unique_name("sessions");
+        let members: Vec<(&str, String)> = regions.iter().map(|r| (*r, format!("db-{r}"))).collect();
+        let member_refs: Vec<(&str, &str)> = members.iter().map(|(r, id)| (*r, id.as_str())).collect();
+        let arns = create_aurora_global(&clients, &global_id, &member_refs).await;
+        Ledger::create_table(&clients.region(HOME).expect("home").dynamodb, "multisite-ledger", HOME)
+            .await
+            .expect("ledger table");
+        let cells: Vec<Value> = regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                json!({"region": r, "health_check_id": health_checks[i], "auto_scaling_group": format!("web-{r}"),
+                       "aurora_cluster_arn": arns[i], "alarms": [format!("web-{r}-unhealthy")]})
+            })
+            .collect();
+        let topology = Topology::from_json(
+            &json!({
+                "name": "drill", "cells": cells,
+                "routing": {"hosted_zone_id": "Z1", "record_name": "app.example.com"},
+                "global_table": "UserSessions", "aurora": {"global_cluster_id": global_id},
+                "ledger_table": "multisite-ledger", "rpo_budget_ms": 2000, "failover_policy": policy
+            })
+            .to_string(),
+        )
+        .expect("topology");
+        emulator.clear_requests();
+        Self { emulator, topology, clients, clock: FixedClock::at(T0), global_id }
+    }
+
+    fn deps(&self) -> Deps<'_> {
+        Deps { topology: &self.topology, clients: &self.clients, home_region: HOME, clock: &self.clock }
+    }
+
+    async fn handle(&self, payload: Value) -> Result<Vec<Report>, shared::Error> {
+        failover::handle(payload, &self.deps()).await
+    }
+
+    async fn inverted(&self, region: &str) -> bool {
+        let id = &self.topology.cell(region).expect("cell").health_check_id;
+        let route53 = &self.clients.region(HOME).expect("home").route53;
+        let hc = route53.get_health_check().health_check_id(id).send().await.expect("health check");
+        hc.health_check.and_then(|h| h.health_check_config).and_then(|c| c.inverted).unwrap_or(false)
+    }
+
+    async fn writer_region(&self) -> String {
+        let rds = &self.clients.region(HOME).expect("home").rds;
+        let arn = writer_arn(&describe_global(rds, &self.global_id).await).expect("writer");
+        failover::plan::region_of_cluster(&arn).expect("region")
+    }
+
+    /// Waits for the emulator to finish a global failover started by the handler.
+    async fn wait_writer(&self, region: &str) {
+        let moved = eventually(Duration::from_secs(10), Duration::from_millis(50), || async {
+            (self.writer_region().await == region).then_some(())
+        })
+        .await;
+        assert!(moved.is_some(), "writer never reached {region}");
+    }
+
+    fn ledger(&self) -> Ledger {
+        Ledger::new(self.clients.region(HOME).expect("home").dynamodb.clone(), "multisite-ledger", HOME)
+    }
+
+    async fn status(&self, region: &str) -> RegionStatus {
+        self.ledger().fleet_status().await.expect("fleet").0.status_of(region)
+    }
+
+    async fn transitions(&self, region: &str) -> usize {
+        self.ledger().list::<Value>(&ledger::transition_pk(region)).await.expect("transitions").len()
+    }
+}
+
+fn only(reports: Vec<Report>) -> Report {
+    assert_eq!(reports.len(), 1);
+    reports.into_iter().next().expect("one report")
+}
+
+#[tokio::test]
+async fn two_region_evacuation_inverts_the_check_and_moves_the_writer() {
+    let world = World::new(2, json!({})).await;
+
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+
+    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert!(report.transition_recorded);
+    assert!(world.inverted("us-east-1").await, "latency routing no longer answers with us-east-1");
+    assert!(!world.inverted("eu-west-1").await);
+    world.wait_writer("eu-west-1").await;
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
+    assert_eq!(world.transitions("us-east-1").await, 1);
+    let rds_calls: Vec<_> =
+        world.emulator.requests().into_iter().filter(|r| r.operation == "FailoverGlobalCluster").collect();
+    assert_eq!(rds_calls.len(), 1);
+    assert_eq!(rds_calls[0].region, "eu-west-1", "RDS failover is called in the target Region");
+}
+
+#[tokio::test]
+async fn three_region_evacuation_via_eventbridge_and_sns_moves_the_writer_only_from_the_failed_region() {
+    let world = World::new(3, json!({})).await;
+
+    // ap-southeast-1 holds no writer: only its check flips.
+    let mut ap = event("alarm-eventbridge-us-east-1-alarm.json");
+    ap["detail"]["alarmName"] = "web-ap-southeast-1-unhealthy".into();
+    let report = only(world.handle(ap).await.expect("ap evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert!(world.inverted("ap-southeast-1").await);
+    assert_eq!(world.writer_region().await, "us-east-1", "writer untouched");
+    assert!(!world.emulator.requests().iter().any(|r| r.operation == "FailoverGlobalCluster"));
+
+    // us-east-1 (the writer) through SNS, inside the cool-down of nothing: allowed (min 1 healthy).
+    world.clock.advance_ms(1_000);
+    let report = only(world.handle(event("alarm-sns-us-east-1-alarm.json")).await.expect("us-east-1 evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert!(world.inverted("us-east-1").await);
+    world.wait_writer("eu-west-1").await;
+}
+
+#[tokio::test]
+async fn evacuation_completes_with_the_failed_regions_apis_down() {
+    let world = World::new(3, json!({})).await;
+    // us-east-1's regional APIs fail; Route 53's global control plane is modelled as surviving.
+    world.emulator.control(
+        "POST",
+        "/_multisite/outage",
+        Some(&json!({"region": "us-east-1", "down": true, "except_services": ["route53"]})),
+    );
+
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+
+    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert!(world.inverted("us-east-1").await);
+    world.wait_writer("eu-west-1").await;
+    let to_failed: Vec<_> =
+        world.emulator.requests().into_iter().filter(|r| r.region == "us-east-1" && r.service != "route53").collect();
+    assert!(to_failed.is_empty(), "no call to the failed Region on the critical path: {to_failed:?}");
+}
+
+#[tokio::test]
+async fn when_route53_fails_the_aurora_step_still_runs_and_the_retry_converges() {
+    let world = World::new(2, json!({})).await;
+    // Route 53 calls are made from the acting (surviving) Region's client.
+    world.emulator.throttle("eu-west-1", 1000, Some("route53"), Some("UpdateHealthCheck"));
+
+    let err = world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect_err("route53 step fails");
+    assert!(err.is_retryable(), "{err}");
+    world.wait_writer("eu-west-1").await;
+    assert!(!world.inverted("us-east-1").await);
+
+    world.emulator.throttle("eu-west-1", 0, Some("route53"), Some("UpdateHealthCheck"));
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("retry converges"));
+    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert!(!report.transition_recorded, "the retry is the same transition");
+    assert!(world.inverted("us-east-1").await);
+    assert_eq!(world.transitions("us-east-1").await, 1);
+}
+
+#[tokio::test]
+async fn both_regions_alarming_evacuates_one_and_refuses_the_other() {
+    let world = World::new(2, json!({})).await;
+
+    let (a, b) =
+        tokio::join!(world.handle(alarm_for("us-east-1", "ALARM")), world.handle(alarm_for("eu-west-1", "ALARM")));
+    let outcomes = [only(a.expect("a")).outcome, only(b.expect("b")).outcome];
+
+    assert!(outcomes.contains(&Outcome::Reconciled) && outcomes.contains(&Outcome::Refused), "{outcomes:?}");
+    let inverted = [world.inverted("us-east-1").await, world.inverted("eu-west-1").await];
+    assert_eq!(inverted.iter().filter(|i| **i).count(), 1, "exactly one Region out of DNS: {inverted:?}");
+    let statuses = [world.status("us-east-1").await, world.status("eu-west-1").await];
+    assert!(statuses.contains(&RegionStatus::Active), "one Region stays active: {statuses:?}");
+}
+
+#[tokio::test]
+async fn ten_concurrent_duplicate_deliveries_record_exactly_one_transition() {
+    let world = World::new(3, json!({})).await;
+    let payload = event("alarm-eventbridge-us-east-1-alarm.json");
+
+    let results = deliver_concurrently(&world, &payload, 10).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let recorded = results.iter().filter_map(|r| r.as_ref().ok()).filter(|r| r.transition_recorded).count();
+    assert_eq!(recorded, 1);
+    assert_eq!(world.transitions("us-east-1").await, 1);
+    assert!(world.inverted("us-east-1").await);
+    world.wait_writer("eu-west-1").await;
+    let failovers =
+        world.emulator.requests().iter().filter(|r| r.operation == "FailoverGlobalCluster" && r.status == 200).count();
+    assert_eq!(failovers, 1, "one writer move, whatever the duplicates");
+
+    // A later duplicate changes nothing.
+    world.emulator.clear_requests();
+    let again = only(world.handle(payload).await.expect("again"));
+    assert!(again.plan.expect("plan").actions.is_empty());
+    assert!(
+        !world
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.operation == "UpdateHealthCheck" || r.operation.starts_with("Failover"))
+    );
+}
+
+async fn deliver_concurrently(world: &World, payload: &Value, n: usize) -> Vec<Result<Report, shared::Error>> {
+    let calls = (0..n).map(|_| async { world.handle(payload.clone()).await.map(only) });
+    futures_util::future::join_all(calls).await
+}
+
+#[tokio::test]
+async fn failback_waits_for_the_gates_then_restores_the_region() {
+    let world = World::new(2, json!({"auto_failback": true, "cooldown_seconds": 60})).await;
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+    world.wait_writer("eu-west-1").await;
+
+    // Inside the cool-down: pending.
+    world.clock.advance_ms(10_000);
+    let pending = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("gated"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending);
+    assert!(pending.reason.as_deref().unwrap_or_default().contains("cool-down"), "{:?}", pending.reason);
+    assert!(world.inverted("us-east-1").await);
+
+    // Cool-down over, but the lag-probe says the RPO budget is breached: pending.
+    world.clock.advance_ms(120_000);
+    let breached = ProbeSummary {
+        measured_at_ms: world.clock.now_ms(),
+        max_lag_ms: Some(5_000),
+        rpo_budget_ms: 2_000,
+        rpo_breached: true,
+        unreachable_regions: vec![],
+        readiness_failures: 0,
+    };
+    world
+        .ledger()
+        .put(ledger::PROBE_PK, ledger::PROBE_LATEST_SK, &breached, 1, world.clock.now_ms())
+        .await
+        .expect("probe");
+    let pending = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("gated"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending);
+    assert!(pending.reason.as_deref().unwrap_or_default().contains("RPO"), "{:?}", pending.reason);
+
+    // A good probe: failback restores the check; the writer stays unless asked.
+    let good = ProbeSummary { max_lag_ms: Some(400), rpo_breached: false, ..breached };
+    world.ledger().put(ledger::PROBE_PK, ledger::PROBE_LATEST_SK, &good, 2, world.clock.now_ms()).await.expect("probe");
+    let mut ok = event("alarm-alarm-action-us-east-1-ok.json");
+    ok["multisite"] = json!({"restore_writer": true});
+    let done = only(world.handle(ok).await.expect("failback"));
+    assert_eq!(done.outcome, Outcome::Reconciled);
+    assert!(done.transition_recorded);
+    assert!(!world.inverted("us-east-1").await);
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+    world.wait_writer("us-east-1").await;
+}
+
+#[tokio::test]
+async fn failback_without_auto_failback_is_reported_pending() {
+    let world = World::new(2, json!({})).await;
+    only(world.handle(event("alarm-sns-us-east-1-alarm.json")).await.expect("evacuated"));
+    world.clock.advance_ms(3_600_000);
+    let pending = only(world.handle(event("alarm-sns-us-east-1-ok.json")).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending);
+    assert!(pending.reason.as_deref().unwrap_or_default().contains("manually"));
+    assert!(world.inverted("us-east-1").await);
+}
+
+#[tokio::test]
+async fn dry_run_returns_the_plan_and_changes_nothing() {
+    let world = World::new(2, json!({})).await;
+    let mut payload = event("alarm-alarm-action-us-east-1-alarm.json");
+    payload["multisite"] = json!({"dry_run": true});
+
+    let report = only(world.handle(payload).await.expect("dry run"));
+
+    assert_eq!(report.outcome, Outcome::DryRun);
+    let actions: Vec<&str> = report.plan.as_ref().expect("plan").actions.iter().map(|a| a.name()).collect();
+    assert_eq!(actions, ["InvertHealthCheck", "MoveAuroraWriter"]);
+    assert!(!world.inverted("us-east-1").await);
+    assert_eq!(world.writer_region().await, "us-east-1");
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+    let writes = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| !r.operation.starts_with("Get") && !r.operation.starts_with("Describe") && r.operation != "Query")
+        .count();
+    assert_eq!(writes, 0);
+}
+
+#[tokio::test]
+async fn malformed_events_and_unknown_alarms_make_no_aws_call() {
+    let world = World::new(2, json!({})).await;
+    let mut no_state = event("alarm-alarm-action-us-east-1-alarm.json");
+    no_state["alarmData"].as_object_mut().map(|o| o.remove("state"));
+    let mut not_alarm = event("alarm-sns-us-east-1-alarm.json");
+    not_alarm["Records"][0]["Sns"]["Message"] = "{\"hello\": \"world\"}".into();
+    let mut bad_override = event("alarm-alarm-action-us-east-1-alarm.json");
+    bad_override["multisite"] = json!({"dry-run": true});
+    for (what, payload) in [
+        ("not JSON object", json!("ALARM")),
+        ("wrong shape", json!({"foo": [1, 2]})),
+        ("missing state", no_state),
+        ("SNS message not an alarm", not_alarm),
+        ("unknown override", bad_override),
+    ] {
+        let err = world.handle(payload).await.expect_err(what);
+        assert_eq!(err.error_type(), "InvalidEvent", "{what}: {err}");
+    }
+
+    let report = only(world.handle(alarm_for("sa-east-1", "ALARM")).await.expect("ignored"));
+    assert_eq!(report.outcome, Outcome::Ignored);
+    let mut insufficient = event("alarm-alarm-action-us-east-1-alarm.json");
+    insufficient["alarmData"]["state"]["value"] = "INSUFFICIENT_DATA".into();
+    assert_eq!(only(world.handle(insufficient).await.expect("ignored")).outcome, Outcome::Ignored);
+
+    assert!(world.emulator.requests().is_empty(), "no AWS call: {:?}", world.emulator.requests());
+}

@@ -1,0 +1,576 @@
+//! provisioner: the CloudFormation custom resource `Custom::GlobalTableReplicas`, which makes a
+//! DynamoDB table's replica set (global tables version 2019.11.21) match a list of Regions, and
+//! **always answers CloudFormation**.
+//!
+//! ```yaml
+//! UserSessionsReplicas:
+//!   Type: Custom::GlobalTableReplicas
+//!   Properties:
+//!     ServiceToken: !GetAtt ProvisionerFunction.Arn
+//!     ServiceTimeout: 900
+//!     TableName: !Ref UserSessions
+//!     Regions: [us-east-1, eu-west-1, ap-southeast-1]
+//! ```
+//!
+//! How the guarantees of the README section "provisioner: Custom::GlobalTableReplicas" are met:
+//!
+//! * **Always an answer.** The function takes raw JSON ([`request`]), so a malformed event still
+//!   reaches our code and is answered FAILED with a reason that says what to fix. The work runs in
+//!   a spawned task: a panic becomes a `JoinError` (the release profile keeps `panic = "unwind"`)
+//!   and is answered FAILED. A deadline guard fires a margin before the Lambda deadline (or the
+//!   end of the `ServiceTimeout`), aborts the work and answers FAILED saying what was in progress.
+//!   Whichever comes first answers; the answer is sent exactly once per invocation.
+//! * **Long waits continue.** Near the Lambda deadline, while replicas are still changing, the
+//!   function re-invokes itself asynchronously with the event plus its state ([`continuation`])
+//!   and returns without answering; the budget is the resource's `ServiceTimeout` (default 3600 s)
+//!   measured from the first invocation, after which it answers FAILED.
+//! * **Stable PhysicalResourceId** ([`response`]): deterministic on Create, echoed on
+//!   Update/Delete, never invented on failure; a `TableName` change is a replacement.
+//! * **Bounded, well-formed answers** ([`response`], [`delivery`]): the body stays within 4096
+//!   bytes; the PUT has an empty Content-Type and is retried with backoff, never past the deadline;
+//!   an answer that cannot be delivered is logged as an error.
+//! * **Replicas are reconciled** ([`plan`], [`reconcile`]): one replica change per `UpdateTable`,
+//!   waiting for ACTIVE between changes; Delete removes only the replicas this resource added,
+//!   recorded as a tag on the table ([`record`]).
+
+pub mod config;
+pub mod continuation;
+pub mod delivery;
+pub mod dynamodb;
+pub mod plan;
+pub mod properties;
+pub mod reconcile;
+pub mod record;
+pub mod regions;
+pub mod request;
+pub mod response;
+
+pub use config::Config;
+pub use continuation::{Continuation, LambdaContinuation};
+pub use delivery::ResponseClient;
+pub use dynamodb::DynamoDbClients;
+
+use crate::dynamodb::Tables;
+use crate::plan::Goal;
+use crate::properties::{LenientProperties, Properties, Rules};
+use crate::reconcile::{Clock, LogContext, Progress, Reconciled, Reconciler};
+use crate::request::{ContinuationState, Envelope, Request};
+use crate::response::{Answer, Status, physical_resource_id};
+use lambda_runtime::{Context, LambdaEvent};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// What the logs say instead of a value that came from NoEcho properties.
+const WITHHELD: &str = "(withheld: NoEcho)";
+
+/// Everything the handler needs, built once per container (see `main.rs`).
+pub struct Dependencies {
+    pub config: Config,
+    pub dynamodb: Arc<dyn DynamoDbClients>,
+    pub continuation: Arc<dyn Continuation>,
+    pub responses: ResponseClient,
+}
+
+/// How an invocation ended (the function's return value, handy with `cargo lambda invoke`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Success,
+    Failed,
+    /// The wait continues in a new invocation, which will answer.
+    Continued,
+    /// The event has no usable ResponseURL: nothing can be answered.
+    Unanswerable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Summary {
+    pub outcome: Outcome,
+    pub physical_resource_id: Option<String>,
+    pub reason: Option<String>,
+    /// Whether CloudFormation's ResponseURL accepted the answer.
+    pub delivered: bool,
+    pub delivery_attempts: usize,
+}
+
+/// What the work task decided.
+#[derive(Debug)]
+enum Verdict {
+    Answer(Answer),
+    Continued { attempt: u32 },
+}
+
+/// Facts about this invocation the work task needs.
+#[derive(Debug, Clone)]
+struct Invocation {
+    /// Name or ARN to re-invoke for a continuation.
+    function: Option<String>,
+    started_at_ms: u64,
+    attempt: u32,
+    settings_applied: BTreeSet<String>,
+    /// The PhysicalResourceId of any FAILED answer.
+    failure_id: String,
+    no_echo: bool,
+}
+
+/// Handles one custom-resource event (or continuation). Never returns an error: every outcome is
+/// answered to CloudFormation (or logged when it cannot be), and a Lambda error would only make
+/// Lambda retry an event that was already answered.
+pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Result<Summary, Infallible> {
+    let (payload, context) = event.into_parts();
+    let config = &deps.config;
+    let envelope = Envelope::read(&payload);
+    let lenient = LenientProperties::read(payload.get("ResourceProperties").unwrap_or(&Value::Null));
+    let continuation = payload
+        .get(request::CONTINUATION_KEY)
+        .and_then(|state| serde_json::from_value::<ContinuationState>(state.clone()).ok());
+    let log = LogContext {
+        request_type: envelope.request_type.clone().unwrap_or_default(),
+        logical_resource_id: envelope.logical_resource_id.clone(),
+        request_id: envelope.request_id.clone(),
+        no_echo: envelope.no_echo,
+    };
+    tracing::info!(
+        request_type = %log.request_type,
+        logical_resource_id = %envelope.logical_resource_id,
+        stack_id = %envelope.stack_id,
+        request_id = %envelope.request_id,
+        physical_resource_id = if envelope.no_echo { WITHHELD } else { envelope.physical_resource_id.as_deref().unwrap_or("") },
+        continuation = continuation.as_ref().map(|c| c.attempt).unwrap_or(0),
+        lambda_request_id = %context.request_id,
+        table = if envelope.no_echo { "" } else { lenient.table_name.as_deref().unwrap_or("") },
+        "custom resource request"
+    );
+
+    let Some(response_url) = envelope.response_url.clone() else {
+        tracing::error!(
+            request_type = %log.request_type,
+            logical_resource_id = %envelope.logical_resource_id,
+            stack_id = %envelope.stack_id,
+            request_id = %envelope.request_id,
+            outcome = "UNANSWERABLE",
+            "the event has no ResponseURL (or not an http(s) URL): nothing can be answered; CloudFormation waits until its own timeout"
+        );
+        return Ok(Summary {
+            outcome: Outcome::Unanswerable,
+            physical_resource_id: None,
+            reason: Some("no ResponseURL in the event".to_owned()),
+            delivered: false,
+            delivery_attempts: 0,
+        });
+    };
+
+    // Time: the Lambda deadline, and the ServiceTimeout budget measured from the first invocation.
+    let now_ms = epoch_ms(SystemTime::now());
+    let started_at_ms = continuation.as_ref().map(|c| c.started_at_ms.min(now_ms)).unwrap_or(now_ms);
+    let service_timeout =
+        envelope.service_timeout.or(lenient.service_timeout).unwrap_or(properties::DEFAULT_SERVICE_TIMEOUT);
+    let lambda_deadline = match context.deadline {
+        0 => Instant::now() + config.default_invocation_time,
+        deadline_ms => instant_at(deadline_ms, now_ms),
+    };
+    let clock = Clock {
+        lambda_deadline,
+        budget_end: instant_at(started_at_ms.saturating_add(service_timeout.as_millis() as u64), now_ms),
+        service_timeout,
+        margin: config.deadline_margin,
+        poll: config.poll_interval,
+        continue_reserve: config.continue_reserve,
+    };
+
+    let failure_id = envelope.physical_resource_id.clone().unwrap_or_else(|| {
+        physical_resource_id(&config.home_region, lenient.table_name.as_deref(), &envelope.logical_resource_id)
+    });
+    let invocation = Invocation {
+        function: own_function_name(&context, config),
+        started_at_ms,
+        attempt: continuation.as_ref().map(|c| c.attempt).unwrap_or(0),
+        settings_applied: continuation.map(|c| c.settings_applied.into_iter().collect()).unwrap_or_default(),
+        failure_id: failure_id.clone(),
+        no_echo: envelope.no_echo,
+    };
+
+    // The work runs in its own task, under the deadline guard; the first to finish answers.
+    let progress = Progress::default();
+    progress.set("starting");
+    let mut work =
+        tokio::spawn(provision(payload, Arc::clone(deps), invocation, clock.clone(), progress.clone(), log.clone()));
+    let guard = tokio::time::sleep_until(clock.guard_at());
+    tokio::pin!(guard);
+    let verdict = tokio::select! {
+        // A finished work wins a tie with the guard: it may already have queued a continuation.
+        biased;
+        joined = &mut work => match joined {
+            Ok(verdict) => verdict,
+            Err(e) if e.is_panic() => {
+                let message = panic_message(e.into_panic());
+                tracing::error!(logical_resource_id = %log.logical_resource_id, request_id = %log.request_id, panic = %message, "the provisioner panicked");
+                Verdict::Answer(Answer::failed(
+                    failure_id.clone(),
+                    format!("internal error: the provisioner panicked ({message}) while {}; this is a bug: please report it with the function's logs", progress.get()),
+                    envelope.no_echo,
+                ))
+            }
+            Err(e) => Verdict::Answer(Answer::failed(failure_id.clone(), format!("internal error: the provisioning task ended unexpectedly: {e}"), envelope.no_echo)),
+        },
+        () = &mut guard => {
+            work.abort();
+            let reason = if clock.budget_binds() {
+                format!(
+                    "the ServiceTimeout of {} s is nearly spent (deadline guard) while {}; set ServiceTimeout higher (up to 3600)",
+                    clock.service_timeout.as_secs(), progress.get()
+                )
+            } else {
+                format!(
+                    "the function's time limit is nearly reached (deadline guard, {} ms before the Lambda timeout) while {}; raise the function timeout (900 s recommended)",
+                    clock.margin.as_millis(), progress.get()
+                )
+            };
+            tracing::error!(logical_resource_id = %log.logical_resource_id, request_id = %log.request_id, "deadline guard fired");
+            Verdict::Answer(Answer::failed(failure_id.clone(), reason, envelope.no_echo))
+        }
+    };
+
+    let answer = match verdict {
+        Verdict::Continued { attempt } => {
+            tracing::info!(
+                request_type = %log.request_type,
+                logical_resource_id = %envelope.logical_resource_id,
+                stack_id = %envelope.stack_id,
+                request_id = %envelope.request_id,
+                outcome = "CONTINUED",
+                continuation = attempt,
+                "the wait continues in a new invocation, which will answer"
+            );
+            return Ok(Summary {
+                outcome: Outcome::Continued,
+                physical_resource_id: None,
+                reason: None,
+                delivered: false,
+                delivery_attempts: 0,
+            });
+        }
+        Verdict::Answer(answer) => answer,
+    };
+
+    let body = response::body(&envelope, &answer);
+    // With NoEcho nothing that came from the properties (table, Regions, reasons quoting them)
+    // reaches the logs; CloudFormation still gets the full reason.
+    let no_echo = envelope.no_echo || answer.no_echo;
+    if !body.dropped_data_keys.is_empty() {
+        let dropped =
+            if no_echo { format!("{} keys", body.dropped_data_keys.len()) } else { body.dropped_data_keys.join(", ") };
+        tracing::warn!(%dropped, "Data keys dropped to keep the response within 4096 bytes");
+    }
+    let delivery_deadline = lambda_deadline.checked_sub(Duration::from_millis(200)).unwrap_or_else(Instant::now);
+    let delivery =
+        delivery::deliver_with(&config.delivery, delivery_deadline, || deps.responses.put(&response_url, &body.bytes))
+            .await;
+    let outcome = match body.status {
+        Status::Success => Outcome::Success,
+        Status::Failed => Outcome::Failed,
+    };
+    let reason = serde_json::from_slice::<Value>(&body.bytes)
+        .ok()
+        .and_then(|v| v.get("Reason").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    let logged_reason = if no_echo { WITHHELD } else { reason.as_str() };
+    let logged_id = if no_echo { WITHHELD } else { answer.physical_resource_id.as_str() };
+    if delivery.delivered {
+        tracing::info!(
+            request_type = %log.request_type,
+            logical_resource_id = %envelope.logical_resource_id,
+            stack_id = %envelope.stack_id,
+            request_id = %envelope.request_id,
+            outcome = body.status.as_str(),
+            physical_resource_id = %logged_id,
+            reason = %logged_reason,
+            attempts = delivery.attempts.len(),
+            "answered CloudFormation"
+        );
+    } else {
+        tracing::error!(
+            request_type = %log.request_type,
+            logical_resource_id = %envelope.logical_resource_id,
+            stack_id = %envelope.stack_id,
+            request_id = %envelope.request_id,
+            outcome = body.status.as_str(),
+            physical_resource_id = %logged_id,
+            reason = %logged_reason,
+            attempts = ?delivery.attempts,
+            "the response could not be delivered to CloudFormation's ResponseURL"
+        );
+    }
+    Ok(Summary {
+        outcome,
+        physical_resource_id: Some(answer.physical_resource_id),
+        reason: Some(reason),
+        delivered: delivery.delivered,
+        delivery_attempts: delivery.attempts.len(),
+    })
+}
+
+/// The work: parse, validate, reconcile; returns the answer or a continuation.
+async fn provision(
+    payload: Value,
+    deps: Arc<Dependencies>,
+    invocation: Invocation,
+    clock: Clock,
+    progress: Progress,
+    log: LogContext,
+) -> Verdict {
+    let config = &deps.config;
+    let home = config.home_region.as_str();
+    let failed =
+        |reason: String| Verdict::Answer(Answer::failed(invocation.failure_id.clone(), reason, invocation.no_echo));
+    let request = match request::parse(&payload) {
+        Ok((request, _)) => request,
+        Err(e) => return failed(e.to_string()),
+    };
+    let rules = Rules { home_region: home, known_regions: &config.known_regions };
+    let work = Work { deps: &deps, payload: &payload, invocation: &invocation, clock, progress, log };
+    match request {
+        Request::Create(create) => match Properties::parse(&create.resource_properties, &rules) {
+            Ok(props) => {
+                let id = physical_resource_id(home, Some(&props.table_name), &create.logical_resource_id);
+                work.ensure(&Goal::create(&props, home), &props, id, &create.logical_resource_id).await
+            }
+            Err(e) => failed(e.to_string()),
+        },
+        Request::Update(update) => match Properties::parse(&update.resource_properties, &rules) {
+            Ok(props) => {
+                let old = LenientProperties::read(&update.old_resource_properties);
+                let id = physical_resource_id(home, Some(&props.table_name), &update.logical_resource_id);
+                // A different table is a different resource: CloudFormation sees the new id and
+                // sends Delete for the old one once the stack update completes.
+                let replacement = id != update.physical_resource_id;
+                let goal = if replacement { Goal::create(&props, home) } else { Goal::update(&props, &old, home) };
+                if replacement && !work.log.no_echo {
+                    tracing::info!(logical_resource_id = %update.logical_resource_id, old = %update.physical_resource_id, new = %id, "replacement");
+                }
+                work.ensure(&goal, &props, id, &update.logical_resource_id).await
+            }
+            Err(e) => failed(e.to_string()),
+        },
+        Request::Delete(delete) => {
+            work.delete(&delete.physical_resource_id, &delete.resource_properties, &delete.logical_resource_id).await
+        }
+        // The request type is checked by `request::parse`; the enum is non-exhaustive upstream.
+        _ => failed("unsupported RequestType".to_owned()),
+    }
+}
+
+struct Work<'a> {
+    deps: &'a Dependencies,
+    payload: &'a Value,
+    invocation: &'a Invocation,
+    clock: Clock,
+    progress: Progress,
+    log: LogContext,
+}
+
+impl Work<'_> {
+    fn reconciler<'g>(&'g self, goal: &'g Goal, logical_resource_id: &str) -> Reconciler<'g> {
+        Reconciler {
+            tables: Tables::new(self.deps.dynamodb.as_ref()),
+            goal,
+            record_key: record::tag_key(logical_resource_id),
+            clock: self.clock.clone(),
+            progress: self.progress.clone(),
+            log: self.log.clone(),
+            settings_applied: self.invocation.settings_applied.clone(),
+            last_logged: None,
+        }
+    }
+
+    fn failed(&self, reason: String) -> Verdict {
+        Verdict::Answer(Answer::failed(self.invocation.failure_id.clone(), reason, self.invocation.no_echo))
+    }
+
+    /// Create and Update: reach `goal`, then answer SUCCESS with `id` and the Data.
+    async fn ensure(&self, goal: &Goal, props: &Properties, id: String, logical_resource_id: &str) -> Verdict {
+        let mut reconciler = self.reconciler(goal, logical_resource_id);
+        match reconciler.run().await {
+            Reconciled::Done(Some(view)) => {
+                self.progress.set("collecting the replicas' ARNs");
+                let tables = Tables::new(self.deps.dynamodb.as_ref());
+                let names = props.region_names();
+                let limit = self
+                    .clock
+                    .guard_at()
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(Duration::from_secs(1))
+                    .min(Duration::from_secs(5));
+                let facts = tokio::time::timeout(limit, tables.region_facts(&names, &props.table_name))
+                    .await
+                    .unwrap_or_default();
+                let data = plan::data(props, &goal.home, &view.arn, &facts);
+                let reason = format!("replicas ACTIVE in {}", names.join(", "));
+                Verdict::Answer(Answer::success(id, reason, data, props.no_echo))
+            }
+            Reconciled::Done(None) => self.failed(format!("table {} does not exist in {}", goal.table, goal.home)),
+            Reconciled::Continue => self.continue_later(reconciler.settings_applied).await,
+            Reconciled::Failed(reason) => self.failed(reason),
+        }
+    }
+
+    /// Delete: remove what this resource added (or keep it, per RetainReplicasOnDelete).
+    async fn delete(&self, id: &str, properties: &Value, logical_resource_id: &str) -> Verdict {
+        let success =
+            |reason: &str| Verdict::Answer(Answer::success(id.to_owned(), reason, Vec::new(), self.invocation.no_echo));
+        if id.contains("/(invalid)/") {
+            return success("nothing to delete: the Create failed before naming a valid table");
+        }
+        let props = LenientProperties::read(properties);
+        let Some(table) = props.table_name.as_deref() else {
+            return success("nothing to delete: the properties name no valid table, so no replica was added");
+        };
+        let home = self.deps.config.home_region.as_str();
+        let record_key = record::tag_key(logical_resource_id);
+        let tables = Tables::new(self.deps.dynamodb.as_ref());
+        if props.retain_replicas_on_delete {
+            if props.retain_unreadable {
+                tracing::warn!(
+                    logical_resource_id,
+                    "RetainReplicasOnDelete is not true/false: keeping the replicas (the safe side)"
+                );
+            }
+            self.forget_record(&tables, home, table, &record_key).await;
+            return success("replicas retained (RetainReplicasOnDelete)");
+        }
+        let goal = Goal::delete(table, home);
+        let mut reconciler = self.reconciler(&goal, logical_resource_id);
+        match reconciler.run().await {
+            Reconciled::Done(Some(_)) => {
+                self.forget_record(&tables, home, table, &record_key).await;
+                success("removed the replicas this resource added")
+            }
+            Reconciled::Done(None) => success("the table is already gone"),
+            Reconciled::Continue => self.continue_later(reconciler.settings_applied).await,
+            Reconciled::Failed(reason) => self.failed(reason),
+        }
+    }
+
+    /// Removes this resource's record from the table (best effort: the resource is going away).
+    async fn forget_record(&self, tables: &Tables<'_>, home: &str, table: &str, record_key: &str) {
+        let result = async {
+            let Some((view, observed)) = tables.observe(home, table, record_key).await? else { return Ok(()) };
+            tables.write_record(home, &view.arn, record_key, &observed.recorded, &BTreeSet::new()).await
+        }
+        .await;
+        if let Err(e) = result {
+            let error = if self.log.no_echo { e.aws_code().unwrap_or("error").to_owned() } else { e.to_string() };
+            tracing::warn!(%error, record = record_key, "could not remove the record of added replicas from the table");
+        }
+    }
+
+    /// Queues the same event, with the state, for a new invocation.
+    async fn continue_later(&self, settings_applied: BTreeSet<String>) -> Verdict {
+        let Some(function) = self.invocation.function.as_deref() else {
+            return self.failed(format!(
+                "still {} and the wait cannot continue: {}",
+                self.progress.get(),
+                continuation::ContinuationError::NoFunctionName
+            ));
+        };
+        let state = ContinuationState {
+            started_at_ms: self.invocation.started_at_ms,
+            attempt: self.invocation.attempt + 1,
+            settings_applied: settings_applied.into_iter().collect(),
+        };
+        let event = request::continuation_event(self.payload, &state);
+        let queued = tokio::time::timeout(
+            self.deps.config.continue_reserve,
+            self.deps.continuation.continue_later(function, &event),
+        )
+        .await;
+        match queued {
+            Ok(Ok(())) => Verdict::Continued { attempt: state.attempt },
+            Ok(Err(e)) => self.failed(format!(
+                "still {} and the wait could not continue in a new invocation: {e}; the function needs lambda:InvokeFunction on itself",
+                self.progress.get()
+            )),
+            Err(_) => self.failed(format!(
+                "still {} and queueing the continuation took longer than {} ms",
+                self.progress.get(),
+                self.deps.config.continue_reserve.as_millis()
+            )),
+        }
+    }
+}
+
+/// Name (or qualified ARN) to re-invoke: the ARN this invocation was called with keeps the same
+/// version or alias.
+fn own_function_name(context: &Context, config: &Config) -> Option<String> {
+    let arn = context.invoked_function_arn.trim();
+    if arn.starts_with("arn:") {
+        return Some(arn.to_owned());
+    }
+    config.function_name.clone().or_else(|| {
+        let name = context.env_config.function_name.trim();
+        (!name.is_empty()).then(|| name.to_owned())
+    })
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The tokio instant of a wall-clock time (ms since the epoch); the past maps to now.
+fn instant_at(epoch_ms: u64, now_ms: u64) -> Instant {
+    let now = Instant::now();
+    // A nonsensical far-future time (not from Lambda) is capped rather than overflowing.
+    let ahead = Duration::from_millis(epoch_ms.saturating_sub(now_ms)).min(Duration::from_secs(86_400));
+    now + ahead
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_own_function_name_prefers_the_invoked_arn() {
+        let config = Config { function_name: Some("provisioner".into()), ..Config::for_region("us-east-1") };
+        let mut context = Context::default();
+        assert_eq!(own_function_name(&context, &config).as_deref(), Some("provisioner"));
+        context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:provisioner:live".into();
+        assert_eq!(
+            own_function_name(&context, &config).as_deref(),
+            Some("arn:aws:lambda:us-east-1:123456789012:function:provisioner:live")
+        );
+        assert_eq!(own_function_name(&Context::default(), &Config::for_region("us-east-1")), None);
+    }
+
+    #[test]
+    fn wall_clock_times_map_to_instants_never_in_the_past() {
+        let before = Instant::now();
+        assert!(instant_at(1_000, 5_000) >= before, "the past maps to now");
+        let later = instant_at(15_000, 5_000);
+        assert!(later >= before + Duration::from_secs(10));
+        let capped = instant_at(u64::MAX, 0);
+        assert!(capped <= Instant::now() + Duration::from_secs(86_401), "no overflow, capped at a day");
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        assert_eq!(panic_message(Box::new("boom")), "boom");
+        assert_eq!(panic_message(Box::new(String::from("bang"))), "bang");
+        assert_eq!(panic_message(Box::new(7)), "no message");
+    }
+}

@@ -1,0 +1,435 @@
+//! What to do next to the table's replica set (pure, table-tested).
+//!
+//! Provisioning is a reconciliation: each round observes the home table (its status, the other
+//! Regions' replica statuses, and this resource's record of the replicas it added), and
+//! [`next_step`] picks exactly one action, because DynamoDB allows one replica change per
+//! `UpdateTable` and none while any replica is CREATING/UPDATING/DELETING. Running the same
+//! request again (a continuation, a duplicate delivery, a retry) observes what the last run did
+//! and carries on from there, so nothing is done twice.
+//!
+//! Adds come before removals, so a Region swap never leaves the table with fewer replicas than
+//! both the old and the new list.
+
+use crate::properties::{LenientProperties, Properties, ReplicaSpec};
+use crate::response::DataEntry;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one request wants of the table's replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Goal {
+    pub table: String,
+    pub home: String,
+    /// Replicas that must exist and be ACTIVE, in listed order (never the home Region).
+    pub ensure: Vec<ReplicaSpec>,
+    /// Regions whose replicas must go if present.
+    pub remove_listed: BTreeSet<String>,
+    /// Whether Regions this resource recorded as added, and that are no longer in `ensure`, go too.
+    pub remove_recorded: bool,
+    /// Replicas whose settings changed since the previous properties.
+    pub update_settings: Vec<ReplicaSpec>,
+    /// Delete goals succeed when the table is gone or going.
+    pub deleting: bool,
+}
+
+impl Goal {
+    /// Create: add every listed Region that is not a replica yet. Create never removes anything.
+    pub fn create(props: &Properties, home: &str) -> Self {
+        Self {
+            table: props.table_name.clone(),
+            home: home.to_owned(),
+            ensure: props.replicas(home).cloned().collect(),
+            remove_listed: BTreeSet::new(),
+            remove_recorded: false,
+            update_settings: Vec::new(),
+            deleting: false,
+        }
+    }
+
+    /// Update: add what `new` lists and is missing; remove what `old` listed (for the same table)
+    /// and `new` no longer lists, and what this resource added and `new` no longer lists; update
+    /// the settings of replicas whose settings changed. Regions never listed are left alone.
+    pub fn update(new: &Properties, old: &LenientProperties, home: &str) -> Self {
+        let mut goal = Self::create(new, home);
+        let listed: BTreeSet<&str> = new.regions.iter().map(|r| r.region.as_str()).collect();
+        if old.table_name.as_deref() == Some(new.table_name.as_str()) {
+            goal.remove_listed = old
+                .regions
+                .iter()
+                .map(|r| r.region.as_str())
+                .filter(|r| !listed.contains(r) && *r != home)
+                .map(str::to_owned)
+                .collect();
+            goal.update_settings = new
+                .replicas(home)
+                .filter(|spec| old.regions.iter().any(|o| o.region == spec.region && o.settings_differ(spec)))
+                .cloned()
+                .collect();
+        }
+        goal.remove_recorded = true;
+        goal
+    }
+
+    /// Delete: remove the replicas this resource added (see [`crate::record`]).
+    pub fn delete(table: &str, home: &str) -> Self {
+        Self {
+            table: table.to_owned(),
+            home: home.to_owned(),
+            ensure: Vec::new(),
+            remove_listed: BTreeSet::new(),
+            remove_recorded: true,
+            update_settings: Vec::new(),
+            deleting: true,
+        }
+    }
+
+    /// The Regions whose replicas must go, given what this resource recorded.
+    pub fn removals(&self, recorded: &BTreeSet<String>) -> BTreeSet<String> {
+        let ensured: BTreeSet<&str> = self.ensure.iter().map(|s| s.region.as_str()).collect();
+        let recorded = recorded.iter().filter(|_| self.remove_recorded);
+        self.remove_listed
+            .iter()
+            .chain(recorded)
+            .filter(|r| **r != self.home && !ensured.contains(r.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// One replica as the home table's DescribeTable reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaObserved {
+    pub status: String,
+    pub description: Option<String>,
+}
+
+/// The home table as observed in one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub table_status: String,
+    /// The other Regions' replicas (DescribeTable does not list the Region it is called in).
+    pub replicas: BTreeMap<String, ReplicaObserved>,
+    /// Regions this resource recorded as added.
+    pub recorded: BTreeSet<String>,
+}
+
+/// The one thing to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The replica set is what the goal wants (every ensured replica ACTIVE).
+    Done,
+    /// Something is in transition; look again later. The text says what.
+    Wait(String),
+    Add(ReplicaSpec),
+    UpdateSettings(ReplicaSpec),
+    Remove(String),
+    /// The goal cannot be reached; the text says why and what to do.
+    Fail(String),
+}
+
+const TRANSITIONAL: &[&str] = &["CREATING", "UPDATING", "DELETING", "ARCHIVING"];
+
+pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<String>) -> Step {
+    let table = &goal.table;
+    let busy: Vec<String> = observed
+        .replicas
+        .iter()
+        .filter(|(_, r)| TRANSITIONAL.contains(&r.status.as_str()))
+        .map(|(region, r)| format!("{region} {}", r.status))
+        .collect();
+    match observed.table_status.as_str() {
+        "ACTIVE" => {}
+        "CREATING" | "UPDATING" if busy.is_empty() => {
+            return Step::Wait(format!("table {table} is {}", observed.table_status));
+        }
+        "CREATING" | "UPDATING" => return Step::Wait(format!("replicas of {table}: {}", busy.join(", "))),
+        "DELETING" if goal.deleting => return Step::Done,
+        other if goal.deleting => {
+            // Replicas of a table in this state cannot be changed; blocking the stack's deletion
+            // would not help anyone.
+            return Step::Fail(format!(
+                "table {table} in {} is {other}: its replicas cannot be removed now; set RetainReplicasOnDelete to true to delete the stack and remove them later",
+                goal.home
+            ));
+        }
+        other => {
+            return Step::Fail(format!("table {table} in {} is {other}, so its replicas cannot be changed", goal.home));
+        }
+    }
+
+    if !busy.is_empty() {
+        return Step::Wait(format!("replicas of {table}: {}", busy.join(", ")));
+    }
+
+    for spec in &goal.ensure {
+        match observed.replicas.get(&spec.region) {
+            None => return Step::Add(spec.clone()),
+            Some(r) if r.status == "CREATION_FAILED" => {
+                return Step::Fail(format!(
+                    "the replica of {table} in {} failed to create{}; fix the cause, then remove {} from Regions and add it again",
+                    spec.region,
+                    r.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+                    spec.region
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for spec in &goal.update_settings {
+        if observed.replicas.contains_key(&spec.region) && !settings_applied.contains(&spec.region) {
+            return Step::UpdateSettings(spec.clone());
+        }
+    }
+    for region in goal.removals(&observed.recorded) {
+        if observed.replicas.contains_key(&region) {
+            return Step::Remove(region);
+        }
+    }
+    for spec in &goal.ensure {
+        if let Some(r) = observed.replicas.get(&spec.region).filter(|r| r.status != "ACTIVE") {
+            return Step::Fail(format!(
+                "the replica of {table} in {} is {}{}",
+                spec.region,
+                r.status,
+                r.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            ));
+        }
+    }
+    Step::Done
+}
+
+/// What one Region's DescribeTable said, for the response Data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionFacts {
+    pub region: String,
+    pub table_arn: Option<String>,
+    pub stream_arn: Option<String>,
+}
+
+/// The ARN of the same table in another Region (table ARNs differ only by Region).
+pub fn arn_in_region(home_arn: &str, home: &str, region: &str) -> String {
+    home_arn.replacen(&format!(":{home}:"), &format!(":{region}:"), 1)
+}
+
+/// The response `Data` for `Fn::GetAtt`, essential keys first, then per-Region keys in the order
+/// they may be dropped last (see [`crate::response`]).
+pub fn data(props: &Properties, home: &str, home_arn: &str, facts: &[RegionFacts]) -> Vec<DataEntry> {
+    let essential = |key: &str, value: String| DataEntry { key: key.to_owned(), value, essential: true };
+    let optional = |key: String, value: String| DataEntry { key, value, essential: false };
+    let fact = |region: &str| facts.iter().find(|f| f.region == region);
+    let mut data = vec![
+        essential("TableName", props.table_name.clone()),
+        essential("HomeRegion", home.to_owned()),
+        essential("Regions", props.region_names().join(",")),
+        essential("ReplicaRegions", props.replicas(home).map(|r| r.region.as_str()).collect::<Vec<_>>().join(",")),
+        essential("TableArn", home_arn.to_owned()),
+    ];
+    for region in props.region_names() {
+        let arn =
+            fact(region).and_then(|f| f.table_arn.clone()).unwrap_or_else(|| arn_in_region(home_arn, home, region));
+        data.push(optional(format!("TableArn.{region}"), arn));
+    }
+    if let Some(stream) = fact(home).and_then(|f| f.stream_arn.clone()) {
+        data.push(optional("StreamArn".to_owned(), stream));
+    }
+    for region in props.region_names() {
+        if let Some(stream) = fact(region).and_then(|f| f.stream_arn.clone()) {
+            data.push(optional(format!("StreamArn.{region}"), stream));
+        }
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const HOME: &str = "us-east-1";
+
+    fn props(table: &str, regions: &[&str]) -> Properties {
+        Properties {
+            table_name: table.into(),
+            regions: regions.iter().map(|r| ReplicaSpec::new(*r)).collect(),
+            retain_replicas_on_delete: false,
+            no_echo: false,
+            service_timeout: Duration::from_secs(3600),
+        }
+    }
+
+    fn lenient(table: &str, regions: &[&str]) -> LenientProperties {
+        LenientProperties {
+            table_name: Some(table.into()),
+            regions: regions.iter().map(|r| ReplicaSpec::new(*r)).collect(),
+            ..LenientProperties::default()
+        }
+    }
+
+    fn observed(status: &str, replicas: &[(&str, &str)], recorded: &[&str]) -> Observed {
+        Observed {
+            table_status: status.into(),
+            replicas: replicas
+                .iter()
+                .map(|(r, s)| ((*r).to_owned(), ReplicaObserved { status: (*s).to_owned(), description: None }))
+                .collect(),
+            recorded: recorded.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    fn none() -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+
+    #[test]
+    fn create_adds_missing_replicas_one_at_a_time_in_listed_order_then_is_done() {
+        let goal = Goal::create(&props("T", &["us-east-1", "eu-west-1", "ap-southeast-1"]), HOME);
+        let cases: Vec<(Observed, Step)> = vec![
+            (observed("ACTIVE", &[], &[]), Step::Add(ReplicaSpec::new("eu-west-1"))),
+            (observed("UPDATING", &[], &["eu-west-1"]), Step::Wait("table T is UPDATING".into())),
+            (
+                observed("UPDATING", &[("eu-west-1", "CREATING")], &["eu-west-1"]),
+                Step::Wait("replicas of T: eu-west-1 CREATING".into()),
+            ),
+            (
+                observed("ACTIVE", &[("eu-west-1", "CREATING")], &["eu-west-1"]),
+                Step::Wait("replicas of T: eu-west-1 CREATING".into()),
+            ),
+            (
+                observed("ACTIVE", &[("eu-west-1", "ACTIVE")], &["eu-west-1"]),
+                Step::Add(ReplicaSpec::new("ap-southeast-1")),
+            ),
+            (observed("ACTIVE", &[("eu-west-1", "ACTIVE"), ("ap-southeast-1", "ACTIVE")], &[]), Step::Done),
+        ];
+        for (obs, want) in cases {
+            assert_eq!(next_step(&goal, &obs, &none()), want, "{obs:?}");
+        }
+    }
+
+    #[test]
+    fn create_keeps_replicas_it_was_not_told_about() {
+        let goal = Goal::create(&props("T", &["us-east-1", "eu-west-1"]), HOME);
+        let obs = observed("ACTIVE", &[("eu-west-1", "ACTIVE"), ("sa-east-1", "ACTIVE")], &[]);
+        assert_eq!(next_step(&goal, &obs, &none()), Step::Done);
+    }
+
+    #[test]
+    fn waits_for_any_replica_in_transition_even_one_it_does_not_manage() {
+        let goal = Goal::create(&props("T", &["us-east-1", "eu-west-1"]), HOME);
+        let obs = observed("ACTIVE", &[("sa-east-1", "DELETING")], &[]);
+        assert!(matches!(next_step(&goal, &obs, &none()), Step::Wait(w) if w.contains("sa-east-1 DELETING")));
+    }
+
+    #[test]
+    fn update_adds_before_it_removes_and_never_touches_unlisted_replicas() {
+        let goal = Goal::update(
+            &props("T", &["us-east-1", "ap-southeast-1", "us-west-2"]),
+            &lenient("T", &["us-east-1", "eu-west-1", "ap-southeast-1"]),
+            HOME,
+        );
+        let base = [("eu-west-1", "ACTIVE"), ("ap-southeast-1", "ACTIVE"), ("sa-east-1", "ACTIVE")];
+        assert_eq!(
+            next_step(&goal, &observed("ACTIVE", &base, &[]), &none()),
+            Step::Add(ReplicaSpec::new("us-west-2"))
+        );
+        let with_new = [base.as_slice(), &[("us-west-2", "ACTIVE")]].concat();
+        assert_eq!(next_step(&goal, &observed("ACTIVE", &with_new, &[]), &none()), Step::Remove("eu-west-1".into()));
+        let after = [("ap-southeast-1", "ACTIVE"), ("sa-east-1", "ACTIVE"), ("us-west-2", "ACTIVE")];
+        assert_eq!(
+            next_step(&goal, &observed("ACTIVE", &after, &[]), &none()),
+            Step::Done,
+            "sa-east-1 was never listed"
+        );
+    }
+
+    #[test]
+    fn update_removes_recorded_regions_no_longer_listed_even_when_old_properties_are_unreadable() {
+        let goal = Goal::update(&props("T", &["us-east-1"]), &LenientProperties::default(), HOME);
+        let obs = observed("ACTIVE", &[("eu-west-1", "ACTIVE"), ("sa-east-1", "ACTIVE")], &["eu-west-1"]);
+        assert_eq!(next_step(&goal, &obs, &none()), Step::Remove("eu-west-1".into()));
+    }
+
+    #[test]
+    fn update_to_another_table_does_not_apply_the_old_tables_list() {
+        let goal = Goal::update(&props("New", &["us-east-1"]), &lenient("Old", &["us-east-1", "eu-west-1"]), HOME);
+        assert!(goal.remove_listed.is_empty());
+        let obs = observed("ACTIVE", &[("eu-west-1", "ACTIVE")], &[]);
+        assert_eq!(next_step(&goal, &obs, &none()), Step::Done);
+    }
+
+    #[test]
+    fn changed_replica_settings_are_updated_once() {
+        let mut new = props("T", &["us-east-1", "eu-west-1"]);
+        new.regions[1].table_class = Some("STANDARD_INFREQUENT_ACCESS".into());
+        let goal = Goal::update(&new, &lenient("T", &["us-east-1", "eu-west-1"]), HOME);
+        let obs = observed("ACTIVE", &[("eu-west-1", "ACTIVE")], &[]);
+        assert_eq!(next_step(&goal, &obs, &none()), Step::UpdateSettings(new.regions[1].clone()));
+        let applied: BTreeSet<String> = ["eu-west-1".to_owned()].into();
+        assert_eq!(next_step(&goal, &obs, &applied), Step::Done);
+    }
+
+    #[test]
+    fn delete_removes_only_recorded_replicas_and_succeeds_when_the_table_goes() {
+        let goal = Goal::delete("T", HOME);
+        let cases: Vec<(Observed, Step)> = vec![
+            (
+                observed("ACTIVE", &[("eu-west-1", "ACTIVE"), ("sa-east-1", "ACTIVE")], &["eu-west-1", "us-east-1"]),
+                Step::Remove("eu-west-1".into()),
+            ),
+            (observed("ACTIVE", &[("sa-east-1", "ACTIVE")], &["eu-west-1"]), Step::Done),
+            (observed("ACTIVE", &[("eu-west-1", "CREATION_FAILED")], &["eu-west-1"]), Step::Remove("eu-west-1".into())),
+            (observed("DELETING", &[("eu-west-1", "ACTIVE")], &["eu-west-1"]), Step::Done),
+        ];
+        for (obs, want) in cases {
+            assert_eq!(next_step(&goal, &obs, &none()), want, "{obs:?}");
+        }
+        let stuck = observed("ARCHIVED", &[("eu-west-1", "ACTIVE")], &["eu-west-1"]);
+        assert!(matches!(next_step(&goal, &stuck, &none()), Step::Fail(f) if f.contains("RetainReplicasOnDelete")));
+    }
+
+    #[test]
+    fn failures_say_what_happened_and_what_to_do() {
+        let goal = Goal::create(&props("T", &["us-east-1", "eu-west-1"]), HOME);
+        let mut obs = observed("ACTIVE", &[("eu-west-1", "CREATION_FAILED")], &[]);
+        obs.replicas.get_mut("eu-west-1").expect("replica").description = Some("KMS key not found".into());
+        assert!(
+            matches!(next_step(&goal, &obs, &none()), Step::Fail(f) if f.contains("failed to create: KMS key not found"))
+        );
+        let disabled = observed("ACTIVE", &[("eu-west-1", "REGION_DISABLED")], &[]);
+        assert!(
+            matches!(next_step(&goal, &disabled, &none()), Step::Fail(f) if f.contains("eu-west-1 is REGION_DISABLED"))
+        );
+        let archived = observed("ARCHIVED", &[], &[]);
+        assert!(matches!(next_step(&goal, &archived, &none()), Step::Fail(f) if f.contains("is ARCHIVED")));
+    }
+
+    #[test]
+    fn data_lists_regions_and_arns_with_essentials_first() {
+        let p = props("T", &["us-east-1", "eu-west-1", "ap-southeast-1"]);
+        let home_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/T";
+        let facts = vec![
+            RegionFacts {
+                region: "us-east-1".into(),
+                table_arn: Some(home_arn.into()),
+                stream_arn: Some("s-use1".into()),
+            },
+            RegionFacts {
+                region: "eu-west-1".into(),
+                table_arn: Some("arn:aws:dynamodb:eu-west-1:123456789012:table/T".into()),
+                stream_arn: None,
+            },
+        ];
+        let data = data(&p, HOME, home_arn, &facts);
+        let get = |k: &str| data.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+        assert_eq!(get("Regions"), Some("us-east-1,eu-west-1,ap-southeast-1"));
+        assert_eq!(get("ReplicaRegions"), Some("eu-west-1,ap-southeast-1"));
+        assert_eq!(get("TableArn"), Some(home_arn));
+        assert_eq!(
+            get("TableArn.ap-southeast-1"),
+            Some("arn:aws:dynamodb:ap-southeast-1:123456789012:table/T"),
+            "derived when not described"
+        );
+        assert_eq!(get("StreamArn"), Some("s-use1"));
+        let first_optional = data.iter().position(|e| !e.essential).expect("optional keys");
+        assert!(data[first_optional..].iter().all(|e| !e.essential), "essentials come first");
+        assert!(data.last().is_some_and(|e| e.key.starts_with("StreamArn")), "stream ARNs are dropped first");
+    }
+}

@@ -1,0 +1,349 @@
+//! The reconciliation loop: observe, take the one step [`crate::plan::next_step`] picks, and
+//! pause while replicas change, until the goal is reached, it cannot be, the `ServiceTimeout`
+//! budget is spent, or this invocation should hand over to a continuation.
+//!
+//! Errors that a later attempt can fix (throttling, 5xx, timeouts after the SDK's own retries;
+//! `ResourceInUseException` when another replica change is still running) do not fail the
+//! resource: the loop pauses and tries again, within the same time limits.
+
+use crate::dynamodb::{TableError, TableView, Tables};
+use crate::plan::{Goal, Observed, Step, next_step};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The time limits of one invocation.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    /// When Lambda stops this invocation.
+    pub lambda_deadline: Instant,
+    /// When the resource's ServiceTimeout (measured from the first invocation) runs out.
+    pub budget_end: Instant,
+    /// The configured ServiceTimeout, for messages.
+    pub service_timeout: Duration,
+    pub margin: Duration,
+    pub poll: Duration,
+    pub continue_reserve: Duration,
+}
+
+/// What to do instead of looking again right away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    Sleep(Duration),
+    /// This invocation is nearly over, the budget is not: continue in a new one.
+    Continue,
+    /// The ServiceTimeout is (nearly) spent.
+    BudgetSpent,
+}
+
+impl Clock {
+    /// When the deadline guard answers FAILED.
+    pub fn guard_at(&self) -> Instant {
+        self.lambda_deadline.min(self.budget_end).checked_sub(self.margin).unwrap_or_else(Instant::now)
+    }
+
+    /// Whether the budget-bound or the Lambda-bound end comes first.
+    pub fn budget_binds(&self) -> bool {
+        self.budget_end <= self.lambda_deadline
+    }
+
+    pub fn pause(&self, now: Instant) -> Pause {
+        let after = now + self.poll + self.margin;
+        if after >= self.budget_end {
+            Pause::BudgetSpent
+        } else if after + self.continue_reserve >= self.lambda_deadline {
+            Pause::Continue
+        } else {
+            Pause::Sleep(self.poll)
+        }
+    }
+}
+
+/// What the loop is doing, readable by the deadline guard for its FAILED reason.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<Mutex<String>>);
+
+impl Progress {
+    pub fn set(&self, text: impl Into<String>) {
+        let mut guard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *guard = text.into();
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// How a reconciliation ended.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// The goal is reached; the last observation of the home table (`None`: the table is gone,
+    /// which only a Delete accepts).
+    Done(Option<TableView>),
+    /// Hand over to a continuation.
+    Continue,
+    /// The goal cannot be reached; the reason says why.
+    Failed(String),
+}
+
+/// Identifies the request in log events.
+#[derive(Debug, Clone, Default)]
+pub struct LogContext {
+    pub request_type: String,
+    pub logical_resource_id: String,
+    pub request_id: String,
+    /// With NoEcho the log never names the table or the Regions.
+    pub no_echo: bool,
+}
+
+pub struct Reconciler<'a> {
+    pub tables: Tables<'a>,
+    pub goal: &'a Goal,
+    pub record_key: String,
+    pub clock: Clock,
+    pub progress: Progress,
+    pub log: LogContext,
+    /// Regions whose settings were updated (carried across continuations).
+    pub settings_applied: BTreeSet<String>,
+    /// The last step logged: a wait that does not change is logged once, not every poll.
+    pub last_logged: Option<Step>,
+}
+
+impl Reconciler<'_> {
+    pub async fn run(&mut self) -> Reconciled {
+        let goal = self.goal;
+        let (home, table) = (goal.home.as_str(), goal.table.as_str());
+        loop {
+            let observed = match self.tables.observe(home, table, &self.record_key).await {
+                Ok(Some(found)) => found,
+                Ok(None) if goal.deleting => return Reconciled::Done(None),
+                Ok(None) => {
+                    return Reconciled::Failed(format!(
+                        "table {table} does not exist in {home}: create it first (in the same stack, reference it with !Ref or DependsOn so it exists before its replicas)"
+                    ));
+                }
+                Err(e) if e.is_retryable() => {
+                    self.note_retry("DescribeTable", &e);
+                    match self.pause().await {
+                        Some(end) => return end,
+                        None => continue,
+                    }
+                }
+                Err(e) => return Reconciled::Failed(format!("cannot read table {table} in {home}: {e}")),
+            };
+            let (view, observed): (TableView, Observed) = observed;
+            let step = next_step(goal, &observed, &self.settings_applied);
+            let target = match &step {
+                Step::Add(s) | Step::UpdateSettings(s) => s.region.as_str(),
+                Step::Remove(r) => r.as_str(),
+                _ => "",
+            };
+            let (region, detail) = if self.log.no_echo { ("", String::new()) } else { (target, step_detail(&step)) };
+            let repeated = self.last_logged.as_ref() == Some(&step);
+            self.last_logged = Some(step.clone());
+            if !repeated {
+                tracing::info!(
+                    request_type = %self.log.request_type,
+                    logical_resource_id = %self.log.logical_resource_id,
+                    request_id = %self.log.request_id,
+                    step = step_name(&step),
+                    region,
+                    detail = %detail,
+                    "replica step"
+                );
+            }
+            let result = match step {
+                Step::Done => return Reconciled::Done(Some(view)),
+                Step::Fail(reason) => return Reconciled::Failed(reason),
+                Step::Wait(what) => {
+                    self.progress.set(format!("waiting: {what}"));
+                    match self.pause().await {
+                        Some(end) => return end,
+                        None => continue,
+                    }
+                }
+                Step::Add(spec) => {
+                    self.progress.set(format!("adding the replica in {}", spec.region));
+                    let mut wanted = observed.recorded.clone();
+                    wanted.insert(spec.region.clone());
+                    match self.tables.write_record(home, &view.arn, &self.record_key, &observed.recorded, &wanted).await
+                    {
+                        Ok(()) => match self.tables.add_replica(home, table, &spec).await {
+                            Ok(()) => Ok(()),
+                            Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
+                            Err(e) => {
+                                // DynamoDB refused: forget the intent so Delete never removes a
+                                // replica someone else creates later.
+                                if let Err(undo) = self
+                                    .tables
+                                    .write_record(home, &view.arn, &self.record_key, &wanted, &observed.recorded)
+                                    .await
+                                {
+                                    let code = undo.aws_code().unwrap_or("error");
+                                    tracing::warn!(code, "could not take back the record of a refused replica");
+                                }
+                                return Reconciled::Failed(format!(
+                                    "adding the replica of {table} in {} was refused: {e}",
+                                    spec.region
+                                ));
+                            }
+                        },
+                        Err(e) => Err(("TagResource", e)),
+                    }
+                }
+                Step::UpdateSettings(spec) => {
+                    self.progress.set(format!("updating the replica settings in {}", spec.region));
+                    match self.tables.update_replica(home, table, &spec).await {
+                        Ok(()) => {
+                            self.settings_applied.insert(spec.region.clone());
+                            Ok(())
+                        }
+                        Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
+                        Err(e) => {
+                            return Reconciled::Failed(format!(
+                                "updating the replica of {table} in {} was refused: {e}",
+                                spec.region
+                            ));
+                        }
+                    }
+                }
+                Step::Remove(region) => {
+                    self.progress.set(format!("removing the replica in {region}"));
+                    let removed = match self.tables.remove_replica(home, table, &region).await {
+                        Ok(()) => Ok(()),
+                        // Already not a member: the removal this step wanted has happened.
+                        Err(e)
+                            if e.aws_code() == Some("ValidationException")
+                                && e.to_string().contains("not part of the global table") =>
+                        {
+                            Ok(())
+                        }
+                        Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
+                        Err(e) => {
+                            return Reconciled::Failed(format!(
+                                "removing the replica of {table} in {region} was refused: {e}"
+                            ));
+                        }
+                    };
+                    match removed {
+                        Ok(()) if observed.recorded.contains(&region) => {
+                            let mut wanted = observed.recorded.clone();
+                            wanted.remove(&region);
+                            self.tables
+                                .write_record(home, &view.arn, &self.record_key, &observed.recorded, &wanted)
+                                .await
+                                .map_err(|e| ("UntagResource", e))
+                        }
+                        other => other,
+                    }
+                }
+            };
+            if let Err((operation, e)) = result {
+                if !(e.is_retryable() || e.is_in_use()) {
+                    return Reconciled::Failed(format!("{operation} on table {table} failed: {e}"));
+                }
+                self.note_retry(operation, &e);
+                match self.pause().await {
+                    Some(end) => return end,
+                    None => continue,
+                }
+            }
+        }
+    }
+
+    /// Sleeps one poll interval, or says why the loop must end instead.
+    async fn pause(&self) -> Option<Reconciled> {
+        match self.clock.pause(Instant::now()) {
+            Pause::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                None
+            }
+            Pause::Continue => Some(Reconciled::Continue),
+            Pause::BudgetSpent => Some(Reconciled::Failed(format!(
+                "gave up after the ServiceTimeout of {} s ({}); set ServiceTimeout higher (up to 3600) or check the table in the DynamoDB console",
+                self.clock.service_timeout.as_secs(),
+                self.progress.get()
+            ))),
+        }
+    }
+
+    fn note_retry(&self, operation: &str, error: &TableError) {
+        let text = if self.log.no_echo { error.aws_code().unwrap_or("error").to_owned() } else { error.to_string() };
+        tracing::warn!(
+            logical_resource_id = %self.log.logical_resource_id,
+            request_id = %self.log.request_id,
+            operation,
+            error = %text,
+            "will retry after the poll interval"
+        );
+        self.progress.set(format!("retrying {operation} after: {error}"));
+    }
+}
+
+fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::Done => "done",
+        Step::Wait(_) => "wait",
+        Step::Add(_) => "add",
+        Step::UpdateSettings(_) => "update-settings",
+        Step::Remove(_) => "remove",
+        Step::Fail(_) => "fail",
+    }
+}
+
+fn step_detail(step: &Step) -> String {
+    match step {
+        Step::Wait(w) | Step::Fail(w) => w.clone(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(now: Instant, lambda_s: u64, budget_s: u64) -> Clock {
+        Clock {
+            lambda_deadline: now + Duration::from_secs(lambda_s),
+            budget_end: now + Duration::from_secs(budget_s),
+            service_timeout: Duration::from_secs(budget_s),
+            margin: Duration::from_secs(5),
+            poll: Duration::from_secs(5),
+            continue_reserve: Duration::from_secs(3),
+        }
+    }
+
+    #[test]
+    fn pauses_continues_or_gives_up_by_the_nearer_limit() {
+        let now = Instant::now();
+        let cases = [
+            (900, 3600, Pause::Sleep(Duration::from_secs(5))),
+            (12, 3600, Pause::Continue),  // 5 poll + 5 margin + 3 reserve > 12
+            (900, 9, Pause::BudgetSpent), // 5 poll + 5 margin > 9
+            (12, 9, Pause::BudgetSpent),  // the budget wins: no point continuing
+        ];
+        for (lambda_s, budget_s, want) in cases {
+            assert_eq!(clock(now, lambda_s, budget_s).pause(now), want, "lambda {lambda_s} s, budget {budget_s} s");
+        }
+    }
+
+    #[test]
+    fn the_guard_fires_a_margin_before_the_nearer_end() {
+        let now = Instant::now();
+        let c = clock(now, 60, 3600);
+        assert_eq!(c.guard_at(), now + Duration::from_secs(55));
+        assert!(!c.budget_binds());
+        let c = clock(now, 900, 30);
+        assert_eq!(c.guard_at(), now + Duration::from_secs(25));
+        assert!(c.budget_binds());
+    }
+
+    #[test]
+    fn progress_is_shared() {
+        let p = Progress::default();
+        let q = p.clone();
+        p.set("adding eu-west-1");
+        assert_eq!(q.get(), "adding eu-west-1");
+    }
+}

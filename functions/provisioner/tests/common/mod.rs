@@ -1,0 +1,186 @@
+//! Helpers shared by the provisioner's integration tests: real-shaped events built from the files
+//! in `events/`, a fast test configuration, continuations the test captures, and invoking the real
+//! handler with a Lambda context whose deadline the test chooses.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use lambda_runtime::{Context, LambdaEvent};
+use provisioner::continuation::{BoxFuture, ContinuationError};
+use provisioner::delivery::DeliveryPolicy;
+use provisioner::{Config, Continuation, Dependencies, DynamoDbClients, ResponseClient, Summary};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const HOME: &str = "us-east-1";
+pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:multisite-provisioner";
+
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+/// An event file from `events/`, as JSON.
+pub fn event_file(name: &str) -> Value {
+    let path = events_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// `events/provisioner-create.json` pointed at `url`, for `logical`, with these properties.
+pub fn create_event(url: &str, logical: &str, table: &str, regions: Value) -> Value {
+    let mut event = event_file("provisioner-create.json");
+    event["ResponseURL"] = json!(url);
+    event["LogicalResourceId"] = json!(logical);
+    event["ResourceProperties"]["TableName"] = json!(table);
+    event["ResourceProperties"]["Regions"] = regions;
+    event
+}
+
+/// `events/provisioner-update.json` pointed at `url`.
+pub fn update_event(url: &str, logical: &str, physical_id: &str, new: (&str, Value), old: (&str, Value)) -> Value {
+    let mut event = event_file("provisioner-update.json");
+    event["ResponseURL"] = json!(url);
+    event["LogicalResourceId"] = json!(logical);
+    event["PhysicalResourceId"] = json!(physical_id);
+    event["ResourceProperties"]["TableName"] = json!(new.0);
+    event["ResourceProperties"]["Regions"] = new.1;
+    event["OldResourceProperties"]["TableName"] = json!(old.0);
+    event["OldResourceProperties"]["Regions"] = old.1;
+    event
+}
+
+/// `events/provisioner-delete.json` pointed at `url`.
+pub fn delete_event(url: &str, logical: &str, physical_id: &str, table: &str, regions: Value) -> Value {
+    let mut event = event_file("provisioner-delete.json");
+    event["ResponseURL"] = json!(url);
+    event["LogicalResourceId"] = json!(logical);
+    event["PhysicalResourceId"] = json!(physical_id);
+    event["ResourceProperties"]["TableName"] = json!(table);
+    event["ResourceProperties"]["Regions"] = regions;
+    event
+}
+
+/// Production defaults with test-sized timings.
+pub fn test_config() -> Config {
+    let mut config = Config::for_region(HOME);
+    config.poll_interval = Duration::from_millis(50);
+    config.deadline_margin = Duration::from_millis(600);
+    config.continue_reserve = Duration::from_millis(300);
+    config.default_invocation_time = Duration::from_secs(60);
+    config.delivery = DeliveryPolicy {
+        attempts: 5,
+        first_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        attempt_timeout: Duration::from_millis(500),
+    };
+    config
+}
+
+/// A continuation the test delivers itself (moto cannot run Lambda code).
+#[derive(Default)]
+pub struct CapturedContinuations {
+    pub calls: Mutex<Vec<(String, Value)>>,
+}
+
+impl CapturedContinuations {
+    pub fn take(&self) -> Vec<(String, Value)> {
+        std::mem::take(&mut *self.calls.lock().expect("calls"))
+    }
+}
+
+impl Continuation for CapturedContinuations {
+    fn continue_later<'a>(
+        &'a self,
+        function: &'a str,
+        event: &'a Value,
+    ) -> BoxFuture<'a, Result<(), ContinuationError>> {
+        self.calls.lock().expect("calls").push((function.to_owned(), event.clone()));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A continuation with a bug in it: it panics.
+pub struct PanickingContinuation;
+
+impl Continuation for PanickingContinuation {
+    fn continue_later<'a>(&'a self, _: &'a str, _: &'a Value) -> BoxFuture<'a, Result<(), ContinuationError>> {
+        panic!("simulated bug while queueing the continuation")
+    }
+}
+
+/// DynamoDB clients that must never be asked for: counts the requests and refuses them.
+#[derive(Default)]
+pub struct NoDynamoDb {
+    pub requests: AtomicUsize,
+}
+
+impl DynamoDbClients for NoDynamoDb {
+    fn dynamodb(&self, region: &str) -> Result<aws_sdk_dynamodb::Client, shared::Error> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        Err(shared::Error::UnknownRegion(region.to_owned()))
+    }
+}
+
+pub fn deps(
+    config: Config,
+    dynamodb: Arc<dyn DynamoDbClients>,
+    continuation: Arc<dyn Continuation>,
+) -> Arc<Dependencies> {
+    Arc::new(Dependencies { config, dynamodb, continuation, responses: ResponseClient::default() })
+}
+
+/// Clients for every Region the provisioner knows, against `emulator`.
+pub async fn emulator_clients(emulator: &multisite_tests::Emulator, config: &Config) -> Arc<dyn DynamoDbClients> {
+    Arc::new(shared::RegionalClients::with_base(emulator.sdk_config().await, config.known_regions.iter()))
+}
+
+/// A Lambda context whose deadline is `remaining` from now.
+pub fn context(remaining: Duration) -> Context {
+    let mut context = Context::default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
+    context.deadline = now + remaining.as_millis() as u64;
+    context.invoked_function_arn = FUNCTION_ARN.to_owned();
+    context.request_id = format!("lambda-{now}");
+    context
+}
+
+/// One invocation of the real handler.
+pub async fn invoke(deps: &Arc<Dependencies>, event: Value, remaining: Duration) -> Summary {
+    match provisioner::handle(LambdaEvent::new(event, context(remaining)), deps).await {
+        Ok(summary) => summary,
+        Err(never) => match never {},
+    }
+}
+
+/// Invokes, then feeds each captured continuation back to the handler (as Lambda would), until
+/// an invocation answers. Returns the final summary and every continuation event.
+pub async fn invoke_until_answered(
+    deps: &Arc<Dependencies>,
+    captured: &CapturedContinuations,
+    event: Value,
+    remaining: Duration,
+    max_invocations: usize,
+) -> (Summary, Vec<Value>) {
+    let mut continuations = Vec::new();
+    let mut next = event;
+    for _ in 0..max_invocations {
+        let summary = invoke(deps, next, remaining).await;
+        if summary.outcome != provisioner::Outcome::Continued {
+            return (summary, continuations);
+        }
+        let mut calls = captured.take();
+        assert_eq!(calls.len(), 1, "a continued invocation queues exactly one continuation");
+        let (function, event) = calls.remove(0);
+        assert_eq!(function, FUNCTION_ARN, "the function re-invokes itself by its invoked ARN");
+        continuations.push(event.clone());
+        next = event;
+    }
+    panic!("no answer after {max_invocations} invocations");
+}
+
+/// Logs of the code under test, shown when a test fails (RUST_LOG filters; default info).
+pub fn init_logs() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}

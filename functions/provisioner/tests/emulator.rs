@@ -1,0 +1,541 @@
+//! The provisioner against the emulator, through the real handler, answering a local ResponseURL
+//! server that records exactly what CloudFormation would receive.
+//!
+//! Tests that change emulator-wide settings (replica timings, latency) start a private emulator;
+//! the others share one and use unique table names.
+
+mod common;
+
+use common::*;
+use multisite_tests::Emulator;
+use multisite_tests::fixtures::{create_global_table, create_table, replica_statuses, unique_name};
+use multisite_tests::response_server::{RecordedRequest, ResponseServer};
+use provisioner::Outcome;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SEED: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+const GENEROUS: Duration = Duration::from_secs(60);
+
+/// The single answer CloudFormation got for `name`, checked for what S3 and CloudFormation require.
+fn the_answer(server: &ResponseServer, name: &str) -> Value {
+    let requests = server.requests_for(name);
+    assert_eq!(
+        requests.len(),
+        1,
+        "exactly one answer: {requests:?} (all: {:?})",
+        server.requests().iter().map(|r| r.target.clone()).collect::<Vec<_>>()
+    );
+    checked_answer(&requests[0])
+}
+
+fn checked_answer(request: &RecordedRequest) -> Value {
+    assert_eq!(request.method, "PUT");
+    assert_eq!(request.header("content-type"), Some(""), "S3 pre-signed URLs need an empty Content-Type");
+    assert_eq!(request.header("content-length"), Some(request.body.len().to_string().as_str()));
+    for name in ["content-type", "content-length"] {
+        assert_eq!(request.headers.iter().filter(|(k, _)| k == name).count(), 1, "one {name} header");
+    }
+    assert!(request.header("transfer-encoding").is_none(), "not chunked");
+    assert!(request.body.len() <= 4096, "CloudFormation's limit: {} bytes", request.body.len());
+    request.json()
+}
+
+async fn home_statuses(emulator: &Emulator, table: &str) -> BTreeMap<String, String> {
+    let clients = emulator.clients(&SEED).await;
+    replica_statuses(&clients.region(HOME).expect("home").dynamodb, table).await.into_iter().collect()
+}
+
+async fn record_tags(emulator: &Emulator, table: &str) -> BTreeMap<String, String> {
+    let clients = emulator.clients(&SEED).await;
+    let ddb = &clients.region(HOME).expect("home").dynamodb;
+    let arn = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("describe")
+        .table
+        .and_then(|t| t.table_arn)
+        .expect("arn");
+    let tags = ddb.list_tags_of_resource().resource_arn(arn).send().await.expect("tags");
+    tags.tags()
+        .iter()
+        .filter(|t| t.key().starts_with("multisite:replicas:"))
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(r, s)| ((*r).to_owned(), (*s).to_owned())).collect()
+}
+
+#[tokio::test]
+async fn create_of_three_regions_adds_the_replicas_and_answers_success_with_data() {
+    init_logs();
+    // Given a table in us-east-1 and a Create for the seed's three Regions
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let table = unique_name("Sessions");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let event = create_event(&server.response_url("create"), "SessionsReplicas", &table, json!(SEED));
+
+    // When the handler runs
+    let summary = invoke(&deps, event, GENEROUS).await;
+
+    // Then both replicas are ACTIVE and CloudFormation got one SUCCESS with a stable id and Data
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    assert_eq!(
+        home_statuses(emulator, &table).await,
+        statuses(&[("eu-west-1", "ACTIVE"), ("ap-southeast-1", "ACTIVE")])
+    );
+    let answer = the_answer(&server, "create");
+    assert_eq!(answer["Status"], "SUCCESS");
+    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/SessionsReplicas"));
+    assert_eq!(answer["LogicalResourceId"], "SessionsReplicas");
+    assert_eq!(answer["RequestId"], "e3f0c7d2-6a9d-4c3b-9a53-4f2b2f6a9d10");
+    assert!(answer["StackId"].as_str().is_some_and(|s| s.contains(":stack/user-sessions/")));
+    assert_eq!(answer["NoEcho"], false);
+    let data = &answer["Data"];
+    assert_eq!(data["TableName"], table.as_str());
+    assert_eq!(data["Regions"], "us-east-1,eu-west-1,ap-southeast-1");
+    assert_eq!(data["ReplicaRegions"], "eu-west-1,ap-southeast-1");
+    assert_eq!(data["TableArn"], format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}"));
+    assert_eq!(data["TableArn.eu-west-1"], format!("arn:aws:dynamodb:eu-west-1:123456789012:table/{table}"));
+    assert_eq!(data["TableArn.ap-southeast-1"], format!("arn:aws:dynamodb:ap-southeast-1:123456789012:table/{table}"));
+    assert!(data["StreamArn.eu-west-1"].as_str().is_some_and(|s| s.contains(":eu-west-1:")), "{data}");
+    // And the table records which replicas this resource added
+    assert_eq!(
+        record_tags(emulator, &table).await,
+        BTreeMap::from([("multisite:replicas:SessionsReplicas".to_owned(), "ap-southeast-1 eu-west-1".to_owned())])
+    );
+
+    // When the same Create is delivered again (a retry), nothing changes and the answer is the same
+    let again = create_event(&server.response_url("create-again"), "SessionsReplicas", &table, json!(SEED));
+    assert_eq!(invoke(&deps, again, GENEROUS).await.outcome, Outcome::Success);
+    assert_eq!(the_answer(&server, "create-again")["PhysicalResourceId"], answer["PhysicalResourceId"]);
+}
+
+#[tokio::test]
+async fn update_adds_and_removes_regions_and_keeps_the_physical_id() {
+    init_logs();
+    // Given a resource that created replicas in eu-west-1 and ap-southeast-1
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let table = unique_name("Carts");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let create = create_event(&server.response_url("c"), "CartsReplicas", &table, json!(SEED));
+    assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Success);
+    let id = format!("us-east-1/{table}/CartsReplicas");
+
+    // When the Regions change to [us-east-1, ap-southeast-1, us-west-2]
+    let update = update_event(
+        &server.response_url("u"),
+        "CartsReplicas",
+        &id,
+        (&table, json!(["us-east-1", "ap-southeast-1", "us-west-2"])),
+        (&table, json!(SEED)),
+    );
+    let summary = invoke(&deps, update, GENEROUS).await;
+
+    // Then us-west-2 is added, eu-west-1 removed, and the id is echoed unchanged
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    assert_eq!(
+        home_statuses(emulator, &table).await,
+        statuses(&[("ap-southeast-1", "ACTIVE"), ("us-west-2", "ACTIVE")])
+    );
+    let answer = the_answer(&server, "u");
+    assert_eq!(answer["Status"], "SUCCESS");
+    assert_eq!(answer["PhysicalResourceId"], id.as_str());
+    assert_eq!(answer["Data"]["Regions"], "us-east-1,ap-southeast-1,us-west-2");
+    assert_eq!(
+        record_tags(emulator, &table).await.values().cloned().collect::<Vec<_>>(),
+        ["ap-southeast-1 us-west-2"],
+        "the record follows the replicas"
+    );
+}
+
+#[tokio::test]
+async fn delete_removes_only_the_replicas_this_resource_added() {
+    init_logs();
+    // Given a table that already had a replica in eu-west-1 before the stack adopted it
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let table = unique_name("Orders");
+    create_global_table(&emulator.clients(&SEED).await, &table, HOME, &["eu-west-1"]).await;
+    let server = ResponseServer::start();
+    let create = create_event(&server.response_url("c"), "OrdersReplicas", &table, json!(SEED));
+    assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Success);
+    assert_eq!(home_statuses(emulator, &table).await.len(), 2);
+
+    // When the resource is deleted
+    let id = format!("us-east-1/{table}/OrdersReplicas");
+    let delete = delete_event(&server.response_url("d"), "OrdersReplicas", &id, &table, json!(SEED));
+    let summary = invoke(&deps, delete, GENEROUS).await;
+
+    // Then only ap-southeast-1 (which it added) is gone; eu-west-1 (pre-existing) stays
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    assert_eq!(home_statuses(emulator, &table).await, statuses(&[("eu-west-1", "ACTIVE")]));
+    let answer = the_answer(&server, "d");
+    assert_eq!(answer["Status"], "SUCCESS");
+    assert_eq!(answer["PhysicalResourceId"], id.as_str());
+    assert!(record_tags(emulator, &table).await.is_empty(), "the record is removed with the resource");
+
+    // And deleting again (the table's replicas already gone) still succeeds
+    let again = delete_event(&server.response_url("d2"), "OrdersReplicas", &id, &table, json!(SEED));
+    assert_eq!(invoke(&deps, again, GENEROUS).await.outcome, Outcome::Success);
+}
+
+#[tokio::test]
+async fn retain_replicas_on_delete_keeps_them_and_forgets_the_record() {
+    init_logs();
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let table = unique_name("Keep");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let mut create = create_event(&server.response_url("c"), "KeepReplicas", &table, json!(["us-east-1", "eu-west-1"]));
+    create["ResourceProperties"]["RetainReplicasOnDelete"] = json!("true");
+    assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Success);
+
+    let mut delete = delete_event(
+        &server.response_url("d"),
+        "KeepReplicas",
+        &format!("us-east-1/{table}/KeepReplicas"),
+        &table,
+        json!(["us-east-1", "eu-west-1"]),
+    );
+    delete["ResourceProperties"]["RetainReplicasOnDelete"] = json!("true");
+    let summary = invoke(&deps, delete, GENEROUS).await;
+
+    assert_eq!(summary.outcome, Outcome::Success);
+    assert_eq!(home_statuses(emulator, &table).await, statuses(&[("eu-west-1", "ACTIVE")]));
+    assert!(record_tags(emulator, &table).await.is_empty());
+    assert!(the_answer(&server, "d")["Reason"].as_str().is_some_and(|r| r.contains("retained")));
+}
+
+#[tokio::test]
+async fn delete_after_a_failed_create_succeeds() {
+    init_logs();
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let server = ResponseServer::start();
+
+    // Case 1: the Create failed on its properties (no TableName)
+    let mut bad = create_event(&server.response_url("c1"), "BadReplicas", "x", json!(SEED));
+    bad["ResourceProperties"].as_object_mut().expect("props").remove("TableName");
+    assert_eq!(invoke(&deps, bad.clone(), GENEROUS).await.outcome, Outcome::Failed);
+    let failed = the_answer(&server, "c1");
+    let id = failed["PhysicalResourceId"].as_str().expect("an id even on failure").to_owned();
+    assert_eq!(id, "us-east-1/(invalid)/BadReplicas", "deterministic, never random, never empty");
+    let mut rollback = bad;
+    rollback["RequestType"] = json!("Delete");
+    rollback["PhysicalResourceId"] = json!(id);
+    rollback["ResponseURL"] = json!(server.response_url("d1"));
+    assert_eq!(invoke(&deps, rollback, GENEROUS).await.outcome, Outcome::Success);
+    let answer = the_answer(&server, "d1");
+    assert_eq!(
+        (answer["Status"].as_str(), answer["PhysicalResourceId"].as_str()),
+        (Some("SUCCESS"), Some(id.as_str()))
+    );
+
+    // Case 2: the Create failed because the table does not exist
+    let table = unique_name("Missing");
+    let create = create_event(&server.response_url("c2"), "MissingReplicas", &table, json!(SEED));
+    assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Failed);
+    let failed = the_answer(&server, "c2");
+    assert!(failed["Reason"].as_str().is_some_and(|r| r.contains("does not exist in us-east-1")), "{failed}");
+    let id = format!("us-east-1/{table}/MissingReplicas");
+    assert_eq!(failed["PhysicalResourceId"], id.as_str(), "the id the resource would have had");
+    let delete = delete_event(&server.response_url("d2"), "MissingReplicas", &id, &table, json!(SEED));
+    assert_eq!(invoke(&deps, delete, GENEROUS).await.outcome, Outcome::Success);
+    assert_eq!(the_answer(&server, "d2")["Status"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn a_table_name_change_is_a_replacement_and_the_old_resource_is_deleted_afterwards() {
+    init_logs();
+    // Given replicas of Old in eu-west-1
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let (old, new) = (unique_name("Old"), unique_name("New"));
+    let home = emulator.clients(&SEED).await;
+    create_table(&home.region(HOME).expect("home").dynamodb, &old).await;
+    create_table(&home.region(HOME).expect("home").dynamodb, &new).await;
+    let server = ResponseServer::start();
+    let regions = json!(["us-east-1", "eu-west-1"]);
+    assert_eq!(
+        invoke(&deps, create_event(&server.response_url("c"), "R", &old, regions.clone()), GENEROUS).await.outcome,
+        Outcome::Success
+    );
+    let old_id = format!("us-east-1/{old}/R");
+
+    // When TableName changes to New
+    let update =
+        update_event(&server.response_url("u"), "R", &old_id, (&new, regions.clone()), (&old, regions.clone()));
+    assert_eq!(invoke(&deps, update, GENEROUS).await.outcome, Outcome::Success);
+
+    // Then New gets the replicas under a new PhysicalResourceId, and Old is untouched for now
+    let answer = the_answer(&server, "u");
+    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{new}/R"));
+    assert_eq!(home_statuses(emulator, &new).await, statuses(&[("eu-west-1", "ACTIVE")]));
+    assert_eq!(home_statuses(emulator, &old).await, statuses(&[("eu-west-1", "ACTIVE")]));
+
+    // When CloudFormation then deletes the old resource (old id, old properties)
+    let delete = delete_event(&server.response_url("d"), "R", &old_id, &old, regions);
+    assert_eq!(invoke(&deps, delete, GENEROUS).await.outcome, Outcome::Success);
+
+    // Then Old loses the replica it was given, New keeps its own
+    assert_eq!(the_answer(&server, "d")["PhysicalResourceId"], old_id.as_str());
+    assert!(home_statuses(emulator, &old).await.is_empty());
+    assert_eq!(home_statuses(emulator, &new).await, statuses(&[("eu-west-1", "ACTIVE")]));
+}
+
+#[tokio::test]
+async fn the_response_url_failing_twice_then_accepting_gets_the_same_answer_three_times() {
+    init_logs();
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let table = unique_name("Flaky");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    server.fail_next(2);
+
+    let summary =
+        invoke(&deps, create_event(&server.response_url("flaky"), "R", &table, json!(["us-east-1"])), GENEROUS).await;
+
+    assert!(summary.delivered, "{summary:?}");
+    assert_eq!(summary.delivery_attempts, 3);
+    let requests = server.requests_for("flaky");
+    assert_eq!(requests.iter().map(|r| r.answered).collect::<Vec<_>>(), [500, 500, 200]);
+    assert!(requests.windows(2).all(|w| w[0].body == w[1].body), "every retry carries the same answer");
+    assert_eq!(checked_answer(&requests[2])["Status"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn a_panic_in_the_handler_is_still_answered_failed() {
+    init_logs();
+    // Given a continuation with a bug, reached at the first wait (a poll interval longer than
+    // the invocation's remaining time means "continue now")
+    let emulator = Emulator::shared();
+    let mut config = test_config();
+    config.poll_interval = Duration::from_secs(3);
+    let deps = deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(PanickingContinuation));
+    let table = unique_name("Panic");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let event = create_event(&server.response_url("p"), "PanicReplicas", &table, json!(["us-east-1", "eu-west-1"]));
+
+    let summary = invoke(&deps, event, Duration::from_secs(3)).await;
+
+    assert_eq!(summary.outcome, Outcome::Failed);
+    let answer = the_answer(&server, "p");
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().expect("reason");
+    assert!(reason.contains("panicked (simulated bug while queueing the continuation)"), "{reason}");
+    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/PanicReplicas"));
+}
+
+#[tokio::test]
+async fn the_wait_continues_across_invocations_and_one_of_them_answers() {
+    init_logs();
+    // Given replicas that stay CREATING longer than one (short) invocation
+    let emulator = Emulator::start();
+    emulator.set_timing(1500, 300, 300);
+    let config = test_config();
+    let captured = Arc::new(CapturedContinuations::default());
+    let deps = deps(config.clone(), emulator_clients(&emulator, &config).await, captured.clone());
+    let table = unique_name("Slow");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let event = create_event(&server.response_url("slow"), "SlowReplicas", &table, json!(SEED));
+    let started = Instant::now();
+
+    // When every invocation has 1.4 s and continuations are fed back as Lambda would
+    let (summary, continuations) =
+        invoke_until_answered(&deps, &captured, event.clone(), Duration::from_millis(1400), 20).await;
+
+    // Then several invocations continued, carrying the first start time and counting attempts
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    assert!(continuations.len() >= 2, "{} continuations", continuations.len());
+    let started_at: Vec<_> = continuations.iter().map(|c| c["MultisiteContinuation"]["StartedAtMs"].clone()).collect();
+    assert!(started_at.windows(2).all(|w| w[0] == w[1]), "the budget is measured from the first invocation");
+    let attempts: Vec<_> = continuations.iter().map(|c| c["MultisiteContinuation"]["Attempt"].as_u64()).collect();
+    assert_eq!(attempts, (1..=continuations.len() as u64).map(Some).collect::<Vec<_>>());
+    for c in &continuations {
+        let mut original = c.clone();
+        original.as_object_mut().expect("object").remove("MultisiteContinuation");
+        assert_eq!(original, event, "the continuation carries the original event unchanged");
+    }
+    // And exactly one answer was sent, SUCCESS, once both replicas were ACTIVE
+    assert_eq!(the_answer(&server, "slow")["Status"], "SUCCESS");
+    assert_eq!(
+        home_statuses(&emulator, &table).await,
+        statuses(&[("eu-west-1", "ACTIVE"), ("ap-southeast-1", "ACTIVE")])
+    );
+    assert!(started.elapsed() >= Duration::from_millis(3000), "two replicas of 1.5 s each, one after the other");
+}
+
+#[tokio::test]
+async fn a_spent_service_timeout_answers_failed_and_the_rollback_delete_cleans_up() {
+    init_logs();
+    // Given a replica that stays CREATING for 4 s and a ServiceTimeout of 2 s
+    let emulator = Emulator::start();
+    emulator.set_timing(4000, 300, 300);
+    let config = test_config();
+    let captured = Arc::new(CapturedContinuations::default());
+    let deps = deps(config.clone(), emulator_clients(&emulator, &config).await, captured.clone());
+    let table = unique_name("Budget");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let mut event =
+        create_event(&server.response_url("budget"), "BudgetReplicas", &table, json!(["us-east-1", "eu-west-1"]));
+    event["ServiceTimeout"] = json!("2");
+    event["ResourceProperties"]["ServiceTimeout"] = json!("2");
+    let started = Instant::now();
+
+    // When invocations of 1.2 s each continue until one answers
+    let (summary, continuations) =
+        invoke_until_answered(&deps, &captured, event, Duration::from_millis(1200), 20).await;
+
+    // Then the resource fails on its budget (across invocations), well before the replica is ready
+    assert_eq!(summary.outcome, Outcome::Failed, "{summary:?}");
+    assert!(!continuations.is_empty(), "the budget spans invocations");
+    assert!(started.elapsed() < Duration::from_millis(3000), "{:?}", started.elapsed());
+    let answer = the_answer(&server, "budget");
+    let reason = answer["Reason"].as_str().expect("reason");
+    assert!(reason.contains("ServiceTimeout of 2 s"), "{reason}");
+    assert!(reason.contains("eu-west-1 CREATING"), "says what it was waiting for: {reason}");
+    let id = format!("us-east-1/{table}/BudgetReplicas");
+    assert_eq!(answer["PhysicalResourceId"], id.as_str());
+
+    // When CloudFormation rolls back with a Delete
+    let delete = delete_event(
+        &server.response_url("rollback"),
+        "BudgetReplicas",
+        &id,
+        &table,
+        json!(["us-east-1", "eu-west-1"]),
+    );
+    let summary = invoke(&deps, delete, GENEROUS).await;
+
+    // Then the replica it started is removed once it can be, and the Delete succeeds
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    assert!(home_statuses(&emulator, &table).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_deadline_guard_answers_failed_before_the_lambda_times_out() {
+    init_logs();
+    // Given every us-east-1 call takes 4 s and the invocation has 2.5 s left
+    let emulator = Emulator::start();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(&emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let table = unique_name("Stuck");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    emulator.set_latency(HOME, 4000);
+    let server = ResponseServer::start();
+    let started = Instant::now();
+
+    let summary = invoke(
+        &deps,
+        create_event(&server.response_url("stuck"), "StuckReplicas", &table, json!(SEED)),
+        Duration::from_millis(2500),
+    )
+    .await;
+
+    // Then FAILED is delivered a margin before the deadline, saying why
+    let elapsed = started.elapsed();
+    emulator.set_latency(HOME, 0);
+    assert_eq!(summary.outcome, Outcome::Failed, "{summary:?}");
+    assert!(summary.delivered);
+    assert!(elapsed < Duration::from_millis(2500), "answered before the Lambda deadline: {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(1800), "not before the guard: {elapsed:?}");
+    let answer = the_answer(&server, "stuck");
+    let reason = answer["Reason"].as_str().expect("reason");
+    assert!(reason.contains("deadline guard"), "{reason}");
+    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/StuckReplicas"));
+}
+
+/// Collects the JSON log lines of the current thread.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn lines(&self) -> Vec<Value> {
+        let text = String::from_utf8(self.0.lock().expect("log buffer").clone()).expect("utf-8 logs");
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    }
+}
+
+// current_thread: the handler's spawned task runs on this thread, under this thread's subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn each_request_logs_structured_events_and_no_echo_keeps_property_values_out_of_them() {
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let deps =
+        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    let table = unique_name("SecretTable");
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter("provisioner=info")
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut event =
+        create_event(&server.response_url("secret"), "SecretReplicas", &table, json!(["us-east-1", "eu-west-1"]));
+    event["ResourceProperties"]["NoEcho"] = json!("true");
+    let summary = invoke(&deps, event, GENEROUS).await;
+
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    let answer = the_answer(&server, "secret");
+    assert_eq!(answer["NoEcho"], true, "CloudFormation masks the Data from Fn::GetAtt output");
+    let lines = logs.lines();
+    let request = lines.iter().find(|l| l["message"] == "custom resource request").expect("a request event");
+    assert_eq!(request["request_type"], "Create");
+    assert_eq!(request["logical_resource_id"], "SecretReplicas");
+    assert!(request["stack_id"].as_str().is_some_and(|s| s.contains(":stack/user-sessions/")));
+    assert_eq!(request["request_id"], "e3f0c7d2-6a9d-4c3b-9a53-4f2b2f6a9d10");
+    let outcome = lines.iter().find(|l| l["message"] == "answered CloudFormation").expect("an outcome event");
+    assert_eq!(outcome["outcome"], "SUCCESS");
+    assert_eq!(outcome["logical_resource_id"], "SecretReplicas");
+    assert!(lines.iter().any(|l| l["message"] == "replica step" && l["step"] == "add"), "one event per action");
+    let text = serde_json::to_string(&lines).expect("logs");
+    assert!(!text.contains(&table), "the table name is not logged with NoEcho: {text}");
+    assert!(!text.contains("eu-west-1"), "the Regions are not logged with NoEcho: {text}");
+}

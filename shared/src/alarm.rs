@@ -1,0 +1,306 @@
+//! Decoding of CloudWatch alarm state changes in the three ways they reach a Lambda function:
+//! the alarm's direct Lambda action, an EventBridge "CloudWatch Alarm State Change" event, and an
+//! SNS notification whose message is the alarm JSON. failover and scaler share this decoder.
+//!
+//! A payload that is not one of these shapes, or lacks the alarm name, the new state or the time
+//! of the change, is an `InvalidEvent` error: it never defaults to a state (an alarm read as OK
+//! when its state is missing could trigger a failback).
+
+use crate::error::Error;
+use aws_lambda_events::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The `detail-type` EventBridge uses for alarm state changes.
+pub const EVENTBRIDGE_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
+
+/// An alarm's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "OK" => Some(AlarmState::Ok),
+            "ALARM" => Some(AlarmState::Alarm),
+            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
+            _ => None,
+        }
+    }
+}
+
+/// How the change was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    AlarmAction,
+    EventBridge,
+    Sns,
+}
+
+/// One alarm state change, whatever its delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmChange {
+    pub alarm_name: String,
+    pub state: AlarmState,
+    pub previous_state: Option<AlarmState>,
+    /// When the alarm changed state, as CloudWatch reports it (ISO 8601). The same change
+    /// delivered twice carries the same value: it identifies duplicates.
+    pub changed_at: String,
+    pub reason: String,
+    pub delivery: Delivery,
+}
+
+impl AlarmChange {
+    /// A stable identity of this state change, for de-duplication.
+    pub fn change_id(&self) -> String {
+        format!("{}#{}#{:?}", self.alarm_name, self.changed_at, self.state)
+    }
+}
+
+/// Decodes every alarm change in a payload (an SNS event may carry several records).
+pub fn decode_alarm_changes(payload: &Value) -> Result<Vec<AlarmChange>, Error> {
+    let invalid = |what: String| Error::InvalidEvent(what);
+    if payload.get("Records").is_some() {
+        let event: SnsEvent =
+            serde_json::from_value(payload.clone()).map_err(|e| invalid(format!("SNS event is malformed: {e}")))?;
+        if event.records.is_empty() {
+            return Err(invalid("SNS event has no records".into()));
+        }
+        return event
+            .records
+            .iter()
+            .map(|record| {
+                let message: Value = serde_json::from_str(&record.sns.message).map_err(|e| {
+                    invalid(format!(
+                        "SNS message {} is not JSON (expected a CloudWatch alarm notification): {e}",
+                        record.sns.message_id
+                    ))
+                })?;
+                decode_sns_alarm_message(&message)
+            })
+            .collect();
+    }
+    if payload.get("detail-type").is_some() {
+        let detail_type = payload["detail-type"].as_str().unwrap_or_default();
+        if detail_type != EVENTBRIDGE_DETAIL_TYPE {
+            return Err(invalid(format!(
+                "EventBridge event `{detail_type}` is not a `{EVENTBRIDGE_DETAIL_TYPE}` event"
+            )));
+        }
+        require_state_value(payload.get("detail"), "detail")?;
+        let event: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(payload.clone())
+            .map_err(|e| invalid(format!("EventBridge alarm event is malformed: {e}")))?;
+        return Ok(vec![from_alarm_data(&event.detail, Delivery::EventBridge)?]);
+    }
+    if payload.get("alarmData").is_some() {
+        require_state_value(payload.get("alarmData"), "alarmData")?;
+        let alarm: CloudWatchAlarm = serde_json::from_value(payload.clone())
+            .map_err(|e| invalid(format!("CloudWatch alarm action event is malformed: {e}")))?;
+        return Ok(vec![from_alarm_data(&alarm.alarm_data, Delivery::AlarmAction)?]);
+    }
+    Err(invalid(
+        "not a CloudWatch alarm state change: expected an alarm action event (`alarmData`), an EventBridge \
+         `CloudWatch Alarm State Change` event (`detail-type`) or an SNS event (`Records`)"
+            .into(),
+    ))
+}
+
+/// The alarm types default a missing state to OK; refuse that instead.
+fn require_state_value(data: Option<&Value>, at: &str) -> Result<(), Error> {
+    let value = data.and_then(|d| d.get("state")).and_then(|s| s.get("value")).and_then(Value::as_str);
+    match value {
+        Some(v) if AlarmState::parse(v).is_some() => Ok(()),
+        Some(v) => Err(Error::InvalidEvent(format!("{at}.state.value `{v}` is not OK, ALARM or INSUFFICIENT_DATA"))),
+        None => Err(Error::InvalidEvent(format!("{at}.state.value is missing: the new alarm state is required"))),
+    }
+}
+
+fn from_alarm_data(data: &CloudWatchAlarmData, delivery: Delivery) -> Result<AlarmChange, Error> {
+    if data.alarm_name.trim().is_empty() {
+        return Err(Error::InvalidEvent("alarm name is empty".into()));
+    }
+    let state = data.state.as_ref().ok_or_else(|| Error::InvalidEvent("alarm state is missing".into()))?;
+    let convert = |v: &CloudWatchAlarmStateValue| match v {
+        CloudWatchAlarmStateValue::Alarm => AlarmState::Alarm,
+        CloudWatchAlarmStateValue::InsufficientData => AlarmState::InsufficientData,
+        _ => AlarmState::Ok,
+    };
+    Ok(AlarmChange {
+        alarm_name: data.alarm_name.clone(),
+        state: convert(&state.value),
+        previous_state: data.previous_state.as_ref().map(|p| convert(&p.value)),
+        changed_at: state.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        reason: state.reason.clone(),
+        delivery,
+    })
+}
+
+/// The JSON CloudWatch publishes to SNS. Only what multisite needs is required, so a payload
+/// with extra or null fields (e.g. `AlarmDescription: null`) still decodes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmMessage {
+    alarm_name: Option<String>,
+    new_state_value: Option<String>,
+    old_state_value: Option<String>,
+    state_change_time: Option<String>,
+    #[serde(default)]
+    new_state_reason: Option<String>,
+}
+
+fn decode_sns_alarm_message(message: &Value) -> Result<AlarmChange, Error> {
+    let invalid =
+        |what: &str| Error::InvalidEvent(format!("SNS message is not a CloudWatch alarm notification: {what}"));
+    let parsed: SnsAlarmMessage = serde_json::from_value(message.clone()).map_err(|e| invalid(&e.to_string()))?;
+    let alarm_name =
+        parsed.alarm_name.filter(|n| !n.trim().is_empty()).ok_or_else(|| invalid("AlarmName is missing"))?;
+    let state_text = parsed.new_state_value.ok_or_else(|| invalid("NewStateValue is missing"))?;
+    let state =
+        AlarmState::parse(&state_text).ok_or_else(|| invalid(&format!("NewStateValue `{state_text}` is unknown")))?;
+    let changed_at =
+        parsed.state_change_time.filter(|t| !t.is_empty()).ok_or_else(|| invalid("StateChangeTime is missing"))?;
+    Ok(AlarmChange {
+        alarm_name,
+        state,
+        previous_state: parsed.old_state_value.as_deref().and_then(AlarmState::parse),
+        changed_at: normalise_sns_time(&changed_at),
+        reason: parsed.new_state_reason.unwrap_or_default(),
+        delivery: Delivery::Sns,
+    })
+}
+
+/// SNS alarm messages write `2024-05-01T12:00:00.000+0000`; the other deliveries use RFC 3339.
+/// Normalise so the same change has the same identity whichever way it came.
+fn normalise_sns_time(text: &str) -> String {
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.3f%z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(text))
+        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn direct(state: &str) -> Value {
+        json!({
+            "source": "aws.cloudwatch",
+            "alarmArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:web-us-east-1-unhealthy",
+            "accountId": "123456789012",
+            "time": "2026-11-26T10:00:05.000+0000",
+            "region": "eu-west-1",
+            "alarmData": {
+                "alarmName": "web-us-east-1-unhealthy",
+                "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2026-11-26T10:00:04.123+0000"},
+                "previousState": {"value": "OK", "reason": "ok", "timestamp": "2026-11-25T10:00:00.000+0000"},
+                "configuration": {"description": "5xx rate", "metrics": []}
+            }
+        })
+    }
+
+    fn eventbridge(state: &str) -> Value {
+        json!({
+            "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+            "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+            "account": "123456789012", "time": "2026-11-26T10:00:05Z", "region": "eu-west-1",
+            "resources": ["arn:aws:cloudwatch:eu-west-1:123456789012:alarm:web-us-east-1-unhealthy"],
+            "detail": {
+                "alarmName": "web-us-east-1-unhealthy",
+                "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2026-11-26T10:00:04.123+0000"},
+                "previousState": {"value": "OK", "reason": "ok", "timestamp": "2026-11-25T10:00:00.000+0000"},
+                "configuration": {"metrics": []}
+            }
+        })
+    }
+
+    fn sns(message: &str) -> Value {
+        json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": "arn:aws:sns:eu-west-1:123456789012:alarms:1d1c6c0e-0000-4000-8000-000000000000",
+            "Sns": {
+                "Type": "Notification", "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                "TopicArn": "arn:aws:sns:eu-west-1:123456789012:alarms",
+                "Subject": "ALARM: \"web-us-east-1-unhealthy\" in EU (Ireland)",
+                "Message": message, "Timestamp": "2026-11-26T10:00:05.000Z",
+                "SignatureVersion": "1", "Signature": "EXAMPLE", "SigningCertUrl": "EXAMPLE", "UnsubscribeUrl": "EXAMPLE",
+                "MessageAttributes": {}
+            }
+        }]})
+    }
+
+    fn sns_alarm_message(state: &str) -> String {
+        json!({
+            "AlarmName": "web-us-east-1-unhealthy", "AlarmDescription": null, "AWSAccountId": "123456789012",
+            "NewStateValue": state, "NewStateReason": "Threshold Crossed",
+            "StateChangeTime": "2026-11-26T10:00:04.123+0000", "Region": "EU (Ireland)",
+            "AlarmArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:web-us-east-1-unhealthy",
+            "OldStateValue": "OK", "Trigger": {"MetricName": "HealthCheckStatus"}
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn the_three_deliveries_of_one_change_decode_to_the_same_change() {
+        let changes: Vec<AlarmChange> = [direct("ALARM"), eventbridge("ALARM"), sns(&sns_alarm_message("ALARM"))]
+            .iter()
+            .map(|p| decode_alarm_changes(p).expect("decodes").remove(0))
+            .collect();
+        for change in &changes {
+            assert_eq!(change.alarm_name, "web-us-east-1-unhealthy");
+            assert_eq!(change.state, AlarmState::Alarm);
+            assert_eq!(change.previous_state, Some(AlarmState::Ok));
+            assert_eq!(change.changed_at, "2026-11-26T10:00:04.123Z");
+        }
+        assert_eq!(changes[0].change_id(), changes[2].change_id(), "duplicates are recognised across deliveries");
+        let deliveries: Vec<Delivery> = changes.iter().map(|c| c.delivery).collect();
+        assert_eq!(deliveries, [Delivery::AlarmAction, Delivery::EventBridge, Delivery::Sns]);
+    }
+
+    #[test]
+    fn ok_and_insufficient_data_states_decode() {
+        assert_eq!(decode_alarm_changes(&direct("OK")).expect("ok")[0].state, AlarmState::Ok);
+        assert_eq!(
+            decode_alarm_changes(&eventbridge("INSUFFICIENT_DATA")).expect("id")[0].state,
+            AlarmState::InsufficientData
+        );
+        assert_eq!(decode_alarm_changes(&sns(&sns_alarm_message("OK"))).expect("ok")[0].state, AlarmState::Ok);
+    }
+
+    #[test]
+    fn malformed_payloads_are_invalid_events_with_a_reason() {
+        let mut no_state = direct("ALARM");
+        no_state["alarmData"].as_object_mut().map(|o| o.remove("state"));
+        let mut no_value = eventbridge("ALARM");
+        no_value["detail"]["state"].as_object_mut().map(|o| o.remove("value"));
+        let mut other_detail = eventbridge("ALARM");
+        other_detail["detail-type"] = "EC2 Instance State-change Notification".into();
+        let mut no_name = direct("ALARM");
+        no_name["alarmData"]["alarmName"] = "".into();
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("not an object", json!("ALARM"), "not a CloudWatch alarm state change"),
+            ("empty object", json!({}), "not a CloudWatch alarm state change"),
+            ("missing state", no_state, "state.value is missing"),
+            ("missing state value", no_value, "state.value is missing"),
+            ("bogus state", direct("BROKEN"), "is not OK, ALARM or INSUFFICIENT_DATA"),
+            ("other EventBridge event", other_detail, "is not a `CloudWatch Alarm State Change` event"),
+            ("empty alarm name", no_name, "alarm name is empty"),
+            ("SNS message not JSON", sns("hello"), "is not JSON"),
+            ("SNS message not an alarm", sns(r#"{"foo": 1}"#), "AlarmName is missing"),
+            ("SNS without records", json!({"Records": []}), "no records"),
+            ("SNS record wrong shape", json!({"Records": [{"Sns": 5}]}), "SNS event is malformed"),
+        ];
+        for (what, payload, words) in cases {
+            let err = decode_alarm_changes(&payload).expect_err(what);
+            assert_eq!(err.error_type(), "InvalidEvent", "{what}");
+            assert!(err.to_string().contains(words), "{what}: `{err}` lacks `{words}`");
+        }
+    }
+}
