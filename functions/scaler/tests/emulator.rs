@@ -1,0 +1,402 @@
+//! scaler through its real handler against the emulator, fed by the `events/` files: Auto Scaling
+//! groups with a launch configuration in every Region (moto starts their instances), evacuation,
+//! duplicates, static stability with the failed Region's APIs down, restore after failback,
+//! restore skipped after a change by hand, refusals, bounds, dry run, failures and malformed input.
+
+use multisite_tests::Emulator;
+use scaler::capacity::Capacity;
+use scaler::config::ScalerConfig;
+use scaler::{Deps, GroupAction, Outcome, Report, ScalingRecord};
+use serde_json::{Value, json};
+use shared::clock::{Clock, FixedClock};
+use shared::ledger::{self, FleetStatus, RegionStatus, RegionStatusEntry};
+use shared::{Ledger, RegionalClients, Topology};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+const HOME: &str = "eu-west-1";
+const T0: u64 = 1_800_000_000_000;
+
+fn event(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("event JSON")
+}
+
+/// Auto Scaling groups (launch configuration, instances started by moto) in each Region, the
+/// ledger table, and the topology describing them.
+struct World {
+    emulator: Emulator,
+    topology: Topology,
+    clients: RegionalClients,
+    clock: FixedClock,
+    config: ScalerConfig,
+}
+
+impl World {
+    async fn new(n: usize, sizes: Capacity, policy: Value, config: ScalerConfig) -> Self {
+        let emulator = Emulator::start();
+        let regions = &REGIONS[..n];
+        let clients = emulator.clients(&REGIONS).await;
+        for region in regions {
+            let autoscaling = &clients.region(region).expect("region").autoscaling;
+            autoscaling
+                .create_launch_configuration()
+                .launch_configuration_name(format!("lc-web-{region}"))
+                .image_id("ami-12c6146b")
+                .instance_type("t3.micro")
+                .send()
+                .await
+                .expect("launch configuration");
+            autoscaling
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(format!("web-{region}"))
+                .launch_configuration_name(format!("lc-web-{region}"))
+                .min_size(sizes.min)
+                .desired_capacity(sizes.desired)
+                .max_size(sizes.max)
+                .availability_zones(format!("{region}a"))
+                .send()
+                .await
+                .expect("auto scaling group");
+        }
+        Ledger::create_table(&clients.region(HOME).expect("home").dynamodb, "multisite-ledger", HOME)
+            .await
+            .expect("ledger table");
+        let cells: Vec<Value> = regions
+            .iter()
+            .map(|r| {
+                json!({"region": r, "health_check_id": format!("hc-{r}"), "auto_scaling_group": format!("web-{r}"),
+                       "alarms": [format!("web-{r}-unhealthy")]})
+            })
+            .collect();
+        let topology = Topology::from_json(
+            &json!({
+                "name": "drill", "cells": cells,
+                "routing": {"hosted_zone_id": "Z1", "record_name": "app.example.com"},
+                "global_table": "UserSessions", "ledger_table": "multisite-ledger", "rpo_budget_ms": 2000,
+                "failover_policy": policy
+            })
+            .to_string(),
+        )
+        .expect("topology");
+        emulator.clear_requests();
+        Self { emulator, topology, clients, clock: FixedClock::at(T0), config }
+    }
+
+    fn deps(&self) -> Deps<'_> {
+        Deps {
+            topology: &self.topology,
+            clients: &self.clients,
+            home_region: HOME,
+            clock: &self.clock,
+            config: &self.config,
+        }
+    }
+
+    async fn handle(&self, payload: Value) -> Result<Vec<Report>, shared::Error> {
+        scaler::handle(payload, &self.deps()).await
+    }
+
+    async fn sizes(&self, region: &str) -> Capacity {
+        self.group(region).await.capacity
+    }
+
+    async fn group(&self, region: &str) -> scaler::asg::GroupState {
+        let autoscaling = &self.clients.region(region).expect("region").autoscaling;
+        scaler::asg::describe_group(autoscaling, region, &format!("web-{region}")).await.expect("describe")
+    }
+
+    async fn set_sizes(&self, region: &str, sizes: Capacity) {
+        let autoscaling = &self.clients.region(region).expect("region").autoscaling;
+        scaler::asg::update_group(autoscaling, region, &format!("web-{region}"), sizes).await.expect("resize by hand");
+    }
+
+    fn ledger(&self) -> Ledger {
+        Ledger::new(self.clients.region(HOME).expect("home").dynamodb.clone(), "multisite-ledger", HOME)
+    }
+
+    /// Writes the fleet status as failover would.
+    async fn set_status(&self, region: &str, status: RegionStatus) {
+        let (mut fleet, version): (FleetStatus, u64) = self.ledger().fleet_status().await.expect("fleet");
+        fleet.regions.insert(
+            region.to_owned(),
+            RegionStatusEntry { status, changed_at_ms: self.clock.now_ms(), cause: "test".into() },
+        );
+        self.ledger()
+            .put(ledger::STATUS_PK, ledger::FLEET_SK, &fleet, version + 1, self.clock.now_ms())
+            .await
+            .expect("fleet status");
+    }
+
+    async fn records(&self, evacuated: &str) -> Vec<ScalingRecord> {
+        let records = self.ledger().list::<ScalingRecord>(&ledger::scaling_pk(evacuated)).await.expect("records");
+        records.into_iter().map(|r| r.body).collect()
+    }
+
+    fn updates(&self) -> Vec<multisite_tests::RequestRecord> {
+        self.emulator.requests().into_iter().filter(|r| r.operation == "UpdateAutoScalingGroup").collect()
+    }
+}
+
+fn only(reports: Vec<Report>) -> Report {
+    assert_eq!(reports.len(), 1);
+    reports.into_iter().next().expect("one report")
+}
+
+fn group<'a>(report: &'a Report, region: &str) -> &'a scaler::GroupReport {
+    report.groups.iter().find(|g| g.region == region).unwrap_or_else(|| panic!("no group for {region}: {report:?}"))
+}
+
+const SIZES: Capacity = Capacity::new(1, 2, 10);
+
+#[tokio::test]
+async fn evacuation_scales_the_survivors_to_carry_the_whole_load_and_waits_for_them() {
+    let config = ScalerConfig {
+        wait: Some(Duration::from_secs(10)),
+        poll_interval: Duration::from_millis(50),
+        ..ScalerConfig::default()
+    };
+    let world = World::new(3, SIZES, json!({}), config).await;
+
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+
+    // (checked before this test itself describes us-east-1)
+    let asg_calls_to_failed: Vec<_> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.region == "us-east-1" && r.service == "autoscaling")
+        .collect();
+    assert!(asg_calls_to_failed.is_empty(), "{asg_calls_to_failed:?}");
+    // 2 x 3 / 2 = 3 in each survivor, MinSize raised to match.
+    assert_eq!(report.outcome, Outcome::Scaled, "{report:?}");
+    assert_eq!(report.n_active_before, Some(3));
+    for region in ["eu-west-1", "ap-southeast-1"] {
+        assert_eq!(world.sizes(region).await, Capacity::new(3, 3, 10), "{region}");
+        let g = group(&report, region);
+        assert_eq!(g.action, GroupAction::Scaled);
+        assert_eq!((g.ready, g.in_service), (Some(true), Some(3)), "{region}: readiness reported");
+        assert_eq!(world.group(region).await.in_service, 3, "moto started the new instances");
+    }
+    assert_eq!(world.sizes("us-east-1").await, SIZES, "the evacuated Region is not touched");
+    let mut records = world.records("us-east-1").await;
+    records.sort_by(|a, b| a.region.cmp(&b.region));
+    assert_eq!(records.len(), 2);
+    assert_eq!((records[0].region.as_str(), records[1].region.as_str()), ("ap-southeast-1", "eu-west-1"));
+    assert!(records.iter().all(|r| r.previous == SIZES && r.applied == Capacity::new(3, 3, 10)));
+    assert!(records[0].reason.contains("3 active Region(s) before, 2 survivor(s)"), "{}", records[0].reason);
+}
+
+#[tokio::test]
+async fn duplicate_deliveries_change_nothing_and_reuse_the_recorded_baseline() {
+    let world = World::new(3, SIZES, json!({}), ScalerConfig::default()).await;
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+    // failover has meanwhile recorded the evacuation.
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
+    world.emulator.clear_requests();
+
+    let duplicates = [
+        event("alarm-sns-us-east-1-alarm.json"),
+        event("alarm-eventbridge-us-east-1-alarm.json"),
+        event("alarm-alarm-action-us-east-1-alarm.json"),
+    ];
+    let results = futures_util::future::join_all(duplicates.into_iter().map(|p| world.handle(p))).await;
+
+    for result in results {
+        let report = only(result.expect("duplicate"));
+        assert_eq!(report.outcome, Outcome::Scaled);
+        assert_eq!(report.n_active_before, Some(3), "the evacuated Region counts as active before");
+        for g in &report.groups {
+            assert_eq!(g.action, GroupAction::Unchanged, "{g:?}");
+            assert!(g.baseline_reused);
+            assert_eq!(g.baseline, Some(SIZES));
+        }
+    }
+    assert!(world.updates().is_empty(), "no resize: {:?}", world.updates());
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(3, 3, 10), "not doubled twice");
+    assert_eq!(world.records("us-east-1").await.len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_first_deliveries_record_one_baseline_and_scale_once() {
+    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    let payload = event("alarm-eventbridge-us-east-1-alarm.json");
+
+    let results = futures_util::future::join_all((0..6).map(|_| world.handle(payload.clone()))).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    let records = world.records("us-east-1").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].previous, SIZES, "the pre-evacuation baseline, not a scaled value");
+}
+
+#[tokio::test]
+async fn evacuation_with_the_failed_regions_apis_down_scales_the_survivor() {
+    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    world.emulator.set_outage("us-east-1", true);
+
+    let report = only(world.handle(event("alarm-sns-us-east-1-alarm.json")).await.expect("scaled"));
+
+    assert_eq!(report.outcome, Outcome::Scaled);
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    let to_failed: Vec<_> = world.emulator.requests().into_iter().filter(|r| r.region == "us-east-1").collect();
+    assert!(to_failed.is_empty(), "no call to the failed Region: {to_failed:?}");
+}
+
+#[tokio::test]
+async fn restore_after_failback_and_the_cooldown_puts_the_previous_sizes_back() {
+    let world =
+        World::new(2, SIZES, json!({"auto_failback": true, "cooldown_seconds": 60}), ScalerConfig::default()).await;
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+
+    // Healthy again, but failback is not recorded yet: the survivor keeps its capacity.
+    world.clock.advance_ms(120_000);
+    let pending = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::RestorePending);
+    assert!(pending.reason.as_deref().unwrap_or_default().contains("still Evacuated"), "{pending:?}");
+
+    // Failback recorded; restore waits for the cool-down counted from the scaling record.
+    world.clock.0.store(T0 + 10_000, std::sync::atomic::Ordering::SeqCst);
+    world.set_status("us-east-1", RegionStatus::Active).await;
+    let pending = only(world.handle(event("alarm-sns-us-east-1-ok.json")).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::RestorePending, "{pending:?}");
+    assert!(pending.reason.as_deref().unwrap_or_default().contains("cool-down"), "{pending:?}");
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+
+    world.clock.advance_ms(60_000);
+    let done = only(world.handle(event("alarm-eventbridge-us-east-1-ok.json")).await.expect("restored"));
+    assert_eq!(done.outcome, Outcome::Restored, "{done:?}");
+    assert_eq!(group(&done, "eu-west-1").action, GroupAction::Restored);
+    assert_eq!(world.sizes("eu-west-1").await, SIZES);
+    let records = world.records("us-east-1").await;
+    assert_eq!(records[0].restored.as_ref().map(|m| m.action), Some(GroupAction::Restored));
+
+    // A repeated OK finds nothing left to restore.
+    let again = only(world.handle(event("alarm-eventbridge-us-east-1-ok.json")).await.expect("again"));
+    assert_eq!(again.outcome, Outcome::Ignored);
+
+    // A later evacuation records a fresh baseline over the restored record.
+    world.clock.advance_ms(120_000);
+    world.emulator.clear_requests();
+    let mut later = event("alarm-alarm-action-us-east-1-alarm.json");
+    later["alarmData"]["state"]["timestamp"] = "2026-11-27T10:00:00.000+0000".into();
+    let report = only(world.handle(later).await.expect("scaled again"));
+    assert_eq!(report.outcome, Outcome::Scaled, "{report:?}");
+    assert!(!group(&report, "eu-west-1").baseline_reused);
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert!(world.records("us-east-1").await[0].restored.is_none());
+}
+
+#[tokio::test]
+async fn restore_leaves_a_group_changed_by_hand_and_restores_the_others() {
+    let world = World::new(3, SIZES, json!({"cooldown_seconds": 60}), ScalerConfig::default()).await;
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+    let by_hand = Capacity::new(3, 7, 10);
+    world.set_sizes("eu-west-1", by_hand).await;
+    world.clock.advance_ms(300_000);
+
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("restored"));
+
+    assert_eq!(report.outcome, Outcome::Restored, "{report:?}");
+    let eu = group(&report, "eu-west-1");
+    assert_eq!(eu.action, GroupAction::LeftChangedByHand);
+    assert!(eu.note.as_deref().unwrap_or_default().contains("changed since the scaler applied"), "{eu:?}");
+    assert_eq!(world.sizes("eu-west-1").await, by_hand, "left as the operator set it");
+    assert_eq!(group(&report, "ap-southeast-1").action, GroupAction::Restored);
+    assert_eq!(world.sizes("ap-southeast-1").await, SIZES);
+}
+
+#[tokio::test]
+async fn a_refused_evacuation_scales_nothing() {
+    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    world.set_status("eu-west-1", RegionStatus::Evacuated).await;
+
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("refused"));
+
+    assert_eq!(report.outcome, Outcome::Refused);
+    assert!(report.reason.as_deref().unwrap_or_default().contains("min_healthy_regions"), "{report:?}");
+    assert!(world.updates().is_empty());
+    assert!(world.records("us-east-1").await.is_empty());
+}
+
+#[tokio::test]
+async fn max_size_is_raised_up_to_the_ceiling_and_the_shortfall_reported() {
+    let config = ScalerConfig { raise_max: true, max_ceiling: Some(7), ..ScalerConfig::default() };
+    let world = World::new(2, Capacity::new(2, 4, 6), json!({}), config).await;
+
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+
+    let eu = group(&report, "eu-west-1");
+    assert_eq!((eu.wanted_desired, eu.shortfall, eu.max_raised), (Some(8), 1, true), "{eu:?}");
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(7, 7, 7), "the reachable part is applied");
+}
+
+#[tokio::test]
+async fn dry_run_returns_the_targets_and_changes_nothing() {
+    let world = World::new(3, SIZES, json!({}), ScalerConfig::default()).await;
+    let mut payload = event("alarm-eventbridge-us-east-1-alarm.json");
+    payload["multisite"] = json!({"dry_run": true});
+
+    let report = only(world.handle(payload).await.expect("dry run"));
+
+    assert_eq!(report.outcome, Outcome::DryRun);
+    for region in ["eu-west-1", "ap-southeast-1"] {
+        let g = group(&report, region);
+        assert_eq!((g.action, g.target), (GroupAction::Planned, Some(Capacity::new(3, 3, 10))), "{g:?}");
+        assert_eq!(world.sizes(region).await, SIZES);
+    }
+    assert!(world.updates().is_empty());
+    assert!(world.records("us-east-1").await.is_empty(), "a dry run records nothing");
+}
+
+#[tokio::test]
+async fn a_failing_survivor_does_not_stop_the_other_and_the_retry_converges() {
+    let world = World::new(3, SIZES, json!({}), ScalerConfig::default()).await;
+    world.emulator.throttle("eu-west-1", 1000, Some("autoscaling"), Some("UpdateAutoScalingGroup"));
+
+    let err = world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect_err("eu fails");
+
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("eu-west-1"), "{err}");
+    assert_eq!(world.sizes("ap-southeast-1").await, Capacity::new(3, 3, 10), "the other survivor is scaled");
+    assert_eq!(world.sizes("eu-west-1").await, SIZES);
+
+    world.emulator.throttle("eu-west-1", 0, Some("autoscaling"), Some("UpdateAutoScalingGroup"));
+    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("retry"));
+    assert_eq!(group(&report, "eu-west-1").action, GroupAction::Scaled);
+    assert_eq!(group(&report, "ap-southeast-1").action, GroupAction::Unchanged);
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(3, 3, 10));
+}
+
+#[tokio::test]
+async fn malformed_events_and_unknown_alarms_make_no_aws_call() {
+    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    let mut no_state = event("alarm-alarm-action-us-east-1-alarm.json");
+    no_state["alarmData"].as_object_mut().map(|o| o.remove("state"));
+    let mut not_alarm = event("alarm-sns-us-east-1-alarm.json");
+    not_alarm["Records"][0]["Sns"]["Message"] = "{\"hello\": \"world\"}".into();
+    let mut bad_override = event("alarm-alarm-action-us-east-1-alarm.json");
+    bad_override["multisite"] = json!({"dry-run": true});
+    for (what, payload) in [
+        ("not a JSON object", json!("ALARM")),
+        ("wrong shape", json!({"foo": [1, 2]})),
+        ("missing state", no_state),
+        ("SNS message not an alarm", not_alarm),
+        ("unknown override", bad_override),
+    ] {
+        let err = world.handle(payload).await.expect_err(what);
+        assert_eq!(err.error_type(), "InvalidEvent", "{what}: {err}");
+    }
+    let mut unknown = event("alarm-alarm-action-us-east-1-alarm.json");
+    unknown["alarmData"]["alarmName"] = "web-sa-east-1-unhealthy".into();
+    assert_eq!(only(world.handle(unknown).await.expect("ignored")).outcome, Outcome::Ignored);
+    let mut insufficient = event("alarm-alarm-action-us-east-1-alarm.json");
+    insufficient["alarmData"]["state"]["value"] = "INSUFFICIENT_DATA".into();
+    assert_eq!(only(world.handle(insufficient).await.expect("ignored")).outcome, Outcome::Ignored);
+
+    assert!(world.emulator.requests().is_empty(), "no AWS call: {:?}", world.emulator.requests());
+}
