@@ -25,9 +25,20 @@ use std::time::Duration;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 const READY_PREFIX: &str = "MULTISITE_EMULATOR_READY ";
 
-/// The repository root (this crate lives in `tests/`).
+/// The repository root: the nearest ancestor holding `tests/emulator/multisite_emulator`, looked
+/// up at run time from the package under test (cargo sets `CARGO_MANIFEST_DIR` when it runs tests)
+/// or the working directory, so a checkout that moved or shares a target dir still finds itself.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
+    starts
+        .into_iter()
+        .flatten()
+        .find_map(|start| {
+            start.ancestors().find(|dir| dir.join("tests/emulator/multisite_emulator").is_dir()).map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        })
 }
 
 /// The Python interpreter of the venv the project's scripts create (`scripts/venv.sh`), or the
