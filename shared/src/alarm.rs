@@ -64,6 +64,31 @@ impl AlarmChange {
     }
 }
 
+/// Operator overrides an alarm payload may carry under `"multisite"` (the alarm decoders ignore
+/// the key). One drill payload goes to failover and scaler alike, so both read the same set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Overrides {
+    /// Return the plan (or the computed targets) without changing anything.
+    pub dry_run: bool,
+    /// A planned drill: move the Aurora writer with a switchover (no data loss).
+    pub planned: bool,
+    /// On failback, also move the Aurora writer back to the recovered Region.
+    pub restore_writer: bool,
+}
+
+impl Overrides {
+    /// The overrides of `payload`; an unknown key is an `InvalidEvent` naming the allowed ones.
+    pub fn from_payload(payload: &Value) -> Result<Self, Error> {
+        match payload.get("multisite") {
+            None => Ok(Self::default()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                Error::InvalidEvent(format!("`multisite` overrides: {e} (allowed: dry_run, planned, restore_writer)"))
+            }),
+        }
+    }
+}
+
 /// Decodes every alarm change in a payload (an SNS event may carry several records).
 pub fn decode_alarm_changes(payload: &Value) -> Result<Vec<AlarmChange>, Error> {
     let invalid = |what: String| Error::InvalidEvent(what);
@@ -262,6 +287,19 @@ mod tests {
         assert_eq!(changes[0].change_id(), changes[2].change_id(), "duplicates are recognised across deliveries");
         let deliveries: Vec<Delivery> = changes.iter().map(|c| c.delivery).collect();
         assert_eq!(deliveries, [Delivery::AlarmAction, Delivery::EventBridge, Delivery::Sns]);
+    }
+
+    #[test]
+    fn overrides_default_off_parse_and_reject_unknown_keys() {
+        assert_eq!(Overrides::from_payload(&direct("ALARM")).expect("none"), Overrides::default());
+        let mut payload = direct("ALARM");
+        payload["multisite"] = json!({"dry_run": true, "planned": true});
+        let parsed = Overrides::from_payload(&payload).expect("valid");
+        assert!(parsed.dry_run && parsed.planned && !parsed.restore_writer);
+        payload["multisite"] = json!({"dry-run": true});
+        let err = Overrides::from_payload(&payload).expect_err("unknown key");
+        assert_eq!(err.error_type(), "InvalidEvent");
+        assert!(err.to_string().contains("allowed: dry_run, planned, restore_writer"), "{err}");
     }
 
     #[test]

@@ -40,28 +40,7 @@ pub struct Deps<'a> {
     pub clock: &'a dyn Clock,
 }
 
-/// Operator overrides carried in the payload under `"multisite"` (ignored by the alarm decoders).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Overrides {
-    /// Return the plan without changing anything.
-    pub dry_run: bool,
-    /// A planned drill: move the Aurora writer with a switchover (no data loss).
-    pub planned: bool,
-    /// On failback, also move the Aurora writer back to the recovered Region.
-    pub restore_writer: bool,
-}
-
-impl Overrides {
-    pub fn from_payload(payload: &Value) -> Result<Self, Error> {
-        match payload.get("multisite") {
-            None => Ok(Self::default()),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-                Error::InvalidEvent(format!("`multisite` overrides: {e} (allowed: dry_run, planned, restore_writer)"))
-            }),
-        }
-    }
-}
+pub use shared::alarm::Overrides;
 
 /// How a change was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -42,27 +42,7 @@ pub struct Deps<'a> {
     pub config: &'a ScalerConfig,
 }
 
-/// Operator overrides carried in the payload under `"multisite"`. failover's `planned` and
-/// `restore_writer` are accepted (and ignored) so one drill payload can go to both functions.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Overrides {
-    /// Return the computed targets without changing anything.
-    pub dry_run: bool,
-    pub planned: bool,
-    pub restore_writer: bool,
-}
-
-impl Overrides {
-    pub fn from_payload(payload: &Value) -> Result<Self, Error> {
-        match payload.get("multisite") {
-            None => Ok(Self::default()),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-                Error::InvalidEvent(format!("`multisite` overrides: {e} (allowed: dry_run, planned, restore_writer)"))
-            }),
-        }
-    }
-}
+pub use shared::alarm::Overrides;
 
 /// How a change was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
