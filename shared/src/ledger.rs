@@ -45,10 +45,9 @@ pub fn transition_pk(region: &str) -> String {
     format!("transition#{region}")
 }
 
-/// Partition of the scaler's baselines for the evacuation of `evacuated_region`.
-pub fn scaling_pk(evacuated_region: &str) -> String {
-    format!("scaling#{evacuated_region}")
-}
+/// Partition of the scaler's records: one item per Auto Scaling group, its sort key the group's
+/// Region.
+pub const SCALING_PK: &str = "scaling";
 
 /// Whether a Region serves traffic. A Region without a status entry is `Active`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]

@@ -37,6 +37,9 @@ pub struct Topology {
     /// Rules that keep failover safe.
     #[serde(default)]
     pub failover_policy: FailoverPolicy,
+    /// How far the scaler may take the survivors' Auto Scaling groups.
+    #[serde(default)]
+    pub scaling: ScalingPolicy,
 }
 
 /// One Region running full production capacity.
@@ -89,6 +92,30 @@ pub struct FailoverPolicy {
 impl Default for FailoverPolicy {
     fn default() -> Self {
         Self { min_healthy_regions: 1, cooldown_seconds: 300, auto_failback: false, dry_run: false }
+    }
+}
+
+/// What the scaler may do to the survivors' Auto Scaling groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScalingPolicy {
+    /// Raise a survivor's MaxSize when its target does not fit under it...
+    pub raise_max_size: bool,
+    /// ...up to this many instances (required with `raise_max_size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size_ceiling: Option<i32>,
+    /// Wait up to this long for the new instances to be InService after a scale-up (0: no wait).
+    pub readiness_wait_seconds: u64,
+    /// How often that wait polls the groups.
+    pub readiness_poll_ms: u64,
+}
+
+/// A Lambda invocation lasts at most 15 minutes.
+pub const MAX_READINESS_WAIT_SECONDS: u64 = 900;
+
+impl Default for ScalingPolicy {
+    fn default() -> Self {
+        Self { raise_max_size: false, max_size_ceiling: None, readiness_wait_seconds: 0, readiness_poll_ms: 5_000 }
     }
 }
 
@@ -344,6 +371,37 @@ impl Topology {
             );
         }
 
+        let scaling = &self.scaling;
+        match (scaling.raise_max_size, scaling.max_size_ceiling) {
+            (true, None) => bad(
+                "scaling.max_size_ceiling".into(),
+                "is missing: raising MaxSize needs a ceiling, the largest MaxSize the scaler may set".into(),
+            ),
+            (false, Some(_)) => bad(
+                "scaling.max_size_ceiling".into(),
+                "only applies when `scaling.raise_max_size` is true: set it or remove the ceiling".into(),
+            ),
+            (_, Some(n)) if n < 1 => {
+                bad("scaling.max_size_ceiling".into(), format!("is {n}: give a number of instances >= 1"))
+            }
+            _ => {}
+        }
+        if scaling.readiness_wait_seconds > MAX_READINESS_WAIT_SECONDS {
+            bad(
+                "scaling.readiness_wait_seconds".into(),
+                format!(
+                    "is {}: a Lambda invocation lasts at most {MAX_READINESS_WAIT_SECONDS} s; use 0 (no wait) to {MAX_READINESS_WAIT_SECONDS}",
+                    scaling.readiness_wait_seconds
+                ),
+            );
+        }
+        if !(10..=60_000).contains(&scaling.readiness_poll_ms) {
+            bad(
+                "scaling.readiness_poll_ms".into(),
+                format!("is {}: use 10 to 60000 milliseconds", scaling.readiness_poll_ms),
+            );
+        }
+
         if v.is_empty() { Ok(()) } else { Err(TopologyError::Invalid(v)) }
     }
 
@@ -534,6 +592,31 @@ mod tests {
                 "failover_policy.min_healthy_regions",
             ),
             ("empty name", |j| j["name"] = "".into(), "name"),
+            (
+                "raise max without a ceiling",
+                |j| j["scaling"] = serde_json::json!({"raise_max_size": true}),
+                "scaling.max_size_ceiling",
+            ),
+            (
+                "ceiling without raise",
+                |j| j["scaling"] = serde_json::json!({"max_size_ceiling": 40}),
+                "scaling.max_size_ceiling",
+            ),
+            (
+                "zero ceiling",
+                |j| j["scaling"] = serde_json::json!({"raise_max_size": true, "max_size_ceiling": 0}),
+                "scaling.max_size_ceiling",
+            ),
+            (
+                "wait beyond a Lambda invocation",
+                |j| j["scaling"] = serde_json::json!({"readiness_wait_seconds": 901}),
+                "scaling.readiness_wait_seconds",
+            ),
+            (
+                "poll too fast",
+                |j| j["scaling"] = serde_json::json!({"readiness_poll_ms": 1}),
+                "scaling.readiness_poll_ms",
+            ),
         ];
         for (what, mutate, field) in cases {
             let mut json = valid_json();

@@ -4,32 +4,37 @@
 //! 1. decode the alarm change (direct alarm action, EventBridge or SNS: the decoder failover uses)
 //!    and map it to a Region; unknown alarms and INSUFFICIENT_DATA are ignored without AWS calls;
 //! 2. ALARM: apply the shared safety rules to the ledger's fleet status (what failover wrote) plus
-//!    this event, so both functions reach the same verdict; compute each survivor's target from its
-//!    pre-evacuation baseline ([`capacity`]), recorded in the ledger with `put_if_absent` so the
-//!    first delivery's baseline wins and duplicates reuse it; resize every survivor concurrently
-//!    with the survivor's own client (the evacuated Region is never called); optionally wait for
-//!    the new instances to be InService;
-//! 3. OK: once failback is recorded and the cool-down has passed, put the recorded previous sizes
-//!    back, only on groups nobody changed since; mark the records restored.
+//!    this event, so both functions reach the same verdict; each survivor's group record (see
+//!    [`record`]) gains the evacuation, its target is recomputed from the recorded baseline, the
+//!    record is written with a version check, then the group is resized: every survivor
+//!    concurrently, each with its own Region's client (the evacuated Region is never called);
+//!    optionally wait for the new instances to be InService;
+//! 3. restore sweep, on OK changes, on an EventBridge schedule, and after any alarm change: every
+//!    group record releases the evacuations whose failback is recorded in the fleet status and
+//!    past the cool-down; the group shrinks to the target of what it still covers, back to its
+//!    baseline when nothing is left, only while it still has the sizes the scaler gave it. An OK
+//!    that races ahead of failover's failback is caught by the next sweep.
 
 pub mod asg;
 pub mod capacity;
 pub mod config;
+pub mod record;
 
 use crate::asg::GroupUpdate;
-use crate::capacity::{Capacity, RestoreDecision, Target};
+use crate::capacity::Capacity;
 use crate::config::ScalerConfig;
+use crate::record::{Covering, GroupPlan, GroupScaling, Planned, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::alarm::{AlarmChange, AlarmState, decode_alarm_changes};
 use shared::clock::Clock;
-use shared::ledger::{self, FleetStatus, Record, RegionStatus, WriteOutcome};
+use shared::ledger::{RegionStatus, SCALING_PK, WriteOutcome};
 use shared::metrics::{MetricSet, NAMESPACE, Unit};
 use shared::policy;
 use shared::{Error, Ledger, RegionalClients, Topology};
 use std::time::Instant;
 
-/// How many times a scaling record write is re-tried after losing a race.
+/// How many times a group's record is re-read and re-planned after losing a write race.
 const MAX_RECORD_ATTEMPTS: usize = 4;
 
 /// What the handler needs, built once per container (see `main.rs`).
@@ -39,10 +44,24 @@ pub struct Deps<'a> {
     /// The Region this function runs in; its ledger replica is the one it reads and writes.
     pub home_region: &'a str,
     pub clock: &'a dyn Clock,
-    pub config: &'a ScalerConfig,
+}
+
+impl Deps<'_> {
+    fn config(&self) -> ScalerConfig {
+        ScalerConfig::from_policy(&self.topology.scaling)
+    }
 }
 
 pub use shared::alarm::Overrides;
+
+/// What started a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Trigger {
+    /// One alarm state change.
+    AlarmChange,
+    /// The restore sweep (a scheduled event, or the pass after alarm changes).
+    RestoreSweep,
+}
 
 /// How a change was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,42 +74,42 @@ pub enum Outcome {
     DryRun,
     /// Every survivor carries its target (or already did).
     Scaled,
-    /// Every recorded group was restored, or left because it was changed by hand.
+    /// Capacity was given back (or left because changed by hand) and nothing waits any more.
     Restored,
     /// Restore waits: failback not recorded yet, or inside the cool-down.
     RestorePending,
-    /// Some survivors failed; the invocation fails so Lambda retries, and the retry converges.
+    /// Some groups failed; the invocation fails so Lambda retries, and the retry converges.
     PartiallyFailed,
 }
 
-/// What happened to one survivor's group.
+/// What happened to one group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupAction {
     /// Resized to the target.
     Scaled,
-    /// Already at (or above) the target: no call made.
+    /// Already at (or above) the target: no resize.
     Unchanged,
     /// Dry run: the target is what would be applied.
     Planned,
-    /// Previous sizes put back.
+    /// Capacity given back: to the baseline, or to what the evacuations still covered need.
     Restored,
     /// Already back at the previous sizes.
     AlreadyRestored,
     /// Changed since the scaler resized it: left alone.
     LeftChangedByHand,
-    /// Restore waits for the cool-down.
+    /// Restore waits for a recorded failback or the cool-down.
     RestorePending,
     /// An AWS or ledger call failed (see `error`).
     Failed,
 }
 
-/// One survivor's part of the report.
+/// One group's part of the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupReport {
     pub region: String,
     pub asg: String,
     pub action: GroupAction,
-    /// The pre-evacuation sizes the target is computed from (recorded by the first delivery).
+    /// The pre-evacuation sizes targets are computed from (recorded by the first delivery).
     pub baseline: Option<Capacity>,
     /// The sizes observed before acting.
     pub current: Option<Capacity>,
@@ -101,8 +120,10 @@ pub struct GroupReport {
     /// Instances the bounds did not allow.
     pub shortfall: i32,
     pub max_raised: bool,
-    /// The baseline came from an earlier delivery's ledger record.
+    /// The baseline came from the ledger record (an earlier delivery or evacuation).
     pub baseline_reused: bool,
+    /// Evacuated Regions this group's capacity covers after this step.
+    pub covering: Vec<String>,
     /// Readiness wait: whether InService instances reached the target in time.
     pub ready: Option<bool>,
     pub in_service: Option<usize>,
@@ -123,6 +144,7 @@ impl GroupReport {
             shortfall: 0,
             max_raised: false,
             baseline_reused: false,
+            covering: Vec::new(),
             ready: None,
             in_service: None,
             note: None,
@@ -134,14 +156,27 @@ impl GroupReport {
         self.action = GroupAction::Failed;
         self.error = Some(err.to_string());
     }
+
+    fn describe(&mut self, planned: &Planned) {
+        self.baseline = planned.baseline;
+        self.baseline_reused = planned.baseline_reused;
+        self.covering = planned.covering.clone();
+        if let Some(target) = planned.target {
+            self.target = Some(target.capacity);
+            self.wanted_desired = Some(target.wanted_desired);
+            self.shortfall = target.shortfall;
+            self.max_raised = target.max_raised;
+        }
+    }
 }
 
-/// The structured report of one alarm change.
+/// The structured report of one alarm change or one restore sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    pub alarm: String,
-    pub alarm_state: AlarmState,
-    pub change_id: String,
+    pub trigger: Trigger,
+    pub alarm: Option<String>,
+    pub alarm_state: Option<AlarmState>,
+    pub change_id: Option<String>,
     /// The Region the alarm watches (the evacuated or recovered one).
     pub region: Option<String>,
     pub outcome: Outcome,
@@ -153,11 +188,12 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(change: &AlarmChange, region: Option<&str>, outcome: Outcome) -> Self {
+    fn for_change(change: &AlarmChange, region: Option<&str>, outcome: Outcome) -> Self {
         Self {
-            alarm: change.alarm_name.clone(),
-            alarm_state: change.state,
-            change_id: change.change_id(),
+            trigger: Trigger::AlarmChange,
+            alarm: Some(change.alarm_name.clone()),
+            alarm_state: Some(change.state),
+            change_id: Some(change.change_id()),
             region: region.map(str::to_owned),
             outcome,
             reason: None,
@@ -166,50 +202,74 @@ impl Report {
             duration_ms: 0,
         }
     }
+
+    fn for_sweep() -> Self {
+        Self {
+            trigger: Trigger::RestoreSweep,
+            alarm: None,
+            alarm_state: None,
+            change_id: None,
+            region: None,
+            outcome: Outcome::Ignored,
+            reason: None,
+            n_active_before: None,
+            groups: Vec::new(),
+            duration_ms: 0,
+        }
+    }
 }
 
-/// The body of a `scaling#<evacuated region>` / `<survivor region>` ledger record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScalingRecord {
-    pub evacuated_region: String,
-    pub region: String,
-    pub asg: String,
-    /// The group's sizes before the evacuation: what a restore puts back.
-    pub previous: Capacity,
-    /// The sizes the scaler applied: a restore only proceeds while the group still has them.
-    pub applied: Capacity,
-    pub reason: String,
-    pub change_id: String,
-    pub recorded_at_ms: u64,
-    /// Set once the evacuation's capacity was given back (or left because changed by hand).
-    pub restored: Option<RestoreMark>,
+/// An EventBridge scheduled event (`"detail-type": "Scheduled Event"` from `aws.events`): the
+/// periodic restore sweep. Anything else must be an alarm change.
+pub fn is_scheduled_event(payload: &Value) -> bool {
+    payload.get("source").and_then(Value::as_str) == Some("aws.events")
+        && payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreMark {
-    pub at_ms: u64,
-    pub action: GroupAction,
-    pub change_id: String,
-}
-
-/// Handles one invocation: every alarm change in the payload.
+/// Handles one invocation: every alarm change in the payload, then the restore sweep; or, for a
+/// scheduled event, the sweep alone.
 pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Vec<Report>, Error> {
     let started = Instant::now();
     let overrides = Overrides::from_payload(&payload)?;
-    let changes = decode_alarm_changes(&payload)?;
-    let mut reports = Vec::with_capacity(changes.len());
+    let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
+    let mut reports = Vec::new();
     let mut first_error = None;
-    for change in &changes {
-        let started_change = Instant::now();
-        let (mut report, error) = handle_change(change, &overrides, deps).await;
-        report.duration_ms = started_change.elapsed().as_millis() as u64;
+    let log_report = |report: Report, error: Option<Error>, first_error: &mut Option<Error>| {
         tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "scaler report");
         if let Some(err) = &error {
-            tracing::error!(alarm = %change.alarm_name, error = %err, "scaler did not converge; the invocation fails so Lambda retries");
+            tracing::error!(error = %err, "scaler did not converge; the invocation fails so Lambda retries");
         }
-        reports.push(report);
-        if let (Some(err), None) = (error, &first_error) {
-            first_error = Some(err);
+        if first_error.is_none() {
+            *first_error = error;
+        }
+        report
+    };
+    if is_scheduled_event(&payload) {
+        let sweep_started = Instant::now();
+        let (mut report, error) = sweep(None, dry_run, deps).await;
+        report.duration_ms = sweep_started.elapsed().as_millis() as u64;
+        reports.push(log_report(report, error, &mut first_error));
+    } else {
+        let changes = decode_alarm_changes(&payload)?;
+        let mut swept = false;
+        let mut mapped = false;
+        for change in &changes {
+            let started_change = Instant::now();
+            let (mut report, error) = handle_change(change, dry_run, deps).await;
+            report.duration_ms = started_change.elapsed().as_millis() as u64;
+            mapped |= report.region.is_some() && report.outcome != Outcome::Ignored;
+            swept |= change.state == AlarmState::Ok && report.region.is_some();
+            reports.push(log_report(report, error, &mut first_error));
+        }
+        // An OK that raced ahead of failover's failback left work for a later pass: every mapped
+        // alarm change also runs the sweep (scheduled events catch the rest).
+        if mapped && !swept && !dry_run {
+            let sweep_started = Instant::now();
+            let (mut report, error) = sweep(None, false, deps).await;
+            report.duration_ms = sweep_started.elapsed().as_millis() as u64;
+            if !report.groups.is_empty() || error.is_some() {
+                reports.push(log_report(report, error, &mut first_error));
+            }
         }
     }
     MetricSet::new(NAMESPACE)
@@ -222,54 +282,48 @@ pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Vec<Report>, Erro
     }
 }
 
-async fn handle_change(change: &AlarmChange, overrides: &Overrides, deps: &Deps<'_>) -> (Report, Option<Error>) {
+async fn handle_change(change: &AlarmChange, dry_run: bool, deps: &Deps<'_>) -> (Report, Option<Error>) {
     let Some(cell) = deps.topology.cell_for_alarm(&change.alarm_name) else {
         tracing::info!(alarm = %change.alarm_name, "alarm is not in the topology: ignored");
-        let mut report = Report::new(change, None, Outcome::Ignored);
+        let mut report = Report::for_change(change, None, Outcome::Ignored);
         report.reason = Some("alarm not mapped to any Region in the topology".into());
         return (report, None);
     };
     let region = cell.region.as_str();
-    if change.state == AlarmState::InsufficientData {
-        let mut report = Report::new(change, Some(region), Outcome::Ignored);
-        report.reason = Some("INSUFFICIENT_DATA does not change a Region's status".into());
-        return (report, None);
+    match change.state {
+        AlarmState::InsufficientData => {
+            let mut report = Report::for_change(change, Some(region), Outcome::Ignored);
+            report.reason = Some("INSUFFICIENT_DATA does not change a Region's status".into());
+            (report, None)
+        }
+        AlarmState::Alarm => evacuate(change, region, dry_run, deps).await,
+        AlarmState::Ok => {
+            let (sweep, error) = sweep(Some(region), dry_run, deps).await;
+            let mut report = Report::for_change(change, Some(region), sweep.outcome);
+            report.reason = sweep.reason;
+            report.groups = sweep.groups;
+            (report, error)
+        }
     }
-    let mut report = Report::new(change, Some(region), Outcome::Scaled);
-    let ledger = match deps.clients.region(deps.home_region) {
-        Ok(clients) => Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region),
-        Err(err) => return (report, Some(err)),
-    };
-    let fleet = match ledger.fleet_status().await {
-        Ok((fleet, _)) => fleet,
-        Err(err) => return (report, Some(err)),
-    };
-    let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
-    let error = match change.state {
-        AlarmState::Alarm => evacuate(&mut report, change, region, &fleet, dry_run, &ledger, deps).await,
-        _ => restore(&mut report, change, region, &fleet, dry_run, &ledger, deps).await,
-    };
-    (report, error)
+}
+
+fn ledger(deps: &Deps<'_>) -> Result<Ledger, Error> {
+    let clients = deps.clients.region(deps.home_region)?;
+    Ok(Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Evacuation
 
-/// One survivor's prepared change.
-struct Prepared {
-    report: GroupReport,
-    update: Option<Capacity>,
-}
-
-async fn evacuate(
-    report: &mut Report,
-    change: &AlarmChange,
-    region: &str,
-    fleet: &FleetStatus,
-    dry_run: bool,
-    ledger: &Ledger,
-    deps: &Deps<'_>,
-) -> Option<Error> {
+async fn evacuate(change: &AlarmChange, region: &str, dry_run: bool, deps: &Deps<'_>) -> (Report, Option<Error>) {
+    let mut report = Report::for_change(change, Some(region), Outcome::Scaled);
+    let (ledger, fleet) = match ledger(deps) {
+        Ok(ledger) => match ledger.fleet_status().await {
+            Ok((fleet, _)) => (ledger, fleet),
+            Err(err) => return (report, Some(err)),
+        },
+        Err(err) => return (report, Some(err)),
+    };
     let now = deps.clock.now_ms();
     let recorded = fleet.statuses();
     // The verdict failover reaches on the same event: an evacuation already recorded passes
@@ -286,28 +340,23 @@ async fn evacuate(
         metric("ScalingRefusals", 1.0, region, None);
         report.outcome = Outcome::Refused;
         report.reason = Some(refusal.to_string());
-        return None;
+        return (report, None);
     }
     let survivors = policy::survivors(deps.topology, &recorded, region);
     let n_active_before = survivors.len() + 1;
     report.n_active_before = Some(n_active_before);
-    let n_survivors = survivors.len();
-    let prepared = futures_util::future::join_all(
-        survivors.iter().map(|s| prepare_scale(s, region, n_active_before, n_survivors, change, dry_run, ledger, deps)),
-    )
-    .await;
-    let mut groups: Vec<GroupReport> = Vec::with_capacity(prepared.len());
-    let mut updates: Vec<(usize, Capacity)> = Vec::new();
-    for (i, p) in prepared.into_iter().enumerate() {
-        if let Some(capacity) = p.update {
-            updates.push((i, capacity));
-        }
-        groups.push(p.report);
-    }
+    let covering =
+        Covering { since_ms: parse_time_ms(&change.changed_at).unwrap_or(now), change_id: change.change_id() };
+    let step = Step::Cover { evacuated: region, covering, n_active_before };
+    let groups: Vec<(&str, &str)> = survivors
+        .iter()
+        .filter_map(|s| deps.topology.cell(s).map(|c| (c.region.as_str(), c.auto_scaling_group.as_str())))
+        .collect();
+    let mut groups = run_step(&groups, &step, dry_run, &ledger, deps).await;
+    let config = deps.config();
     if !dry_run {
-        apply_updates(deps, &mut groups, &updates, GroupAction::Scaled).await;
-        if let Some(wait) = deps.config.wait {
-            wait_ready(deps, &mut groups, wait).await;
+        if let Some(wait) = config.wait {
+            wait_ready(deps, &mut groups, wait, config.poll_interval).await;
         }
     }
     for group in &groups {
@@ -325,188 +374,187 @@ async fn evacuate(
     report.groups = groups;
     if dry_run {
         report.outcome = Outcome::DryRun;
-        return None;
+        return (report, None);
     }
-    finish(report, region)
+    let error = finish(&mut report, region);
+    (report, error)
 }
 
-/// Reads one survivor, computes its target from the recorded baseline (recording it first if this
-/// is the first delivery), and says what update, if any, it needs.
-#[allow(clippy::too_many_arguments)]
-async fn prepare_scale(
-    survivor: &str,
-    evacuated: &str,
-    n_active_before: usize,
-    n_survivors: usize,
-    change: &AlarmChange,
+/// Epoch milliseconds of a CloudWatch timestamp (`2026-11-26T10:00:00.000+0000` or RFC 3339).
+fn parse_time_ms(text: &str) -> Option<u64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// One step over several groups: plan and record (per group, version-checked), resize all
+// concurrently, then mark the records settled.
+
+struct Prepared {
+    report: GroupReport,
+    /// The record written and its new version, when the group must be resized and settled.
+    written: Option<(GroupScaling, u64)>,
+    resize: Option<Capacity>,
+}
+
+async fn run_step(
+    groups: &[(&str, &str)],
+    step: &Step<'_>,
+    dry_run: bool,
+    ledger: &Ledger,
+    deps: &Deps<'_>,
+) -> Vec<GroupReport> {
+    let prepared = futures_util::future::join_all(
+        groups.iter().map(|(region, asg)| prepare(region, asg, step, dry_run, ledger, deps)),
+    )
+    .await;
+    let mut reports: Vec<GroupReport> = Vec::with_capacity(prepared.len());
+    let mut jobs = Vec::new();
+    for (i, p) in prepared.into_iter().enumerate() {
+        if let (Some(capacity), Some(written)) = (p.resize, p.written) {
+            jobs.push((i, capacity, written));
+        }
+        reports.push(p.report);
+    }
+    if jobs.is_empty() {
+        return reports;
+    }
+    let mut requests = Vec::new();
+    let mut request_jobs = Vec::new();
+    let mut unavailable = Vec::new();
+    for (i, capacity, written) in &jobs {
+        let (record, _) = written;
+        match deps.clients.region(&record.region) {
+            Ok(clients) => {
+                requests.push(GroupUpdate {
+                    client: &clients.autoscaling,
+                    region: &record.region,
+                    asg: &record.asg,
+                    capacity: *capacity,
+                });
+                request_jobs.push((*i, written));
+            }
+            Err(err) => unavailable.push((*i, err)),
+        }
+    }
+    for (i, err) in unavailable {
+        reports[i].fail(&err);
+    }
+    let results = asg::update_all(&requests).await;
+    drop(requests);
+    let now = deps.clock.now_ms();
+    let settles = request_jobs.iter().zip(results).map(|((i, (record, version)), result)| async move {
+        match result {
+            Ok(()) => {
+                let mut settled = record.clone();
+                settled.settled = true;
+                // Losing this race is fine: a newer write owns the record and settles it itself.
+                match ledger.put_if_version(SCALING_PK, &record.region, &settled, *version, now).await {
+                    Ok(_) => (*i, Ok(())),
+                    Err(err) => {
+                        tracing::warn!(region = %record.region, error = %err, "resized but not marked settled: the next pass settles it");
+                        (*i, Ok(()))
+                    }
+                }
+            }
+            Err(err) => (*i, Err(err)),
+        }
+    });
+    for (i, result) in futures_util::future::join_all(settles).await {
+        if let Err(err) = result {
+            reports[i].fail(&err);
+        }
+    }
+    reports
+}
+
+/// Reads one group's record and sizes, plans the step, and (unless a dry run) writes the record;
+/// re-plans when another delivery wrote it first.
+async fn prepare(
+    region: &str,
+    asg: &str,
+    step: &Step<'_>,
     dry_run: bool,
     ledger: &Ledger,
     deps: &Deps<'_>,
 ) -> Prepared {
-    let asg_name = deps.topology.cell(survivor).map(|c| c.auto_scaling_group.clone()).unwrap_or_default();
-    let mut report = GroupReport::new(survivor, &asg_name, GroupAction::Unchanged);
-    match prepare_scale_inner(
-        &mut report,
-        survivor,
-        evacuated,
-        n_active_before,
-        n_survivors,
-        change,
-        dry_run,
-        ledger,
-        deps,
-    )
-    .await
-    {
-        Ok(update) => Prepared { report, update },
+    let mut report = GroupReport::new(region, asg, GroupAction::Unchanged);
+    match prepare_inner(&mut report, region, asg, step, dry_run, ledger, deps).await {
+        Ok((written, resize)) => Prepared { report, written, resize },
         Err(err) => {
-            tracing::error!(region = survivor, asg = %asg_name, error = %err, "survivor not prepared");
+            tracing::error!(region, asg, error = %err, "group not prepared");
             report.fail(&err);
-            Prepared { report, update: None }
+            Prepared { report, written: None, resize: None }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn prepare_scale_inner(
+type Written = (Option<(GroupScaling, u64)>, Option<Capacity>);
+
+async fn prepare_inner(
     report: &mut GroupReport,
-    survivor: &str,
-    evacuated: &str,
-    n_active_before: usize,
-    n_survivors: usize,
-    change: &AlarmChange,
+    region: &str,
+    asg: &str,
+    step: &Step<'_>,
     dry_run: bool,
     ledger: &Ledger,
     deps: &Deps<'_>,
-) -> Result<Option<Capacity>, Error> {
-    let client = &deps.clients.region(survivor)?.autoscaling;
-    let pk = ledger::scaling_pk(evacuated);
-    let existing = ledger.get::<ScalingRecord>(&pk, survivor).await?.filter(|r| r.body.restored.is_none());
-    let current = asg::describe_group(client, survivor, &report.asg).await?.capacity;
-    report.current = Some(current);
-    let applied = match existing {
-        Some(record) => {
-            // A duplicate or a retry: the first delivery's baseline and target win.
-            report.baseline_reused = true;
-            report.baseline = Some(record.body.previous);
-            let target =
-                capacity::evacuation_target(record.body.previous, n_active_before, n_survivors, deps.config.limits());
-            describe_target(report, &target);
-            record.body.applied
-        }
-        None => {
-            let target = capacity::evacuation_target(current, n_active_before, n_survivors, deps.config.limits());
-            report.baseline = Some(current);
-            describe_target(report, &target);
-            if dry_run {
-                report.action = GroupAction::Planned;
-                report.target = Some(target.capacity);
-                return Ok(None);
-            }
-            let record = ScalingRecord {
-                evacuated_region: evacuated.to_owned(),
-                region: survivor.to_owned(),
-                asg: report.asg.clone(),
-                previous: current,
-                applied: target.capacity,
-                reason: format!(
-                    "{evacuated} evacuated ({}): {n_active_before} active Region(s) before, {n_survivors} survivor(s); desired {} x {n_active_before} / {n_survivors} = {} wanted, {} applied",
-                    change.alarm_name, current.desired, target.wanted_desired, target.capacity.desired
-                ),
-                change_id: change.change_id(),
-                recorded_at_ms: deps.clock.now_ms(),
-                restored: None,
-            };
-            let (winner, reused) = write_record(ledger, &pk, survivor, &record, deps.clock.now_ms()).await?;
-            if reused {
-                report.baseline_reused = true;
-                report.baseline = Some(winner.previous);
-            }
-            winner.applied
-        }
-    };
-    report.target = Some(applied);
-    if dry_run {
-        report.action = GroupAction::Planned;
-        return Ok(None);
-    }
-    let update = capacity::converge(current, applied);
-    if update.is_none() {
-        report.note = Some("already at or above the target".into());
-    }
-    Ok(update)
-}
-
-fn describe_target(report: &mut GroupReport, target: &Target) {
-    report.wanted_desired = Some(target.wanted_desired);
-    report.shortfall = target.shortfall;
-    report.max_raised = target.max_raised;
-}
-
-/// Records the baseline unless an earlier delivery did; returns the record that won and whether
-/// it was another delivery's. A record from an earlier, already restored evacuation is replaced.
-async fn write_record(
-    ledger: &Ledger,
-    pk: &str,
-    sk: &str,
-    record: &ScalingRecord,
-    now: u64,
-) -> Result<(ScalingRecord, bool), Error> {
+) -> Result<Written, Error> {
+    let client = &deps.clients.region(region)?.autoscaling;
+    let limits = deps.config().limits();
     for _ in 0..MAX_RECORD_ATTEMPTS {
-        if ledger.put_if_absent(pk, sk, record, now).await? == WriteOutcome::Written {
-            tracing::info!(pk, sk, previous = ?record.previous, applied = ?record.applied, "scaling baseline recorded");
-            return Ok((record.clone(), false));
-        }
-        let Some(existing) = ledger.get::<ScalingRecord>(pk, sk).await? else { continue };
-        if existing.body.restored.is_none() {
-            return Ok((existing.body, true));
-        }
-        if ledger.put_if_version(pk, sk, record, existing.version, now).await? == WriteOutcome::Written {
-            tracing::info!(pk, sk, "scaling baseline recorded over a restored one");
-            return Ok((record.clone(), false));
-        }
-    }
-    Err(Error::Unexpected(format!("ledger record {pk}/{sk} kept changing under {MAX_RECORD_ATTEMPTS} attempts; retry")))
-}
-
-/// Applies the updates concurrently (each with its group's own Region's client).
-async fn apply_updates(deps: &Deps<'_>, groups: &mut [GroupReport], updates: &[(usize, Capacity)], done: GroupAction) {
-    let mut jobs = Vec::with_capacity(updates.len());
-    let mut failed = Vec::new();
-    for (i, capacity) in updates {
-        match deps.clients.region(&groups[*i].region) {
-            Ok(clients) => jobs.push((*i, &clients.autoscaling, *capacity)),
-            Err(err) => failed.push((*i, err)),
-        }
-    }
-    let requests: Vec<GroupUpdate<'_>> = jobs
-        .iter()
-        .map(|(i, client, capacity)| GroupUpdate {
-            client,
-            region: &groups[*i].region,
-            asg: &groups[*i].asg,
-            capacity: *capacity,
-        })
-        .collect();
-    let results = asg::update_all(&requests).await;
-    drop(requests);
-    for ((i, _, capacity), result) in jobs.iter().zip(results) {
-        match result {
-            Ok(()) => {
-                groups[*i].action = done;
-                groups[*i].target = Some(*capacity);
+        let existing = ledger.get::<GroupScaling>(SCALING_PK, region).await?;
+        let open = existing.as_ref().filter(|r| r.body.is_open());
+        let current = asg::describe_group(client, region, asg).await?.capacity;
+        report.current = Some(current);
+        let now = deps.clock.now_ms();
+        let (plan, planned) = record::plan(region, asg, open.map(|r| &r.body), current, step, limits, now);
+        report.describe(&planned);
+        let (record, resize, action, note) = match plan {
+            GroupPlan::Nothing { action, note } => {
+                report.action = action;
+                report.note = note;
+                return Ok((None, None));
             }
-            Err(err) => groups[*i].fail(&err),
+            GroupPlan::Change { record, resize, action, note } => (record, resize, action, note),
+        };
+        report.note = note;
+        if dry_run {
+            report.action = GroupAction::Planned;
+            report.target = Some(resize.unwrap_or(record.applied));
+            return Ok((None, None));
         }
+        let expected = existing.as_ref().map_or(0, |r| r.version);
+        if ledger.put_if_version(SCALING_PK, region, &record, expected, now).await? != WriteOutcome::Written {
+            tracing::info!(region, asg, "group record changed under us: re-reading");
+            continue;
+        }
+        tracing::info!(region, asg, applied = ?record.applied, covering = ?record.covering.keys().collect::<Vec<_>>(),
+            reason = %record.reason, "group record written");
+        report.action = action;
+        if let Some(capacity) = resize {
+            report.target = Some(capacity);
+        }
+        if action == GroupAction::LeftChangedByHand {
+            tracing::warn!(region, asg, current = ?current, "group changed by hand since the scaler resized it: not restored");
+        }
+        return Ok((Some((record, expected + 1)), resize));
     }
-    for (i, err) in failed {
-        groups[i].fail(&err);
-    }
+    Err(Error::Unexpected(format!(
+        "ledger record {SCALING_PK}/{region} kept changing under {MAX_RECORD_ATTEMPTS} attempts; retry"
+    )))
 }
 
 /// Polls the scaled groups until their InService instances reach the desired capacity, or the
 /// wait is over; reported per group, never an error.
-async fn wait_ready(deps: &Deps<'_>, groups: &mut [GroupReport], wait: std::time::Duration) {
+async fn wait_ready(
+    deps: &Deps<'_>,
+    groups: &mut [GroupReport],
+    wait: std::time::Duration,
+    poll_interval: std::time::Duration,
+) {
     let deadline = Instant::now() + wait;
     let waits = groups.iter().map(|group| async move {
         let target = group.target?;
@@ -519,16 +567,16 @@ async fn wait_ready(deps: &Deps<'_>, groups: &mut [GroupReport], wait: std::time
             match asg::describe_group(client, &group.region, &group.asg).await {
                 Ok(state) => {
                     last = Some(state.in_service);
-                    if state.in_service >= target.desired as usize {
+                    if state.in_service >= target.desired.max(0) as usize {
                         return Some((true, last));
                     }
                 }
                 Err(err) => tracing::warn!(region = %group.region, error = %err, "readiness not observed"),
             }
-            if Instant::now() + deps.config.poll_interval > deadline {
+            if Instant::now() + poll_interval > deadline {
                 return Some((false, last));
             }
-            tokio::time::sleep(deps.config.poll_interval).await;
+            tokio::time::sleep(poll_interval).await;
         }
     });
     let results = futures_util::future::join_all(waits).await;
@@ -560,141 +608,107 @@ fn finish(report: &mut Report, region: &str) -> Option<Error> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Restore after failback
+// Restore sweep
 
-async fn restore(
-    report: &mut Report,
-    change: &AlarmChange,
-    region: &str,
-    fleet: &FleetStatus,
-    dry_run: bool,
-    ledger: &Ledger,
-    deps: &Deps<'_>,
-) -> Option<Error> {
-    report.outcome = Outcome::Restored;
-    if fleet.status_of(region) == RegionStatus::Evacuated {
-        report.outcome = Outcome::RestorePending;
-        report.reason = Some(format!(
-            "{region} is still Evacuated in the fleet status: the survivors keep their capacity until failback is recorded"
-        ));
-        tracing::info!(region, "restore waits for failback");
-        return None;
-    }
-    let pk = ledger::scaling_pk(region);
-    let records: Vec<Record<ScalingRecord>> = match ledger.list::<ScalingRecord>(&pk).await {
-        Ok(records) => records.into_iter().filter(|r| r.body.restored.is_none()).collect(),
-        Err(err) => return Some(err),
+/// Releases, on every group with an open record, the evacuations whose failback is recorded and
+/// past the cool-down. `recovered` (an OK change's Region) only shapes the outcome: every
+/// releasable evacuation is released, whoever triggered the sweep.
+async fn sweep(recovered: Option<&str>, dry_run: bool, deps: &Deps<'_>) -> (Report, Option<Error>) {
+    let mut report = Report::for_sweep();
+    report.region = recovered.map(str::to_owned);
+    let ledger = match ledger(deps) {
+        Ok(ledger) => ledger,
+        Err(err) => return (report, Some(err)),
     };
-    if records.is_empty() {
-        report.outcome = Outcome::Ignored;
-        report.reason = Some(format!("no capacity recorded for the evacuation of {region}: nothing to restore"));
-        return None;
+    let (fleet, records) =
+        match futures_util::future::try_join(ledger.fleet_status(), ledger.list::<GroupScaling>(SCALING_PK)).await {
+            Ok(((fleet, _), records)) => (fleet, records),
+            Err(err) => return (report, Some(err)),
+        };
+    let open: Vec<GroupScaling> = records.into_iter().map(|r| r.body).filter(GroupScaling::is_open).collect();
+    if let Some(region) = recovered {
+        if fleet.status_of(region) == RegionStatus::Evacuated && open.iter().any(|r| r.covering.contains_key(region)) {
+            tracing::info!(region, "restore waits for failback");
+        }
+    }
+    if open.is_empty() {
+        report.reason = Some(match recovered {
+            Some(region) => format!("no capacity recorded for the evacuation of {region}: nothing to restore"),
+            None => "no group carries capacity for an evacuation: nothing to restore".into(),
+        });
+        return (report, None);
     }
     let now = deps.clock.now_ms();
-    let prepared =
-        futures_util::future::join_all(records.iter().map(|r| prepare_restore(r, region, now, dry_run, deps))).await;
-    let mut groups: Vec<GroupReport> = Vec::with_capacity(prepared.len());
-    let mut updates = Vec::new();
-    for (i, p) in prepared.into_iter().enumerate() {
-        if let Some(capacity) = p.update {
-            updates.push((i, capacity));
-        }
-        groups.push(p.report);
-    }
-    if dry_run {
-        report.groups = groups;
-        report.outcome = Outcome::DryRun;
-        return None;
-    }
-    apply_updates(deps, &mut groups, &updates, GroupAction::Restored).await;
-    // Mark what is finished, so a later evacuation of the same Region records a fresh baseline.
-    let marks = records.iter().zip(groups.iter_mut()).map(|(record, group)| async move {
-        if !matches!(
-            group.action,
-            GroupAction::Restored | GroupAction::AlreadyRestored | GroupAction::LeftChangedByHand
-        ) {
-            return;
-        }
-        let mut body = record.body.clone();
-        body.restored = Some(RestoreMark { at_ms: now, action: group.action, change_id: change.change_id() });
-        match ledger.put_if_version(&record.pk, &record.sk, &body, record.version, now).await {
-            Ok(WriteOutcome::Written) => {}
-            Ok(WriteOutcome::AlreadyPresent) => {
-                tracing::info!(sk = %record.sk, "restore already marked by another delivery")
-            }
-            Err(err) => {
-                tracing::error!(sk = %record.sk, error = %err, "restore not marked in the ledger");
-                group.fail(&err);
-            }
-        }
-    });
-    futures_util::future::join_all(marks).await;
-    for group in &groups {
+    let cooldown_ms = deps.topology.failover_policy.cooldown_seconds.saturating_mul(1000);
+    // Only groups with something to do are touched (static stability: a group whose Region is
+    // itself evacuated is never read here unless a failback released it).
+    let workable: Vec<(&str, &str)> = open
+        .iter()
+        .filter(|r| {
+            !r.settled
+                || r.covering
+                    .iter()
+                    .any(|(region, c)| record::release_blocker(&fleet, region, c, cooldown_ms, now).is_none())
+        })
+        .filter(|r| fleet.status_of(&r.region) == RegionStatus::Active)
+        .map(|r| (r.region.as_str(), r.asg.as_str()))
+        .collect();
+    let step = Step::Release { fleet: &fleet, cooldown_ms };
+    report.groups = run_step(&workable, &step, dry_run, &ledger, deps).await;
+    // What still waits, and why (from the records, including the groups not touched).
+    let waiting: Vec<String> = open
+        .iter()
+        .filter(|r| !workable.iter().any(|(region, _)| *region == r.region))
+        .flat_map(|r| {
+            r.covering.iter().filter_map(|(region, c)| record::release_blocker(&fleet, region, c, cooldown_ms, now))
+        })
+        .chain(report.groups.iter().filter(|g| !g.covering.is_empty()).filter_map(|g| g.note.clone()))
+        .collect();
+    let still_covered = |region: &str| {
+        open.iter().filter(|r| !workable.iter().any(|(w, _)| *w == r.region)).any(|r| r.covering.contains_key(region))
+            || report.groups.iter().any(|g| g.covering.iter().any(|c| c == region))
+    };
+    for group in &report.groups {
         match group.action {
-            GroupAction::Restored => metric("ScalingRestores", 1.0, &group.region, Some(region)),
-            GroupAction::LeftChangedByHand => metric("ScalingRestoresSkipped", 1.0, &group.region, Some(region)),
+            GroupAction::Restored => metric("ScalingRestores", 1.0, &group.region, recovered),
+            GroupAction::LeftChangedByHand => metric("ScalingRestoresSkipped", 1.0, &group.region, recovered),
             _ => {}
         }
     }
-    let pending = groups.iter().find(|g| g.action == GroupAction::RestorePending).and_then(|g| g.note.clone());
-    report.groups = groups;
-    if let Some(error) = finish(report, region) {
-        return Some(error);
-    }
-    if let Some(reason) = pending {
-        report.outcome = Outcome::RestorePending;
-        report.reason = Some(reason);
-    }
-    None
-}
-
-async fn prepare_restore(
-    record: &Record<ScalingRecord>,
-    recovered: &str,
-    now: u64,
-    dry_run: bool,
-    deps: &Deps<'_>,
-) -> Prepared {
-    let body = &record.body;
-    let mut report = GroupReport::new(&body.region, &body.asg, GroupAction::RestorePending);
-    report.baseline = Some(body.previous);
-    if let Err(refusal) = policy::check_cooldown(deps.topology, recovered, Some(body.recorded_at_ms), now) {
-        report.note = Some(refusal.to_string());
-        return Prepared { report, update: None };
-    }
-    let current = match deps.clients.region(&body.region) {
-        Ok(clients) => asg::describe_group(&clients.autoscaling, &body.region, &body.asg).await,
-        Err(err) => Err(err),
+    let acted = report.groups.iter().any(|g| {
+        matches!(
+            g.action,
+            GroupAction::Restored
+                | GroupAction::AlreadyRestored
+                | GroupAction::LeftChangedByHand
+                | GroupAction::Planned
+        )
+    });
+    let pending = match recovered {
+        Some(region) => still_covered(region),
+        None => !waiting.is_empty(),
     };
-    let current = match current {
-        Ok(state) => state.capacity,
-        Err(err) => {
-            report.fail(&err);
-            return Prepared { report, update: None };
-        }
+    report.outcome = if dry_run && acted {
+        Outcome::DryRun
+    } else if pending {
+        Outcome::RestorePending
+    } else if acted {
+        Outcome::Restored
+    } else {
+        Outcome::Ignored
     };
-    report.current = Some(current);
-    match capacity::restore_decision(current, body.previous, body.applied) {
-        RestoreDecision::Restore(previous) => {
-            report.target = Some(previous);
-            report.action = if dry_run { GroupAction::Planned } else { GroupAction::RestorePending };
-            Prepared { report, update: (!dry_run).then_some(previous) }
-        }
-        RestoreDecision::AlreadyRestored => {
-            report.action = GroupAction::AlreadyRestored;
-            Prepared { report, update: None }
-        }
-        RestoreDecision::ChangedByHand => {
-            report.action = GroupAction::LeftChangedByHand;
-            report.note = Some(format!(
-                "changed since the scaler applied {:?} (now {:?}): left as it is, restore it by hand if needed",
-                body.applied, current
-            ));
-            tracing::warn!(region = %body.region, asg = %body.asg, applied = ?body.applied, current = ?current,
-                "group changed by hand since the evacuation: not restored");
-            Prepared { report, update: None }
-        }
+    let mut waiting = waiting;
+    waiting.dedup();
+    if pending {
+        report.reason = Some(waiting.join("; "));
+    } else if report.outcome == Outcome::Ignored {
+        report.reason = Some(match recovered {
+            Some(region) => format!("no capacity recorded for the evacuation of {region}: nothing to restore"),
+            None => "nothing to restore".into(),
+        });
     }
+    let error = finish(&mut report, recovered.unwrap_or("all"));
+    (report, error)
 }
 
 fn metric(name: &str, value: f64, region: &str, evacuated: Option<&str>) {
@@ -703,4 +717,26 @@ fn metric(name: &str, value: f64, region: &str, evacuated: Option<&str>) {
         set = set.dimension("EvacuatedRegion", evacuated);
     }
     set.metric(name, value, Unit::Count).emit();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_events_are_recognised_and_alarm_events_are_not() {
+        let scheduled = serde_json::json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-26T10:00:00Z", "region": "eu-west-1", "resources": [], "detail": {}});
+        assert!(is_scheduled_event(&scheduled));
+        let alarm = serde_json::json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch"});
+        assert!(!is_scheduled_event(&alarm));
+        assert!(!is_scheduled_event(&serde_json::json!("Scheduled Event")));
+    }
+
+    #[test]
+    fn cloudwatch_timestamps_parse_to_epoch_ms() {
+        assert_eq!(parse_time_ms("2026-11-26T10:00:00.000+0000"), Some(1_795_687_200_000));
+        assert_eq!(parse_time_ms("2026-11-26T10:00:00Z"), Some(1_795_687_200_000));
+        assert_eq!(parse_time_ms("yesterday"), None);
+    }
 }

@@ -10,16 +10,9 @@ use shared::clock::SystemClock;
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let topology = shared::Topology::from_env()?;
-    let config = scaler::config::ScalerConfig::from_env()?;
     let clients = shared::RegionalClients::new(&topology).await;
     let home_region = std::env::var("AWS_REGION").map_err(|_| "AWS_REGION is not set (Lambda always sets it)")?;
-    let deps = scaler::Deps {
-        topology: &topology,
-        clients: &clients,
-        home_region: &home_region,
-        clock: &SystemClock,
-        config: &config,
-    };
+    let deps = scaler::Deps { topology: &topology, clients: &clients, home_region: &home_region, clock: &SystemClock };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
         scaler::handle(event.payload, &deps).await.map(|reports| serde_json::json!({ "reports": reports }))
     }))

@@ -5,14 +5,13 @@
 
 use multisite_tests::Emulator;
 use scaler::capacity::Capacity;
-use scaler::config::ScalerConfig;
-use scaler::{Deps, GroupAction, Outcome, Report, ScalingRecord};
+use scaler::record::GroupScaling;
+use scaler::{Deps, GroupAction, Outcome, Report, Trigger};
 use serde_json::{Value, json};
 use shared::clock::{Clock, FixedClock};
 use shared::ledger::{self, FleetStatus, RegionStatus, RegionStatusEntry};
 use shared::{Ledger, RegionalClients, Topology};
 use std::path::PathBuf;
-use std::time::Duration;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 const HOME: &str = "eu-west-1";
@@ -30,11 +29,10 @@ struct World {
     topology: Topology,
     clients: RegionalClients,
     clock: FixedClock,
-    config: ScalerConfig,
 }
 
 impl World {
-    async fn new(n: usize, sizes: Capacity, policy: Value, config: ScalerConfig) -> Self {
+    async fn new(n: usize, sizes: Capacity, policy: Value, scaling: Value) -> Self {
         let emulator = Emulator::start();
         let regions = &REGIONS[..n];
         let clients = emulator.clients(&REGIONS).await;
@@ -75,23 +73,17 @@ impl World {
                 "name": "drill", "cells": cells,
                 "routing": {"hosted_zone_id": "Z1", "record_name": "app.example.com"},
                 "global_table": "UserSessions", "ledger_table": "multisite-ledger", "rpo_budget_ms": 2000,
-                "failover_policy": policy
+                "failover_policy": policy, "scaling": scaling
             })
             .to_string(),
         )
         .expect("topology");
         emulator.clear_requests();
-        Self { emulator, topology, clients, clock: FixedClock::at(T0), config }
+        Self { emulator, topology, clients, clock: FixedClock::at(T0) }
     }
 
     fn deps(&self) -> Deps<'_> {
-        Deps {
-            topology: &self.topology,
-            clients: &self.clients,
-            home_region: HOME,
-            clock: &self.clock,
-            config: &self.config,
-        }
+        Deps { topology: &self.topology, clients: &self.clients, home_region: HOME, clock: &self.clock }
     }
 
     async fn handle(&self, payload: Value) -> Result<Vec<Report>, shared::Error> {
@@ -129,9 +121,20 @@ impl World {
             .expect("fleet status");
     }
 
-    async fn records(&self, evacuated: &str) -> Vec<ScalingRecord> {
-        let records = self.ledger().list::<ScalingRecord>(&ledger::scaling_pk(evacuated)).await.expect("records");
-        records.into_iter().map(|r| r.body).collect()
+    /// The scaler's group records, in Region order.
+    async fn records(&self) -> Vec<GroupScaling> {
+        let records = self.ledger().list::<GroupScaling>(ledger::SCALING_PK).await.expect("records");
+        let mut records: Vec<GroupScaling> = records.into_iter().map(|r| r.body).collect();
+        records.sort_by(|a, b| a.region.cmp(&b.region));
+        records
+    }
+
+    async fn record(&self, region: &str) -> GroupScaling {
+        self.records()
+            .await
+            .into_iter()
+            .find(|r| r.region == region)
+            .unwrap_or_else(|| panic!("no record for {region}"))
     }
 
     fn updates(&self) -> Vec<multisite_tests::RequestRecord> {
@@ -152,12 +155,8 @@ const SIZES: Capacity = Capacity::new(1, 2, 10);
 
 #[tokio::test]
 async fn evacuation_scales_the_survivors_to_carry_the_whole_load_and_waits_for_them() {
-    let config = ScalerConfig {
-        wait: Some(Duration::from_secs(10)),
-        poll_interval: Duration::from_millis(50),
-        ..ScalerConfig::default()
-    };
-    let world = World::new(3, SIZES, json!({}), config).await;
+    let scaling = json!({"readiness_wait_seconds": 10, "readiness_poll_ms": 50});
+    let world = World::new(3, SIZES, json!({}), scaling).await;
 
     let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
 
@@ -180,17 +179,21 @@ async fn evacuation_scales_the_survivors_to_carry_the_whole_load_and_waits_for_t
         assert_eq!(world.group(region).await.in_service, 3, "moto started the new instances");
     }
     assert_eq!(world.sizes("us-east-1").await, SIZES, "the evacuated Region is not touched");
-    let mut records = world.records("us-east-1").await;
-    records.sort_by(|a, b| a.region.cmp(&b.region));
+    let records = world.records().await;
     assert_eq!(records.len(), 2);
     assert_eq!((records[0].region.as_str(), records[1].region.as_str()), ("ap-southeast-1", "eu-west-1"));
-    assert!(records.iter().all(|r| r.previous == SIZES && r.applied == Capacity::new(3, 3, 10)));
-    assert!(records[0].reason.contains("3 active Region(s) before, 2 survivor(s)"), "{}", records[0].reason);
+    assert!(records.iter().all(|r| r.baseline == SIZES && r.applied == Capacity::new(3, 3, 10) && r.settled));
+    assert!(records.iter().all(|r| r.covering.keys().eq(["us-east-1"])), "{records:?}");
+    assert!(
+        records[0].reason.contains("3 Region(s) active at the baseline, 2 carry the load"),
+        "{}",
+        records[0].reason
+    );
 }
 
 #[tokio::test]
 async fn duplicate_deliveries_change_nothing_and_reuse_the_recorded_baseline() {
-    let world = World::new(3, SIZES, json!({}), ScalerConfig::default()).await;
+    let world = World::new(3, SIZES, json!({}), json!({})).await;
     only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
     // failover has meanwhile recorded the evacuation.
     world.set_status("us-east-1", RegionStatus::Evacuated).await;
@@ -215,26 +218,26 @@ async fn duplicate_deliveries_change_nothing_and_reuse_the_recorded_baseline() {
     }
     assert!(world.updates().is_empty(), "no resize: {:?}", world.updates());
     assert_eq!(world.sizes("eu-west-1").await, Capacity::new(3, 3, 10), "not doubled twice");
-    assert_eq!(world.records("us-east-1").await.len(), 2);
+    assert_eq!(world.records().await.len(), 2);
 }
 
 #[tokio::test]
 async fn concurrent_first_deliveries_record_one_baseline_and_scale_once() {
-    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    let world = World::new(2, SIZES, json!({}), json!({})).await;
     let payload = event("alarm-eventbridge-us-east-1-alarm.json");
 
     let results = futures_util::future::join_all((0..6).map(|_| world.handle(payload.clone()))).await;
 
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
-    let records = world.records("us-east-1").await;
+    let records = world.records().await;
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].previous, SIZES, "the pre-evacuation baseline, not a scaled value");
+    assert_eq!(records[0].baseline, SIZES, "the pre-evacuation baseline, not a scaled value");
 }
 
 #[tokio::test]
 async fn evacuation_with_the_failed_regions_apis_down_scales_the_survivor() {
-    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    let world = World::new(2, SIZES, json!({}), json!({})).await;
     world.emulator.set_outage("us-east-1", true);
 
     let report = only(world.handle(event("alarm-sns-us-east-1-alarm.json")).await.expect("scaled"));
@@ -245,10 +248,13 @@ async fn evacuation_with_the_failed_regions_apis_down_scales_the_survivor() {
     assert!(to_failed.is_empty(), "no call to the failed Region: {to_failed:?}");
 }
 
+fn scheduled() -> Value {
+    event("scheduled-restore-sweep.json")
+}
+
 #[tokio::test]
 async fn restore_after_failback_and_the_cooldown_puts_the_previous_sizes_back() {
-    let world =
-        World::new(2, SIZES, json!({"auto_failback": true, "cooldown_seconds": 60}), ScalerConfig::default()).await;
+    let world = World::new(2, SIZES, json!({"auto_failback": true, "cooldown_seconds": 60}), json!({})).await;
     only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
     world.set_status("us-east-1", RegionStatus::Evacuated).await;
     assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
@@ -259,9 +265,9 @@ async fn restore_after_failback_and_the_cooldown_puts_the_previous_sizes_back() 
     assert_eq!(pending.outcome, Outcome::RestorePending);
     assert!(pending.reason.as_deref().unwrap_or_default().contains("still Evacuated"), "{pending:?}");
 
-    // Failback recorded; restore waits for the cool-down counted from the scaling record.
-    world.clock.0.store(T0 + 10_000, std::sync::atomic::Ordering::SeqCst);
+    // Failback recorded; restore waits for the cool-down counted from the failback.
     world.set_status("us-east-1", RegionStatus::Active).await;
+    world.clock.advance_ms(10_000);
     let pending = only(world.handle(event("alarm-sns-us-east-1-ok.json")).await.expect("pending"));
     assert_eq!(pending.outcome, Outcome::RestorePending, "{pending:?}");
     assert!(pending.reason.as_deref().unwrap_or_default().contains("cool-down"), "{pending:?}");
@@ -272,32 +278,110 @@ async fn restore_after_failback_and_the_cooldown_puts_the_previous_sizes_back() 
     assert_eq!(done.outcome, Outcome::Restored, "{done:?}");
     assert_eq!(group(&done, "eu-west-1").action, GroupAction::Restored);
     assert_eq!(world.sizes("eu-west-1").await, SIZES);
-    let records = world.records("us-east-1").await;
-    assert_eq!(records[0].restored.as_ref().map(|m| m.action), Some(GroupAction::Restored));
+    let record = world.record("eu-west-1").await;
+    assert_eq!(record.closed.as_ref().map(|c| c.action), Some(GroupAction::Restored));
+    assert!(record.settled && !record.is_open());
 
     // A repeated OK finds nothing left to restore.
-    let again = only(world.handle(event("alarm-eventbridge-us-east-1-ok.json")).await.expect("again"));
-    assert_eq!(again.outcome, Outcome::Ignored);
-
-    // A later evacuation records a fresh baseline over the restored record.
-    world.clock.advance_ms(120_000);
     world.emulator.clear_requests();
+    let again = only(world.handle(event("alarm-eventbridge-us-east-1-ok.json")).await.expect("again"));
+    assert_eq!(again.outcome, Outcome::Ignored, "{again:?}");
+    assert!(world.updates().is_empty());
+
+    // A later evacuation records a fresh baseline over the closed record.
+    world.clock.advance_ms(120_000);
     let mut later = event("alarm-alarm-action-us-east-1-alarm.json");
-    later["alarmData"]["state"]["timestamp"] = "2026-11-27T10:00:00.000+0000".into();
+    later["alarmData"]["state"]["timestamp"] = "2027-01-16T10:00:00.000+0000".into();
     let report = only(world.handle(later).await.expect("scaled again"));
     assert_eq!(report.outcome, Outcome::Scaled, "{report:?}");
     assert!(!group(&report, "eu-west-1").baseline_reused);
     assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
-    assert!(world.records("us-east-1").await[0].restored.is_none());
+    assert!(world.record("eu-west-1").await.is_open());
+}
+
+#[tokio::test]
+async fn an_ok_that_races_ahead_of_failback_is_restored_by_the_scheduled_sweep() {
+    let world = World::new(2, SIZES, json!({"cooldown_seconds": 60}), json!({})).await;
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
+
+    // The OK arrives before failover records the failback: nothing to do yet.
+    world.clock.advance_ms(100_000);
+    let pending = only(world.handle(event("alarm-sns-us-east-1-ok.json")).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::RestorePending);
+
+    // Failback recorded later (an operator's or the gated automatic one); no OK comes again.
+    world.set_status("us-east-1", RegionStatus::Active).await;
+    world.clock.advance_ms(30_000);
+    let early = only(world.handle(scheduled()).await.expect("sweep inside the cool-down"));
+    assert_eq!((early.trigger, early.outcome), (Trigger::RestoreSweep, Outcome::RestorePending), "{early:?}");
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+
+    world.clock.advance_ms(31_000);
+    let sweep = only(world.handle(scheduled()).await.expect("sweep"));
+    assert_eq!(sweep.outcome, Outcome::Restored, "{sweep:?}");
+    assert_eq!(world.sizes("eu-west-1").await, SIZES);
+
+    world.emulator.clear_requests();
+    let idle = only(world.handle(scheduled()).await.expect("idle sweep"));
+    assert_eq!(idle.outcome, Outcome::Ignored, "{idle:?}");
+    assert!(world.updates().is_empty());
+    let asg_reads: Vec<_> = world.emulator.requests().into_iter().filter(|r| r.service == "autoscaling").collect();
+    assert!(asg_reads.is_empty(), "an idle sweep reads only the ledger: {asg_reads:?}");
+}
+
+#[tokio::test]
+async fn overlapping_evacuations_give_the_capacity_back_in_any_order() {
+    // Three Regions of 2: us-east-1 then eu-west-1 evacuated, ap-southeast-1 carries 6.
+    let world = World::new(3, SIZES, json!({"cooldown_seconds": 60}), json!({})).await;
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("first"));
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
+    world.clock.advance_ms(120_000);
+    let mut eu = event("alarm-alarm-action-us-east-1-alarm.json");
+    eu["alarmData"]["alarmName"] = "web-eu-west-1-unhealthy".into();
+    let second = only(world.handle(eu).await.expect("second"));
+    assert_eq!(second.outcome, Outcome::Scaled, "{second:?}");
+    world.set_status("eu-west-1", RegionStatus::Evacuated).await;
+    assert_eq!(world.sizes("ap-southeast-1").await, Capacity::new(6, 6, 10), "2 x 3 / 1");
+    assert_eq!(world.record("ap-southeast-1").await.baseline, SIZES, "one baseline for both evacuations");
+    world.emulator.clear_requests();
+
+    // us-east-1, evacuated first, comes back first: ap-southeast-1 shrinks only to what eu-west-1's
+    // evacuation still needs (2 x 3 / 2 = 3), and eu-west-1's own group is not called.
+    world.clock.advance_ms(10_000);
+    world.set_status("us-east-1", RegionStatus::Active).await;
+    world.clock.advance_ms(61_000);
+    let sweep = only(world.handle(scheduled()).await.expect("sweep"));
+    assert_eq!(sweep.outcome, Outcome::RestorePending, "eu-west-1 still evacuated: {sweep:?}");
+    assert_eq!(world.sizes("ap-southeast-1").await, Capacity::new(3, 3, 10));
+    assert_eq!(group(&sweep, "ap-southeast-1").covering, vec!["eu-west-1".to_owned()]);
+    let to_evacuated: Vec<_> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.region == "eu-west-1" && r.service == "autoscaling")
+        .collect();
+    assert!(to_evacuated.is_empty(), "{to_evacuated:?}");
+
+    world.set_status("eu-west-1", RegionStatus::Active).await;
+    world.clock.advance_ms(61_000);
+    let done = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("restored"));
+    assert_eq!(done.outcome, Outcome::Restored, "{done:?}");
+    for region in REGIONS {
+        assert_eq!(world.sizes(region).await, SIZES, "{region} back to its baseline");
+    }
 }
 
 #[tokio::test]
 async fn restore_leaves_a_group_changed_by_hand_and_restores_the_others() {
-    let world = World::new(3, SIZES, json!({"cooldown_seconds": 60}), ScalerConfig::default()).await;
+    let world = World::new(3, SIZES, json!({"cooldown_seconds": 60}), json!({})).await;
     only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
     let by_hand = Capacity::new(3, 7, 10);
     world.set_sizes("eu-west-1", by_hand).await;
     world.clock.advance_ms(300_000);
+    world.set_status("us-east-1", RegionStatus::Active).await;
+    world.clock.advance_ms(60_000);
 
     let report = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("restored"));
 
@@ -312,7 +396,7 @@ async fn restore_leaves_a_group_changed_by_hand_and_restores_the_others() {
 
 #[tokio::test]
 async fn a_refused_evacuation_scales_nothing() {
-    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    let world = World::new(2, SIZES, json!({}), json!({})).await;
     world.set_status("eu-west-1", RegionStatus::Evacuated).await;
 
     let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("refused"));
@@ -320,13 +404,13 @@ async fn a_refused_evacuation_scales_nothing() {
     assert_eq!(report.outcome, Outcome::Refused);
     assert!(report.reason.as_deref().unwrap_or_default().contains("min_healthy_regions"), "{report:?}");
     assert!(world.updates().is_empty());
-    assert!(world.records("us-east-1").await.is_empty());
+    assert!(world.records().await.is_empty());
 }
 
 #[tokio::test]
 async fn max_size_is_raised_up_to_the_ceiling_and_the_shortfall_reported() {
-    let config = ScalerConfig { raise_max: true, max_ceiling: Some(7), ..ScalerConfig::default() };
-    let world = World::new(2, Capacity::new(2, 4, 6), json!({}), config).await;
+    let scaling = json!({"raise_max_size": true, "max_size_ceiling": 7});
+    let world = World::new(2, Capacity::new(2, 4, 6), json!({}), scaling).await;
 
     let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
 
@@ -337,7 +421,7 @@ async fn max_size_is_raised_up_to_the_ceiling_and_the_shortfall_reported() {
 
 #[tokio::test]
 async fn dry_run_returns_the_targets_and_changes_nothing() {
-    let world = World::new(3, SIZES, json!({}), ScalerConfig::default()).await;
+    let world = World::new(3, SIZES, json!({}), json!({})).await;
     let mut payload = event("alarm-eventbridge-us-east-1-alarm.json");
     payload["multisite"] = json!({"dry_run": true});
 
@@ -350,12 +434,12 @@ async fn dry_run_returns_the_targets_and_changes_nothing() {
         assert_eq!(world.sizes(region).await, SIZES);
     }
     assert!(world.updates().is_empty());
-    assert!(world.records("us-east-1").await.is_empty(), "a dry run records nothing");
+    assert!(world.records().await.is_empty(), "a dry run records nothing");
 }
 
 #[tokio::test]
 async fn a_failing_survivor_does_not_stop_the_other_and_the_retry_converges() {
-    let world = World::new(3, SIZES, json!({}), ScalerConfig::default()).await;
+    let world = World::new(3, SIZES, json!({}), json!({})).await;
     world.emulator.throttle("eu-west-1", 1000, Some("autoscaling"), Some("UpdateAutoScalingGroup"));
 
     let err = world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect_err("eu fails");
@@ -374,7 +458,7 @@ async fn a_failing_survivor_does_not_stop_the_other_and_the_retry_converges() {
 
 #[tokio::test]
 async fn malformed_events_and_unknown_alarms_make_no_aws_call() {
-    let world = World::new(2, SIZES, json!({}), ScalerConfig::default()).await;
+    let world = World::new(2, SIZES, json!({}), json!({})).await;
     let mut no_state = event("alarm-alarm-action-us-east-1-alarm.json");
     no_state["alarmData"].as_object_mut().map(|o| o.remove("state"));
     let mut not_alarm = event("alarm-sns-us-east-1-alarm.json");

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from . import dns_geo
 from .state import EmulatorState
 
 PREFIX = "/_multisite/"
@@ -77,6 +78,7 @@ class ControlApi:
             ("GET", "requests"): self.requests,
             ("DELETE", "requests"): self.clear_requests,
             ("GET", "state"): lambda _: self.state.snapshot(),
+            ("GET", "dns-areas"): lambda _: dns_geo.areas_document(),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

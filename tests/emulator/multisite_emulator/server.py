@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Any, Callable, Iterable
 
-from . import aurora_global, dynamodb_global, route53_health
+from . import aurora_global, dynamodb_global, route53_dns, route53_health
 from .control import PREFIX, ControlApi
 from .faults import apply_latency, injected_error
 from .protocols import CallInfo, classify, render_error
@@ -106,7 +106,8 @@ def build_app(defaults: Defaults) -> tuple[EmulatorMiddleware, EmulatorState]:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     state = EmulatorState(defaults)
-    for module in (dynamodb_global, aurora_global, route53_health):
+    # route53_dns reuses route53_health's HealthChecks: keep it after route53_health.
+    for module in (dynamodb_global, aurora_global, route53_health, route53_dns):
         state.features.append(module.install(state))
     moto_app = DomainDispatcherApplication(create_backend_app)
     return EmulatorMiddleware(moto_app, state), state
