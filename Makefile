@@ -25,3 +25,15 @@ emulator: venv
 
 fmt:
 	cargo fmt --all
+
+.PHONY: check-template lambda-build
+
+## Check template.yaml offline: cfn-lint (+ serverless rules), sam validate --lint, checkov, and the
+## Parameters -> topology rendering of tests/deploy/params/ (pinned tools in .venv-sam/.venv-checkov).
+check-template:
+	scripts/check-template.sh
+
+## Build one arm64 `bootstrap` per function into target/lambda/<function>/ (cargo-lambda, release
+## profile), the CodeUri of each function in template.yaml; prints bootstrap and zip sizes.
+lambda-build:
+	scripts/lambda-build.sh

@@ -29,6 +29,7 @@ pub struct RegionClients {
     pub route53: aws_sdk_route53::Client,
     pub rds: aws_sdk_rds::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl RegionClients {
@@ -40,6 +41,7 @@ impl RegionClients {
             route53: aws_sdk_route53::Client::new(&config),
             rds: aws_sdk_rds::Client::new(&config),
             autoscaling: aws_sdk_autoscaling::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         }
     }
 }

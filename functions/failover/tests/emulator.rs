@@ -2,10 +2,10 @@
 //! 3-Region evacuations, static stability with the failed Region's APIs down, the min-healthy
 //! rule, duplicate deliveries, failback gates, dry run and malformed input.
 
-use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
 use failover::{Deps, Outcome, Report};
 use multisite_tests::Emulator;
-use multisite_tests::fixtures::{create_aurora_global, describe_global, eventually, unique_name, writer_arn};
+use multisite_tests::deployment::Deployment;
+use multisite_tests::fixtures::{describe_global, eventually, writer_arn};
 use serde_json::{Value, json};
 use shared::clock::{Clock, FixedClock};
 use shared::ledger::{self, ProbeSummary, RegionStatus};
@@ -43,55 +43,13 @@ impl World {
     async fn new(n: usize, policy: Value) -> Self {
         let emulator = Emulator::start();
         emulator.set_timing(100, 100, 200);
-        let regions = &REGIONS[..n];
+        let deployment =
+            Deployment::spec(&REGIONS[..n]).with_aurora().with_failover_policy(policy).create(&emulator).await;
+        let global_id = deployment.global_cluster_id.clone().expect("global cluster");
+        // Clients for every Region (a 2-Region world still has ap-southeast-1 clients for checks).
         let clients = emulator.clients(&REGIONS).await;
-        let route53 = &clients.region(HOME).expect("home").route53;
-        let mut health_checks = Vec::new();
-        for region in regions {
-            let created = route53
-                .create_health_check()
-                .caller_reference(unique_name(region))
-                .health_check_config(
-                    HealthCheckConfig::builder()
-                        .r#type(HealthCheckType::Https)
-                        .fully_qualified_domain_name(format!("{region}.app.example.com"))
-                        .port(443)
-                        .resource_path("/health")
-                        .build()
-                        .expect("config"),
-                )
-                .send()
-                .await
-                .expect("health check");
-            health_checks.push(created.health_check.map(|h| h.id).expect("id"));
-        }
-        let global_id = unique_name("sessions");
-        let members: Vec<(&str, String)> = regions.iter().map(|r| (*r, format!("db-{r}"))).collect();
-        let member_refs: Vec<(&str, &str)> = members.iter().map(|(r, id)| (*r, id.as_str())).collect();
-        let arns = create_aurora_global(&clients, &global_id, &member_refs).await;
-        Ledger::create_table(&clients.region(HOME).expect("home").dynamodb, "multisite-ledger", HOME)
-            .await
-            .expect("ledger table");
-        let cells: Vec<Value> = regions
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                json!({"region": r, "health_check_id": health_checks[i], "auto_scaling_group": format!("web-{r}"),
-                       "aurora_cluster_arn": arns[i], "alarms": [format!("web-{r}-unhealthy")]})
-            })
-            .collect();
-        let topology = Topology::from_json(
-            &json!({
-                "name": "drill", "cells": cells,
-                "routing": {"hosted_zone_id": "Z1", "record_name": "app.example.com"},
-                "global_table": "UserSessions", "aurora": {"global_cluster_id": global_id},
-                "ledger_table": "multisite-ledger", "rpo_budget_ms": 2000, "failover_policy": policy
-            })
-            .to_string(),
-        )
-        .expect("topology");
         emulator.clear_requests();
-        Self { emulator, topology, clients, clock: FixedClock::at(T0), global_id }
+        Self { emulator, topology: deployment.topology, clients, clock: FixedClock::at(T0), global_id }
     }
 
     fn deps(&self) -> Deps<'_> {

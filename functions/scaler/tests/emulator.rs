@@ -4,6 +4,7 @@
 //! restore skipped after a change by hand, refusals, bounds, dry run, failures and malformed input.
 
 use multisite_tests::Emulator;
+use multisite_tests::deployment::Deployment;
 use scaler::capacity::Capacity;
 use scaler::record::GroupScaling;
 use scaler::{Deps, GroupAction, Outcome, Report, Trigger};
@@ -34,52 +35,15 @@ struct World {
 impl World {
     async fn new(n: usize, sizes: Capacity, policy: Value, scaling: Value) -> Self {
         let emulator = Emulator::start();
-        let regions = &REGIONS[..n];
+        let deployment = Deployment::spec(&REGIONS[..n])
+            .with_groups(sizes.min, sizes.desired, sizes.max)
+            .with_failover_policy(policy)
+            .with_scaling(scaling)
+            .create(&emulator)
+            .await;
         let clients = emulator.clients(&REGIONS).await;
-        for region in regions {
-            let autoscaling = &clients.region(region).expect("region").autoscaling;
-            autoscaling
-                .create_launch_configuration()
-                .launch_configuration_name(format!("lc-web-{region}"))
-                .image_id("ami-12c6146b")
-                .instance_type("t3.micro")
-                .send()
-                .await
-                .expect("launch configuration");
-            autoscaling
-                .create_auto_scaling_group()
-                .auto_scaling_group_name(format!("web-{region}"))
-                .launch_configuration_name(format!("lc-web-{region}"))
-                .min_size(sizes.min)
-                .desired_capacity(sizes.desired)
-                .max_size(sizes.max)
-                .availability_zones(format!("{region}a"))
-                .send()
-                .await
-                .expect("auto scaling group");
-        }
-        Ledger::create_table(&clients.region(HOME).expect("home").dynamodb, "multisite-ledger", HOME)
-            .await
-            .expect("ledger table");
-        let cells: Vec<Value> = regions
-            .iter()
-            .map(|r| {
-                json!({"region": r, "health_check_id": format!("hc-{r}"), "auto_scaling_group": format!("web-{r}"),
-                       "alarms": [format!("web-{r}-unhealthy")]})
-            })
-            .collect();
-        let topology = Topology::from_json(
-            &json!({
-                "name": "drill", "cells": cells,
-                "routing": {"hosted_zone_id": "Z1", "record_name": "app.example.com"},
-                "global_table": "UserSessions", "ledger_table": "multisite-ledger", "rpo_budget_ms": 2000,
-                "failover_policy": policy, "scaling": scaling
-            })
-            .to_string(),
-        )
-        .expect("topology");
         emulator.clear_requests();
-        Self { emulator, topology, clients, clock: FixedClock::at(T0) }
+        Self { emulator, topology: deployment.topology, clients, clock: FixedClock::at(T0) }
     }
 
     fn deps(&self) -> Deps<'_> {

@@ -1,0 +1,24 @@
+// The handler future nests the SDK futures of many parallel calls; its type is deeper than
+// rustc's default query depth allows when laid out.
+#![recursion_limit = "256"]
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::clock::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let topology = shared::Topology::from_env()?;
+    let config = lag_probe::config::ProbeConfig::from_env()?;
+    let clients = shared::RegionalClients::new(&topology).await;
+    let home_region = std::env::var("AWS_REGION").map_err(|_| "AWS_REGION is not set (Lambda always sets it)")?;
+    let deps = lag_probe::Deps {
+        topology: &topology,
+        clients: &clients,
+        home_region: &home_region,
+        clock: &SystemClock,
+        config: &config,
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| lag_probe::handle(event.payload, &deps))).await
+}

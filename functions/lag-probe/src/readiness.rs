@@ -1,0 +1,470 @@
+//! Readiness rules (pure): can every active Region take 100% of the traffic right now?
+//!
+//! | rule | checked for | fails when |
+//! |---|---|---|
+//! | `RegionUnreachable` | active Regions | the Region's DynamoDB API did not answer |
+//! | `AsgMaxSizeTooSmall` | active Regions | MaxSize < ceil(total desired of the active Regions / survivors), survivors = active Regions - 1 (at least 1) |
+//! | `ReplicaMissing` / `ReplicaNotActive` | every cell | a Region's replica is absent, or not `ACTIVE`, in a replica's view of the table |
+//! | `AuroraMemberDetached` | every cell with a cluster ARN | the cluster is not a member of the global cluster |
+//! | `HealthCheckUnexpected` | every cell | `Inverted` differs from what the ledger's status implies (Evacuated = inverted) |
+//!
+//! A rule that could not be evaluated (its data could not be read) is listed in `not_checked`
+//! with the reason; it is not a failure.
+
+use crate::observe::{GlobalClusterView, GroupSizes, HealthCheckFlags, TableView};
+use serde::Serialize;
+use shared::Topology;
+use shared::ledger::RegionStatus;
+use std::collections::BTreeMap;
+
+/// One failed rule, with the Region and the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "rule")]
+pub enum Rule {
+    #[error("{region} is active but unreachable: its DynamoDB API did not answer ({reason})")]
+    RegionUnreachable { region: String, reason: String },
+    #[error(
+        "{region}: Auto Scaling group {asg} has MaxSize {max_size}, below the {required} instances it needs to carry its share if another Region fails (total desired {total_desired} over {survivors} survivor(s){})",
+        if estimated.is_empty() { String::new() } else { format!("; desired capacity of {} unknown, counted as the largest known", estimated.join(", ")) }
+    )]
+    AsgMaxSizeTooSmall {
+        region: String,
+        asg: String,
+        max_size: i32,
+        desired: i32,
+        required: i64,
+        total_desired: i64,
+        survivors: usize,
+        /// Regions whose desired capacity could not be read and was estimated.
+        estimated: Vec<String>,
+    },
+    #[error("{region}: no replica of the global table (seen from {seen_from})")]
+    ReplicaMissing { region: String, seen_from: String },
+    #[error("{region}: the global table's replica is {status}, not ACTIVE (seen from {seen_from})")]
+    ReplicaNotActive { region: String, status: String, seen_from: String },
+    #[error("{region}: Aurora cluster {cluster_arn} is not a member of global cluster {global_cluster_id}")]
+    AuroraMemberDetached { region: String, cluster_arn: String, global_cluster_id: String },
+    #[error(
+        "{region}: health check {health_check_id} is {} but the ledger says the Region is {ledger_status:?} (expected {})",
+        if *inverted { "inverted" } else { "not inverted" },
+        if *expected_inverted { "inverted" } else { "not inverted" }
+    )]
+    HealthCheckUnexpected {
+        region: String,
+        health_check_id: String,
+        inverted: bool,
+        expected_inverted: bool,
+        ledger_status: RegionStatus,
+    },
+}
+
+impl Rule {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::RegionUnreachable { .. } => "RegionUnreachable",
+            Rule::AsgMaxSizeTooSmall { .. } => "AsgMaxSizeTooSmall",
+            Rule::ReplicaMissing { .. } => "ReplicaMissing",
+            Rule::ReplicaNotActive { .. } => "ReplicaNotActive",
+            Rule::AuroraMemberDetached { .. } => "AuroraMemberDetached",
+            Rule::HealthCheckUnexpected { .. } => "HealthCheckUnexpected",
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        match self {
+            Rule::RegionUnreachable { region, .. }
+            | Rule::AsgMaxSizeTooSmall { region, .. }
+            | Rule::ReplicaMissing { region, .. }
+            | Rule::ReplicaNotActive { region, .. }
+            | Rule::AuroraMemberDetached { region, .. }
+            | Rule::HealthCheckUnexpected { region, .. } => region,
+        }
+    }
+}
+
+/// A failed rule as reported: the rule's fields plus a sentence naming the Region and numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    #[serde(flatten)]
+    pub rule: Rule,
+    pub message: String,
+}
+
+/// A rule that could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotChecked {
+    pub rule: &'static str,
+    pub region: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    pub ok: bool,
+    pub failures: Vec<Failure>,
+    pub not_checked: Vec<NotChecked>,
+}
+
+/// Everything the rules look at. `Err` values say why something could not be read.
+pub struct Observed<'a> {
+    pub topology: &'a Topology,
+    /// Every cell's status in the ledger.
+    pub statuses: &'a BTreeMap<String, RegionStatus>,
+    /// Active Regions whose DynamoDB API did not answer, with the error.
+    pub unreachable: &'a BTreeMap<String, String>,
+    /// Each reachable active Region's view of the table (`Ok(None)`: no table there).
+    pub tables: &'a BTreeMap<String, Result<Option<TableView>, String>>,
+    /// Each reachable active Region's group sizes.
+    pub groups: &'a BTreeMap<String, Result<GroupSizes, String>>,
+    /// The global cluster, when the topology has one.
+    pub aurora: Option<&'a Result<GlobalClusterView, String>>,
+    /// Every cell's health-check flags.
+    pub health_checks: &'a BTreeMap<String, Result<HealthCheckFlags, String>>,
+}
+
+pub fn evaluate(o: &Observed<'_>) -> Readiness {
+    let mut failures = Vec::new();
+    let mut not_checked = Vec::new();
+    let mut skip = |rule: &'static str, region: &str, reason: String| {
+        not_checked.push(NotChecked { rule, region: region.to_owned(), reason })
+    };
+    let status = |r: &str| o.statuses.get(r).copied().unwrap_or(RegionStatus::Active);
+    let active: Vec<&str> = o.topology.regions().filter(|r| status(r) == RegionStatus::Active).collect();
+
+    for region in &active {
+        if let Some(reason) = o.unreachable.get(*region) {
+            failures.push(Rule::RegionUnreachable { region: (*region).to_owned(), reason: reason.clone() });
+        }
+    }
+
+    // Capacity: each active Region must fit its share of the whole load with one Region fewer.
+    let known: BTreeMap<&str, GroupSizes> = active
+        .iter()
+        .filter_map(|r| match o.groups.get(*r) {
+            Some(Ok(sizes)) => Some((*r, *sizes)),
+            _ => None,
+        })
+        .collect();
+    let largest_known = known.values().map(|s| i64::from(s.desired.max(0))).max().unwrap_or(0);
+    let estimated: Vec<String> = active.iter().filter(|r| !known.contains_key(**r)).map(|r| (*r).to_owned()).collect();
+    let total_desired: i64 =
+        known.values().map(|s| i64::from(s.desired.max(0))).sum::<i64>() + largest_known * estimated.len() as i64;
+    let survivors = active.len().saturating_sub(1).max(1);
+    let required = (total_desired + survivors as i64 - 1) / survivors as i64;
+    for region in &active {
+        let Some(cell) = o.topology.cell(region) else { continue };
+        match o.groups.get(*region) {
+            Some(Ok(sizes)) => {
+                if i64::from(sizes.max) < required {
+                    failures.push(Rule::AsgMaxSizeTooSmall {
+                        region: (*region).to_owned(),
+                        asg: cell.auto_scaling_group.clone(),
+                        max_size: sizes.max,
+                        desired: sizes.desired,
+                        required,
+                        total_desired,
+                        survivors,
+                        estimated: estimated.clone(),
+                    });
+                }
+            }
+            Some(Err(reason)) => skip("AsgMaxSizeTooSmall", region, reason.clone()),
+            None => skip("AsgMaxSizeTooSmall", region, "not read: the Region is unreachable".into()),
+        }
+    }
+
+    // Replicas: every cell's replica, as seen by itself and by every other readable view.
+    for region in o.topology.regions() {
+        let mut verdict: Option<Rule> = None;
+        let mut seen = false;
+        for (view_region, view) in o.tables {
+            let Ok(view) = view else { continue };
+            let found = if view_region == region {
+                match view {
+                    None => Some(Rule::ReplicaMissing { region: region.to_owned(), seen_from: region.to_owned() }),
+                    Some(v) if !matches!(v.status.as_str(), "ACTIVE" | "UPDATING") => Some(Rule::ReplicaNotActive {
+                        region: region.to_owned(),
+                        status: v.status.clone(),
+                        seen_from: region.to_owned(),
+                    }),
+                    Some(_) => None,
+                }
+            } else {
+                // A view without a table says nothing about other Regions.
+                let Some(v) = view else { continue };
+                match v.replicas.iter().find(|(r, _)| r == region) {
+                    None => Some(Rule::ReplicaMissing { region: region.to_owned(), seen_from: view_region.clone() }),
+                    Some((_, s)) if s != "ACTIVE" => Some(Rule::ReplicaNotActive {
+                        region: region.to_owned(),
+                        status: s.clone(),
+                        seen_from: view_region.clone(),
+                    }),
+                    Some(_) => None,
+                }
+            };
+            seen = true;
+            if verdict.is_none() {
+                verdict = found;
+            }
+        }
+        match verdict {
+            Some(rule) => failures.push(rule),
+            None if !seen => {
+                skip("ReplicaNotActive", region, "no active Region's view of the global table could be read".into())
+            }
+            None => {}
+        }
+    }
+
+    // Aurora membership.
+    if let (Some(aurora_topology), Some(aurora)) = (&o.topology.aurora, o.aurora) {
+        for cell in &o.topology.cells {
+            let Some(arn) = &cell.aurora_cluster_arn else { continue };
+            match aurora {
+                Ok(view) => {
+                    if !view.members.iter().any(|m| &m.cluster_arn == arn) {
+                        failures.push(Rule::AuroraMemberDetached {
+                            region: cell.region.clone(),
+                            cluster_arn: arn.clone(),
+                            global_cluster_id: aurora_topology.global_cluster_id.clone(),
+                        });
+                    }
+                }
+                Err(reason) => skip("AuroraMemberDetached", &cell.region, reason.clone()),
+            }
+        }
+    }
+
+    // Health checks against the ledger.
+    for cell in &o.topology.cells {
+        let ledger_status = status(&cell.region);
+        let expected_inverted = ledger_status == RegionStatus::Evacuated;
+        match o.health_checks.get(&cell.region) {
+            Some(Ok(flags)) if flags.inverted != expected_inverted => failures.push(Rule::HealthCheckUnexpected {
+                region: cell.region.clone(),
+                health_check_id: cell.health_check_id.clone(),
+                inverted: flags.inverted,
+                expected_inverted,
+                ledger_status,
+            }),
+            Some(Ok(_)) => {}
+            Some(Err(reason)) => skip("HealthCheckUnexpected", &cell.region, reason.clone()),
+            None => skip("HealthCheckUnexpected", &cell.region, "not read".into()),
+        }
+    }
+
+    let failures: Vec<Failure> = failures.into_iter().map(|rule| Failure { message: rule.to_string(), rule }).collect();
+    Readiness { ok: failures.is_empty(), failures, not_checked }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canary::{KeySchema, KeyType};
+    use crate::observe::GlobalMember;
+
+    const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+
+    fn arn(r: &str) -> String {
+        format!("arn:aws:rds:{r}:123456789012:cluster:db-{r}")
+    }
+
+    fn topology() -> Topology {
+        let cells: Vec<_> = REGIONS
+            .iter()
+            .map(|r| {
+                serde_json::json!({"region": r, "health_check_id": format!("hc-{r}"), "auto_scaling_group": format!("web-{r}"),
+                    "aurora_cluster_arn": arn(r), "alarms": [format!("alarm-{r}")]})
+            })
+            .collect();
+        Topology::from_json(
+            &serde_json::json!({"name": "t", "cells": cells, "routing": {"hosted_zone_id": "Z", "record_name": "a.example.com"},
+                "global_table": "T1x", "aurora": {"global_cluster_id": "g"}, "ledger_table": "L1x", "rpo_budget_ms": 1000})
+            .to_string(),
+        )
+        .expect("topology")
+    }
+
+    /// A healthy world: 3 active Regions, desired 4 each, MaxSize 6 (needs ceil(12 / 2) = 6).
+    struct World {
+        topology: Topology,
+        statuses: BTreeMap<String, RegionStatus>,
+        unreachable: BTreeMap<String, String>,
+        tables: BTreeMap<String, Result<Option<TableView>, String>>,
+        groups: BTreeMap<String, Result<GroupSizes, String>>,
+        aurora: Result<GlobalClusterView, String>,
+        health_checks: BTreeMap<String, Result<HealthCheckFlags, String>>,
+    }
+
+    impl World {
+        fn healthy() -> Self {
+            let view = |me: &str| {
+                Ok(Some(TableView {
+                    status: "ACTIVE".into(),
+                    key_schema: Ok(KeySchema {
+                        partition_key: "pk".into(),
+                        partition_type: KeyType::S,
+                        sort_key: None,
+                    }),
+                    replicas: REGIONS.iter().filter(|r| **r != me).map(|r| (r.to_string(), "ACTIVE".into())).collect(),
+                }))
+            };
+            Self {
+                topology: topology(),
+                statuses: REGIONS.iter().map(|r| (r.to_string(), RegionStatus::Active)).collect(),
+                unreachable: BTreeMap::new(),
+                tables: REGIONS.iter().map(|r| (r.to_string(), view(r))).collect(),
+                groups: REGIONS
+                    .iter()
+                    .map(|r| (r.to_string(), Ok(GroupSizes { min: 2, desired: 4, max: 6 })))
+                    .collect(),
+                aurora: Ok(GlobalClusterView {
+                    status: Some("available".into()),
+                    members: REGIONS
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| GlobalMember {
+                            cluster_arn: arn(r),
+                            region: Some(r.to_string()),
+                            is_writer: i == 0,
+                            synchronization_status: None,
+                        })
+                        .collect(),
+                    failover: None,
+                }),
+                health_checks: REGIONS
+                    .iter()
+                    .map(|r| (r.to_string(), Ok(HealthCheckFlags { inverted: false, disabled: false })))
+                    .collect(),
+            }
+        }
+
+        fn evaluate(&self) -> Readiness {
+            evaluate(&Observed {
+                topology: &self.topology,
+                statuses: &self.statuses,
+                unreachable: &self.unreachable,
+                tables: &self.tables,
+                groups: &self.groups,
+                aurora: Some(&self.aurora),
+                health_checks: &self.health_checks,
+            })
+        }
+    }
+
+    fn names(r: &Readiness) -> Vec<(&'static str, String)> {
+        r.failures.iter().map(|f| (f.rule.name(), f.rule.region().to_owned())).collect()
+    }
+
+    #[test]
+    fn a_healthy_world_is_ready() {
+        let r = World::healthy().evaluate();
+        assert!(r.ok, "{:?}", r.failures);
+        assert!(r.not_checked.is_empty(), "{:?}", r.not_checked);
+    }
+
+    #[test]
+    fn a_too_small_max_size_is_named_with_the_numbers() {
+        let mut w = World::healthy();
+        w.groups.insert("eu-west-1".into(), Ok(GroupSizes { min: 2, desired: 4, max: 5 }));
+        let r = w.evaluate();
+        assert_eq!(names(&r), [("AsgMaxSizeTooSmall", "eu-west-1".to_owned())]);
+        let f = &r.failures[0];
+        assert!(
+            matches!(&f.rule, Rule::AsgMaxSizeTooSmall { max_size: 5, required: 6, total_desired: 12, survivors: 2, asg, .. } if asg == "web-eu-west-1"),
+            "{:?}",
+            f.rule
+        );
+        assert!(
+            f.message.contains("eu-west-1") && f.message.contains("MaxSize 5") && f.message.contains("6"),
+            "{}",
+            f.message
+        );
+        let json = serde_json::to_value(f).expect("json");
+        assert_eq!(json["rule"], "AsgMaxSizeTooSmall");
+        assert_eq!(json["required"], 6);
+    }
+
+    #[test]
+    fn capacity_counts_only_active_regions_and_estimates_unknown_ones() {
+        // us-east-1 evacuated: 2 active Regions carrying 4 + 4; each must hold all 8.
+        let mut w = World::healthy();
+        w.statuses.insert("us-east-1".into(), RegionStatus::Evacuated);
+        w.health_checks.insert("us-east-1".into(), Ok(HealthCheckFlags { inverted: true, disabled: false }));
+        let r = w.evaluate();
+        let required: Vec<i64> = r
+            .failures
+            .iter()
+            .filter_map(|f| match f.rule {
+                Rule::AsgMaxSizeTooSmall { required, .. } => Some(required),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(required, [8, 8]);
+
+        // ap-southeast-1 unreachable: its desired counts as the largest known (4).
+        let mut w = World::healthy();
+        w.groups.remove("ap-southeast-1");
+        w.unreachable.insert("ap-southeast-1".into(), "503".into());
+        let r = w.evaluate();
+        assert_eq!(names(&r), [("RegionUnreachable", "ap-southeast-1".to_owned())]);
+        assert!(r.not_checked.iter().any(|n| n.rule == "AsgMaxSizeTooSmall" && n.region == "ap-southeast-1"));
+    }
+
+    #[test]
+    fn a_creating_replica_is_named() {
+        let mut w = World::healthy();
+        if let Some(Ok(Some(view))) = w.tables.get_mut("us-east-1") {
+            view.replicas = vec![("eu-west-1".into(), "ACTIVE".into()), ("ap-southeast-1".into(), "CREATING".into())];
+        }
+        let r = w.evaluate();
+        assert_eq!(names(&r), [("ReplicaNotActive", "ap-southeast-1".to_owned())]);
+        assert!(r.failures[0].message.contains("CREATING"), "{}", r.failures[0].message);
+    }
+
+    #[test]
+    fn a_missing_replica_is_named_from_its_own_region_or_another_view() {
+        let mut w = World::healthy();
+        w.tables.insert("eu-west-1".into(), Ok(None));
+        let r = w.evaluate();
+        assert_eq!(names(&r), [("ReplicaMissing", "eu-west-1".to_owned())]);
+    }
+
+    #[test]
+    fn a_detached_aurora_member_is_named() {
+        let mut w = World::healthy();
+        if let Ok(view) = &mut w.aurora {
+            view.members.retain(|m| m.region.as_deref() != Some("eu-west-1"));
+        }
+        let r = w.evaluate();
+        assert_eq!(names(&r), [("AuroraMemberDetached", "eu-west-1".to_owned())]);
+        assert!(r.failures[0].message.contains(&arn("eu-west-1")));
+    }
+
+    #[test]
+    fn an_unexpectedly_inverted_health_check_is_named_and_an_evacuated_one_is_expected() {
+        let mut w = World::healthy();
+        w.health_checks.insert("ap-southeast-1".into(), Ok(HealthCheckFlags { inverted: true, disabled: false }));
+        let r = w.evaluate();
+        assert_eq!(names(&r), [("HealthCheckUnexpected", "ap-southeast-1".to_owned())]);
+        assert!(r.failures[0].message.contains("hc-ap-southeast-1"), "{}", r.failures[0].message);
+
+        // Evacuated in the ledger but not inverted: also wrong.
+        let mut w = World::healthy();
+        w.statuses.insert("us-east-1".into(), RegionStatus::Evacuated);
+        w.groups.iter_mut().for_each(|(_, g)| *g = Ok(GroupSizes { min: 1, desired: 4, max: 12 }));
+        let r = w.evaluate();
+        assert_eq!(names(&r), [("HealthCheckUnexpected", "us-east-1".to_owned())]);
+    }
+
+    #[test]
+    fn unreadable_data_is_not_checked_not_failed() {
+        let mut w = World::healthy();
+        w.aurora = Err("DescribeGlobalClusters in eu-west-1 failed".into());
+        w.health_checks.insert("us-east-1".into(), Err("GetHealthCheck failed".into()));
+        let r = w.evaluate();
+        assert!(r.ok, "{:?}", r.failures);
+        assert_eq!(r.not_checked.iter().filter(|n| n.rule == "AuroraMemberDetached").count(), 3);
+        assert!(r.not_checked.iter().any(|n| n.rule == "HealthCheckUnexpected" && n.region == "us-east-1"));
+    }
+}

@@ -1,0 +1,269 @@
+//! A multisite deployment built in the emulator the way a real one looks, for tests, benchmarks
+//! and the drill: one place that knows how to make health checks, latency records, the Aurora
+//! global cluster, Auto Scaling groups, the Global Table and the ledger, and the topology that
+//! describes them.
+
+use crate::Emulator;
+use crate::fixtures::{create_aurora_global, create_global_table, unique_name};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord, ResourceRecordSet,
+    ResourceRecordSetRegion, RrType,
+};
+use serde_json::{Value, json};
+use shared::{Ledger, RegionalClients, Topology};
+use std::collections::BTreeMap;
+
+pub const LEDGER_TABLE: &str = "multisite-ledger";
+pub const DOMAIN: &str = "example.com";
+pub const RECORD_NAME: &str = "app.example.com";
+
+/// Sizes of an Auto Scaling group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSizes {
+    pub min: i32,
+    pub desired: i32,
+    pub max: i32,
+}
+
+/// What to build. `Deployment::spec(regions)` gives the bare minimum (health checks, ledger); the
+/// `with_*` methods add the rest.
+#[derive(Debug, Clone)]
+pub struct DeploymentSpec {
+    /// Cells in failover priority order; the first holds the Aurora writer.
+    pub regions: Vec<String>,
+    /// Where the functions run: the ledger is created here.
+    pub home: String,
+    pub name: String,
+    /// A hosted zone with a latency record per Region, guarded by its health check.
+    pub dns: bool,
+    /// An Aurora global cluster with one member per Region.
+    pub aurora: bool,
+    /// An Auto Scaling group (with a launch configuration; the emulator starts instances) per Region.
+    pub groups: Option<GroupSizes>,
+    /// A Global Table with a replica in every Region (`None`: only named in the topology).
+    pub global_table: Option<String>,
+    pub rpo_budget_ms: u64,
+    pub failover_policy: Value,
+    pub scaling: Value,
+}
+
+impl DeploymentSpec {
+    pub fn with_dns(mut self) -> Self {
+        self.dns = true;
+        self
+    }
+
+    pub fn with_aurora(mut self) -> Self {
+        self.aurora = true;
+        self
+    }
+
+    pub fn with_groups(mut self, min: i32, desired: i32, max: i32) -> Self {
+        self.groups = Some(GroupSizes { min, desired, max });
+        self
+    }
+
+    pub fn with_global_table(mut self, table: &str) -> Self {
+        self.global_table = Some(table.to_owned());
+        self
+    }
+
+    pub fn with_failover_policy(mut self, policy: Value) -> Self {
+        self.failover_policy = policy;
+        self
+    }
+
+    pub fn with_scaling(mut self, scaling: Value) -> Self {
+        self.scaling = scaling;
+        self
+    }
+
+    pub fn with_rpo_budget_ms(mut self, ms: u64) -> Self {
+        self.rpo_budget_ms = ms;
+        self
+    }
+
+    /// Builds everything in the emulator and returns the deployment.
+    pub async fn create(self, emulator: &Emulator) -> Deployment {
+        Deployment::create(emulator, self).await
+    }
+}
+
+/// What was built, and the topology that describes it.
+pub struct Deployment {
+    pub topology: Topology,
+    pub clients: RegionalClients,
+    pub home: String,
+    /// Health check id per Region.
+    pub health_checks: BTreeMap<String, String>,
+    pub hosted_zone_id: Option<String>,
+    pub global_cluster_id: Option<String>,
+}
+
+impl Deployment {
+    /// The minimum: `regions` as cells (the home Region is the second one when there are several,
+    /// so that the first, usually the one tests fail, is not where the functions run).
+    pub fn spec(regions: &[&str]) -> DeploymentSpec {
+        let home = regions.get(1).or(regions.first()).copied().unwrap_or("eu-west-1");
+        DeploymentSpec {
+            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+            home: home.to_owned(),
+            name: "drill".into(),
+            dns: false,
+            aurora: false,
+            groups: None,
+            global_table: None,
+            rpo_budget_ms: 2000,
+            failover_policy: json!({}),
+            scaling: json!({}),
+        }
+    }
+
+    pub async fn create(emulator: &Emulator, spec: DeploymentSpec) -> Deployment {
+        let regions: Vec<&str> = spec.regions.iter().map(String::as_str).collect();
+        let clients = emulator.clients(&regions).await;
+        let home = spec.home.as_str();
+        let route53 = &clients.region(home).expect("home Region").route53;
+
+        let mut health_checks = BTreeMap::new();
+        for region in &regions {
+            let created = route53
+                .create_health_check()
+                .caller_reference(unique_name(region))
+                .health_check_config(
+                    HealthCheckConfig::builder()
+                        .r#type(HealthCheckType::Https)
+                        .fully_qualified_domain_name(format!("{region}.{RECORD_NAME}"))
+                        .port(443)
+                        .resource_path("/health")
+                        .build()
+                        .expect("health check config"),
+                )
+                .send()
+                .await
+                .expect("create health check");
+            health_checks.insert((*region).to_owned(), created.health_check.map(|h| h.id).expect("health check id"));
+        }
+
+        let hosted_zone_id = if spec.dns {
+            let zone = route53
+                .create_hosted_zone()
+                .name(DOMAIN)
+                .caller_reference(unique_name("zone"))
+                .send()
+                .await
+                .expect("create hosted zone");
+            let id = zone.hosted_zone.map(|z| z.id).expect("zone id");
+            let id = id.trim_start_matches("/hostedzone/").to_owned();
+            let mut batch = ChangeBatch::builder();
+            for (i, region) in regions.iter().enumerate() {
+                let record = ResourceRecordSet::builder()
+                    .name(RECORD_NAME)
+                    .r#type(RrType::A)
+                    .set_identifier(*region)
+                    .region(ResourceRecordSetRegion::from(*region))
+                    .ttl(60)
+                    .health_check_id(&health_checks[*region])
+                    .resource_records(ResourceRecord::builder().value(address_of(i)).build().expect("record"))
+                    .build()
+                    .expect("record set");
+                batch = batch.changes(
+                    Change::builder().action(ChangeAction::Create).resource_record_set(record).build().expect("change"),
+                );
+            }
+            route53
+                .change_resource_record_sets()
+                .hosted_zone_id(&id)
+                .change_batch(batch.build().expect("batch"))
+                .send()
+                .await
+                .expect("latency records");
+            Some(id)
+        } else {
+            None
+        };
+
+        let (global_cluster_id, arns) = if spec.aurora {
+            let id = unique_name("sessions");
+            let members: Vec<(&str, String)> = regions.iter().map(|r| (*r, format!("db-{r}"))).collect();
+            let member_refs: Vec<(&str, &str)> = members.iter().map(|(r, m)| (*r, m.as_str())).collect();
+            let arns = create_aurora_global(&clients, &id, &member_refs).await;
+            (Some(id), arns)
+        } else {
+            (None, Vec::new())
+        };
+
+        if let Some(sizes) = spec.groups {
+            for region in &regions {
+                let autoscaling = &clients.region(region).expect("region").autoscaling;
+                autoscaling
+                    .create_launch_configuration()
+                    .launch_configuration_name(format!("lc-web-{region}"))
+                    .image_id("ami-12c6146b")
+                    .instance_type("t3.micro")
+                    .send()
+                    .await
+                    .expect("launch configuration");
+                autoscaling
+                    .create_auto_scaling_group()
+                    .auto_scaling_group_name(format!("web-{region}"))
+                    .launch_configuration_name(format!("lc-web-{region}"))
+                    .min_size(sizes.min)
+                    .desired_capacity(sizes.desired)
+                    .max_size(sizes.max)
+                    .availability_zones(format!("{region}a"))
+                    .send()
+                    .await
+                    .expect("auto scaling group");
+            }
+        }
+
+        let table = spec.global_table.clone().unwrap_or_else(|| "UserSessions".into());
+        if spec.global_table.is_some() {
+            let others: Vec<&str> = regions.iter().copied().filter(|r| *r != home).collect();
+            create_global_table(&clients, &table, home, &others).await;
+        }
+        Ledger::create_table(&clients.region(home).expect("home Region").dynamodb, LEDGER_TABLE, home)
+            .await
+            .expect("ledger table");
+
+        let cells: Vec<Value> = regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut cell = json!({"region": r, "health_check_id": health_checks[*r],
+                    "auto_scaling_group": format!("web-{r}"), "alarms": [alarm_name(r)]});
+                if let Some(arn) = arns.get(i) {
+                    cell["aurora_cluster_arn"] = arn.clone().into();
+                }
+                cell
+            })
+            .collect();
+        let mut topology = json!({
+            "name": spec.name, "cells": cells,
+            "routing": {"hosted_zone_id": hosted_zone_id.clone().unwrap_or_else(|| "Z1".into()), "record_name": RECORD_NAME},
+            "global_table": table, "ledger_table": LEDGER_TABLE, "rpo_budget_ms": spec.rpo_budget_ms,
+            "failover_policy": spec.failover_policy, "scaling": spec.scaling
+        });
+        if let Some(id) = &global_cluster_id {
+            topology["aurora"] = json!({"global_cluster_id": id});
+        }
+        let topology = Topology::from_json(&topology.to_string()).expect("the deployment's topology is valid");
+        Deployment { topology, clients, home: spec.home, health_checks, hosted_zone_id, global_cluster_id }
+    }
+
+    /// The ledger, as the functions running in the home Region see it.
+    pub fn ledger(&self) -> Ledger {
+        Ledger::new(self.clients.region(&self.home).expect("home Region").dynamodb.clone(), LEDGER_TABLE, &self.home)
+    }
+}
+
+/// The health alarm of a Region in deployments built here (and in the `events/` samples).
+pub fn alarm_name(region: &str) -> String {
+    format!("web-{region}-unhealthy")
+}
+
+/// The address the latency record of the `index`-th Region answers with (TEST-NET-1).
+pub fn address_of(index: usize) -> String {
+    format!("192.0.2.{}", 10 + index)
+}
