@@ -37,3 +37,19 @@ check-template:
 ## profile), the CodeUri of each function in template.yaml; prints bootstrap and zip sizes.
 lambda-build:
 	scripts/lambda-build.sh
+
+.PHONY: drill lambda-invoke-test
+
+## The drill: a disaster-recovery game day against a fresh local emulator (3 Regions, us-east-1
+## fails), with a timeline, measured RTO/RPO figures and PASS/FAIL checks; exits non-zero on a FAIL.
+## Options: make drill DRILL_ARGS="--planned --replication-delay-ms 800 --json=drill.json" (see
+## `target/debug/drill --help`). The build is `--all-targets`: the same features as `cargo test
+## --workspace` (dev-dependencies turn on the SDK's test-util), so drill and tests share one build.
+drill: venv
+	cargo build --workspace --all-targets --locked
+	$${CARGO_TARGET_DIR:-target}/debug/drill $(DRILL_ARGS)
+
+## The release bootstraps (x86-64, cargo lambda build) under cargo-lambda's Runtime API emulator,
+## each invoked with its events/ files against a deployment the drill builds in the emulator.
+lambda-invoke-test: venv
+	scripts/lambda-invoke-test.sh

@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Namespace of every multisite metric.
@@ -140,13 +141,32 @@ impl MetricSet {
             .collect()
     }
 
-    /// Writes the documents to stdout, one line each, stamped now.
+    /// Writes the documents to stdout (or the writer given to [`redirect_emit`]), one line each,
+    /// stamped now.
     pub fn emit(&self) {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        for doc in self.to_documents(now_ms) {
+        let docs = self.to_documents(now_ms);
+        if let Some(sink) = EMIT_SINK.get() {
+            if let Ok(mut sink) = sink.lock() {
+                for doc in docs {
+                    let _ = writeln!(sink, "{doc}");
+                }
+            }
+            return;
+        }
+        for doc in docs {
             println!("{doc}");
         }
     }
+}
+
+static EMIT_SINK: std::sync::OnceLock<std::sync::Mutex<Box<dyn std::io::Write + Send>>> = std::sync::OnceLock::new();
+
+/// Sends every later [`MetricSet::emit`] to `writer` instead of stdout, for a process that runs the
+/// handlers in-process and owns its stdout (the drill). Lambda never calls it. The first call
+/// wins; returns whether this call took effect.
+pub fn redirect_emit(writer: Box<dyn std::io::Write + Send>) -> bool {
+    EMIT_SINK.set(std::sync::Mutex::new(writer)).is_ok()
 }
 
 #[cfg(test)]

@@ -4,30 +4,43 @@
 use crate::plan::{AuroraMember, ObservedAurora, WriterMove, region_of_cluster};
 use shared::{AwsResultExt, Error};
 
-/// Whether the health check is inverted (Route 53 `GetHealthCheck`).
-pub async fn health_check_inverted(route53: &aws_sdk_route53::Client, region: &str, id: &str) -> Result<bool, Error> {
-    let out = route53.get_health_check().health_check_id(id).send().await.aws_context("GetHealthCheck", region)?;
-    Ok(out.health_check.and_then(|h| h.health_check_config).and_then(|c| c.inverted).unwrap_or(false))
-}
-
-/// Sets the health check's `Inverted` flag and checks the answer carries it.
-pub async fn set_health_check_inverted(
+/// Whether the health check is forced unhealthy: `Inverted` and `Disabled` together (Route 53
+/// `GetHealthCheck`). Inverted alone is not enough: once the Region really fails, its endpoint
+/// checks fail, and an inverted failing check reports healthy, sending users back to the failed
+/// Region. A disabled check is considered healthy, a disabled and inverted one always unhealthy,
+/// whatever the endpoint does.
+pub async fn health_check_forced_unhealthy(
     route53: &aws_sdk_route53::Client,
     region: &str,
     id: &str,
-    inverted: bool,
+) -> Result<bool, Error> {
+    let out = route53.get_health_check().health_check_id(id).send().await.aws_context("GetHealthCheck", region)?;
+    let config = out.health_check.and_then(|h| h.health_check_config);
+    Ok(config.is_some_and(|c| c.inverted == Some(true) && c.disabled == Some(true)))
+}
+
+/// Forces the health check unhealthy (`Inverted` and `Disabled`), or gives it back to its endpoint
+/// checks (both cleared), and checks the answer carries both flags.
+pub async fn set_health_check_forced_unhealthy(
+    route53: &aws_sdk_route53::Client,
+    region: &str,
+    id: &str,
+    forced: bool,
 ) -> Result<(), Error> {
     let out = route53
         .update_health_check()
         .health_check_id(id)
-        .inverted(inverted)
+        .inverted(forced)
+        .disabled(forced)
         .send()
         .await
         .aws_context("UpdateHealthCheck", region)?;
-    let now = out.health_check.and_then(|h| h.health_check_config).and_then(|c| c.inverted).unwrap_or(false);
-    if now != inverted {
+    let config = out.health_check.and_then(|h| h.health_check_config);
+    let inverted = config.as_ref().and_then(|c| c.inverted).unwrap_or(false);
+    let disabled = config.as_ref().and_then(|c| c.disabled).unwrap_or(false);
+    if inverted != forced || disabled != forced {
         return Err(Error::Unexpected(format!(
-            "UpdateHealthCheck {id} answered Inverted={now}, expected {inverted}: the change did not take"
+            "UpdateHealthCheck {id} answered Inverted={inverted} Disabled={disabled}, expected both {forced}: the change did not take"
         )));
     }
     Ok(())
@@ -153,8 +166,12 @@ mod tests {
     }
 
     fn inverted_check(inverted: bool) -> UpdateHealthCheckOutput {
-        let config =
-            HealthCheckConfig::builder().r#type(HealthCheckType::Https).inverted(inverted).build().expect("config");
+        let config = HealthCheckConfig::builder()
+            .r#type(HealthCheckType::Https)
+            .inverted(inverted)
+            .disabled(inverted)
+            .build()
+            .expect("config");
         let check = HealthCheck::builder()
             .id("hc-1")
             .caller_reference("r")
@@ -166,9 +183,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invert_is_retried_through_throttling_and_sends_inverted_true() {
+    async fn forcing_unhealthy_is_retried_through_throttling_and_sends_inverted_and_disabled() {
         let rule = mock!(aws_sdk_route53::Client::update_health_check)
-            .match_requests(|r| r.health_check_id() == Some("hc-1") && r.inverted() == Some(true))
+            .match_requests(|r| {
+                r.health_check_id() == Some("hc-1") && r.inverted() == Some(true) && r.disabled() == Some(true)
+            })
             .sequence()
             .http_response(throttled_xml)
             .times(2)
@@ -176,7 +195,7 @@ mod tests {
             .build();
         let route53 = mock_client!(aws_sdk_route53, RuleMode::Sequential, [&rule], |c| c.retry_config(retries()));
 
-        set_health_check_inverted(&route53, "eu-west-1", "hc-1", true).await.expect("converges");
+        set_health_check_forced_unhealthy(&route53, "eu-west-1", "hc-1", true).await.expect("converges");
         assert_eq!(rule.num_calls(), 3);
     }
 
@@ -184,7 +203,8 @@ mod tests {
     async fn an_answer_without_the_flag_is_an_unexpected_state_not_success() {
         let rule = mock!(aws_sdk_route53::Client::update_health_check).then_output(|| inverted_check(false));
         let route53 = mock_client!(aws_sdk_route53, RuleMode::Sequential, [&rule]);
-        let err = set_health_check_inverted(&route53, "eu-west-1", "hc-1", true).await.expect_err("did not take");
+        let err =
+            set_health_check_forced_unhealthy(&route53, "eu-west-1", "hc-1", true).await.expect_err("did not take");
         assert_eq!(err.error_type(), "UnexpectedState");
         assert!(err.is_retryable());
     }

@@ -383,7 +383,7 @@ async fn observe(deps: &Deps<'_>, acting_region: &str) -> Observed {
     let checks = deps.topology.cells.iter().map(|cell| {
         let route53 = acting.route53.clone();
         async move {
-            let inverted = match aws::health_check_inverted(&route53, acting_region, &cell.health_check_id).await {
+            let inverted = match aws::health_check_forced_unhealthy(&route53, acting_region, &cell.health_check_id).await {
                 Ok(v) => Some(v),
                 Err(err) => {
                     tracing::warn!(region = %cell.region, error = %err, "health check not observed; acting idempotently");
@@ -431,11 +431,11 @@ async fn apply_one(deps: &Deps<'_>, acting_region: &str, action: &Action) -> Res
     match action {
         Action::InvertHealthCheck { health_check_id, .. } => {
             let route53 = &deps.clients.region(acting_region)?.route53;
-            aws::set_health_check_inverted(route53, acting_region, health_check_id, true).await
+            aws::set_health_check_forced_unhealthy(route53, acting_region, health_check_id, true).await
         }
         Action::RestoreHealthCheck { health_check_id, .. } => {
             let route53 = &deps.clients.region(acting_region)?.route53;
-            aws::set_health_check_inverted(route53, acting_region, health_check_id, false).await
+            aws::set_health_check_forced_unhealthy(route53, acting_region, health_check_id, false).await
         }
         Action::MoveAuroraWriter { to_region, target_cluster_arn, mode, .. } => {
             let global = deps

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 pub struct ObservedHealthCheck {
     pub region: String,
     pub health_check_id: String,
+    /// Forced unhealthy (`Inverted` and `Disabled`; see `aws::health_check_forced_unhealthy`).
     /// `None` when the health check could not be read: the planner then acts as if it were not
     /// in the desired state (the action is idempotent).
     pub inverted: Option<bool>,
@@ -62,9 +63,10 @@ pub enum WriterMove {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action")]
 pub enum Action {
-    /// Invert the Region's health check so latency routing stops answering with it.
+    /// Force the Region's health check unhealthy (Inverted + Disabled) so latency routing stops
+    /// answering with it, whatever its endpoint checks see.
     InvertHealthCheck { region: String, health_check_id: String },
-    /// Undo the inversion on failback.
+    /// Give the health check back to its endpoint checks on failback (both flags cleared).
     RestoreHealthCheck { region: String, health_check_id: String },
     /// Move the Aurora writer, calling RDS in the target's Region.
     MoveAuroraWriter { from_region: String, to_region: String, target_cluster_arn: String, mode: WriterMove },

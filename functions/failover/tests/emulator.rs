@@ -4,7 +4,7 @@
 
 use failover::{Deps, Outcome, Report};
 use multisite_tests::Emulator;
-use multisite_tests::deployment::Deployment;
+use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::fixtures::{describe_global, eventually, writer_arn};
 use serde_json::{Value, json};
 use shared::clock::{Clock, FixedClock};
@@ -43,8 +43,12 @@ impl World {
     async fn new(n: usize, policy: Value) -> Self {
         let emulator = Emulator::start();
         emulator.set_timing(100, 100, 200);
-        let deployment =
-            Deployment::spec(&REGIONS[..n]).with_aurora().with_failover_policy(policy).create(&emulator).await;
+        let deployment = Deployment::spec(&REGIONS[..n])
+            .with_aurora()
+            .with_dns()
+            .with_failover_policy(policy)
+            .create(&emulator)
+            .await;
         let global_id = deployment.global_cluster_id.clone().expect("global cluster");
         // Clients for every Region (a 2-Region world still has ap-southeast-1 clients for checks).
         let clients = emulator.clients(&REGIONS).await;
@@ -64,7 +68,28 @@ impl World {
         let id = &self.topology.cell(region).expect("cell").health_check_id;
         let route53 = &self.clients.region(HOME).expect("home").route53;
         let hc = route53.get_health_check().health_check_id(id).send().await.expect("health check");
-        hc.health_check.and_then(|h| h.health_check_config).and_then(|c| c.inverted).unwrap_or(false)
+        // Forced unhealthy: Inverted and Disabled together.
+        let config = hc.health_check.and_then(|h| h.health_check_config).expect("config");
+        assert_eq!(config.inverted, config.disabled, "Inverted and Disabled move together: {config:?}");
+        config.inverted == Some(true)
+    }
+
+    /// The Region Route 53 answers users in North America with (the emulator's latency routing).
+    async fn answer_for_north_america(&self) -> String {
+        let route53 = &self.clients.region(HOME).expect("home").route53;
+        let zone = self.topology.routing.hosted_zone_id.clone();
+        let out = route53
+            .test_dns_answer()
+            .hosted_zone_id(zone)
+            .record_name(deployment::RECORD_NAME)
+            .record_type(aws_sdk_route53::types::RrType::A)
+            .edns0_client_subnet_ip("192.0.2.44")
+            .send()
+            .await
+            .expect("TestDNSAnswer");
+        let address = out.record_data().first().cloned().expect("an answer");
+        let index = (0..REGIONS.len()).find(|i| deployment::address_of(*i) == address).expect("a known address");
+        REGIONS[index].to_owned()
     }
 
     async fn writer_region(&self) -> String {
@@ -335,4 +360,22 @@ async fn malformed_events_and_unknown_alarms_make_no_aws_call() {
     assert_eq!(only(world.handle(insufficient).await.expect("ignored")).outcome, Outcome::Ignored);
 
     assert!(world.emulator.requests().is_empty(), "no AWS call: {:?}", world.emulator.requests());
+}
+
+#[tokio::test]
+async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
+    let world = World::new(3, json!({})).await;
+    assert_eq!(world.answer_for_north_america().await, "us-east-1");
+    // The Region really fails: its endpoint checks fail too. Inverting alone would turn that
+    // failing check healthy again and send North America back to the failed Region.
+    let us_check = world.topology.cell("us-east-1").expect("cell").health_check_id.clone();
+    world.emulator.set_health_check_failure(&us_check, true);
+    assert_eq!(world.answer_for_north_america().await, "eu-west-1", "plain health checks already route away");
+
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+
+    assert!(world.inverted("us-east-1").await);
+    assert_eq!(world.answer_for_north_america().await, "eu-west-1", "forced unhealthy stays unhealthy");
+    world.emulator.set_health_check_failure(&us_check, false);
+    assert_eq!(world.answer_for_north_america().await, "eu-west-1", "until failback, whatever the endpoint does");
 }

@@ -6,7 +6,7 @@
 //! | `AsgMaxSizeTooSmall` | active Regions | MaxSize < ceil(total desired of the active Regions / survivors), survivors = active Regions - 1 (at least 1) |
 //! | `ReplicaMissing` / `ReplicaNotActive` | every cell | a Region's replica is absent, or not `ACTIVE`, in a replica's view of the table |
 //! | `AuroraMemberDetached` | every cell with a cluster ARN | the cluster is not a member of the global cluster |
-//! | `HealthCheckUnexpected` | every cell | `Inverted` differs from what the ledger's status implies (Evacuated = inverted) |
+//! | `HealthCheckUnexpected` | every cell | `Inverted`/`Disabled` differ from what the ledger's status implies (Evacuated = both set: failover forces the check unhealthy; Active = both clear) |
 //!
 //! A rule that could not be evaluated (its data could not be read) is listed in `not_checked`
 //! with the reason; it is not a failure.
@@ -45,14 +45,14 @@ pub enum Rule {
     #[error("{region}: Aurora cluster {cluster_arn} is not a member of global cluster {global_cluster_id}")]
     AuroraMemberDetached { region: String, cluster_arn: String, global_cluster_id: String },
     #[error(
-        "{region}: health check {health_check_id} is {} but the ledger says the Region is {ledger_status:?} (expected {})",
-        if *inverted { "inverted" } else { "not inverted" },
-        if *expected_inverted { "inverted" } else { "not inverted" }
+        "{region}: health check {health_check_id} has Inverted={inverted} Disabled={disabled} but the ledger says the Region is {ledger_status:?} (expected both {})",
+        if *expected_inverted { "set: forced unhealthy" } else { "clear" }
     )]
     HealthCheckUnexpected {
         region: String,
         health_check_id: String,
         inverted: bool,
+        disabled: bool,
         expected_inverted: bool,
         ledger_status: RegionStatus,
     },
@@ -240,13 +240,15 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
         let ledger_status = status(&cell.region);
         let expected_inverted = ledger_status == RegionStatus::Evacuated;
         match o.health_checks.get(&cell.region) {
-            Some(Ok(flags)) if flags.inverted != expected_inverted => failures.push(Rule::HealthCheckUnexpected {
-                region: cell.region.clone(),
-                health_check_id: cell.health_check_id.clone(),
-                inverted: flags.inverted,
-                expected_inverted,
-                ledger_status,
-            }),
+            Some(Ok(flags)) if flags.inverted != expected_inverted || flags.disabled != expected_inverted => failures
+                .push(Rule::HealthCheckUnexpected {
+                    region: cell.region.clone(),
+                    health_check_id: cell.health_check_id.clone(),
+                    inverted: flags.inverted,
+                    disabled: flags.disabled,
+                    expected_inverted,
+                    ledger_status,
+                }),
             Some(Ok(_)) => {}
             Some(Err(reason)) => skip("HealthCheckUnexpected", &cell.region, reason.clone()),
             None => skip("HealthCheckUnexpected", &cell.region, "not read".into()),
@@ -390,7 +392,7 @@ mod tests {
         // us-east-1 evacuated: 2 active Regions carrying 4 + 4; each must hold all 8.
         let mut w = World::healthy();
         w.statuses.insert("us-east-1".into(), RegionStatus::Evacuated);
-        w.health_checks.insert("us-east-1".into(), Ok(HealthCheckFlags { inverted: true, disabled: false }));
+        w.health_checks.insert("us-east-1".into(), Ok(HealthCheckFlags { inverted: true, disabled: true }));
         let r = w.evaluate();
         let required: Vec<i64> = r
             .failures
@@ -449,12 +451,15 @@ mod tests {
         assert_eq!(names(&r), [("HealthCheckUnexpected", "ap-southeast-1".to_owned())]);
         assert!(r.failures[0].message.contains("hc-ap-southeast-1"), "{}", r.failures[0].message);
 
-        // Evacuated in the ledger but not inverted: also wrong.
+        // Evacuated in the ledger but only inverted (an inverted failing check reports healthy):
+        // also wrong.
         let mut w = World::healthy();
         w.statuses.insert("us-east-1".into(), RegionStatus::Evacuated);
         w.groups.iter_mut().for_each(|(_, g)| *g = Ok(GroupSizes { min: 1, desired: 4, max: 12 }));
+        w.health_checks.insert("us-east-1".into(), Ok(HealthCheckFlags { inverted: true, disabled: false }));
         let r = w.evaluate();
         assert_eq!(names(&r), [("HealthCheckUnexpected", "us-east-1".to_owned())]);
+        assert!(r.failures[0].message.contains("Inverted=true Disabled=false"), "{}", r.failures[0].message);
     }
 
     #[test]

@@ -1,0 +1,1017 @@
+//! The drill against the local emulator: every step of the README's "The drill" section.
+
+use crate::args::{Mode, Options};
+use crate::dns::{self, Area};
+use crate::error::{Ctx, Result, fail};
+use crate::report::{AreaRouting, Check, Lag, Report, Timeline, Writes};
+use crate::traffic::{self, Traffic};
+use crate::world::{self, Deployment};
+use aws_sdk_cloudwatch::types::StateValue;
+use multisite_tests::Emulator;
+use multisite_tests::response_server::ResponseServer;
+use serde_json::{Value, json};
+use shared::clock::SystemClock;
+use shared::ledger::{self, RegionStatus};
+use shared::{Ledger, RegionalClients};
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+const ALARM_EVENT: &str = include_str!("../../../events/alarm-eventbridge-us-east-1-alarm.json");
+const PROBE_EVENT: &str = include_str!("../../../events/scheduled-lag-probe.json");
+const SWEEP_EVENT: &str = include_str!("../../../events/scheduled-restore-sweep.json");
+
+/// Emulator timings: replicas CREATING for 200 ms, a global-cluster failover/switchover in
+/// progress for 500 ms (AWS: minutes; the drill measures the orchestration, not AWS's speed).
+const REPLICA_MS: u64 = 200;
+const AURORA_FAILOVER_MS: u64 = 500;
+/// How long the survivors keep taking traffic after the evacuation, before the RPO accounting.
+const SURVIVOR_TRAFFIC_MS: u64 = 1_000;
+/// Longest wait for any converging state.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// Runs the drill (or, with `--setup-only`, builds the deployment and waits). `out` receives the
+/// human report as it happens.
+pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report> {
+    // The handlers emit EMF metrics on stdout (Lambda's contract); the drill owns stdout.
+    shared::metrics::redirect_emit(Box::new(std::io::sink()));
+    let started = Instant::now();
+    let tl = Timeline::new(started, out);
+    let regions = options.regions.clone();
+    let failing = options.failing().to_owned();
+    let survivors: Vec<String> = regions.iter().filter(|r| **r != failing).cloned().collect();
+    // The functions reacting to the failing Region's alarm run where the alarm is evaluated: a
+    // survivor (static stability: nothing on the critical path runs in the failed Region).
+    let home = world::watcher_of(&regions, &failing);
+
+    tl.print(&format!(
+        "multisite drill: {} Regions ({}), {} goes down, {} drill, replication delay {} ms, RPO budget {} ms",
+        regions.len(),
+        regions.join(", "),
+        failing,
+        if options.planned { "planned (switchover)" } else { "unplanned (failover)" },
+        options.replication_delay_ms,
+        options.rpo_budget_ms
+    ));
+    crate::ensure_venv()?;
+    let emulator =
+        tokio::task::spawn_blocking(Emulator::start).await.map_err(|e| fail(format!("emulator start: {e}")))?;
+    emulator.set_timing(REPLICA_MS, REPLICA_MS, AURORA_FAILOVER_MS);
+    emulator.set_replication_delay(options.replication_delay_ms);
+    tl.event(format!("emulator up at {} (moto + multisite DR extension)", emulator.url()));
+
+    let clients = emulator.clients(&regions.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let deployment = world::build(&clients, &regions, options.rpo_budget_ms, options.cooldown_seconds).await?;
+    tl.event(format!(
+        "deployment built: hosted zone {} with {} latency records + health checks, Aurora global cluster {} (writer {}), {} Auto Scaling groups {}/{}/{} (min/desired/max), alarms {}",
+        world::ZONE,
+        regions.len(),
+        world::GLOBAL_CLUSTER,
+        regions[0],
+        regions.len(),
+        world::BASELINE.0,
+        world::BASELINE.1,
+        world::BASELINE.2,
+        deployment.alarm_regions.iter().map(|(a, r)| format!("{a} (in {r})")).collect::<Vec<_>>().join(", ")
+    ));
+    if let Some(note) = &deployment.cloudwatch_note {
+        tl.event(note.clone());
+    }
+    let topology_path = write_topology(&deployment.topology_json)?;
+
+    let mut drill = Drill {
+        options,
+        tl: &tl,
+        emulator: &emulator,
+        clients,
+        deployment,
+        regions,
+        failing,
+        survivors,
+        home,
+        areas: Vec::new(),
+        report: Report::default(),
+    };
+    drill.report.emulator_url = Some(emulator.url().to_owned());
+    drill.provision().await?;
+
+    if options.mode == Mode::SetupOnly {
+        drill.announce(&topology_path);
+        wait_for_stdin_eof();
+        return Ok(drill.finish(started));
+    }
+
+    drill.run_scenario().await?;
+    let report = drill.finish(started);
+    if options.keep_running {
+        tl.print(&report.render_summary());
+        drill_announce(&tl, &emulator, &topology_path);
+        wait_for_stdin_eof();
+    }
+    Ok(report)
+}
+
+fn write_topology(topology: &Value) -> Result<std::path::PathBuf> {
+    let dir = multisite_tests::repo_root().join("target/drill");
+    std::fs::create_dir_all(&dir).ctx(format!("create {}", dir.display()))?;
+    let path = dir.join("topology.json");
+    std::fs::write(&path, serde_json::to_string_pretty(topology).unwrap_or_default())
+        .ctx(format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+fn drill_announce(tl: &Timeline, emulator: &Emulator, topology: &std::path::Path) {
+    tl.print(&format!(
+        "\nThe emulator keeps running. To reach it:\n  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true\n  export MULTISITE_TOPOLOGY_FILE={}\n  # e.g. aws route53 test-dns-answer ... / curl $AWS_ENDPOINT_URL/_multisite/state\nPress Enter (or close stdin) to stop it.",
+        emulator.url(),
+        topology.display()
+    ));
+    // A machine-readable line for scripts (scripts/lambda-invoke-test.sh).
+    tl.print(&format!("DRILL_READY {} {}", emulator.url(), topology.display()));
+}
+
+fn wait_for_stdin_eof() {
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+/// Polls `check` every 25 ms until it yields `Some`, or `CONVERGE` passes.
+async fn until<T, F, Fut>(mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn ms_since(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
+}
+
+struct Drill<'a> {
+    options: &'a Options,
+    tl: &'a Timeline,
+    emulator: &'a Emulator,
+    clients: RegionalClients,
+    deployment: Deployment,
+    regions: Vec<String>,
+    failing: String,
+    survivors: Vec<String>,
+    home: String,
+    areas: Vec<Area>,
+    report: Report,
+}
+
+/// What one delivery of an alarm change did.
+struct Delivery {
+    failover: std::result::Result<Vec<failover::Report>, String>,
+    scaler: std::result::Result<Vec<scaler::Report>, String>,
+}
+
+impl Drill<'_> {
+    fn announce(&self, topology: &std::path::Path) {
+        drill_announce(self.tl, self.emulator, topology);
+    }
+
+    fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) {
+        let detail = detail.into();
+        self.tl.event(format!("check {}: {name} ({detail})", if passed { "PASS" } else { "FAIL" }));
+        self.report.checks.push(Check { name: name.to_owned(), passed, detail });
+    }
+
+    fn finish(mut self, started: Instant) -> Report {
+        let r = &mut self.report;
+        r.drill = if self.options.planned { "planned (switchover)" } else { "unplanned (failover)" }.into();
+        r.regions = self.regions.clone();
+        r.failed_region = self.failing.clone();
+        r.survivors = self.survivors.clone();
+        r.replication_delay_ms = self.options.replication_delay_ms;
+        r.rpo_budget_ms = self.options.rpo_budget_ms;
+        r.cooldown_seconds = self.options.cooldown_seconds;
+        r.figures.total_ms = ms_since(started);
+        r.timeline = self.tl.events();
+        r.passed = !r.checks.is_empty() && r.checks.iter().all(|c| c.passed);
+        std::mem::take(r)
+    }
+
+    fn cell_health_check(&self, region: &str) -> String {
+        self.deployment.topology.cell(region).map(|c| c.health_check_id.clone()).unwrap_or_default()
+    }
+
+    async fn set_alarm(&self, watcher: &str, alarm: &str, state: StateValue, reason: &str) -> Result<()> {
+        if self.deployment.cloudwatch_note.is_none() {
+            world::set_alarm(&self.clients, watcher, alarm, state, reason).await?;
+        }
+        Ok(())
+    }
+
+    fn ledger(&self) -> Result<Ledger> {
+        Ok(Ledger::new(self.clients.region(&self.home)?.dynamodb.clone(), world::LEDGER, &self.home))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Step 2: provisioning
+
+    async fn provision(&mut self) -> Result<()> {
+        let server = ResponseServer::start();
+        let base = self.emulator.sdk_config().await;
+        let mut answers = Vec::new();
+        for (logical, table) in [("UserSessionsReplicas", world::TABLE), ("LedgerReplicas", world::LEDGER)] {
+            let answer =
+                crate::provision::create_replicas(&base, &self.regions[0], logical, table, &self.regions, &server)
+                    .await?;
+            self.tl.event(format!(
+                "provisioner: CloudFormation Create {logical} (Custom::GlobalTableReplicas, {table} in {}) -> ResponseURL got {} PhysicalResourceId={} Data keys [{}]{}",
+                self.regions.join(", "),
+                answer.status,
+                answer.physical_resource_id,
+                answer.data_keys.join(", "),
+                answer.reason.as_ref().map(|r| format!(" Reason={r}")).unwrap_or_default()
+            ));
+            answers.push(answer);
+        }
+        let statuses = self.replica_statuses(world::TABLE).await?;
+        let all_active = self.regions[1..].iter().all(|r| statuses.get(r).map(String::as_str) == Some("ACTIVE"));
+        let ok = answers.iter().all(|a| a.status == "SUCCESS") && all_active;
+        self.report.provisioner = answers;
+        self.check(
+            "provisioner answered SUCCESS",
+            ok,
+            format!(
+                "replicas of {} seen from {}: {}",
+                world::TABLE,
+                self.regions[0],
+                statuses.iter().map(|(r, s)| format!("{r} {s}")).collect::<Vec<_>>().join(", ")
+            ),
+        );
+        Ok(())
+    }
+
+    async fn replica_statuses(&self, table: &str) -> Result<BTreeMap<String, String>> {
+        let out = self
+            .clients
+            .region(&self.regions[0])?
+            .dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .ctx("DescribeTable")?;
+        Ok(out
+            .table
+            .and_then(|t| t.replicas)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| Some((r.region_name?, r.replica_status?.as_str().to_owned())))
+            .collect())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Steps 3-9
+
+    async fn run_scenario(&mut self) -> Result<()> {
+        // 3. Baseline lag and readiness.
+        let baseline = self.lag_probe("baseline").await?;
+        self.report.figures.replication_lag = baseline.replication.overall.map(|s| Lag {
+            samples: s.samples,
+            p50_ms: s.p50_ms,
+            p99_ms: s.p99_ms,
+            max_ms: s.max_ms,
+        });
+        self.check(
+            "baseline: replication lag within the RPO budget, every Region ready for 100%",
+            !baseline.rpo_breached && baseline.readiness.ok,
+            probe_detail(&baseline),
+        );
+
+        // 8 (before). Routing as users see it.
+        let (_, table) = self.emulator.control("GET", "/_multisite/dns-areas", None);
+        self.areas = dns::areas(&table)?;
+        let before = self.routing("before").await?;
+        let expected_before: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.regions)).collect();
+        self.check(
+            "routing before: every area answered by its nearest Region",
+            before == expected_before,
+            routing_detail(&self.areas, &before),
+        );
+
+        // 4. Steady traffic.
+        let traffic = Traffic::start(
+            &self.clients,
+            &self.regions,
+            world::TABLE,
+            Duration::from_millis(self.options.write_interval_ms),
+            self.tl.started(),
+        )?;
+        self.tl.event(format!(
+            "traffic: one writer per Region, a sequenced item every {} ms",
+            self.options.write_interval_ms
+        ));
+        tokio::time::sleep(Duration::from_millis(self.options.traffic_ms)).await;
+
+        // 5. The Region goes down; the alarm goes to ALARM and is delivered twice.
+        let outage_ms = if self.options.planned {
+            self.planned_evacuation(&traffic).await?
+        } else {
+            self.unplanned_evacuation().await?
+        };
+        tokio::time::sleep(Duration::from_millis(SURVIVOR_TRAFFIC_MS)).await;
+        let writes = traffic.stop().await;
+        self.tl.event(format!("traffic stopped: {} writes sent", writes.len()));
+
+        // 6. End state and RPO.
+        let during = self.routing("during").await?;
+        let expected_during: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.survivors)).collect();
+        let inverted =
+            world::health_check_inverted(&self.clients, &self.home, &self.cell_health_check(&self.failing)).await?;
+        self.check(
+            &format!("routing during: {} out of DNS, every area answered by its nearest survivor", self.failing),
+            inverted && during == expected_during,
+            format!("health check inverted={inverted}; {}", routing_detail(&self.areas, &during)),
+        );
+        self.end_state_checks().await?;
+        let lost_keys = self.rpo(&writes, outage_ms).await?;
+
+        // 7. Back up, gated failback.
+        self.failback(&lost_keys).await?;
+        let after = self.routing("after").await?;
+        self.check(
+            "routing after failback: back to the original split",
+            after == expected_before,
+            routing_detail(&self.areas, &after),
+        );
+        let final_probe = self.lag_probe("after failback").await?;
+        self.check(
+            "after failback: every Region active and ready, lag within budget",
+            !final_probe.rpo_breached
+                && final_probe.readiness.ok
+                && final_probe.active_regions.len() == self.regions.len(),
+            probe_detail(&final_probe),
+        );
+        self.report.traffic_split = self
+            .areas
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AreaRouting {
+                area: a.name.clone(),
+                client_ip: a.example_ip.clone(),
+                before: before[i].clone(),
+                during: during[i].clone(),
+                after: after[i].clone(),
+            })
+            .collect();
+        Ok(())
+    }
+
+    async fn routing(&self, phase: &str) -> Result<Vec<Option<String>>> {
+        let route53 = &self.clients.region(&self.home)?.route53;
+        let answers =
+            dns::answers(route53, &self.deployment.zone_id, world::RECORD, &self.areas, &self.deployment.record_values)
+                .await?;
+        self.tl.event(format!("Route 53 TestDNSAnswer {phase}: {}", routing_detail(&self.areas, &answers)));
+        Ok(answers)
+    }
+
+    async fn lag_probe(&self, label: &str) -> Result<lag_probe::report::ProbeReport> {
+        let config = lag_probe::config::ProbeConfig::default();
+        let deps = lag_probe::Deps {
+            topology: &self.deployment.topology,
+            clients: &self.clients,
+            home_region: &self.home,
+            clock: &SystemClock,
+            config: &config,
+        };
+        let payload: Value = serde_json::from_str(PROBE_EVENT).map_err(|e| fail(format!("scheduled event: {e}")))?;
+        let report = lag_probe::handle(payload, &deps).await.map_err(|e| fail(format!("lag-probe ({label}): {e}")))?;
+        self.tl.event(format!("lag-probe ({label}, in {}): {}", self.home, probe_detail(&report)));
+        if self.options.verbose {
+            self.tl.detail(serde_json::to_string(&report).unwrap_or_default());
+        }
+        Ok(report)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Alarm delivery
+
+    /// The EventBridge alarm state change (events/alarm-eventbridge-us-east-1-alarm.json) for the
+    /// failing Region's alarm, stamped now, plus optional operator overrides.
+    fn alarm_event(&self, state: &str, overrides: Option<Value>) -> Value {
+        let alarm = world::alarm_name(&self.failing);
+        let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
+        let now = chrono::DateTime::from_timestamp_millis(world::now_ms() as i64).unwrap_or_default();
+        let stamp = now.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+        let previous = if state == "ALARM" { "OK" } else { "ALARM" };
+        let mut event: Value = serde_json::from_str(ALARM_EVENT).unwrap_or_default();
+        event["id"] = json!(format!("drill-{}", world::now_ms()));
+        event["time"] = json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        event["region"] = json!(watcher);
+        event["resources"] = json!([format!("arn:aws:cloudwatch:{watcher}:123456789012:alarm:{alarm}")]);
+        event["detail"]["alarmName"] = json!(alarm);
+        event["detail"]["state"]["value"] = json!(state);
+        event["detail"]["state"]["timestamp"] = json!(stamp);
+        event["detail"]["state"]["reason"] = json!(format!("drill: {} set to {state}", self.failing));
+        event["detail"]["previousState"]["value"] = json!(previous);
+        event["detail"]["configuration"]["description"] =
+            json!(format!("{} endpoint health (seen from {watcher})", self.failing));
+        if let Some(overrides) = overrides {
+            event["multisite"] = overrides;
+        }
+        event
+    }
+
+    /// Delivers one payload to failover and scaler at once, through their handlers, as the two
+    /// Lambda targets of the alarm's EventBridge rule; a failed invocation is retried twice, as
+    /// Lambda retries an asynchronous invocation.
+    async fn deliver(&self, payload: &Value, label: &str) -> Delivery {
+        let failover_deps = failover::Deps {
+            topology: &self.deployment.topology,
+            clients: &self.clients,
+            home_region: &self.home,
+            clock: &SystemClock,
+        };
+        let scaler_deps = scaler::Deps {
+            topology: &self.deployment.topology,
+            clients: &self.clients,
+            home_region: &self.home,
+            clock: &SystemClock,
+        };
+        let (failover, scaler) = tokio::join!(
+            retried(|| failover::handle(payload.clone(), &failover_deps)),
+            retried(|| scaler::handle(payload.clone(), &scaler_deps)),
+        );
+        let delivery = Delivery { failover, scaler };
+        self.tl.event(format!("{label}: failover -> {}", summarize_failover(&delivery.failover)));
+        self.tl.event(format!("{label}: scaler -> {}", summarize_scaler(&delivery.scaler)));
+        if self.options.verbose {
+            if let Ok(r) = &delivery.failover {
+                self.tl.detail(serde_json::to_string(r).unwrap_or_default());
+            }
+            if let Ok(r) = &delivery.scaler {
+                self.tl.detail(serde_json::to_string(r).unwrap_or_default());
+            }
+        }
+        delivery
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Step 5
+
+    /// Unplanned: the Region's APIs fail, its alarm goes to ALARM, the alarm is delivered twice
+    /// while the drill measures routing, writer and capacity. Returns the outage time (ms).
+    async fn unplanned_evacuation(&mut self) -> Result<u64> {
+        // Route 53's control plane is global (it lives in us-east-1 on AWS): the outage spares it, as
+        // the failover tests do, so the evacuation converges (README: Route 53 caveat).
+        self.emulator.control(
+            "POST",
+            "/_multisite/outage",
+            Some(&json!({"region": self.failing, "down": true, "except_services": ["route53"]})),
+        );
+        let outage_ms = self.tl.ms();
+        self.tl.event(format!(
+            "OUTAGE: every {} API now fails with HTTP 503 (Route 53's global control plane spared)",
+            self.failing
+        ));
+        self.alarm_and_measure(None).await?;
+        Ok(outage_ms)
+    }
+
+    /// Planned: the alarm is set by the operator and delivered with `planned: true` (switchover,
+    /// no data loss); the Region's traffic is drained, then it goes down. Returns the outage time.
+    async fn planned_evacuation(&mut self, traffic: &Traffic) -> Result<u64> {
+        self.alarm_and_measure(Some(json!({"planned": true}))).await?;
+        traffic.stop_region(&self.failing);
+        self.tl.event(format!("{} drained: its writer stopped (users are routed to the survivors)", self.failing));
+        tokio::time::sleep(Duration::from_millis(2 * self.options.replication_delay_ms + 300)).await;
+        self.emulator.control(
+            "POST",
+            "/_multisite/outage",
+            Some(&json!({"region": self.failing, "down": true, "except_services": ["route53"]})),
+        );
+        let outage_ms = self.tl.ms();
+        self.tl.event(format!("OUTAGE (planned maintenance): every {} API now fails with HTTP 503", self.failing));
+        Ok(outage_ms)
+    }
+
+    async fn alarm_and_measure(&mut self, overrides: Option<Value>) -> Result<()> {
+        let alarm = world::alarm_name(&self.failing);
+        let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
+        self.set_alarm(&watcher, &alarm, StateValue::Alarm, "drill: Region down").await?;
+        let detected = Instant::now();
+        self.tl.event(format!("DETECTION: alarm {alarm} (CloudWatch in {watcher}) -> ALARM"));
+        let payload = self.alarm_event("ALARM", overrides);
+
+        let baseline_desired = world::BASELINE.1;
+        let n = self.regions.len() as i32;
+        let target = baseline_desired.max((baseline_desired * n + (n - 2)) / (n - 1));
+        let expected_writer = self.survivors[0].clone();
+        let expected_dns: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.survivors)).collect();
+        let this = &*self;
+        let deliveries = async {
+            let first = this.deliver(&payload, "alarm delivery 1/2").await;
+            let second = this.deliver(&payload, "alarm delivery 2/2 (duplicate, at-least-once)").await;
+            (first, second)
+        };
+        let routed = until(|| async {
+            let route53 = &this.clients.region(&this.home).ok()?.route53;
+            let answers = dns::answers(
+                route53,
+                &this.deployment.zone_id,
+                world::RECORD,
+                &this.areas,
+                &this.deployment.record_values,
+            )
+            .await
+            .ok()?;
+            (answers == expected_dns).then(|| ms_since(detected))
+        });
+        let writer_moved = until(|| async {
+            let (writer, in_progress) = world::aurora_writer(&this.clients, &this.home).await.ok()?;
+            (writer.as_deref() == Some(expected_writer.as_str()) && !in_progress).then(|| ms_since(detected))
+        });
+        let scaled = until(|| async {
+            for region in &this.survivors {
+                let (_, desired, _, in_service) = world::group_sizes(&this.clients, region).await.ok()?;
+                if desired < target || in_service < target as usize {
+                    return None;
+                }
+            }
+            Some(ms_since(detected))
+        });
+        let ((first, second), routed, writer_moved, scaled) = tokio::join!(deliveries, routed, writer_moved, scaled);
+
+        let f = &mut self.report.figures;
+        f.detection_to_routing_ms = routed;
+        f.writer_move_ms = writer_moved;
+        f.scale_up_ms = scaled;
+        self.tl.event(format!(
+            "measured from detection: routing {}, Aurora writer in {} {}, survivors at {} instances {}",
+            fmt_ms(routed),
+            expected_writer,
+            fmt_ms(writer_moved),
+            target,
+            fmt_ms(scaled)
+        ));
+        let recorded: usize = [&first, &second]
+            .iter()
+            .filter_map(|d| d.failover.as_ref().ok())
+            .flatten()
+            .filter(|r| r.transition_recorded)
+            .count();
+        let handled =
+            first.failover.is_ok() && second.failover.is_ok() && first.scaler.is_ok() && second.scaler.is_ok();
+        self.check(
+            "both deliveries handled, the transition recorded by exactly one",
+            handled && recorded == 1,
+            format!("failover recorded the transition in {recorded} of 2 deliveries"),
+        );
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Step 6
+
+    async fn end_state_checks(&mut self) -> Result<()> {
+        let (writer, in_progress) = world::aurora_writer(&self.clients, &self.home).await?;
+        let expected = &self.survivors[0];
+        self.check(
+            "Aurora writer in a survivor",
+            writer.as_deref() == Some(expected.as_str()) && !in_progress,
+            format!(
+                "writer {} (expected {expected}, the first survivor in priority order), {}",
+                writer.as_deref().unwrap_or("none"),
+                if self.options.planned { "switchover" } else { "failover with AllowDataLoss" }
+            ),
+        );
+
+        let n = self.regions.len() as i32;
+        let d = world::BASELINE.1;
+        let target = d.max((d * n + (n - 2)) / (n - 1));
+        let mut sizes = Vec::new();
+        let mut ok = true;
+        for region in self.survivors.clone() {
+            let (min, desired, max, in_service) = world::group_sizes(&self.clients, &region).await?;
+            ok &= desired == target && in_service >= target as usize;
+            sizes.push(format!("{region} {min}/{desired}/{max} ({in_service} InService)"));
+        }
+        let total = target * (n - 1);
+        self.check(
+            "survivors scaled to carry 100%",
+            ok,
+            format!(
+                "target desired {target} each = ceil({d} x {n} / {}), {total} instances for a baseline of {}; {}",
+                n - 1,
+                d * n,
+                sizes.join(", ")
+            ),
+        );
+
+        let transitions = self.ledger()?.list::<Value>(&ledger::transition_pk(&self.failing)).await?;
+        let (fleet, _) = self.ledger()?.fleet_status().await?;
+        let status = fleet.status_of(&self.failing);
+        self.check(
+            "exactly one transition in the ledger",
+            transitions.len() == 1 && status == RegionStatus::Evacuated,
+            format!(
+                "{} transition record(s) for {} after 2 deliveries; fleet status {:?}",
+                transitions.len(),
+                self.failing,
+                status
+            ),
+        );
+        Ok(())
+    }
+
+    /// RPO accounting: every acknowledged write looked up in every survivor.
+    async fn rpo(&mut self, writes: &[traffic::Write], outage_ms: u64) -> Result<Vec<String>> {
+        let acked: Vec<&traffic::Write> = writes.iter().filter(|w| w.acknowledged).collect();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for w in &acked {
+            *counts.entry(w.region.clone()).or_default() += 1;
+        }
+        let rejected = writes.iter().filter(|w| !w.acknowledged).count();
+        // Let replication between the survivors settle (their writes must all arrive).
+        tokio::time::sleep(Duration::from_millis(2 * self.options.replication_delay_ms + 500)).await;
+        let keys: Vec<String> = acked.iter().map(|w| w.pk.clone()).collect();
+        let mut present: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+        for survivor in &self.survivors {
+            present.insert(survivor.clone(), traffic::present_in(&self.clients, survivor, world::TABLE, &keys).await?);
+        }
+        let missing_somewhere =
+            |w: &traffic::Write| present.iter().any(|(region, found)| *region != w.region && !found.contains(&w.pk));
+        let from_failed: Vec<&&traffic::Write> = acked.iter().filter(|w| w.region == self.failing).collect();
+        let lost: Vec<&&traffic::Write> = from_failed.iter().copied().filter(|w| missing_somewhere(w)).collect();
+        let survivor_missing = acked.iter().filter(|w| w.region != self.failing && missing_somewhere(w)).count();
+        let oldest = lost.iter().map(|w| outage_ms.saturating_sub(w.answered_ms)).max();
+        let last_seq = from_failed.iter().map(|w| w.seq).max().unwrap_or(0);
+        self.report.figures.writes = Writes {
+            acknowledged: counts,
+            rejected,
+            acknowledged_by_failed_region_before_outage: from_failed.len(),
+            lost: lost.len(),
+            oldest_lost_before_outage_ms: oldest,
+            survivor_writes_missing: survivor_missing,
+            recovered_after_failback: None,
+        };
+        self.tl.event(format!(
+            "RPO: {} writes acknowledged by {} before the outage (last seq {last_seq}); {} not readable in the survivors{}; {} writes refused during the outage; {} survivor writes missing",
+            from_failed.len(),
+            self.failing,
+            lost.len(),
+            oldest.map(|o| format!(" (seq {}..={}, acknowledged within the last {o} ms)", lost.iter().map(|w| w.seq).min().unwrap_or(0), lost.iter().map(|w| w.seq).max().unwrap_or(0))).unwrap_or_default(),
+            rejected,
+            survivor_missing
+        ));
+        let budget = self.options.rpo_budget_ms;
+        let (passed, detail) = if self.options.planned {
+            (
+                lost.is_empty() && survivor_missing == 0,
+                format!(
+                    "planned: {} of {} writes lost (must be 0), survivor writes missing {survivor_missing}",
+                    lost.len(),
+                    from_failed.len()
+                ),
+            )
+        } else {
+            (
+                oldest.is_none_or(|o| o <= budget) && survivor_missing == 0,
+                format!(
+                    "{} of {} writes acknowledged by {} lost, {}; survivor writes missing {survivor_missing}",
+                    lost.len(),
+                    from_failed.len(),
+                    self.failing,
+                    match oldest {
+                        Some(o) =>
+                            format!("all acknowledged within the last {o} ms before the outage (budget {budget} ms)"),
+                        None => "none".into(),
+                    }
+                ),
+            )
+        };
+        self.check("RPO: no acknowledged write lost outside the replication window", passed, detail);
+        Ok(lost.iter().map(|w| w.pk.clone()).collect())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Step 7
+
+    async fn failback(&mut self, lost_keys: &[String]) -> Result<()> {
+        self.emulator.set_outage(&self.failing, false);
+        self.tl.event(format!("RECOVERY: {} APIs answer again (held replication released)", self.failing));
+        // The failback gate reads the latest lag-probe verdict: run it before the OK.
+        let probe = self.lag_probe("before failback").await?;
+        let alarm = world::alarm_name(&self.failing);
+        let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
+        self.set_alarm(&watcher, &alarm, StateValue::Ok, "drill: Region healthy again").await?;
+        self.tl.event(format!("alarm {alarm} -> OK"));
+
+        // Show the gate: a dry-run delivery says whether failback may proceed now, and why not.
+        let (fleet, _) = self.ledger()?.fleet_status().await?;
+        let changed = fleet.last_change_ms(&self.failing).unwrap_or(0);
+        let cooldown_ms = self.options.cooldown_seconds * 1000;
+        let elapsed = world::now_ms().saturating_sub(changed);
+        let failover_deps = failover::Deps {
+            topology: &self.deployment.topology,
+            clients: &self.clients,
+            home_region: &self.home,
+            clock: &SystemClock,
+        };
+        let probe_line = format!(
+            "lag-probe verdict {} ms old, max lag {} ms vs budget {} ms, breached={}",
+            world::now_ms().saturating_sub(probe.measured_at_ms),
+            probe.summary().max_lag_ms.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+            probe.rpo_budget_ms,
+            probe.rpo_breached
+        );
+        let dry = failover::handle(self.alarm_event("OK", Some(json!({"dry_run": true}))), &failover_deps).await;
+        let gate_closed_reason = match &dry {
+            Ok(reports) => {
+                reports.iter().find(|r| r.outcome == failover::Outcome::FailbackPending).and_then(|r| r.reason.clone())
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        self.tl.event(format!(
+            "failback gate: auto_failback on; cool-down {} s, {:.1} s since the evacuation; {probe_line} -> {}",
+            self.options.cooldown_seconds,
+            elapsed as f64 / 1000.0,
+            match &gate_closed_reason {
+                Some(reason) => format!("CLOSED ({reason})"),
+                None => "OPEN".into(),
+            }
+        ));
+        if elapsed < cooldown_ms {
+            let wait = cooldown_ms - elapsed + 300;
+            self.tl.event(format!("waiting {:.1} s for the cool-down", wait as f64 / 1000.0));
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+
+        // The OK, delivered to both functions; the writer is asked back (a planned switchover).
+        let gate_open = Instant::now();
+        let payload = self.alarm_event("OK", Some(json!({"restore_writer": true})));
+        let delivery = self.deliver(&payload, "OK delivery").await;
+        let failed_back = delivery
+            .failover
+            .as_ref()
+            .map(|r| r.iter().any(|r| r.outcome == failover::Outcome::Reconciled))
+            .unwrap_or(false);
+        let gate_shown = gate_closed_reason.is_some() || elapsed >= cooldown_ms;
+        self.check(
+            "failback gated: waits for the cool-down and a fresh lag-probe verdict, then proceeds",
+            failed_back && gate_shown && !probe.rpo_breached,
+            format!(
+                "before the cool-down: {}; after: failover {}",
+                gate_closed_reason.as_deref().unwrap_or("(cool-down already over)"),
+                summarize_failover(&delivery.failover)
+            ),
+        );
+
+        let expected_dns: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.regions)).collect();
+        let this = &*self;
+        let routed_back = until(|| async {
+            let route53 = &this.clients.region(&this.home).ok()?.route53;
+            let answers = dns::answers(
+                route53,
+                &this.deployment.zone_id,
+                world::RECORD,
+                &this.areas,
+                &this.deployment.record_values,
+            )
+            .await
+            .ok()?;
+            (answers == expected_dns).then(|| ms_since(gate_open))
+        })
+        .await;
+
+        // The scaler restores once failback is recorded and its own cool-down (counted from the
+        // failback) has passed; an OK that raced ahead is caught by the scheduled restore sweep
+        // (events/scheduled-restore-sweep.json), as in production: the drill runs it every second.
+        let baseline = world::BASELINE;
+        let restored = |sizes: &[(i32, i32, i32, usize)]| sizes.iter().all(|s| (s.0, s.1, s.2) == baseline);
+        let mut sizes = self.survivor_sizes().await?;
+        let deadline = Instant::now() + Duration::from_secs(self.options.cooldown_seconds + 10);
+        let mut attempt = 0;
+        let mut last_summary = String::new();
+        while !restored(&sizes) && Instant::now() < deadline {
+            attempt += 1;
+            let scaler_deps = scaler::Deps {
+                topology: &self.deployment.topology,
+                clients: &self.clients,
+                home_region: &self.home,
+                clock: &SystemClock,
+            };
+            let sweep: Value = serde_json::from_str(SWEEP_EVENT).unwrap_or_default();
+            let result = scaler::handle(sweep, &scaler_deps).await.map_err(|e| e.to_string());
+            let summary = summarize_scaler(&result);
+            sizes = self.survivor_sizes().await?;
+            if summary != last_summary || restored(&sizes) {
+                self.tl.event(format!("scheduled restore sweep {attempt}: scaler -> {summary}"));
+                last_summary = summary;
+            }
+            if !restored(&sizes) {
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+            }
+        }
+        self.report.figures.failback_ms = routed_back;
+        self.check(
+            "capacities restored",
+            restored(&sizes),
+            format!(
+                "{} (baseline {}/{}/{})",
+                self.survivors
+                    .iter()
+                    .zip(&sizes)
+                    .map(|(r, s)| format!("{r} {}/{}/{}", s.0, s.1, s.2))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                baseline.0,
+                baseline.1,
+                baseline.2
+            ),
+        );
+        let this = &*self;
+        let writer_back = until(|| async {
+            let (writer, in_progress) = world::aurora_writer(&this.clients, &this.home).await.ok()?;
+            (writer.as_deref() == Some(this.failing.as_str()) && !in_progress).then_some(())
+        })
+        .await;
+        let inverted =
+            world::health_check_inverted(&self.clients, &self.home, &self.cell_health_check(&self.failing)).await?;
+        let transitions = self.ledger()?.list::<Value>(&ledger::transition_pk(&self.failing)).await?;
+        self.check(
+            "failback complete: health check restored, writer back (switchover), two transitions",
+            writer_back.is_some() && !inverted && transitions.len() == 2,
+            format!(
+                "health check inverted={inverted}, writer {}, {} transition records (evacuation + failback)",
+                if writer_back.is_some() { format!("back in {}", self.failing) } else { "not back".into() },
+                transitions.len()
+            ),
+        );
+
+        // Writes caught in the replication window reach the survivors once the Region is back.
+        if !lost_keys.is_empty() {
+            let this = &*self;
+            let recovered = until(|| async {
+                let mut all = 0;
+                for survivor in &this.survivors {
+                    let found = traffic::present_in(&this.clients, survivor, world::TABLE, lost_keys).await.ok()?;
+                    all = found.len();
+                    if found.len() < lost_keys.len() {
+                        return None;
+                    }
+                }
+                Some(all)
+            })
+            .await;
+            self.report.figures.writes.recovered_after_failback = Some(recovered.unwrap_or(0));
+            self.tl.event(format!(
+                "the {} writes caught in the replication window: {} replicated to the survivors after recovery",
+                lost_keys.len(),
+                recovered.unwrap_or(0)
+            ));
+        }
+        Ok(())
+    }
+
+    async fn survivor_sizes(&self) -> Result<Vec<(i32, i32, i32, usize)>> {
+        let mut sizes = Vec::new();
+        for region in &self.survivors {
+            sizes.push(world::group_sizes(&self.clients, region).await?);
+        }
+        Ok(sizes)
+    }
+}
+
+/// Runs a handler; an error is retried twice after a short pause (Lambda's asynchronous retries).
+async fn retried<T, F, Fut>(mut call: F) -> std::result::Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, shared::Error>>,
+{
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("failed 3 times, last: {last}"))
+}
+
+fn fmt_ms(ms: Option<u64>) -> String {
+    ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "NOT REACHED".into())
+}
+
+fn routing_detail(areas: &[Area], answers: &[Option<String>]) -> String {
+    areas
+        .iter()
+        .zip(answers)
+        .map(|(a, r)| format!("{} -> {}", a.name, r.as_deref().unwrap_or("no answer")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn probe_detail(report: &lag_probe::report::ProbeReport) -> String {
+    let lag = report
+        .replication
+        .overall
+        .map(|s| format!("lag p50 {} / p99 {} / max {} ms over {} samples", s.p50_ms, s.p99_ms, s.max_ms, s.samples))
+        .unwrap_or_else(|| "no lag measured".into());
+    format!(
+        "{} active Regions, {} pairs: {lag}, RPO budget {} ms {}; readiness {}",
+        report.active_regions.len(),
+        report.replication.pairs.len(),
+        report.rpo_budget_ms,
+        if report.rpo_breached { "BREACHED" } else { "met" },
+        if report.readiness.ok {
+            "OK".to_owned()
+        } else {
+            format!(
+                "FAILED: {}",
+                report.readiness.failures.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ")
+            )
+        }
+    )
+}
+
+fn summarize_failover(result: &std::result::Result<Vec<failover::Report>, String>) -> String {
+    match result {
+        Err(e) => format!("ERROR {e}"),
+        Ok(reports) => reports
+            .iter()
+            .map(|r| {
+                let actions: Vec<String> = r
+                    .steps
+                    .iter()
+                    .map(|s| format!("{}{}", action_text(&s.action), if s.ok { "" } else { " FAILED" }))
+                    .collect();
+                let planned: Vec<String> =
+                    r.plan.as_ref().map(|p| p.actions.iter().map(action_text).collect()).unwrap_or_default();
+                format!(
+                    "{:?}{}{}{}",
+                    r.outcome,
+                    if r.transition_recorded { ", transition recorded" } else { ", no new transition" },
+                    if !actions.is_empty() {
+                        format!(", did [{}]", actions.join(", "))
+                    } else if !planned.is_empty() {
+                        format!(", planned [{}]", planned.join(", "))
+                    } else {
+                        ", nothing to do".into()
+                    },
+                    r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+fn action_text(action: &failover::plan::Action) -> String {
+    use failover::plan::Action;
+    match action {
+        Action::InvertHealthCheck { region, .. } => format!("invert health check {region}"),
+        Action::RestoreHealthCheck { region, .. } => format!("restore health check {region}"),
+        Action::MoveAuroraWriter { from_region, to_region, mode, .. } => {
+            format!("{mode:?} Aurora writer {from_region} -> {to_region}")
+        }
+    }
+}
+
+fn summarize_scaler(result: &std::result::Result<Vec<scaler::Report>, String>) -> String {
+    match result {
+        Err(e) => format!("ERROR {e}"),
+        Ok(reports) => reports
+            .iter()
+            .map(|r| {
+                let groups: Vec<String> = r
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let from = g.current.map(|c| c.desired.to_string()).unwrap_or_else(|| "?".into());
+                        let to = g.target.map(|c| c.desired.to_string()).unwrap_or_else(|| "?".into());
+                        format!("{} {:?} {from}->{to}", g.region, g.action)
+                    })
+                    .collect();
+                format!(
+                    "{:?} {:?}{}{}",
+                    r.trigger,
+                    r.outcome,
+                    if groups.is_empty() { String::new() } else { format!(" [{}]", groups.join(", ")) },
+                    r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}

@@ -1,0 +1,345 @@
+//! Builds, in the emulator, a deployment shaped like a real one: a hosted zone with a latency record
+//! and a health check per Region, the Global Table (home table; its replicas come from the
+//! provisioner), the ledger, an Aurora global cluster with a member per Region (writer in the
+//! first), an Auto Scaling group per Region, and a health alarm per Region evaluated from another
+//! Region. Returns the topology describing it, validated by the same code the functions use.
+
+use crate::error::{Ctx, Result, fail};
+use aws_sdk_autoscaling::types::Instance;
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord, ResourceRecordSet,
+    ResourceRecordSetRegion, RrType,
+};
+use serde_json::{Value, json};
+use shared::{Ledger, RegionalClients, Topology};
+use std::collections::BTreeMap;
+
+pub const TABLE: &str = "UserSessions";
+pub const LEDGER: &str = "multisite-ledger";
+pub const ZONE: &str = "example.com";
+pub const RECORD: &str = "app.example.com";
+pub const GLOBAL_CLUSTER: &str = "sessions-global";
+/// Every group's sizes before the drill.
+pub const BASELINE: (i32, i32, i32) = (2, 2, 8);
+
+/// What the drill built and how to reach it.
+pub struct Deployment {
+    pub topology: Topology,
+    pub topology_json: Value,
+    /// Route 53 hosted zone id (without `/hostedzone/`).
+    pub zone_id: String,
+    /// The latency record's value -> the Region whose record holds it.
+    pub record_values: BTreeMap<String, String>,
+    /// Alarm name -> the Region whose CloudWatch evaluates it (a different Region than it watches).
+    pub alarm_regions: BTreeMap<String, String>,
+    /// Why the CloudWatch alarms could not be created, if they could not.
+    pub cloudwatch_note: Option<String>,
+}
+
+pub fn alarm_name(region: &str) -> String {
+    format!("web-{region}-unhealthy")
+}
+
+pub fn asg_name(region: &str) -> String {
+    format!("web-{region}")
+}
+
+/// The Region that evaluates the alarm watching `region` (and runs the functions reacting to it):
+/// the next cell in priority order, so the watcher never shares the fate of the watched.
+pub fn watcher_of(regions: &[String], region: &str) -> String {
+    let i = regions.iter().position(|r| r == region).unwrap_or(0);
+    regions[(i + 1) % regions.len()].clone()
+}
+
+pub async fn build(
+    clients: &RegionalClients,
+    regions: &[String],
+    rpo_budget_ms: u64,
+    cooldown_seconds: u64,
+) -> Result<Deployment> {
+    let first = regions[0].as_str();
+    let route53 = &clients.region(first)?.route53;
+
+    // Route 53: zone, one health check and one latency record per Region.
+    let zone = route53
+        .create_hosted_zone()
+        .name(ZONE)
+        .caller_reference(format!("drill-{}", now_ms()))
+        .send()
+        .await
+        .ctx("CreateHostedZone")?;
+    let zone_id = zone.hosted_zone.map(|z| z.id).ok_or_else(|| fail("CreateHostedZone answered no zone"))?;
+    let zone_id = zone_id.trim_start_matches("/hostedzone/").to_owned();
+    let mut health_checks = Vec::new();
+    let mut record_values = BTreeMap::new();
+    let mut changes = Vec::new();
+    for (i, region) in regions.iter().enumerate() {
+        let config = HealthCheckConfig::builder()
+            .r#type(HealthCheckType::Https)
+            .fully_qualified_domain_name(format!("{region}.{RECORD}"))
+            .port(443)
+            .resource_path("/health")
+            .request_interval(10)
+            .failure_threshold(1)
+            .build()
+            .ctx("health check config")?;
+        let created = route53
+            .create_health_check()
+            .caller_reference(format!("drill-{region}-{}", now_ms()))
+            .health_check_config(config)
+            .send()
+            .await
+            .ctx(format!("CreateHealthCheck for {region}"))?;
+        let id = created.health_check.map(|h| h.id).ok_or_else(|| fail("CreateHealthCheck answered no id"))?;
+        let value = format!("198.18.{}.10", i + 1);
+        record_values.insert(value.clone(), region.clone());
+        changes.push(
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(
+                    ResourceRecordSet::builder()
+                        .name(RECORD)
+                        .r#type(RrType::A)
+                        .set_identifier(region)
+                        .region(ResourceRecordSetRegion::from(region.as_str()))
+                        .ttl(60)
+                        .resource_records(ResourceRecord::builder().value(value).build().ctx("record")?)
+                        .health_check_id(&id)
+                        .build()
+                        .ctx("record set")?,
+                )
+                .build()
+                .ctx("change")?,
+        );
+        health_checks.push(id);
+    }
+    route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().ctx("change batch")?)
+        .send()
+        .await
+        .ctx("ChangeResourceRecordSets (latency records)")?;
+
+    // DynamoDB: the application table and the ledger in the first Region; the provisioner adds
+    // their replicas (a CloudFormation Create event each).
+    let ddb = &clients.region(first)?.dynamodb;
+    ddb.create_table()
+        .table_name(TABLE)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .ctx("attribute")?,
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().ctx("key")?)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .ctx(format!("CreateTable {TABLE} in {first}"))?;
+    // The lag-probe's canaries carry a TTL attribute; enable TTL as a deployment would.
+    ddb.update_time_to_live()
+        .table_name(TABLE)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().ctx("ttl")?,
+        )
+        .send()
+        .await
+        .ctx("UpdateTimeToLive")?;
+    Ledger::create_table(ddb, LEDGER, first).await?;
+
+    // Aurora global database: a member per Region, the first one the writer.
+    let mut cluster_arns = Vec::new();
+    for (i, region) in regions.iter().enumerate() {
+        let rds = &clients.region(region)?.rds;
+        if i == 0 {
+            rds.create_global_cluster()
+                .global_cluster_identifier(GLOBAL_CLUSTER)
+                .engine("aurora-postgresql")
+                .engine_version("15.4")
+                .send()
+                .await
+                .ctx("CreateGlobalCluster")?;
+        }
+        let mut create = rds
+            .create_db_cluster()
+            .db_cluster_identifier(format!("sessions-{region}"))
+            .engine("aurora-postgresql")
+            .engine_version("15.4")
+            .global_cluster_identifier(GLOBAL_CLUSTER);
+        if i == 0 {
+            create = create.master_username("app").master_user_password("correct-horse-battery");
+        }
+        let created = create.send().await.ctx(format!("CreateDBCluster in {region}"))?;
+        cluster_arns.push(
+            created.db_cluster.and_then(|c| c.db_cluster_arn).ok_or_else(|| fail("CreateDBCluster answered no ARN"))?,
+        );
+    }
+
+    // Auto Scaling: a launch configuration and a group per Region (the emulator starts instances).
+    let (min, desired, max) = BASELINE;
+    for region in regions {
+        let autoscaling = &clients.region(region)?.autoscaling;
+        autoscaling
+            .create_launch_configuration()
+            .launch_configuration_name(format!("lc-web-{region}"))
+            .image_id("ami-12c6146b")
+            .instance_type("t3.micro")
+            .send()
+            .await
+            .ctx(format!("CreateLaunchConfiguration in {region}"))?;
+        autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(asg_name(region))
+            .launch_configuration_name(format!("lc-web-{region}"))
+            .min_size(min)
+            .desired_capacity(desired)
+            .max_size(max)
+            .availability_zones(format!("{region}a"))
+            .send()
+            .await
+            .ctx(format!("CreateAutoScalingGroup in {region}"))?;
+    }
+
+    // CloudWatch: the health alarm of each Region, evaluated in its watcher Region. Best effort:
+    // moto 5.2.5 does not serve the rpcv2Cbor protocol current SDKs use for CloudWatch (PutMetricAlarm
+    // answers 404), so in the emulator the alarm state change is the EventBridge event the drill
+    // delivers; against a CloudWatch that answers, the alarm is created and its state set too.
+    let mut alarm_regions = BTreeMap::new();
+    let mut cloudwatch_note = None;
+    for (region, health_check) in regions.iter().zip(&health_checks) {
+        let watcher = watcher_of(regions, region);
+        alarm_regions.insert(alarm_name(region), watcher.clone());
+        if cloudwatch_note.is_some() {
+            continue;
+        }
+        let cloudwatch = &clients.region(&watcher)?.cloudwatch;
+        let created = cloudwatch
+            .put_metric_alarm()
+            .alarm_name(alarm_name(region))
+            .alarm_description(format!("{region} endpoint health (Route 53 HealthCheckStatus seen from {watcher})"))
+            .namespace("AWS/Route53")
+            .metric_name("HealthCheckStatus")
+            .dimensions(Dimension::builder().name("HealthCheckId").value(health_check).build())
+            .statistic(Statistic::Minimum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::LessThanThreshold)
+            .send()
+            .await;
+        if let Err(err) = created {
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            cloudwatch_note = Some(format!(
+                "CloudWatch alarms not created (PutMetricAlarm answered {}): the alarm state changes are the EventBridge events the drill delivers",
+                status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "an error".into())
+            ));
+        }
+    }
+
+    let cells: Vec<Value> = regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({"region": r, "health_check_id": health_checks[i], "auto_scaling_group": asg_name(r),
+                   "aurora_cluster_arn": cluster_arns[i], "alarms": [alarm_name(r)]})
+        })
+        .collect();
+    let topology_json = json!({
+        "name": "user-sessions",
+        "cells": cells,
+        "routing": {"hosted_zone_id": zone_id, "record_name": RECORD},
+        "global_table": TABLE,
+        "aurora": {"global_cluster_id": GLOBAL_CLUSTER},
+        "ledger_table": LEDGER,
+        "rpo_budget_ms": rpo_budget_ms,
+        "failover_policy": {"min_healthy_regions": 1, "cooldown_seconds": cooldown_seconds, "auto_failback": true, "dry_run": false},
+        "scaling": {"raise_max_size": false, "readiness_wait_seconds": 0, "readiness_poll_ms": 5000}
+    });
+    let topology = Topology::from_json(&topology_json.to_string()).map_err(|e| fail(e.to_string()))?;
+    Ok(Deployment { topology, topology_json, zone_id, record_values, alarm_regions, cloudwatch_note })
+}
+
+pub async fn set_alarm(
+    clients: &RegionalClients,
+    region: &str,
+    alarm: &str,
+    state: StateValue,
+    reason: &str,
+) -> Result<()> {
+    clients
+        .region(region)?
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(state.clone())
+        .state_reason(reason)
+        .send()
+        .await
+        .ctx(format!("SetAlarmState {alarm} {} in {region}", state.as_str()))?;
+    Ok(())
+}
+
+/// (min, desired, max, InService instances) of a Region's group.
+pub async fn group_sizes(clients: &RegionalClients, region: &str) -> Result<(i32, i32, i32, usize)> {
+    let out = clients
+        .region(region)?
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(asg_name(region))
+        .send()
+        .await
+        .ctx(format!("DescribeAutoScalingGroups in {region}"))?;
+    let group = out
+        .auto_scaling_groups
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| fail(format!("no group {} in {region}", asg_name(region))))?;
+    let in_service = group
+        .instances
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter(|i: &&Instance| i.lifecycle_state.as_ref().map(|s| s.as_str()) == Some("InService"))
+        .count();
+    Ok((group.min_size.unwrap_or(0), group.desired_capacity.unwrap_or(0), group.max_size.unwrap_or(0), in_service))
+}
+
+/// Whether a Region's health check is forced unhealthy (Inverted and Disabled, as failover sets it).
+pub async fn health_check_inverted(clients: &RegionalClients, from: &str, id: &str) -> Result<bool> {
+    let out =
+        clients.region(from)?.route53.get_health_check().health_check_id(id).send().await.ctx("GetHealthCheck")?;
+    let config = out.health_check.and_then(|h| h.health_check_config);
+    Ok(config.is_some_and(|c| c.inverted == Some(true) && c.disabled == Some(true)))
+}
+
+/// (writer Region, failover in progress) of the global cluster.
+pub async fn aurora_writer(clients: &RegionalClients, from: &str) -> Result<(Option<String>, bool)> {
+    let out = clients
+        .region(from)?
+        .rds
+        .describe_global_clusters()
+        .global_cluster_identifier(GLOBAL_CLUSTER)
+        .send()
+        .await
+        .ctx("DescribeGlobalClusters")?;
+    let cluster =
+        out.global_clusters.unwrap_or_default().into_iter().next().ok_or_else(|| fail("no global cluster"))?;
+    let writer = cluster
+        .global_cluster_members()
+        .iter()
+        .find(|m| m.is_writer() == Some(true))
+        .and_then(|m| m.db_cluster_arn.as_deref())
+        .and_then(failover::plan::region_of_cluster);
+    Ok((writer, cluster.failover_state.is_some()))
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
