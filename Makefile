@@ -38,6 +38,14 @@ check-template:
 lambda-build:
 	scripts/lambda-build.sh
 
+.PHONY: bench
+
+## Performance: cold start vs a hello-world Lambda, peak RSS, sizes, failover's critical path and
+## lag-probe's cost, measured side by side in one run; rewrites the README's Performance table.
+## Slow (release builds) and noise-sensitive: not part of CI (CI's `cargo test` runs each bench once).
+bench: venv
+	scripts/bench.sh
+
 .PHONY: drill lambda-invoke-test
 
 ## The drill: a disaster-recovery game day against a fresh local emulator (3 Regions, us-east-1

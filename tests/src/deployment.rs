@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 pub const LEDGER_TABLE: &str = "multisite-ledger";
 pub const DOMAIN: &str = "example.com";
 pub const RECORD_NAME: &str = "app.example.com";
+/// The Global Table's TTL attribute.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 /// Sizes of an Auto Scaling group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +42,7 @@ pub struct DeploymentSpec {
     pub aurora: bool,
     /// An Auto Scaling group (with a launch configuration; the emulator starts instances) per Region.
     pub groups: Option<GroupSizes>,
-    /// A Global Table with a replica in every Region (`None`: only named in the topology).
+    /// A Global Table with a replica in every Region and TTL on (`None`: only named in the topology).
     pub global_table: Option<String>,
     pub rpo_budget_ms: u64,
     pub failover_policy: Value,
@@ -222,6 +224,25 @@ impl Deployment {
         if spec.global_table.is_some() {
             let others: Vec<&str> = regions.iter().copied().filter(|r| *r != home).collect();
             create_global_table(&clients, &table, home, &others).await;
+            // TTL on, as a deployment has it: lag-probe's canaries expire through it.
+            for region in &regions {
+                clients
+                    .region(region)
+                    .expect("region")
+                    .dynamodb
+                    .update_time_to_live()
+                    .table_name(&table)
+                    .time_to_live_specification(
+                        aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                            .enabled(true)
+                            .attribute_name(TTL_ATTRIBUTE)
+                            .build()
+                            .expect("ttl"),
+                    )
+                    .send()
+                    .await
+                    .expect("enable TTL");
+            }
         }
         Ledger::create_table(&clients.region(home).expect("home Region").dynamodb, LEDGER_TABLE, home)
             .await

@@ -208,7 +208,18 @@ async fn reconcile_change_inner(
     let Some(acting_region) = acting_region(deps.topology, &desired, region) else {
         return (report, Some(Error::Unexpected("no active Region left to act from".into())));
     };
-    let observed = observe(deps, &acting_region).await;
+    let record_transition = async {
+        let Some((sk, record)) = &decision.transition else { return None };
+        match ledger.put_if_absent(&ledger::transition_pk(region), sk, record, record.recorded_at_ms).await {
+            Ok(_) => {
+                tracing::info!(region, to = ?record.to, change = %record.change_id, "transition recorded");
+                None
+            }
+            Err(err) => Some(err),
+        }
+    };
+    let (observed, transition_error) =
+        futures_util::future::join(observe(deps, &acting_region), record_transition).await;
     let options = PlanOptions {
         planned: overrides.planned,
         // Restoring a check is failback: only with auto-failback on (the gates passed above).
@@ -241,6 +252,13 @@ async fn reconcile_change_inner(
             tracing::error!(error = %err, "could not record the steps' outcomes in the ledger");
         }
     }
+    if let Some(err) = transition_error {
+        // The actions ran (they matter more); the invocation still fails so the error is seen.
+        tracing::error!(error = %err, "the transition record was not written");
+        if failures == 0 {
+            return (report, Some(err));
+        }
+    }
     if failures > 0 {
         metric("StepFailures", failures as f64, region);
         report.outcome = Outcome::PartiallyFailed;
@@ -260,6 +278,8 @@ struct Decision {
     fleet: FleetStatus,
     verdict: Verdict,
     transition_recorded: bool,
+    /// The transition record to write (sort key, body), when this delivery made the transition.
+    transition: Option<(String, TransitionRecord)>,
 }
 
 fn transition_sk(change: &AlarmChange, to: RegionStatus) -> String {
@@ -285,7 +305,7 @@ async fn decide(
         };
         if fleet.status_of(region) == target {
             // A duplicate delivery or a repeat: nothing to record, reconcile anyway (idempotent).
-            return Ok(Decision { fleet, verdict: Verdict::Proceed, transition_recorded: false });
+            return Ok(Decision { fleet, verdict: Verdict::Proceed, transition_recorded: false, transition: None });
         }
         let statuses = fleet.statuses();
         let verdict = match target {
@@ -298,7 +318,7 @@ async fn decide(
             }
         };
         if let Some(verdict) = verdict {
-            return Ok(Decision { fleet, verdict, transition_recorded: false });
+            return Ok(Decision { fleet, verdict, transition_recorded: false, transition: None });
         }
         let mut next = fleet.clone();
         next.regions.insert(
@@ -306,7 +326,12 @@ async fn decide(
             RegionStatusEntry { status: target, changed_at_ms: now, cause: change.change_id() },
         );
         if dry_run {
-            return Ok(Decision { fleet: next, verdict: Verdict::Proceed, transition_recorded: false });
+            return Ok(Decision {
+                fleet: next,
+                verdict: Verdict::Proceed,
+                transition_recorded: false,
+                transition: None,
+            });
         }
         match ledger.put_if_version(ledger::STATUS_PK, ledger::FLEET_SK, &next, version, now).await? {
             WriteOutcome::Written => {
@@ -318,11 +343,10 @@ async fn decide(
                     recorded_at_ms: now,
                     steps: Vec::new(),
                 };
-                ledger
-                    .put_if_absent(&ledger::transition_pk(region), &transition_sk(change, target), &record, now)
-                    .await?;
-                tracing::info!(region, to = ?target, change = %change.change_id(), "transition recorded");
-                return Ok(Decision { fleet: next, verdict: Verdict::Proceed, transition_recorded: true });
+                // The fleet write above is what serialises deliveries; the transition record is
+                // history, written alongside the observation (one sequential round trip less).
+                let transition = Some((transition_sk(change, target), record));
+                return Ok(Decision { fleet: next, verdict: Verdict::Proceed, transition_recorded: true, transition });
             }
             // Someone changed the fleet since we read it: read again and re-check the rules.
             WriteOutcome::AlreadyPresent => continue,

@@ -1,0 +1,117 @@
+//! failover's critical path against the emulator with 3 Regions: how many sequential AWS round
+//! trips one evacuation needs from event to done (from the emulator's request log: the longest
+//! chain of calls that do not overlap in time), split into control-plane calls (Route 53, RDS)
+//! and ledger calls (DynamoDB), and the handler's wall time with 0 and 200 ms injected per call.
+//!
+//! The world is `multisite_tests::deployment` (health checks, an Aurora global cluster with the
+//! writer in us-east-1, the ledger table), as in failover's emulator tests, fresh for every run;
+//! the event is `events/alarm-alarm-action-us-east-1-alarm.json`: the writer's Region fails, so the
+//! plan inverts its health check and moves the writer (the worst case).
+//!
+//! `make bench` runs it with `cargo bench --bench failover_critical_path`; `cargo test` runs one
+//! quick iteration without injected latency (CI smoke).
+
+#[path = "common.rs"]
+mod common;
+
+use failover::{Deps, Outcome};
+use multisite_tests::Emulator;
+use multisite_tests::deployment::Deployment;
+use serde_json::{Value, json};
+use shared::Topology;
+use shared::clock::FixedClock;
+use std::time::Instant;
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+const HOME: &str = "eu-west-1";
+const T0: u64 = 1_800_000_000_000;
+
+fn event(name: &str) -> Value {
+    let path = multisite_tests::repo_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("event JSON")
+}
+
+/// A fresh 3-Region world in `emulator` (reset first): the topology describing it.
+async fn world(emulator: &Emulator) -> Topology {
+    emulator.reset();
+    emulator.set_timing(100, 100, 200);
+    Deployment::spec(&REGIONS).with_aurora().create(emulator).await.topology
+}
+
+struct Run {
+    wall_ms: f64,
+    all: Value,
+    control_plane: Value,
+    ledger: Value,
+}
+
+async fn one_run(emulator: &Emulator, latency_ms: u64) -> Run {
+    // Clients are built per run like a cold container's, after the reset.
+    let clients = emulator.clients(&REGIONS).await;
+    let topology = world(emulator).await;
+    let clock = FixedClock::at(T0);
+    let deps = Deps { topology: &topology, clients: &clients, home_region: HOME, clock: &clock };
+    for region in REGIONS {
+        emulator.set_latency(region, latency_ms);
+    }
+    emulator.clear_requests();
+    let started = Instant::now();
+    let reports = failover::handle(event("alarm-alarm-action-us-east-1-alarm.json"), &deps).await.expect("evacuated");
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let requests = emulator.requests();
+    for region in REGIONS {
+        emulator.set_latency(region, 0);
+    }
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].outcome, Outcome::Reconciled, "{:?}", reports[0]);
+    let all: Vec<_> = requests.iter().collect();
+    let control: Vec<_> = requests.iter().filter(|r| r.service != "dynamodb").collect();
+    let ledger: Vec<_> = requests.iter().filter(|r| r.service == "dynamodb").collect();
+    Run {
+        wall_ms,
+        all: common::summary(&all),
+        control_plane: common::summary(&control),
+        ledger: common::summary(&ledger),
+    }
+}
+
+fn main() {
+    let quick = common::quick_mode();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let emulator = Emulator::start();
+    let scenarios: Vec<(u64, usize)> = if quick { vec![(0, 1)] } else { vec![(0, 15), (200, 7)] };
+    let mut results = Vec::new();
+    for (latency_ms, runs) in scenarios {
+        let mut walls = Vec::new();
+        let mut last = None;
+        for _ in 0..runs {
+            let run = runtime.block_on(one_run(&emulator, latency_ms));
+            walls.push(run.wall_ms);
+            last = Some(run);
+        }
+        let last = last.expect("at least one run");
+        let median = common::median(&walls);
+        println!(
+            "failover evacuation, 3 Regions, {latency_ms} ms/call: median {median:.1} ms over {runs} runs; \
+             sequential round trips: {} (control plane {}, ledger {})",
+            last.all["sequential_round_trips"],
+            last.control_plane["sequential_round_trips"],
+            last.ledger["sequential_round_trips"]
+        );
+        println!("  waves: {}", last.all["waves"]);
+        results.push(json!({
+            "latency_ms": latency_ms,
+            "runs": runs,
+            "wall_ms_median": median,
+            "wall_ms_min": walls.iter().cloned().fold(f64::INFINITY, f64::min),
+            "wall_ms_max": walls.iter().cloned().fold(0.0, f64::max),
+            "all": last.all,
+            "control_plane": last.control_plane,
+            "ledger": last.ledger,
+        }));
+    }
+    let out = json!({"scenario": "evacuate the writer's Region (us-east-1) of 3", "quick": quick, "results": results});
+    if !quick {
+        common::write_result("failover_critical_path", &out);
+    }
+}
