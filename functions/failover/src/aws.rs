@@ -14,9 +14,7 @@ pub async fn health_check_forced_unhealthy(
     region: &str,
     id: &str,
 ) -> Result<bool, Error> {
-    let out = route53.get_health_check().health_check_id(id).send().await.aws_context("GetHealthCheck", region)?;
-    let config = out.health_check.and_then(|h| h.health_check_config);
-    Ok(config.is_some_and(|c| c.inverted == Some(true) && c.disabled == Some(true)))
+    Ok(shared::aws::health_check_flags(route53, region, id).await?.forced_unhealthy())
 }
 
 /// Forces the health check unhealthy (`Inverted` and `Disabled`), or gives it back to its endpoint

@@ -90,49 +90,17 @@ pub struct GroupSizes {
     pub max: i32,
 }
 
-/// `DescribeAutoScalingGroups` for one group.
+/// `DescribeAutoScalingGroups` for one group (`shared::aws::describe_group`).
 pub async fn group_sizes(
     autoscaling: &aws_sdk_autoscaling::Client,
     region: &str,
     asg: &str,
 ) -> Result<GroupSizes, Error> {
-    let out = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(asg)
-        .send()
-        .await
-        .aws_context("DescribeAutoScalingGroups", region)?;
-    let group =
-        out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(asg)).ok_or_else(|| {
-            Error::Unexpected(format!(
-                "Auto Scaling group `{asg}` not found in {region}: check the cell's auto_scaling_group in the topology"
-            ))
-        })?;
-    match (group.min_size(), group.desired_capacity(), group.max_size()) {
-        (Some(min), Some(desired), Some(max)) => Ok(GroupSizes { min, desired, max }),
-        _ => Err(Error::Unexpected(format!("Auto Scaling group `{asg}` in {region} was described without its sizes"))),
-    }
+    let state = shared::aws::describe_group(autoscaling, region, asg).await?;
+    Ok(GroupSizes { min: state.min, desired: state.desired, max: state.max })
 }
 
-/// A Route 53 health check's flags (`GetHealthCheck`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct HealthCheckFlags {
-    pub inverted: bool,
-    pub disabled: bool,
-}
-
-pub async fn health_check_flags(
-    route53: &aws_sdk_route53::Client,
-    region: &str,
-    id: &str,
-) -> Result<HealthCheckFlags, Error> {
-    let out = route53.get_health_check().health_check_id(id).send().await.aws_context("GetHealthCheck", region)?;
-    let config = out.health_check.and_then(|h| h.health_check_config);
-    Ok(HealthCheckFlags {
-        inverted: config.as_ref().and_then(|c| c.inverted).unwrap_or(false),
-        disabled: config.as_ref().and_then(|c| c.disabled).unwrap_or(false),
-    })
-}
+pub use shared::aws::{HealthCheckFlags, health_check_flags};
 
 /// One member of the Aurora global cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,7 +4,6 @@
 
 use crate::capacity::Capacity;
 use aws_sdk_autoscaling::Client;
-use aws_sdk_autoscaling::types::LifecycleState;
 use serde::Serialize;
 use shared::{AwsResultExt, Error};
 
@@ -16,28 +15,10 @@ pub struct GroupState {
     pub in_service: usize,
 }
 
-/// Reads one group by name.
+/// Reads one group by name (`shared::aws::describe_group`).
 pub async fn describe_group(client: &Client, region: &str, asg: &str) -> Result<GroupState, Error> {
-    let out = client
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(asg)
-        .send()
-        .await
-        .aws_context("DescribeAutoScalingGroups", region)?;
-    let group =
-        out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(asg)).ok_or_else(|| {
-            Error::Unexpected(format!(
-                "Auto Scaling group `{asg}` not found in {region}: check the cell's auto_scaling_group in the topology"
-            ))
-        })?;
-    let (Some(min), Some(desired), Some(max)) = (group.min_size(), group.desired_capacity(), group.max_size()) else {
-        return Err(Error::Unexpected(format!(
-            "Auto Scaling group `{asg}` in {region} was described without its sizes"
-        )));
-    };
-    let in_service =
-        group.instances().iter().filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService)).count();
-    Ok(GroupState { capacity: Capacity { min, desired, max }, in_service })
+    let state = shared::aws::describe_group(client, region, asg).await?;
+    Ok(GroupState { capacity: Capacity::new(state.min, state.desired, state.max), in_service: state.in_service })
 }
 
 /// Sets a group's MinSize, DesiredCapacity and MaxSize in one call (AWS validates them together).
@@ -81,7 +62,7 @@ mod tests {
     use super::*;
     use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
     use aws_sdk_autoscaling::operation::update_auto_scaling_group::UpdateAutoScalingGroupOutput;
-    use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance};
+    use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance, LifecycleState};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
     use aws_smithy_runtime_api::http::StatusCode;

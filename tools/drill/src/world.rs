@@ -5,7 +5,6 @@
 //! Region. Returns the topology describing it, validated by the same code the functions use.
 
 use crate::error::{Ctx, Result, fail};
-use aws_sdk_autoscaling::types::Instance;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
@@ -287,36 +286,13 @@ pub async fn set_alarm(
 
 /// (min, desired, max, InService instances) of a Region's group.
 pub async fn group_sizes(clients: &RegionalClients, region: &str) -> Result<(i32, i32, i32, usize)> {
-    let out = clients
-        .region(region)?
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(asg_name(region))
-        .send()
-        .await
-        .ctx(format!("DescribeAutoScalingGroups in {region}"))?;
-    let group = out
-        .auto_scaling_groups
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| fail(format!("no group {} in {region}", asg_name(region))))?;
-    let in_service = group
-        .instances
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .filter(|i: &&Instance| i.lifecycle_state.as_ref().map(|s| s.as_str()) == Some("InService"))
-        .count();
-    Ok((group.min_size.unwrap_or(0), group.desired_capacity.unwrap_or(0), group.max_size.unwrap_or(0), in_service))
+    let g = shared::aws::describe_group(&clients.region(region)?.autoscaling, region, &asg_name(region)).await?;
+    Ok((g.min, g.desired, g.max, g.in_service))
 }
 
 /// Whether a Region's health check is forced unhealthy (Inverted and Disabled, as failover sets it).
 pub async fn health_check_inverted(clients: &RegionalClients, from: &str, id: &str) -> Result<bool> {
-    let out =
-        clients.region(from)?.route53.get_health_check().health_check_id(id).send().await.ctx("GetHealthCheck")?;
-    let config = out.health_check.and_then(|h| h.health_check_config);
-    Ok(config.is_some_and(|c| c.inverted == Some(true) && c.disabled == Some(true)))
+    Ok(shared::aws::health_check_flags(&clients.region(from)?.route53, from, id).await?.forced_unhealthy())
 }
 
 /// (writer Region, failover in progress) of the global cluster.
