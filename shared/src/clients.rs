@@ -8,7 +8,14 @@
 use crate::error::Error;
 use crate::topology::Topology;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::timeout::TimeoutConfig;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -57,8 +64,7 @@ impl RegionalClients {
     /// Loads the standard AWS configuration once and prepares (without building) the clients of
     /// every Region in the topology.
     pub async fn new(topology: &Topology) -> Self {
-        let base = aws_config::defaults(BehaviorVersion::latest()).timeout_config(default_timeouts()).load().await;
-        Self::with_base(base, topology.regions())
+        Self::with_base(load_base_config().await, topology.regions())
     }
 
     /// Uses an already loaded base configuration (tests load one pointing at the emulator with the
@@ -94,6 +100,63 @@ impl RegionalClients {
     }
 }
 
+/// The standard AWS configuration (environment, profile, credential chain, `AWS_ENDPOINT_URL`)
+/// with multisite's timeouts and an HTTPS client that sets itself up on the first request.
+pub async fn load_base_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(default_timeouts())
+        .http_client(LazyHttpsClient::default())
+        .load()
+        .await
+}
+
+/// The SDK's default HTTPS client (hyper 1.x, rustls with aws-lc, proxy settings from the
+/// environment), created on the first request rather than when an SDK client is constructed.
+///
+/// Why: the default client builds a TLS connector, loading and parsing the platform's root
+/// certificates, every time an SDK client is constructed (`validate_base_client_config`): during
+/// Lambda init for clients that may never be used, and once per client and Region (5 per Region)
+/// on first use. Here connectors are built on demand and cached per connector settings, so the
+/// certificates are parsed once, when a request needs them.
+#[derive(Debug, Default, Clone)]
+pub struct LazyHttpsClient {
+    inner: std::sync::Arc<OnceLock<SharedHttpClient>>,
+}
+
+impl LazyHttpsClient {
+    /// Whether the underlying client exists yet (it does after the first request).
+    pub fn is_initialised(&self) -> bool {
+        self.inner.get().is_some()
+    }
+
+    fn inner(&self) -> &SharedHttpClient {
+        self.inner.get_or_init(|| {
+            Builder::new().build_with_connector_fn(|settings, components| {
+                let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+                connector.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    connector.set_sleep_impl(components.sleep_impl());
+                }
+                connector.set_proxy_config(Some(ProxyConfig::from_env()));
+                connector.build()
+            })
+        })
+    }
+}
+
+impl HttpClient for LazyHttpsClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.inner().http_connector(settings, components)
+    }
+
+    // `validate_base_client_config` keeps its default (nothing): that hook is where the default
+    // client would build its connector eagerly.
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        Some(ConnectorMetadata::new("hyper", Some(Cow::Borrowed("1.x"))))
+    }
+}
+
 /// Timeouts applied to every client unless the environment's configuration already sets them.
 pub fn default_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -124,6 +187,29 @@ mod tests {
         let again = clients.region("eu-west-1").expect("known region");
         assert!(std::ptr::eq(first, again), "the same clients are reused");
         assert_eq!(clients.built_regions(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_https_client_is_set_up_by_the_first_request_not_by_client_construction() {
+        let http = LazyHttpsClient::default();
+        let base = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(http.clone())
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+            ))
+            // Nothing listens on port 1: the request fails fast, after asking for a connector.
+            .endpoint_url("http://127.0.0.1:1")
+            .build();
+        let clients = RegionalClients::with_base(base, ["us-east-1", "eu-west-1"]);
+        clients.region("us-east-1").expect("known region");
+        let eu = clients.region("eu-west-1").expect("known region");
+        assert_eq!(clients.built_regions(), 2);
+        assert!(!http.is_initialised(), "constructing 10 SDK clients built no connector");
+
+        let err = eu.dynamodb.list_tables().send().await.expect_err("nothing listens on port 1");
+        assert!(matches!(err, aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)), "a connection failure: {err:?}");
+        assert!(http.is_initialised(), "the first request set the client up");
     }
 
     #[test]

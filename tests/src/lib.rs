@@ -150,6 +150,7 @@ impl Emulator {
                     .with_max_backoff(Duration::from_millis(200)),
             )
             .timeout_config(shared::clients::default_timeouts())
+            .http_client(shared::clients::LazyHttpsClient::default())
             .load()
             .await
     }

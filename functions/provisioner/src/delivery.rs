@@ -16,6 +16,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -116,9 +117,11 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + fraction / 2.0)
 }
 
-/// PUTs bodies to pre-signed URLs over HTTP or HTTPS.
+/// PUTs bodies to pre-signed URLs over HTTP or HTTPS. The connector (and with it the TLS roots)
+/// is built on the first PUT, not at cold start.
 pub struct ResponseClient {
-    connector: Connector,
+    settings: HttpConnectorSettings,
+    connector: OnceLock<Connector>,
 }
 
 impl std::fmt::Debug for ResponseClient {
@@ -137,9 +140,16 @@ impl ResponseClient {
     pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Self {
         let settings =
             HttpConnectorSettings::builder().connect_timeout(connect_timeout).read_timeout(read_timeout).build();
-        let connector =
-            Connector::builder().connector_settings(settings).tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build();
-        Self { connector }
+        Self { settings, connector: OnceLock::new() }
+    }
+
+    fn connector(&self) -> &Connector {
+        self.connector.get_or_init(|| {
+            Connector::builder()
+                .connector_settings(self.settings.clone())
+                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                .build()
+        })
     }
 
     /// One PUT of `body` to `url` with an empty Content-Type.
@@ -153,7 +163,7 @@ impl ResponseClient {
         }
         request.headers_mut().insert("content-type", "");
         request.headers_mut().insert("content-length", body.len().to_string());
-        match self.connector.call(request).await {
+        match self.connector().call(request).await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let body = ByteStream::new(response.into_body())

@@ -1,6 +1,5 @@
 //! Lambda entry point: wiring only (see the crate docs in lib.rs).
 
-use aws_config::BehaviorVersion;
 use lambda_runtime::service_fn;
 use provisioner::{Config, Dependencies, LambdaContinuation, ResponseClient};
 use std::sync::Arc;
@@ -9,10 +8,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let config = Config::from_env()?; // fail at cold start, clearly
-    let base = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(shared::clients::default_timeouts())
-        .load()
-        .await;
+    let base = shared::clients::load_base_config().await;
     let clients = shared::RegionalClients::with_base(base.clone(), config.known_regions.iter());
     let deps = Arc::new(Dependencies {
         continuation: Arc::new(LambdaContinuation::new(aws_sdk_lambda::Client::new(&base))),
