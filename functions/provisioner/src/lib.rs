@@ -171,10 +171,7 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Resu
     let started_at_ms = continuation.as_ref().map(|c| c.started_at_ms.min(now_ms)).unwrap_or(now_ms);
     let service_timeout =
         envelope.service_timeout.or(lenient.service_timeout).unwrap_or(properties::DEFAULT_SERVICE_TIMEOUT);
-    let lambda_deadline = match context.deadline {
-        0 => Instant::now() + config.default_invocation_time,
-        deadline_ms => instant_at(deadline_ms, now_ms),
-    };
+    let lambda_deadline = lambda_deadline(context.deadline, now_ms, config.default_invocation_time);
     let clock = Clock {
         lambda_deadline,
         budget_end: instant_at(started_at_ms.saturating_add(service_timeout.as_millis() as u64), now_ms),
@@ -523,6 +520,25 @@ fn epoch_ms(time: SystemTime) -> u64 {
 }
 
 /// The tokio instant of a wall-clock time (ms since the epoch); the past maps to now.
+/// The invocation's deadline. Lambda always sends an epoch time ahead of now; a header of 0 (not
+/// run by Lambda) or one already past when the invocation starts is no deadline at all, and the
+/// configured budget applies. (cargo-lambda's Runtime API emulator sends the timeout itself,
+/// `600000`, which read as an epoch time lies in 1970: the guard would answer FAILED at once.)
+fn lambda_deadline(deadline_ms: u64, now_ms: u64, default_invocation_time: Duration) -> Instant {
+    if deadline_ms > now_ms {
+        return instant_at(deadline_ms, now_ms);
+    }
+    if deadline_ms != 0 {
+        tracing::warn!(
+            deadline_ms,
+            now_ms,
+            budget_ms = default_invocation_time.as_millis() as u64,
+            "the runtime's deadline is not in the future: using the configured invocation budget"
+        );
+    }
+    Instant::now() + default_invocation_time
+}
+
 fn instant_at(epoch_ms: u64, now_ms: u64) -> Instant {
     let now = Instant::now();
     // A nonsensical far-future time (not from Lambda) is capped rather than overflowing.
@@ -565,6 +581,21 @@ mod tests {
         assert!(later >= before + Duration::from_secs(10));
         let capped = instant_at(u64::MAX, 0);
         assert!(capped <= Instant::now() + Duration::from_secs(86_401), "no overflow, capped at a day");
+    }
+
+    #[test]
+    fn a_deadline_that_is_absent_or_already_past_falls_back_to_the_budget() {
+        let budget = Duration::from_secs(900);
+        let now_ms = 1_795_742_089_332;
+        let before = Instant::now();
+        // A real Lambda deadline, 30 s ahead, is kept.
+        let real = lambda_deadline(now_ms + 30_000, now_ms, budget);
+        assert!(real >= before + Duration::from_secs(29) && real <= Instant::now() + Duration::from_secs(30));
+        // No deadline (0) and cargo-lambda's relative `600000` both get the configured budget.
+        for header in [0, 600_000, now_ms] {
+            let deadline = lambda_deadline(header, now_ms, budget);
+            assert!(deadline >= before + budget, "header {header}: the budget applies");
+        }
     }
 
     #[test]
