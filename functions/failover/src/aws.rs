@@ -1,7 +1,7 @@
 //! Thin adapters over the SDK calls failover makes: read and flip a Route 53 health check, read
 //! the Aurora global cluster, move its writer. Each names its operation and Region in errors.
 
-use crate::plan::{AuroraMember, ObservedAurora, WriterMove, region_of_cluster};
+use crate::plan::{AuroraMember, ObservedAurora, WriterMove};
 use shared::{AwsResultExt, Error};
 
 /// Whether the health check is forced unhealthy: `Inverted` and `Disabled` together (Route 53
@@ -45,42 +45,21 @@ pub async fn set_health_check_forced_unhealthy(
 }
 
 /// The global cluster's members, writer and any failover in progress (`DescribeGlobalClusters`
-/// with the identifier filter).
+/// with the identifier filter, read as lag-probe reads it).
 pub async fn observe_aurora(
     rds: &aws_sdk_rds::Client,
     region: &str,
     global_cluster_id: &str,
 ) -> Result<ObservedAurora, Error> {
-    let out = rds
-        .describe_global_clusters()
-        .global_cluster_identifier(global_cluster_id)
-        .send()
-        .await
-        .aws_context("DescribeGlobalClusters", region)?;
-    let cluster = out
-        .global_clusters
-        .unwrap_or_default()
+    let view = shared::aws::describe_global_cluster(rds, region, global_cluster_id).await?;
+    let members = view
+        .members
         .into_iter()
-        .find(|c| c.global_cluster_identifier.as_deref() == Some(global_cluster_id))
-        .ok_or_else(|| {
-            Error::Unexpected(format!("global cluster {global_cluster_id} not returned by DescribeGlobalClusters"))
-        })?;
-    // Any status (pending, failing-over, switching-over, cancelling) means RDS is busy moving it.
-    let failover_in_progress = cluster.failover_state.as_ref().is_some_and(|s| s.status.is_some());
-    let members = cluster
-        .global_cluster_members
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| {
-            let arn = m.db_cluster_arn?;
-            Some(AuroraMember {
-                region: region_of_cluster(&arn)?,
-                cluster_arn: arn,
-                is_writer: m.is_writer.unwrap_or(false),
-            })
-        })
+        .filter_map(|m| Some(AuroraMember { region: m.region?, cluster_arn: m.cluster_arn, is_writer: m.is_writer }))
         .collect();
-    let failover_target_arn = cluster.failover_state.and_then(|s| s.to_db_cluster_arn);
+    // Any status (pending, failing-over, switching-over, cancelling) means RDS is busy moving it.
+    let failover_in_progress = view.failover.is_some();
+    let failover_target_arn = view.failover.and_then(|f| f.to_cluster_arn);
     Ok(ObservedAurora {
         global_cluster_id: global_cluster_id.to_owned(),
         members,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use shared::ledger::RegionStatus;
-use shared::topology::{RdsClusterArn, Topology};
+use shared::topology::Topology;
 use std::collections::HashMap;
 
 /// What the observation step saw of one Region's Route 53 health check.
@@ -190,11 +190,6 @@ fn plan_aurora(
             mode,
         });
     }
-}
-
-/// The Region of a member cluster ARN, if it parses.
-pub fn region_of_cluster(arn: &str) -> Option<String> {
-    RdsClusterArn::parse(arn).map(|a| a.region.to_owned())
 }
 
 #[cfg(test)]
@@ -429,11 +424,5 @@ mod tests {
         let got = plan(&topology(2), &desired(&["us-east-1"]), &seen, &PlanOptions::default());
         assert_eq!(got.actions, vec![invert("us-east-1")]);
         assert!(got.notes.iter().any(|n| n.contains("could not be observed")), "{:?}", got.notes);
-    }
-
-    #[test]
-    fn cluster_arn_regions() {
-        assert_eq!(region_of_cluster(&arn("eu-west-1")).as_deref(), Some("eu-west-1"));
-        assert_eq!(region_of_cluster("nonsense"), None);
     }
 }

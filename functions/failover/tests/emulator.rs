@@ -95,7 +95,7 @@ impl World {
     async fn writer_region(&self) -> String {
         let rds = &self.clients.region(HOME).expect("home").rds;
         let arn = writer_arn(&describe_global(rds, &self.global_id).await).expect("writer");
-        failover::plan::region_of_cluster(&arn).expect("region")
+        shared::topology::RdsClusterArn::parse(&arn).expect("a cluster ARN").region.to_owned()
     }
 
     /// Waits for the emulator to finish a global failover started by the handler.

@@ -7,7 +7,6 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_dynamodb::types::{KeyType as SdkKeyType, TimeToLiveStatus};
 use serde::Serialize;
-use shared::topology::RdsClusterArn;
 use shared::{AwsResultExt, Error};
 
 /// The global table as one Region's replica describes it.
@@ -102,71 +101,8 @@ pub async fn group_sizes(
 
 pub use shared::aws::{HealthCheckFlags, health_check_flags};
 
-/// One member of the Aurora global cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GlobalMember {
-    pub cluster_arn: String,
-    /// From the ARN (`None` if it is not a cluster ARN).
-    pub region: Option<String>,
-    pub is_writer: bool,
-    /// `connected` / `pending-resync` when RDS reports it.
-    pub synchronization_status: Option<String>,
-}
-
-/// A global failover or switchover in progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FailoverInProgress {
-    pub status: String,
-    pub from_cluster_arn: Option<String>,
-    pub to_cluster_arn: Option<String>,
-    pub data_loss_allowed: Option<bool>,
-}
-
-/// The Aurora global cluster as `DescribeGlobalClusters` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GlobalClusterView {
-    pub status: Option<String>,
-    pub members: Vec<GlobalMember>,
-    pub failover: Option<FailoverInProgress>,
-}
-
-pub async fn global_cluster(rds: &aws_sdk_rds::Client, region: &str, id: &str) -> Result<GlobalClusterView, Error> {
-    let out = rds
-        .describe_global_clusters()
-        .global_cluster_identifier(id)
-        .send()
-        .await
-        .aws_context("DescribeGlobalClusters", region)?;
-    let cluster = out
-        .global_clusters
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.global_cluster_identifier.as_deref() == Some(id))
-        .ok_or_else(|| Error::Unexpected(format!("global cluster {id} not returned by DescribeGlobalClusters")))?;
-    let failover = cluster.failover_state.as_ref().and_then(|s| {
-        Some(FailoverInProgress {
-            status: s.status.as_ref()?.as_str().to_owned(),
-            from_cluster_arn: s.from_db_cluster_arn.clone(),
-            to_cluster_arn: s.to_db_cluster_arn.clone(),
-            data_loss_allowed: s.is_data_loss_allowed,
-        })
-    });
-    let members = cluster
-        .global_cluster_members
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| {
-            let arn = m.db_cluster_arn?;
-            Some(GlobalMember {
-                region: RdsClusterArn::parse(&arn).map(|a| a.region.to_owned()),
-                cluster_arn: arn,
-                is_writer: m.is_writer.unwrap_or(false),
-                synchronization_status: m.synchronization_status.map(|s| s.as_str().to_owned()),
-            })
-        })
-        .collect();
-    Ok(GlobalClusterView { status: cluster.status, members, failover })
-}
+// The global cluster's view is shared with failover, which reads the same call to plan.
+pub use shared::aws::{FailoverInProgress, GlobalClusterView, GlobalMember, describe_global_cluster as global_cluster};
 
 /// The CloudWatch metrics Aurora publishes for a secondary cluster of a global database, in the
 /// secondary's Region (namespace `AWS/RDS`, dimension `DBClusterIdentifier`), in milliseconds.

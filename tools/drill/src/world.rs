@@ -297,23 +297,9 @@ pub async fn health_check_inverted(clients: &RegionalClients, from: &str, id: &s
 
 /// (writer Region, failover in progress) of the global cluster.
 pub async fn aurora_writer(clients: &RegionalClients, from: &str) -> Result<(Option<String>, bool)> {
-    let out = clients
-        .region(from)?
-        .rds
-        .describe_global_clusters()
-        .global_cluster_identifier(GLOBAL_CLUSTER)
-        .send()
-        .await
-        .ctx("DescribeGlobalClusters")?;
-    let cluster =
-        out.global_clusters.unwrap_or_default().into_iter().next().ok_or_else(|| fail("no global cluster"))?;
-    let writer = cluster
-        .global_cluster_members()
-        .iter()
-        .find(|m| m.is_writer() == Some(true))
-        .and_then(|m| m.db_cluster_arn.as_deref())
-        .and_then(failover::plan::region_of_cluster);
-    Ok((writer, cluster.failover_state.is_some()))
+    let view = shared::aws::describe_global_cluster(&clients.region(from)?.rds, from, GLOBAL_CLUSTER).await?;
+    let writer = view.members.into_iter().find(|m| m.is_writer).and_then(|m| m.region);
+    Ok((writer, view.failover.is_some()))
 }
 
 pub fn now_ms() -> u64 {
