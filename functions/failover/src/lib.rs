@@ -174,8 +174,20 @@ async fn reconcile_change_inner(
         Err(err) => return (report, Some(err)),
     };
 
-    // Decide the desired statuses and record the transition.
-    let decision = match decide(change, region, overrides, &ledger, deps).await {
+    // Decide (read the fleet, apply the safety rules, claim the transition) while observing: the
+    // observation does not depend on the decision, only on the Region it is made from, which is
+    // this function's own Region unless that is the one changing (see `acting_region`). So the
+    // ledger read and the observation share one round trip.
+    let expected_acting = acting_region(deps.topology, &HashMap::new(), region, deps.home_region);
+    let observe_expected = async {
+        match &expected_acting {
+            Some(acting) => Some(observe(deps, acting).await),
+            None => None,
+        }
+    };
+    let (decision, early_observation) =
+        futures_util::future::join(decide(change, region, overrides, &ledger, deps), observe_expected).await;
+    let decision = match decision {
         Ok(decision) => decision,
         Err(err) => return (report, Some(err)),
     };
@@ -203,23 +215,17 @@ async fn reconcile_change_inner(
         metric(name, 1.0, region);
     }
 
-    // Observe from a surviving Region, plan, apply.
+    // Plan from a surviving Region's observation, then act while the transition is recorded.
     let desired = decision.fleet.statuses();
-    let Some(acting_region) = acting_region(deps.topology, &desired, region) else {
+    let Some(acting_region) = acting_region(deps.topology, &desired, region, deps.home_region) else {
         return (report, Some(Error::Unexpected("no active Region left to act from".into())));
     };
-    let record_transition = async {
-        let Some((sk, record)) = &decision.transition else { return None };
-        match ledger.put_if_absent(&ledger::transition_pk(region), sk, record, record.recorded_at_ms).await {
-            Ok(_) => {
-                tracing::info!(region, to = ?record.to, change = %record.change_id, "transition recorded");
-                None
-            }
-            Err(err) => Some(err),
-        }
+    let observed = match early_observation {
+        Some(observed) if expected_acting.as_deref() == Some(acting_region.as_str()) => observed,
+        // The fleet says the expected Region is out (an earlier evacuation): observe again from
+        // the Region that acts. One more round trip, only then.
+        _ => observe(deps, &acting_region).await,
     };
-    let (observed, transition_error) =
-        futures_util::future::join(observe(deps, &acting_region), record_transition).await;
     let options = PlanOptions {
         planned: overrides.planned,
         // Restoring a check is failback: only with auto-failback on (the gates passed above).
@@ -236,7 +242,21 @@ async fn reconcile_change_inner(
         return (report, None);
     }
 
-    report.steps = apply(deps, &acting_region, &plan.actions).await;
+    // The fleet claim in `decide` is what serialises deliveries; the transition record is
+    // history, so it is written while the actions run (one sequential round trip less).
+    let record_transition = async {
+        let Some((sk, record)) = &decision.transition else { return None };
+        match ledger.put_if_absent(&ledger::transition_pk(region), sk, record, record.recorded_at_ms).await {
+            Ok(_) => {
+                tracing::info!(region, to = ?record.to, change = %record.change_id, "transition recorded");
+                None
+            }
+            Err(err) => Some(err),
+        }
+    };
+    let (steps, transition_error) =
+        futures_util::future::join(apply(deps, &acting_region, &plan.actions), record_transition).await;
+    report.steps = steps;
     let failures = report.steps.iter().filter(|s| !s.ok).count();
     if !report.steps.is_empty() {
         let record = TransitionRecord {
@@ -343,8 +363,7 @@ async fn decide(
                     recorded_at_ms: now,
                     steps: Vec::new(),
                 };
-                // The fleet write above is what serialises deliveries; the transition record is
-                // history, written alongside the observation (one sequential round trip less).
+                // Written by the caller while it acts (see `reconcile_change_inner`).
                 let transition = Some((transition_sk(change, target), record));
                 return Ok(Decision { fleet: next, verdict: Verdict::Proceed, transition_recorded: true, transition });
             }
@@ -387,15 +406,22 @@ async fn failback_gate(
     Ok(None)
 }
 
-/// The Region all calls are made from: the highest-priority active Region other than the one
-/// changing status (static stability: never the failed Region).
-fn acting_region(topology: &Topology, desired: &HashMap<String, RegionStatus>, changing: &str) -> Option<String> {
+/// The Region all calls are made from: this function's own Region when it is active and not the
+/// one changing status, else the highest-priority such Region (static stability: never the failed
+/// Region). Route 53 and the Aurora global cluster read the same from any Region, so the own
+/// Region is preferred for being the nearest, and for being known before the fleet is read.
+fn acting_region(
+    topology: &Topology,
+    desired: &HashMap<String, RegionStatus>,
+    changing: &str,
+    home_region: &str,
+) -> Option<String> {
     let active = |r: &&str| desired.get(*r).copied().unwrap_or(RegionStatus::Active) == RegionStatus::Active;
-    topology
-        .regions()
-        .filter(active)
-        .find(|r| *r != changing)
-        .or_else(|| topology.regions().find(active))
+    let candidates = || topology.regions().filter(active);
+    candidates()
+        .find(|r| *r == home_region && *r != changing)
+        .or_else(|| candidates().find(|r| *r != changing))
+        .or_else(|| candidates().next())
         .map(str::to_owned)
 }
 
@@ -479,4 +505,50 @@ fn metric(name: &str, value: f64, region: &str) {
         .dimension("Region", region)
         .metric(name, value, Unit::Count)
         .emit();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RegionStatus::{Active, Evacuated};
+
+    fn topology() -> Topology {
+        let cells: Vec<_> = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "region": r, "health_check_id": format!("hc-{r}"), "auto_scaling_group": format!("asg-{r}"),
+                    "alarms": [format!("alarm-{r}")]
+                })
+            })
+            .collect();
+        let json = serde_json::json!({
+            "name": "t", "cells": cells, "routing": {"hosted_zone_id": "Z", "record_name": "app.example.com"},
+            "global_table": "Data", "ledger_table": "Ledger", "rpo_budget_ms": 1000
+        });
+        Topology::from_json(&json.to_string()).expect("valid")
+    }
+
+    fn statuses(pairs: &[(&str, RegionStatus)]) -> HashMap<String, RegionStatus> {
+        pairs.iter().map(|(r, s)| ((*r).to_owned(), *s)).collect()
+    }
+
+    #[test]
+    fn the_acting_region_is_the_own_region_unless_it_is_changing_or_out() {
+        let t = topology();
+        let unknown = HashMap::new();
+        assert_eq!(acting_region(&t, &unknown, "us-east-1", "eu-west-1").as_deref(), Some("eu-west-1"));
+        assert_eq!(acting_region(&t, &unknown, "us-east-1", "ap-southeast-1").as_deref(), Some("ap-southeast-1"));
+        // The own Region is the one changing: the first other Region in topology order.
+        assert_eq!(acting_region(&t, &unknown, "eu-west-1", "eu-west-1").as_deref(), Some("us-east-1"));
+        // The own Region was evacuated earlier: never act from it.
+        let out = statuses(&[("eu-west-1", Evacuated), ("us-east-1", Evacuated), ("ap-southeast-1", Active)]);
+        assert_eq!(acting_region(&t, &out, "us-east-1", "eu-west-1").as_deref(), Some("ap-southeast-1"));
+        // The changing Region is the only active one (its failback): it acts for itself.
+        let alone = statuses(&[("eu-west-1", Evacuated), ("us-east-1", Active), ("ap-southeast-1", Evacuated)]);
+        assert_eq!(acting_region(&t, &alone, "us-east-1", "eu-west-1").as_deref(), Some("us-east-1"));
+        // Nothing active: no Region to act from.
+        let none = statuses(&[("eu-west-1", Evacuated), ("us-east-1", Evacuated), ("ap-southeast-1", Evacuated)]);
+        assert_eq!(acting_region(&t, &none, "us-east-1", "eu-west-1"), None);
+    }
 }
