@@ -16,22 +16,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 ensure_venv() { # <venv dir> <requirements file>
-  local venv=$1 requirements=$2 stamp want
-  # One creator at a time (the Rust test and this script may both ask for .venv-sam).
-  exec 9>"$venv.lock"
-  flock 9
-  stamp="$venv/.requirements.sha256"
-  want=$(sha256sum "$requirements" | cut -d' ' -f1)
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    exec 9>&-
-    return 0
-  fi
-  echo "creating $venv from $requirements" >&2
-  rm -rf "$venv"
-  "${PYTHON:-python3}" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" > "$stamp"
-  exec 9>&-
+  scripts/venv.sh "$1" "$2"
 }
 
 # Offline and quiet: no telemetry, no AWS credentials or instance metadata needed.

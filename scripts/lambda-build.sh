@@ -10,15 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 venv="$root/.venv-lambda"
-requirements="$root/tests/deploy/requirements-lambda.txt"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if ! { [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; }; then
-  echo "creating $venv with the pinned cargo-lambda and ziglang" >&2
-  "${PYTHON:-python3}" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" > "$stamp"
-fi
+scripts/venv.sh "$venv" tests/deploy/requirements-lambda.txt
 # cargo-lambda finds zig through `python3 -m ziglang`: the venv's python must come first.
 export PATH="$venv/bin:$PATH"
 

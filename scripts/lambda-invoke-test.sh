@@ -20,15 +20,7 @@ start=$(date +%s)
 
 scripts/venv.sh
 venv="$root/.venv-lambda"
-requirements="$root/tests/deploy/requirements-lambda.txt"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if ! { [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; }; then
-  echo "creating $venv with the pinned cargo-lambda ($requirements)" >&2
-  "${PYTHON:-python3}" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" > "$stamp"
-fi
+scripts/venv.sh "$venv" tests/deploy/requirements-lambda.txt
 export PATH="$venv/bin:$PATH"
 
 functions=(provisioner failover scaler lag-probe)
