@@ -53,7 +53,8 @@ done
 
 start=$(date +%s)
 echo "== cargo lambda build --release --arm64 ${packages[*]}" >&2
-cargo lambda build --release --arm64 --locked "${packages[@]}"
+# --lambda-dir: template.yaml's CodeUri is target/lambda/<fn>, also with CARGO_TARGET_DIR set.
+cargo lambda build --release --arm64 --locked --lambda-dir target/lambda "${packages[@]}"
 elapsed=$(( $(date +%s) - start ))
 
 mkdir -p target/lambda-zips

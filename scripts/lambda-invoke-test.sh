@@ -40,7 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-coproc DRILL { exec target/debug/drill --setup-only 2>&1; }
+coproc DRILL { exec "${CARGO_TARGET_DIR:-target}/debug/drill" --setup-only 2>&1; }
 endpoint=""
 topology=""
 while IFS= read -r -t 120 line <&"${DRILL[0]}"; do
