@@ -166,6 +166,38 @@ async fn three_region_evacuation_via_eventbridge_and_sns_moves_the_writer_only_f
 }
 
 #[tokio::test]
+async fn when_the_own_region_is_out_the_observation_is_made_again_from_an_active_region() {
+    let world = World::new(3, json!({})).await;
+    // The function's own Region is evacuated first (it then acts from us-east-1)...
+    let mut own = event("alarm-eventbridge-us-east-1-alarm.json");
+    own["detail"]["alarmName"] = format!("web-{HOME}-unhealthy").into();
+    assert_eq!(only(world.handle(own).await.expect("own Region evacuated")).outcome, Outcome::Reconciled);
+    world.clock.advance_ms(1_000);
+    world.emulator.clear_requests();
+
+    // ...then ap-southeast-1: the observation started from the own Region before the fleet was
+    // read is not used; us-east-1 observes again and acts.
+    let mut ap = event("alarm-eventbridge-us-east-1-alarm.json");
+    ap["detail"]["alarmName"] = "web-ap-southeast-1-unhealthy".into();
+    let report = only(world.handle(ap).await.expect("ap evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert!(world.inverted("ap-southeast-1").await);
+    assert!(report.observed.as_ref().and_then(|o| o.aurora.as_ref()).is_some(), "{report:?}");
+    let describes: Vec<String> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "DescribeGlobalClusters")
+        .map(|r| r.region)
+        .collect();
+    assert_eq!(
+        describes,
+        vec![HOME.to_owned(), "us-east-1".to_owned()],
+        "early from the own Region, then from the acting one"
+    );
+}
+
+#[tokio::test]
 async fn evacuation_completes_with_the_failed_regions_apis_down() {
     let world = World::new(3, json!({})).await;
     // us-east-1's regional APIs fail; Route 53's global control plane is modelled as surviving.
