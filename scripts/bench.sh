@@ -16,7 +16,7 @@
 # Environment: BENCH_STARTS (cold starts per binary, default 21), BENCH_SKIP_BUILD=1 (reuse the
 # binaries already built), BENCH_SKIP_CARGO_BENCH=1 (reuse target/bench + target/criterion),
 # CARGO_TARGET_DIR (honoured throughout: a private one avoids waiting on others' build lock),
-# BENCH_TARGET_DIR (target dir of the `cargo bench` step only, default CARGO_TARGET_DIR),
+# BENCH_TARGET_DIR (target dir of the `cargo bench` step only, default <target>/bench-profile),
 # BENCH_LAMBDA_DIR (arm64 bootstraps of scripts/lambda-build.sh, default target/lambda).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +43,10 @@ if [ "${BENCH_SKIP_CARGO_BENCH:-0}" != 1 ]; then
   # parallel codegen: fat LTO of four bench binaries that each link the SDK would add ~20 min on
   # 2 cores, for in-process figures that cross-crate LTO barely moves. The process-level figures
   # below use the real release binaries. BENCH_TARGET_DIR: a separate target dir for this step.
-  CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$target}" CARGO_PROFILE_BENCH_LTO=off CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 \
+  # Its own target dir: the bench profile writes to `release/` too, and building the benches
+  # builds their package's binaries, which would overwrite the fat-LTO release binaries measured
+  # below with no-LTO ones (twice the size, slower to start).
+  CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$target/bench-profile}" CARGO_PROFILE_BENCH_LTO=off CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 \
     MULTISITE_BENCH_OUT="$out" cargo bench --workspace --exclude drill --locked \
     --bench failover_inprocess --bench scaler_capacity \
     --bench failover_critical_path --bench lag_probe_cost
