@@ -4,7 +4,7 @@
 //! describes them.
 
 use crate::Emulator;
-use crate::fixtures::{create_aurora_global, create_global_table, unique_name};
+use crate::fixtures::{create_aurora_global, create_global_table, create_group, unique_name};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord, ResourceRecordSet,
     ResourceRecordSetRegion, RrType,
@@ -198,25 +198,7 @@ impl Deployment {
         if let Some(sizes) = spec.groups {
             for region in &regions {
                 let autoscaling = &clients.region(region).expect("region").autoscaling;
-                autoscaling
-                    .create_launch_configuration()
-                    .launch_configuration_name(format!("lc-web-{region}"))
-                    .image_id("ami-12c6146b")
-                    .instance_type("t3.micro")
-                    .send()
-                    .await
-                    .expect("launch configuration");
-                autoscaling
-                    .create_auto_scaling_group()
-                    .auto_scaling_group_name(format!("web-{region}"))
-                    .launch_configuration_name(format!("lc-web-{region}"))
-                    .min_size(sizes.min)
-                    .desired_capacity(sizes.desired)
-                    .max_size(sizes.max)
-                    .availability_zones(format!("{region}a"))
-                    .send()
-                    .await
-                    .expect("auto scaling group");
+                create_group(autoscaling, region, sizes.min, sizes.desired, sizes.max).await;
             }
         }
 

@@ -192,3 +192,27 @@ pub async fn describe_global(rds: &aws_sdk_rds::Client, global_id: &str) -> Glob
 pub fn writer_arn(cluster: &GlobalCluster) -> Option<String> {
     cluster.global_cluster_members().iter().find(|m| m.is_writer() == Some(true)).and_then(|m| m.db_cluster_arn.clone())
 }
+
+/// An Auto Scaling group `web-<region>` with its launch configuration `lc-web-<region>` (the
+/// emulator starts instances for it).
+pub async fn create_group(autoscaling: &aws_sdk_autoscaling::Client, region: &str, min: i32, desired: i32, max: i32) {
+    autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name(format!("lc-web-{region}"))
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .expect("launch configuration");
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(format!("web-{region}"))
+        .launch_configuration_name(format!("lc-web-{region}"))
+        .min_size(min)
+        .desired_capacity(desired)
+        .max_size(max)
+        .availability_zones(format!("{region}a"))
+        .send()
+        .await
+        .expect("auto scaling group");
+}

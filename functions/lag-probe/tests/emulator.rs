@@ -2,7 +2,6 @@
 //! measured lag against injected replication delays, breaches, an unreachable Region, readiness
 //! rules, the Aurora report, canary keys and TTL, the ledger record, malformed input.
 
-use aws_sdk_autoscaling::Client as AutoScaling;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
@@ -14,7 +13,8 @@ use lag_probe::report::{PairOutcome, ProbeReport};
 use lag_probe::{Deps, readiness::Rule};
 use multisite_tests::Emulator;
 use multisite_tests::fixtures::{
-    create_aurora_global, create_global_table, put_value, request_replica, unique_name, wait_replicas_active,
+    create_aurora_global, create_global_table, create_group, put_value, request_replica, unique_name,
+    wait_replicas_active,
 };
 use serde_json::{Value, json};
 use shared::clock::SystemClock;
@@ -88,7 +88,7 @@ impl World {
                     .await
                     .expect("enable TTL");
             }
-            create_group(&clients.region(region).expect("region").autoscaling, region, setup.max_size).await;
+            create_group(&clients.region(region).expect("region").autoscaling, region, 1, 2, setup.max_size).await;
         }
         let route53 = &clients.region(HOME).expect("home").route53;
         let mut health_checks = Vec::new();
@@ -177,28 +177,6 @@ impl World {
             .items
             .unwrap_or_default()
     }
-}
-
-async fn create_group(autoscaling: &AutoScaling, region: &str, max_size: i32) {
-    autoscaling
-        .create_launch_configuration()
-        .launch_configuration_name(format!("lc-web-{region}"))
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .expect("launch configuration");
-    autoscaling
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(format!("web-{region}"))
-        .launch_configuration_name(format!("lc-web-{region}"))
-        .min_size(1)
-        .desired_capacity(2)
-        .max_size(max_size)
-        .availability_zones(format!("{region}a"))
-        .send()
-        .await
-        .expect("auto scaling group");
 }
 
 fn pair<'a>(report: &'a ProbeReport, source: &str, destination: &str) -> &'a lag_probe::report::PairReport {
@@ -327,7 +305,7 @@ async fn readiness_names_each_failed_rule_with_its_region_and_numbers() {
     // and its Aurora cluster detached from the global cluster.
     world.emulator.set_timing(60_000, 100, 200);
     let ap = world.clients.region("ap-southeast-1").expect("ap");
-    create_group(&ap.autoscaling, "ap-southeast-1", 2).await;
+    create_group(&ap.autoscaling, "ap-southeast-1", 1, 2, 2).await;
     create_aurora_member(&world, "ap-southeast-1").await;
     ap.rds
         .remove_from_global_cluster()

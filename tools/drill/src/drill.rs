@@ -373,11 +373,15 @@ impl Drill<'_> {
         Ok(())
     }
 
-    async fn routing(&self, phase: &str) -> Result<Vec<Option<String>>> {
+    /// The Region Route 53 answers with for each area (TestDNSAnswer), as users would see it.
+    async fn dns_answers(&self) -> Result<Vec<Option<String>>> {
         let route53 = &self.clients.region(&self.home)?.route53;
-        let answers =
-            dns::answers(route53, &self.deployment.zone_id, world::RECORD, &self.areas, &self.deployment.record_values)
-                .await?;
+        dns::answers(route53, &self.deployment.zone_id, world::RECORD, &self.areas, &self.deployment.record_values)
+            .await
+    }
+
+    async fn routing(&self, phase: &str) -> Result<Vec<Option<String>>> {
+        let answers = self.dns_answers().await?;
         self.tl.event(format!("Route 53 TestDNSAnswer {phase}: {}", routing_detail(&self.areas, &answers)));
         Ok(answers)
     }
@@ -522,16 +526,7 @@ impl Drill<'_> {
             (first, second)
         };
         let routed = until(|| async {
-            let route53 = &this.clients.region(&this.home).ok()?.route53;
-            let answers = dns::answers(
-                route53,
-                &this.deployment.zone_id,
-                world::RECORD,
-                &this.areas,
-                &this.deployment.record_values,
-            )
-            .await
-            .ok()?;
+            let answers = this.dns_answers().await.ok()?;
             (answers == expected_dns).then(|| ms_since(detected))
         });
         let writer_moved = until(|| async {
@@ -777,16 +772,7 @@ impl Drill<'_> {
         let expected_dns: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.regions)).collect();
         let this = &*self;
         let routed_back = until(|| async {
-            let route53 = &this.clients.region(&this.home).ok()?.route53;
-            let answers = dns::answers(
-                route53,
-                &this.deployment.zone_id,
-                world::RECORD,
-                &this.areas,
-                &this.deployment.record_values,
-            )
-            .await
-            .ok()?;
+            let answers = this.dns_answers().await.ok()?;
             (answers == expected_dns).then(|| ms_since(gate_open))
         })
         .await;
