@@ -7,15 +7,21 @@
 //!
 //! | pk                     | sk                       | record                                   |
 //! |------------------------|--------------------------|------------------------------------------|
-//! | `status`               | `<region>`               | a Region's current status                |
+//! | `status`               | `fleet`                  | every Region's current status (below)    |
 //! | `transition#<region>`  | `<cause>#<status>`       | one transition and its steps' outcomes   |
 //! | `scaling#<region>`     | `<asg region>`           | the scaler's pre-evacuation baseline     |
 //! | `probe`                | `latest`                 | the latest lag-probe result              |
+//!
+//! The fleet record is the exception to `doc`: each Region's status is its own map attribute
+//! `region#<name>` = `{status, changed_at_ms, cause}`, so an evacuation can be claimed with one
+//! conditional write whose condition *is* the safety rules ([`crate::policy::evacuation_condition`]),
+//! without reading the record first. Records written by earlier builds as `doc` are still read,
+//! and rewritten in the new shape by the next versioned write.
 
 use crate::error::{AwsResultExt, Error};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -258,10 +264,91 @@ impl Ledger {
 
     /// The fleet status and its version (0 when never written: every Region `Active`).
     pub async fn fleet_status(&self) -> Result<(FleetStatus, u64), Error> {
-        Ok(match self.get::<FleetStatus>(STATUS_PK, FLEET_SK).await? {
-            Some(record) => (record.body, record.version),
-            None => (FleetStatus::default(), 0),
-        })
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(STATUS_PK.to_owned()))
+            .key(SK, AttributeValue::S(FLEET_SK.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .aws_context("GetItem", &self.region)?;
+        match out.item {
+            Some(item) => decode_fleet(&item),
+            None => Ok((FleetStatus::default(), 0)),
+        }
+    }
+
+    /// Writes the whole fleet status if its version is still `expected_version` (0: the record
+    /// does not exist yet). The read-decide-write path: failback, dry runs, and evacuations whose
+    /// one-shot claim did not pass.
+    pub async fn put_fleet_if_version(
+        &self,
+        fleet: &FleetStatus,
+        expected_version: u64,
+        now_ms: u64,
+    ) -> Result<WriteOutcome, Error> {
+        let mut update = FleetUpdate::new(now_ms);
+        for (region, entry) in &fleet.regions {
+            update.set_region(region, entry);
+        }
+        // Migrates a record written as `doc` by an earlier build: every status is in `fleet`.
+        let expression = format!("{} REMOVE {}", update.set_expression(), update.names.name(DOC));
+        let condition = FleetCondition::version(expected_version);
+        let result = self.update_fleet(&expression, update, &condition).await;
+        conditional_outcome(result.map(|_| ()), "UpdateItem", &self.region)
+    }
+
+    /// Sets one Region's status in a single conditional write, without reading the record first:
+    /// the condition carries the rules the change must pass. On `Written` the record as it now
+    /// is comes back; `AlreadyPresent` means the condition did not hold (a duplicate, a refusal
+    /// or a race): read the record and decide from it.
+    pub async fn claim_region_status(
+        &self,
+        region: &str,
+        entry: &RegionStatusEntry,
+        condition: &FleetCondition,
+        now_ms: u64,
+    ) -> Result<(WriteOutcome, Option<(FleetStatus, u64)>), Error> {
+        let mut update = FleetUpdate::new(now_ms);
+        update.set_region(region, entry);
+        let expression = update.set_expression();
+        match self.update_fleet(&expression, update, condition).await {
+            Ok(attributes) => Ok((WriteOutcome::Written, Some(decode_fleet(&attributes)?))),
+            Err(err) => conditional_outcome(Err(err), "UpdateItem", &self.region).map(|outcome| (outcome, None)),
+        }
+    }
+
+    async fn update_fleet(
+        &self,
+        expression: &str,
+        update: FleetUpdate,
+        condition: &FleetCondition,
+    ) -> Result<
+        HashMap<String, AttributeValue>,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    > {
+        let names: HashMap<String, String> = update.names.entries().chain(condition.names.entries()).collect();
+        let mut values = update.values;
+        values.extend(condition.values.clone());
+        let out = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(STATUS_PK.to_owned()))
+            .key(SK, AttributeValue::S(FLEET_SK.to_owned()))
+            .update_expression(expression)
+            .condition_expression(&condition.expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await?;
+        Ok(out.attributes.unwrap_or_default())
     }
 
     /// The latest lag-probe summary, if a probe has run.
@@ -319,6 +406,161 @@ where
 }
 
 /// The DynamoDB item for a record.
+/// Prefix of a Region's status attribute in the fleet record.
+pub const REGION_ATTR_PREFIX: &str = "region#";
+const STATUS_FIELD: &str = "status";
+const CHANGED_AT_FIELD: &str = "changed_at_ms";
+const CAUSE_FIELD: &str = "cause";
+
+/// The fleet record's attribute holding `region`'s status.
+pub fn region_attr(region: &str) -> String {
+    format!("{REGION_ATTR_PREFIX}{region}")
+}
+
+/// Expression attribute names: one placeholder per distinct attribute name, all with one prefix
+/// (`#c0`, `#c1`, ... for a condition, `#u0`, ... for an update), so the tables of a condition
+/// and of an update never collide when both go into one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpressionNames {
+    prefix: &'static str,
+    by_name: std::collections::BTreeMap<String, String>,
+}
+
+impl ExpressionNames {
+    pub fn new(prefix: &'static str) -> Self {
+        Self { prefix, by_name: Default::default() }
+    }
+
+    /// The placeholder standing for `attribute`.
+    pub fn name(&mut self, attribute: &str) -> String {
+        let next = format!("{}{}", self.prefix, self.by_name.len());
+        self.by_name.entry(attribute.to_owned()).or_insert(next).clone()
+    }
+
+    /// placeholder → attribute, as `ExpressionAttributeNames` wants it.
+    fn entries(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.by_name.iter().map(|(attribute, placeholder)| (placeholder.clone(), attribute.clone()))
+    }
+}
+
+/// A condition on the fleet record in DynamoDB's expression language.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetCondition {
+    pub expression: String,
+    names: ExpressionNames,
+    /// Value placeholders start with `:c`.
+    values: HashMap<String, AttributeValue>,
+}
+
+impl FleetCondition {
+    /// Builds a condition: `build` gets a `#c` name table and the value table (whose
+    /// placeholders it must start with `:c`) and returns the expression.
+    pub fn new(build: impl FnOnce(&mut ExpressionNames, &mut HashMap<String, AttributeValue>) -> String) -> Self {
+        let mut names = ExpressionNames::new("#c");
+        let mut values = HashMap::new();
+        let expression = build(&mut names, &mut values);
+        debug_assert!(values.keys().all(|k| k.starts_with(":c")), "condition values are :c...");
+        Self { expression, names, values }
+    }
+
+    /// The record is at `expected` (0: it does not exist yet).
+    pub fn version(expected: u64) -> Self {
+        Self::new(|names, values| {
+            if expected == 0 {
+                format!("attribute_not_exists({})", names.name(PK))
+            } else {
+                values.insert(":cversion".into(), AttributeValue::N(expected.to_string()));
+                format!("{} = :cversion", names.name(VERSION))
+            }
+        })
+    }
+}
+
+/// The update half of a fleet write: `SET` of Region attributes, `updated_at_ms` and `version`.
+struct FleetUpdate {
+    names: ExpressionNames,
+    values: HashMap<String, AttributeValue>,
+    sets: Vec<String>,
+}
+
+impl FleetUpdate {
+    fn new(now_ms: u64) -> Self {
+        let mut names = ExpressionNames::new("#u");
+        let (updated, version) = (names.name(UPDATED_AT), names.name(VERSION));
+        let values = HashMap::from([
+            (":unow".to_owned(), AttributeValue::N(now_ms.to_string())),
+            (":uzero".to_owned(), AttributeValue::N("0".into())),
+            (":uone".to_owned(), AttributeValue::N("1".into())),
+        ]);
+        let sets = vec![format!("{updated} = :unow"), format!("{version} = if_not_exists({version}, :uzero) + :uone")];
+        Self { names, values, sets }
+    }
+
+    fn set_region(&mut self, region: &str, entry: &RegionStatusEntry) {
+        let placeholder = self.names.name(&region_attr(region));
+        let value = format!(":uentry{}", self.sets.len());
+        self.values.insert(value.clone(), encode_entry(entry));
+        self.sets.push(format!("{placeholder} = {value}"));
+    }
+
+    fn set_expression(&self) -> String {
+        format!("SET {}", self.sets.join(", "))
+    }
+}
+
+fn status_name(status: RegionStatus) -> &'static str {
+    match status {
+        RegionStatus::Active => "Active",
+        RegionStatus::Evacuated => "Evacuated",
+    }
+}
+
+/// A Region's status as the fleet record stores it: `{status, changed_at_ms, cause}`.
+fn encode_entry(entry: &RegionStatusEntry) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        (STATUS_FIELD.to_owned(), AttributeValue::S(status_name(entry.status).to_owned())),
+        (CHANGED_AT_FIELD.to_owned(), AttributeValue::N(entry.changed_at_ms.to_string())),
+        (CAUSE_FIELD.to_owned(), AttributeValue::S(entry.cause.clone())),
+    ]))
+}
+
+/// The attribute names of a Region entry's fields, for conditions.
+pub fn entry_fields() -> (&'static str, &'static str) {
+    (STATUS_FIELD, CHANGED_AT_FIELD)
+}
+
+/// The stored name of `status`, for conditions.
+pub fn stored_status(status: RegionStatus) -> AttributeValue {
+    AttributeValue::S(status_name(status).to_owned())
+}
+
+/// The fleet record (either shape) → statuses and version.
+pub fn decode_fleet(item: &HashMap<String, AttributeValue>) -> Result<(FleetStatus, u64), Error> {
+    let version = item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    let mut fleet = match item.get(DOC) {
+        Some(_) => decode::<FleetStatus>(item)?.body,
+        None => FleetStatus::default(),
+    };
+    for (attribute, value) in item {
+        let Some(region) = attribute.strip_prefix(REGION_ATTR_PREFIX) else { continue };
+        let damaged = || Error::Ledger(format!("fleet record attribute {attribute} is not a Region status entry"));
+        let map = value.as_m().map_err(|_| damaged())?;
+        let status = match map.get(STATUS_FIELD).and_then(|v| v.as_s().ok()).map(String::as_str) {
+            Some("Active") => RegionStatus::Active,
+            Some("Evacuated") => RegionStatus::Evacuated,
+            _ => return Err(damaged()),
+        };
+        let changed_at_ms = map
+            .get(CHANGED_AT_FIELD)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(damaged)?;
+        let cause = map.get(CAUSE_FIELD).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        fleet.regions.insert(region.to_owned(), RegionStatusEntry { status, changed_at_ms, cause });
+    }
+    Ok((fleet, version))
+}
+
 pub fn encode<T: Serialize>(
     pk: &str,
     sk: &str,

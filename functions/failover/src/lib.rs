@@ -4,9 +4,12 @@
 //! 1. decode the alarm change (direct alarm action, EventBridge or SNS) and map it to a Region;
 //!    unknown alarms are logged and ignored without any AWS call;
 //! 2. decide the desired statuses against the ledger's fleet record, under the safety rules
-//!    (min healthy Regions, cool-down), and record the transition with an optimistic version
-//!    check so duplicate or concurrent deliveries produce exactly one transition;
-//! 3. observe health checks and the Aurora global cluster in parallel, from a surviving Region;
+//!    (min healthy Regions, cool-down), and record the transition with a conditional write so
+//!    duplicate or concurrent deliveries produce exactly one transition; an evacuation is claimed
+//!    in one write whose condition is the rules, failback and anything the condition refuses are
+//!    decided from a read with an optimistic version check;
+//! 3. observe health checks and the Aurora global cluster in parallel, from a surviving Region,
+//!    in the same round trip as step 2;
 //! 4. plan (pure, [`plan`]) and apply the actions in parallel, each idempotent;
 //! 5. record each step's outcome; any failed step makes the invocation fail so Lambda retries,
 //!    and the retry converges.
@@ -316,6 +319,23 @@ async fn decide(
     deps: &Deps<'_>,
 ) -> Result<Decision, Error> {
     let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
+    if change.state == AlarmState::Alarm && !dry_run {
+        // The critical path: claim the evacuation with one conditional write that carries the
+        // safety rules, no read first. It shares its round trip with the observation.
+        let now = deps.clock.now_ms();
+        if let Some(condition) = policy::evacuation_condition(deps.topology, region, now) {
+            let entry =
+                RegionStatusEntry { status: RegionStatus::Evacuated, changed_at_ms: now, cause: change.change_id() };
+            match ledger.claim_region_status(region, &entry, &condition, now).await? {
+                (WriteOutcome::Written, Some((fleet, _))) => {
+                    return Ok(transition_made(change, region, RegionStatus::Evacuated, fleet, now));
+                }
+                // A duplicate, a refusal or a concurrent change: read and decide in code below,
+                // which also says which of them it was.
+                _ => tracing::info!(region, "one-shot evacuation claim did not hold; reading the fleet status"),
+            }
+        }
+    }
     for _ in 0..MAX_STATUS_ATTEMPTS {
         let (fleet, version) = ledger.fleet_status().await?;
         let now = deps.clock.now_ms();
@@ -353,25 +373,28 @@ async fn decide(
                 transition: None,
             });
         }
-        match ledger.put_if_version(ledger::STATUS_PK, ledger::FLEET_SK, &next, version, now).await? {
-            WriteOutcome::Written => {
-                let record = TransitionRecord {
-                    region: region.to_owned(),
-                    to: target,
-                    alarm: change.alarm_name.clone(),
-                    change_id: change.change_id(),
-                    recorded_at_ms: now,
-                    steps: Vec::new(),
-                };
-                // Written by the caller while it acts (see `reconcile_change_inner`).
-                let transition = Some((transition_sk(change, target), record));
-                return Ok(Decision { fleet: next, verdict: Verdict::Proceed, transition_recorded: true, transition });
-            }
+        match ledger.put_fleet_if_version(&next, version, now).await? {
+            WriteOutcome::Written => return Ok(transition_made(change, region, target, next, now)),
             // Someone changed the fleet since we read it: read again and re-check the rules.
             WriteOutcome::AlreadyPresent => continue,
         }
     }
     Err(Error::Unexpected(format!("the fleet status kept changing under {MAX_STATUS_ATTEMPTS} attempts; retry")))
+}
+
+/// The decision of the delivery that changed `region` to `to`; its transition record is written
+/// by the caller while it acts (see `reconcile_change_inner`).
+fn transition_made(change: &AlarmChange, region: &str, to: RegionStatus, fleet: FleetStatus, now: u64) -> Decision {
+    let record = TransitionRecord {
+        region: region.to_owned(),
+        to,
+        alarm: change.alarm_name.clone(),
+        change_id: change.change_id(),
+        recorded_at_ms: now,
+        steps: Vec::new(),
+    };
+    let transition = Some((transition_sk(change, to), record));
+    Decision { fleet, verdict: Verdict::Proceed, transition_recorded: true, transition }
 }
 
 /// Why failback must wait, if it must.

@@ -79,10 +79,8 @@ impl World {
             region.to_owned(),
             RegionStatusEntry { status, changed_at_ms: self.clock.now_ms(), cause: "test".into() },
         );
-        self.ledger()
-            .put(ledger::STATUS_PK, ledger::FLEET_SK, &fleet, version + 1, self.clock.now_ms())
-            .await
-            .expect("fleet status");
+        let written = self.ledger().put_fleet_if_version(&fleet, version, self.clock.now_ms()).await.expect("fleet");
+        assert_eq!(written, ledger::WriteOutcome::Written, "nothing else writes the fleet in these tests");
     }
 
     /// The scaler's group records, in Region order.
