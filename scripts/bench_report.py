@@ -152,13 +152,15 @@ def render() -> str:
             "of calls that do not overlap in time, from the emulator's request log; control plane = Route 53 "
             "+ RDS, ledger = DynamoDB)",
             "",
-            "| latency per call | handler wall time (median) | runs | sequential round trips | control plane | "
-            "ledger | calls | round trips in order |",
-            "|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| latency per call | actions done after (median) | round trips until then | handler wall time (median) "
+            "| runs | sequential round trips | control plane | ledger | calls | round trips in order |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in critical["results"]:
+            acted = f"{r['acted_ms_median']:.0f} ms" if "acted_ms_median" in r else "n/a"
+            until = r.get("until_acted", {}).get("sequential_round_trips", "n/a")
             lines.append(
-                f"| {r['latency_ms']} ms | {r['wall_ms_median']:.0f} ms | {r['runs']} | "
+                f"| {r['latency_ms']} ms | {acted} | {until} | {r['wall_ms_median']:.0f} ms | {r['runs']} | "
                 f"{r['all']['sequential_round_trips']} | {r['control_plane']['sequential_round_trips']} | "
                 f"{r['ledger']['sequential_round_trips']} | {r['all']['calls']} | "
                 f"{' → '.join(r['all']['waves'])} |")
@@ -166,12 +168,15 @@ def render() -> str:
         with_latency = [r for r in critical["results"] if r["latency_ms"] == LATENCY_MS]
         if with_latency:
             r = with_latency[0]
-            cp = r["control_plane"]["sequential_round_trips"]
+            until = r.get("until_acted", {}).get("sequential_round_trips")
+            if until is None:  # a result file from before the figure existed
+                until = r["control_plane"]["sequential_round_trips"]
             goals.append(
-                f"failover observe + act <= {ROUND_TRIP_GOAL} sequential round trips: {ok(cp <= ROUND_TRIP_GOAL)} "
-                f"(control plane {cp}; {r['all']['sequential_round_trips']} sequential in all with the ledger's, "
-                f"{r['wall_ms_median']:.0f} ms at {LATENCY_MS} ms/call = "
-                f"{r['wall_ms_median'] / LATENCY_MS:.1f} x {LATENCY_MS} ms)")
+                f"failover observe + act <= {ROUND_TRIP_GOAL} sequential round trips: {ok(until <= ROUND_TRIP_GOAL)} "
+                f"({until} until the actions are done, "
+                + (f"{r['acted_ms_median']:.0f} ms at {LATENCY_MS} ms/call; " if "acted_ms_median" in r else "")
+                + f"{r['all']['sequential_round_trips']} with the audit write after them, "
+                f"{r['wall_ms_median']:.0f} ms = {r['wall_ms_median'] / LATENCY_MS:.1f} x {LATENCY_MS} ms)")
 
     paths = (process or {}).get("binary_paths") or []
     if paths:
@@ -180,24 +185,25 @@ def render() -> str:
             "fresh 3-Region world per run; wall time = event served to response posted)",
             "",
             "| function | latency per call | wall time (median) | runs | calls | sequential round trips | "
-            "control plane | ledger |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "until the actions are done | control plane | ledger |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for p in paths:
             wall = "n/a" if p["wall_ms_median"] is None else f"{p['wall_ms_median']:.0f} ms"
             lines.append(
                 f"| {p['function']} | {p['latency_ms']} ms | {wall} | {p['runs']} | {p['calls']} | "
-                f"{p['sequential_round_trips']} | {p['control_plane_round_trips']} | {p['ledger_round_trips']} |")
+                f"{p['sequential_round_trips']} | {p.get('until_acted_round_trips', 'n/a')} | "
+                f"{p['control_plane_round_trips']} | {p['ledger_round_trips']} |")
         lines.append("")
         if not critical:
             with_latency = [p for p in paths if p["function"] == "failover" and p["latency_ms"] == LATENCY_MS]
             if with_latency:
                 p = with_latency[0]
-                cp = p["control_plane_round_trips"]
+                until = p.get("until_acted_round_trips", p["control_plane_round_trips"])
                 goals.append(
                     f"failover observe + act <= {ROUND_TRIP_GOAL} sequential round trips: "
-                    f"{ok(cp <= ROUND_TRIP_GOAL)} (control plane {cp}; plus {p['ledger_round_trips']} ledger "
-                    f"round trips; release binary)")
+                    f"{ok(until <= ROUND_TRIP_GOAL)} ({until} until the actions are done, "
+                    f"{p['sequential_round_trips']} in all; release binary)")
 
     if probe:
         by_service: dict[str, int] = {}
