@@ -7,7 +7,10 @@
 
 use crate::error::Error;
 use crate::topology::Topology;
+use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
+use aws_config::meta::region::ProvideRegion;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
@@ -102,12 +105,27 @@ impl RegionalClients {
 
 /// The standard AWS configuration (environment, profile, credential chain, `AWS_ENDPOINT_URL`)
 /// with multisite's timeouts and an HTTPS client that sets itself up on the first request.
+///
+/// Region and credentials: the default chains try the environment first, and on Lambda the
+/// environment always has both (`AWS_REGION`, the execution role's `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`). Building the chains anyway constructs two
+/// IMDS clients (region chain, IMDS credentials) and the ECS, web identity and profile credential
+/// providers, none of which is ever asked once the environment has answered: about 0.4 ms of a
+/// cold start. So when the environment answers, its providers are used directly (what the chains
+/// would return); otherwise (local use: a profile, SSO, IMDS...) the loader builds the full
+/// default chains as before.
 pub async fn load_base_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(default_timeouts())
-        .http_client(LazyHttpsClient::default())
-        .load()
-        .await
+        .http_client(LazyHttpsClient::default());
+    if let Some(region) = EnvironmentVariableRegionProvider::new().region().await {
+        loader = loader.region(region);
+    }
+    let env_credentials = EnvironmentVariableCredentialsProvider::new();
+    if env_credentials.provide_credentials().await.is_ok() {
+        loader = loader.credentials_provider(env_credentials);
+    }
+    loader.load().await
 }
 
 /// The SDK's default HTTPS client (hyper 1.x, rustls with aws-lc, proxy settings from the

@@ -7,12 +7,14 @@
 //! and carries on. The [`Continuation`] trait hides the Lambda call so tests can capture the event
 //! and feed it back to the handler (the emulator cannot run Lambda code).
 
+use aws_config::SdkConfig;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::Value;
 use shared::AwsResultExt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -39,16 +41,27 @@ pub trait Continuation: Send + Sync {
 }
 
 /// The production [`Continuation`]: an asynchronous Lambda `Invoke` of this very function.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LambdaContinuation {
-    client: aws_sdk_lambda::Client,
-    region: String,
+    /// Built on the first continuation, not at cold start: most invocations finish within their
+    /// deadline and never need one.
+    client: OnceLock<aws_sdk_lambda::Client>,
+    base: SdkConfig,
 }
 
 impl LambdaContinuation {
+    /// With a ready client (tests pass a mocked one).
     pub fn new(client: aws_sdk_lambda::Client) -> Self {
-        let region = client.config().region().map(|r| r.to_string()).unwrap_or_default();
-        Self { client, region }
+        Self { client: OnceLock::from(client), base: SdkConfig::builder().build() }
+    }
+
+    /// With the client built from `base` when the first continuation is needed.
+    pub fn lazy(base: SdkConfig) -> Self {
+        Self { client: OnceLock::new(), base }
+    }
+
+    fn client(&self) -> &aws_sdk_lambda::Client {
+        self.client.get_or_init(|| aws_sdk_lambda::Client::new(&self.base))
     }
 }
 
@@ -60,15 +73,16 @@ impl Continuation for LambdaContinuation {
     ) -> BoxFuture<'a, Result<(), ContinuationError>> {
         Box::pin(async move {
             let payload = serde_json::to_vec(event).map_err(|e| ContinuationError::Other(e.to_string()))?;
-            let out = self
-                .client
+            let client = self.client();
+            let region = client.config().region().map(|r| r.to_string()).unwrap_or_default();
+            let out = client
                 .invoke()
                 .function_name(function)
                 .invocation_type(InvocationType::Event)
                 .payload(Blob::new(payload))
                 .send()
                 .await
-                .aws_context("Invoke", &self.region)?;
+                .aws_context("Invoke", &region)?;
             match out.status_code() {
                 202 => Ok(()),
                 other => Err(ContinuationError::UnexpectedStatus(other)),

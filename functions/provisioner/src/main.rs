@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let base = shared::clients::load_base_config().await;
     let clients = shared::RegionalClients::with_base(base.clone(), config.known_regions.iter());
     let deps = Arc::new(Dependencies {
-        continuation: Arc::new(LambdaContinuation::new(aws_sdk_lambda::Client::new(&base))),
+        continuation: Arc::new(LambdaContinuation::lazy(base.clone())),
         dynamodb: Arc::new(clients),
         responses: ResponseClient::default(),
         config,
