@@ -154,6 +154,10 @@ impl Ledger {
 
     /// Reads one record (strongly consistent within this Region).
     pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<Record<T>>, Error> {
+        self.get_item(pk, sk).await?.map(|item| decode(&item)).transpose()
+    }
+
+    async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<HashMap<String, AttributeValue>>, Error> {
         let out = self
             .dynamodb
             .get_item()
@@ -164,7 +168,7 @@ impl Ledger {
             .send()
             .await
             .aws_context("GetItem", &self.region)?;
-        out.item.map(|item| decode(&item)).transpose()
+        Ok(out.item)
     }
 
     /// Reads every record under one partition key (one Query; ledgers stay small).
@@ -264,17 +268,7 @@ impl Ledger {
 
     /// The fleet status and its version (0 when never written: every Region `Active`).
     pub async fn fleet_status(&self) -> Result<(FleetStatus, u64), Error> {
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(STATUS_PK.to_owned()))
-            .key(SK, AttributeValue::S(FLEET_SK.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .aws_context("GetItem", &self.region)?;
-        match out.item {
+        match self.get_item(STATUS_PK, FLEET_SK).await? {
             Some(item) => decode_fleet(&item),
             None => Ok((FleetStatus::default(), 0)),
         }
