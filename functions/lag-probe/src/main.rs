@@ -6,7 +6,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::clock::SystemClock;
 
-#[tokio::main]
+// One event at a time and I/O-bound (parallel AWS calls are concurrent futures, not threads): a
+// single-threaded runtime does the same work and starts without spawning a worker per core.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let topology = shared::Topology::from_env()?;

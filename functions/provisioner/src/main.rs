@@ -4,7 +4,9 @@ use lambda_runtime::service_fn;
 use provisioner::{Config, Dependencies, LambdaContinuation, ResponseClient};
 use std::sync::Arc;
 
-#[tokio::main]
+// One event at a time and I/O-bound (parallel AWS calls are concurrent futures, not threads): a
+// single-threaded runtime does the same work and starts without spawning a worker per core.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let config = Config::from_env()?; // fail at cold start, clearly
