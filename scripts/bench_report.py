@@ -36,6 +36,21 @@ def load(name: str):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def provenance() -> str:
+    """When the process-level and the `cargo bench` figures were measured: one run, or two when
+    a pass reused the other's results (BENCH_SKIP_BUILD / BENCH_SKIP_CARGO_BENCH)."""
+    def measured(name: str):
+        path = BENCH_DIR / name
+        return path.stat().st_mtime if path.exists() else None
+    runner = measured("process.json")
+    benches = [t for t in (measured("failover_critical_path.json"), measured("lag_probe_cost.json")) if t]
+    at = lambda t: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))  # noqa: E731
+    if runner and benches and abs(runner - max(benches)) > 600:
+        return (f"Two passes: cold start, memory, sizes and the release binaries' critical path at {at(runner)}; "
+                f"the `cargo bench` figures (critical path in-process, lag-probe cost, criterion) at {at(max(benches))}.")
+    return "One run; every figure below comes from it."
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -90,7 +105,7 @@ def render() -> str:
     process = load("process.json")
     critical = load("failover_critical_path.json")
     probe = load("lag_probe_cost.json")
-    lines = [f"Measured by `make bench` on {machine()}. One run; every figure below comes from it.", ""]
+    lines = [f"Measured by `make bench` on {machine()}. {provenance()}", ""]
     goals = []
 
     if process:
