@@ -607,6 +607,29 @@ mod tests {
     }
 
     #[test]
+    fn fleet_entries_round_trip_and_damaged_ones_name_the_attribute() {
+        let entry = RegionStatusEntry { status: RegionStatus::Evacuated, changed_at_ms: 42, cause: "alarm#1".into() };
+        let mut item = HashMap::from([
+            (VERSION.to_owned(), AttributeValue::N("3".into())),
+            (region_attr("eu-west-1"), encode_entry(&entry)),
+            ("unrelated".to_owned(), AttributeValue::S("ignored".into())),
+        ]);
+        let (fleet, version) = decode_fleet(&item).expect("decode");
+        assert_eq!((fleet.regions.get("eu-west-1"), version), (Some(&entry), 3));
+        assert_eq!(fleet.status_of("us-east-1"), RegionStatus::Active, "no entry: active");
+
+        for damaged in [
+            AttributeValue::S("Evacuated".into()),
+            AttributeValue::M(HashMap::from([(STATUS_FIELD.to_owned(), AttributeValue::S("Gone".into()))])),
+            AttributeValue::M(HashMap::from([(STATUS_FIELD.to_owned(), AttributeValue::S("Active".into()))])),
+        ] {
+            item.insert(region_attr("us-east-1"), damaged.clone());
+            let err = decode_fleet(&item).expect_err("damaged entry");
+            assert!(err.to_string().contains("region#us-east-1"), "{damaged:?}: {err}");
+        }
+    }
+
+    #[test]
     fn damaged_items_are_errors_naming_the_key() {
         let mut item = encode("probe", "latest", &Body { status: "x".into() }, 1, 1).expect("encode");
         item.insert(DOC.into(), AttributeValue::S("{\"other\": 1}".into()));
