@@ -21,6 +21,9 @@ pub enum AwsErrorKind {
     Unavailable,
     /// The service understood and refused the request (4xx): retrying the same request fails again.
     Rejected,
+    /// IAM refused the call (the role lacks the action on that resource): permanent until the
+    /// role is fixed, so never retried. The message names the action and the resource.
+    AccessDenied,
 }
 
 impl fmt::Display for AwsErrorKind {
@@ -29,9 +32,15 @@ impl fmt::Display for AwsErrorKind {
             AwsErrorKind::Throttling => "throttled",
             AwsErrorKind::Unavailable => "unavailable",
             AwsErrorKind::Rejected => "rejected",
+            AwsErrorKind::AccessDenied => "access denied",
         })
     }
 }
+
+/// Error codes AWS services use when IAM denies a call (DynamoDB and Lambda say
+/// `AccessDeniedException`; Route 53, RDS, Auto Scaling, CloudWatch and STS say `AccessDenied`).
+const ACCESS_DENIED_CODES: &[&str] =
+    &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "UnauthorizedException"];
 
 /// Error codes AWS services use for throttling (the SDK's own retry classifier uses this list too).
 const THROTTLING_CODES: &[&str] = &[
@@ -88,16 +97,21 @@ impl Error {
             SdkError::ServiceError(ctx) => {
                 let code = ctx.err().code().map(str::to_owned);
                 let status = ctx.raw().status().as_u16();
-                let kind = if code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c)) || status == 429 {
+                let kind = if code.as_deref().is_some_and(|c| ACCESS_DENIED_CODES.contains(&c)) {
+                    AwsErrorKind::AccessDenied
+                } else if code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c)) || status == 429 {
                     AwsErrorKind::Throttling
                 } else if status >= 500 {
                     AwsErrorKind::Unavailable
                 } else {
                     AwsErrorKind::Rejected
                 };
-                let message = ctx.err().message().map(str::to_owned).unwrap_or_else(|| {
+                let mut message = ctx.err().message().map(str::to_owned).unwrap_or_else(|| {
                     format!("HTTP {status}{}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())
                 });
+                if kind == AwsErrorKind::AccessDenied {
+                    message = access_denied_message(operation, &message);
+                }
                 (kind, code, message)
             }
             // The request could not be built: a bug on our side, not worth retrying.
@@ -129,12 +143,27 @@ impl Error {
             Error::Aws { kind: AwsErrorKind::Throttling, .. } => "Throttled",
             Error::Aws { kind: AwsErrorKind::Unavailable, .. } => "ServiceUnavailable",
             Error::Aws { kind: AwsErrorKind::Rejected, .. } => "AwsRequestRejected",
+            Error::Aws { kind: AwsErrorKind::AccessDenied, .. } => "AccessDenied",
             Error::Topology(_) => "InvalidTopology",
             Error::InvalidEvent(_) => "InvalidEvent",
             Error::UnknownRegion(_) => "UnknownRegion",
             Error::Ledger(_) => "LedgerError",
             Error::Unexpected(_) => "UnexpectedState",
         }
+    }
+}
+
+/// AWS's denial message names the action and the resource ("... is not authorized to perform:
+/// dynamodb:UpdateItem on resource: arn:..."); when a service's message does not, say which
+/// operation was refused and what to fix, so the operator never has to guess.
+fn access_denied_message(operation: &str, aws_message: &str) -> String {
+    if aws_message.contains("not authorized to perform") {
+        format!("{aws_message} (grant it in the function's role in template.yaml)")
+    } else {
+        format!(
+            "{aws_message} (IAM denied {operation}; the service did not name the resource: grant the action in the \
+             function's role in template.yaml)"
+        )
     }
 }
 
@@ -257,6 +286,54 @@ mod tests {
         assert_eq!(err.error_type(), "AwsRequestRejected");
         assert!(err.to_string().contains("Requested resource not found"), "{err}");
         assert!(std::error::Error::source(&err).is_some(), "the SDK error is kept as the source");
+    }
+
+    #[tokio::test]
+    async fn access_denied_is_permanent_and_names_the_action_and_the_resource() {
+        let denial = "User: arn:aws:sts::123456789012:assumed-role/multisite-FailoverRole/s is not authorized to \
+                      perform: dynamodb:UpdateItem on resource: arn:aws:dynamodb:eu-west-1:123456789012:table/ledger \
+                      because no identity-based policy allows the dynamodb:UpdateItem action";
+        let rule = mock!(Client::describe_table).then_http_response(move || {
+            HttpResponse::new(
+                StatusCode::try_from(400).expect("status"),
+                SdkBody::from(
+                    serde_json::json!({
+                        "__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
+                        "message": denial,
+                    })
+                    .to_string(),
+                ),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| c.retry_config(fast_retries(3)));
+
+        let err = client.describe_table().table_name("T").send().await.aws_context("UpdateItem", "eu-west-1");
+
+        let err = err.expect_err("denied");
+        assert_eq!(rule.num_calls(), 1, "the SDK does not retry a denial");
+        assert!(matches!(&err, Error::Aws { kind: AwsErrorKind::AccessDenied, .. }), "{err:?}");
+        assert!(!err.is_retryable(), "a denial is permanent until the role changes");
+        assert_eq!(err.error_type(), "AccessDenied");
+        let text = err.to_string();
+        assert!(text.contains("dynamodb:UpdateItem"), "names the action: {text}");
+        assert!(text.contains("arn:aws:dynamodb:eu-west-1:123456789012:table/ledger"), "names the resource: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_bare_403_access_denied_still_says_which_operation_was_refused() {
+        let rule = mock!(Client::describe_table).then_http_response(|| {
+            HttpResponse::new(
+                StatusCode::try_from(400).expect("status"),
+                SdkBody::from(r#"{"__type":"AccessDeniedException","message":"Access denied"}"#),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| c.retry_config(fast_retries(3)));
+
+        let err = client.describe_table().table_name("T").send().await.aws_context("DescribeTable", "us-east-1");
+
+        let err = err.expect_err("denied");
+        assert_eq!(err.error_type(), "AccessDenied");
+        assert!(err.to_string().contains("IAM denied DescribeTable"), "{err}");
     }
 
     #[test]
