@@ -10,6 +10,8 @@ import json
 from typing import Any, Callable
 
 from . import dns_geo
+from .faults import CONTROL_PLANE_MODES, GLOBAL_CONTROL_PLANES
+from .protocols import UNAVAILABLE
 from .state import EmulatorState
 
 PREFIX = "/_multisite/"
@@ -70,6 +72,7 @@ class ControlApi:
             ("GET", "health"): lambda _: {"ok": True},
             ("POST", "reset"): self.reset,
             ("POST", "outage"): self.outage,
+            ("POST", "control-plane"): self.control_plane,
             ("POST", "latency"): self.latency,
             ("POST", "throttle"): self.throttle,
             ("POST", "replication"): self.replication,
@@ -122,8 +125,36 @@ class ControlApi:
         spared = body.get("except_services", [])
         if not isinstance(spared, list) or not all(isinstance(s, str) and s for s in spared):
             raise BadRequest("'except_services' must be a list of SigV4 service names")
-        self.state.set_outage(region, _bool(body, "down"), frozenset(s.lower() for s in spared))
-        return {"ok": True, "outages": sorted(self.state.outages)}
+        services = body.get("services")
+        if services is not None:
+            if not isinstance(services, list) or not services or not all(isinstance(s, str) and s for s in services):
+                raise BadRequest("'services' must be a non-empty list of SigV4 service names")
+            if body.get("except_services") is not None:
+                raise BadRequest("'services' and 'except_services' cannot be given together")
+            services = frozenset(s.lower() for s in services)
+        self.state.set_outage(region, _bool(body, "down"), frozenset(s.lower() for s in spared), services)
+        with self.state.lock:
+            return {
+                "ok": True,
+                "outages": sorted(self.state.outages),
+                "outage_services": {r: sorted(s) for r, s in sorted(self.state.outage_services.items())},
+            }
+
+    def control_plane(self, body: dict[str, Any]) -> dict[str, Any]:
+        service = _region(body, "service").lower()
+        if service not in GLOBAL_CONTROL_PLANES:
+            raise BadRequest(
+                f"'service' must be a global service with a separate control plane: {sorted(GLOBAL_CONTROL_PLANES)}"
+            )
+        down = _bool(body, "down")
+        mode = body.get("mode")
+        if mode is None:
+            mode = UNAVAILABLE
+        if mode not in CONTROL_PLANE_MODES:
+            raise BadRequest(f"'mode' must be one of {list(CONTROL_PLANE_MODES)}")
+        self.state.set_control_plane(service, down, mode)
+        with self.state.lock:
+            return {"ok": True, "control_planes_down": dict(sorted(self.state.control_planes_down.items()))}
 
     def latency(self, body: dict[str, Any]) -> dict[str, Any]:
         region = _region(body)

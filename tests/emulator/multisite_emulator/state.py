@@ -127,6 +127,13 @@ class EmulatorState:
     def _clear_settings(self) -> None:
         # Region -> services spared by the outage (empty: every API of the Region fails).
         self.outages: dict[str, frozenset[str]] = {}
+        # Region -> the only services of it that are down (a service outage; the
+        # rest of the Region answers). Independent of ``outages``: a call fails if
+        # either says so.
+        self.outage_services: dict[str, frozenset[str]] = {}
+        # Global service (SigV4 name) -> failure mode ("unavailable" | "throttling")
+        # while its control plane is down, whatever Region signs the call.
+        self.control_planes_down: dict[str, str] = {}
         self.latency_ms: dict[str, float] = {}
         # Each rule: {"region", "service", "operation", "remaining"}.
         self.throttles: list[dict[str, Any]] = []
@@ -141,24 +148,67 @@ class EmulatorState:
         self.requests: list[dict[str, Any]] = []
 
     def is_down(self, region: str | None, service: str | None = None) -> bool:
-        """Whether calls to ``service`` (SigV4 signing name) in ``region`` fail."""
-        if region is None or region not in self.outages:
+        """Whether calls to ``service`` (SigV4 signing name) in ``region`` fail.
+
+        ``service=None`` asks whether any API of the Region is down. Region
+        outages only: a global control plane being down is ``control_planes_down``.
+        """
+        if region is None:
             return False
-        return service is None or service not in self.outages[region]
+        spared = self.outages.get(region)
+        if spared is not None and (service is None or service not in spared):
+            return True
+        down = self.outage_services.get(region)
+        return bool(down) and (service is None or service in down)
 
     def replication_delay(self, source: str, destination: str) -> float:
         return self.pair_delay_ms.get((source, destination), self.replication_delay_ms)
 
-    def set_outage(self, region: str, down: bool, except_services: frozenset[str] = frozenset()) -> None:
+    def set_outage(
+        self,
+        region: str,
+        down: bool,
+        except_services: frozenset[str] = frozenset(),
+        services: frozenset[str] | None = None,
+    ) -> None:
+        """Region outage (``services`` None) or service outage (only ``services``).
+
+        Down: a Region outage replaces the Region's spared set; a service outage
+        adds ``services`` to the Region's down services. Up: without ``services``
+        the whole Region comes back (Region and service outages); with them, just
+        those services' outage ends (a Region outage stays). Whenever something
+        came back, features' ``on_region_up`` hooks run: they must check
+        ``is_down`` for the services they need (replication asks for dynamodb).
+        """
         with self.lock:
             if down:
-                self.outages[region] = except_services
+                if services is None:
+                    self.outages[region] = except_services
+                else:
+                    self.outage_services[region] = self.outage_services.get(region, frozenset()) | services
                 return
-            was_down = region in self.outages
-            self.outages.pop(region, None)
+            if services is None:
+                was_down = region in self.outages or region in self.outage_services
+                self.outages.pop(region, None)
+                self.outage_services.pop(region, None)
+            else:
+                current = self.outage_services.get(region, frozenset())
+                was_down = bool(current & services)
+                if current - services:
+                    self.outage_services[region] = current - services
+                else:
+                    self.outage_services.pop(region, None)
             if was_down:
                 for feature in self.features:
                     feature.on_region_up(region)
+
+    def set_control_plane(self, service: str, down: bool, mode: str) -> None:
+        """Take a global service's control plane down (in ``mode``) or bring it back."""
+        with self.lock:
+            if down:
+                self.control_planes_down[service] = mode
+            else:
+                self.control_planes_down.pop(service, None)
 
     def take_throttle(self, region: str | None, service: str | None, operation: str) -> bool:
         """Consume one throttled call from the first matching rule, if any."""
@@ -210,6 +260,8 @@ class EmulatorState:
             dump: dict[str, Any] = {
                 "outages": sorted(self.outages),
                 "outage_exceptions": {r: sorted(s) for r, s in sorted(self.outages.items()) if s},
+                "outage_services": {r: sorted(s) for r, s in sorted(self.outage_services.items())},
+                "control_planes_down": dict(sorted(self.control_planes_down.items())),
                 "latency_ms": dict(sorted(self.latency_ms.items())),
                 "throttles": [dict(r) for r in self.throttles if r["remaining"] > 0],
                 "replication_delay_ms": self.replication_delay_ms,
