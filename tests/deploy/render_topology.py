@@ -67,8 +67,16 @@ class Resolver:
         if name in self.params:
             return self.params[name]
         if name in self.resources:
-            return f"<Ref:{name}>"
+            return self.resource_ref(name)
         raise KeyError(f"Ref to unknown name {name}")
+
+    # -- hooks: resources' Ref / GetAtt values are unknown offline; a subclass may know them ---
+    def resource_ref(self, logical_id):
+        return f"<Ref:{logical_id}>"
+
+    def get_att(self, target):
+        """`target` is "LogicalId.Attribute" (from !GetAtt or ${LogicalId.Attribute} in !Sub)."""
+        return f"<GetAtt:{target}>"
 
     def sub(self, text, variables):
         def one(m):
@@ -78,7 +86,7 @@ class Resolver:
             if name in variables:
                 return str(variables[name])
             if "." in name and name.split(".", 1)[0] in self.resources:
-                return f"<GetAtt:{name}>"
+                return str(self.get_att(name))
             return str(self.ref(name))
 
         return re.sub(r"\$\{([^}]+)\}", one, text)
@@ -123,7 +131,7 @@ class Resolver:
                     return items[int(self.value(index))]
                 if key == "Fn::GetAtt":
                     target = arg if isinstance(arg, str) else ".".join(arg)
-                    return f"<GetAtt:{target}>"
+                    return self.get_att(target)
                 if key.startswith("Fn::"):
                     raise NotImplementedError(f"{key} is not resolved by this script")
             out = {}

@@ -215,3 +215,14 @@ def test_follows_route53_faults_and_is_logged(emu, r53, latency_zone):
     assert answer(r53, zone)["ResponseCode"] == "NOERROR"
     log = [(r["operation"], r["status"]) for r in emu.get("requests")["requests"]]
     assert log == [("TestDNSAnswer", 400), ("TestDNSAnswer", 503), ("TestDNSAnswer", 200)]
+
+
+def test_hosted_zone_ids_are_aws_shaped(r53):
+    """AWS zone ids start with Z (the template's HostedZoneId pattern ^Z[A-Z0-9]{1,32}$)."""
+    import re
+
+    for i in range(20):
+        zone = r53.create_hosted_zone(Name=f"z{i}.example.com", CallerReference=str(uuid.uuid4()))
+        zone_id = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
+        assert re.fullmatch(r"Z[A-Z0-9]{1,32}", zone_id), zone_id
+        assert r53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"] == f"z{i}.example.com."

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
-from . import dns_geo
+from . import cloudwatch_alarms, dns_geo, iam
 from .faults import CONTROL_PLANE_MODES, GLOBAL_CONTROL_PLANES
 from .protocols import UNAVAILABLE
 from .state import EmulatorState
@@ -82,6 +83,8 @@ class ControlApi:
             ("DELETE", "requests"): self.clear_requests,
             ("GET", "state"): lambda _: self.state.snapshot(),
             ("GET", "dns-areas"): lambda _: dns_geo.areas_document(),
+            **iam.for_state(state).control_routes(),
+            **self._alarm_routes(cloudwatch_alarms.for_state(state)),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -93,10 +96,12 @@ class ControlApi:
                 return _json_response(start_response, 405, {"error": f"{method} not allowed on {PREFIX}{name}"})
             return _json_response(start_response, 404, {"error": f"unknown control path {PREFIX}{name}"})
         try:
-            body = self._read_json(environ) if method == "POST" else {}
+            body = self._read_json(environ) if method == "POST" else dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
             return _json_response(start_response, 200, handler(body))
         except BadRequest as exc:
             return _json_response(start_response, 400, {"error": str(exc)})
+        except iam.InvalidInput as exc:
+            return _json_response(start_response, 400, {"error": str(exc), **exc.details})
 
     @staticmethod
     def _read_json(environ: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +121,16 @@ class ControlApi:
         return body
 
     # -- handlers ---------------------------------------------------------
+    @staticmethod
+    def _alarm_routes(alarms: cloudwatch_alarms.CloudWatchAlarms) -> dict[tuple[str, str], Callable[[dict[str, Any]], Any]]:
+        return {
+            ("GET", "events"): lambda query: alarms.events_of(_region(query, required=False)),
+            ("DELETE", "events"): lambda _: alarms.clear_events(),
+            ("POST", "alarms/evaluate"): lambda body: alarms.evaluate_all(
+                _region(body, required=False), _number(body, "at", required=False)
+            ),
+        }
+
     def reset(self, _: dict[str, Any]) -> dict[str, Any]:
         self.state.reset()
         return {"ok": True}

@@ -41,6 +41,7 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.route53 import urls as route53_urls
 from moto.route53.exceptions import InvalidInput
+from moto.route53.models import HostedZoneIdentifier
 from moto.route53.responses import Route53
 
 from . import dns_geo
@@ -236,9 +237,26 @@ class TestDnsAnswer:
         pass
 
 
+def _aws_shaped_zone_ids() -> None:
+    """Hosted zone ids start with ``Z`` on AWS (``Z0123456789ABCDEFGHIJ``); moto draws all 22
+    characters at random. Anything validated like AWS ids (the template's ``HostedZoneId``
+    AllowedPattern ``^Z[A-Z0-9]{1,32}$``) must accept the emulator's ids too."""
+    original = HostedZoneIdentifier.generate
+    if getattr(original, "_multisite_aws_shaped", False):
+        return
+
+    def generate(self: HostedZoneIdentifier, existing_ids: Any = None, tags: Any = None) -> str:
+        zone_id = original(self, existing_ids=existing_ids, tags=tags)
+        return zone_id if zone_id.startswith("Z") else "Z" + zone_id[1:]
+
+    generate._multisite_aws_shaped = True  # type: ignore[attr-defined]
+    HostedZoneIdentifier.generate = generate  # type: ignore[method-assign]
+
+
 def install(state: EmulatorState) -> TestDnsAnswer:
     checks = next(f for f in state.features if isinstance(f, HealthChecks))  # route53_health first
     feature = TestDnsAnswer(state, checks)
+    _aws_shaped_zone_ids()
 
     def test_dns_answer(self: Route53) -> ActionResult:
         zone_id = self._get_param("HostedZoneId")

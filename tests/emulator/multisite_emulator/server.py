@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Any, Callable, Iterable
 
-from . import aurora_global, dynamodb_global, route53_dns, route53_health
+from . import aurora_global, cloudwatch_alarms, cloudwatch_rpcv2, dynamodb_global, iam, route53_dns, route53_health
 from .control import PREFIX, ControlApi
 from .faults import apply_latency, injected_error
 from .protocols import CallInfo, classify, render_error
@@ -43,6 +43,7 @@ class EmulatorMiddleware:
         self.moto_app = moto_app
         self.state = state
         self.control = ControlApi(state)
+        self.iam = iam.for_state(state)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -58,11 +59,18 @@ class EmulatorMiddleware:
         info = classify(environ, body)
         started = self.state.now_ms()
         status = 500
+        caller, denial = self.iam.identify(info), None
         try:
             apply_latency(self.state, info)
             injected = injected_error(self.state, info)
+            if injected is None:  # an endpoint that is down answers 503 even to a denied caller
+                denied = self.iam.authorize(caller, info, environ, body)
+                if denied is not None:
+                    denial, injected = denied
             if injected is not None:
                 status, headers, payload = injected
+            elif info.protocol == "cbor" and info.service == "monitoring":  # moto lacks rpcv2Cbor
+                status, headers, payload = cloudwatch_rpcv2.handle(environ, body, info, self._call_moto)
             else:
                 status, headers, payload = self._call_moto(environ, info)
         finally:
@@ -74,6 +82,7 @@ class EmulatorMiddleware:
                     "service": info.service,
                     "operation": info.operation,
                     "status": status,
+                    **self.iam.log_fields(caller, denial),
                 }
             )
         start_response(f"{status} {_REASONS.get(status, 'Unknown')}", headers)
@@ -107,7 +116,7 @@ def build_app(defaults: Defaults) -> tuple[EmulatorMiddleware, EmulatorState]:
 
     state = EmulatorState(defaults)
     # route53_dns reuses route53_health's HealthChecks: keep it after route53_health.
-    for module in (dynamodb_global, aurora_global, route53_health, route53_dns):
+    for module in (dynamodb_global, aurora_global, route53_health, route53_dns, cloudwatch_alarms):
         state.features.append(module.install(state))
     moto_app = DomainDispatcherApplication(create_backend_app)
     return EmulatorMiddleware(moto_app, state), state
