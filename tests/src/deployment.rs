@@ -4,7 +4,10 @@
 //! describes them.
 
 use crate::Emulator;
-use crate::fixtures::{create_aurora_global, create_global_table, create_group, unique_name};
+use crate::fixtures::{
+    create_aurora_global, create_global_table, create_group, request_replica, unique_name, wait_replicas_active,
+};
+use crate::roles::{Function, StackRoles};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord, ResourceRecordSet,
     ResourceRecordSetRegion, RrType,
@@ -47,9 +50,17 @@ pub struct DeploymentSpec {
     pub rpo_budget_ms: u64,
     pub failover_policy: Value,
     pub scaling: Value,
+    /// The ledger as a Global Table with a replica in every Region (as the template creates it),
+    /// instead of a table in the home Region only.
+    pub ledger_replicas: bool,
 }
 
 impl DeploymentSpec {
+    pub fn with_ledger_replicas(mut self) -> Self {
+        self.ledger_replicas = true;
+        self
+    }
+
     pub fn with_dns(mut self) -> Self {
         self.dns = true;
         self
@@ -118,6 +129,7 @@ impl Deployment {
             rpo_budget_ms: 2000,
             failover_policy: json!({}),
             scaling: json!({}),
+            ledger_replicas: false,
         }
     }
 
@@ -226,9 +238,14 @@ impl Deployment {
                     .expect("enable TTL");
             }
         }
-        Ledger::create_table(&clients.region(home).expect("home Region").dynamodb, LEDGER_TABLE, home)
-            .await
-            .expect("ledger table");
+        let home_ddb = &clients.region(home).expect("home Region").dynamodb;
+        Ledger::create_table(home_ddb, LEDGER_TABLE, home).await.expect("ledger table");
+        if spec.ledger_replicas {
+            for region in regions.iter().copied().filter(|r| *r != home) {
+                request_replica(home_ddb, LEDGER_TABLE, region).await;
+                wait_replicas_active(home_ddb, LEDGER_TABLE, &[region]).await;
+            }
+        }
 
         let cells: Vec<Value> = regions
             .iter()
@@ -253,6 +270,18 @@ impl Deployment {
         }
         let topology = Topology::from_json(&topology.to_string()).expect("the deployment's topology is valid");
         Deployment { topology, clients, home: spec.home, health_checks, hosted_zone_id, global_cluster_id }
+    }
+
+    /// The roles of the stack deployed in `region`, rendered from `template.yaml` for this
+    /// deployment's parameters and created in the emulator.
+    pub fn stack_roles(&self, emulator: &Emulator, region: &str) -> StackRoles {
+        crate::roles::stack_roles_for(emulator, &self.topology, region)
+    }
+
+    /// Clients for every Region of the topology signed with `function`'s role as deployed in
+    /// `region`: what the handler under test may use.
+    pub async fn function_clients(&self, emulator: &Emulator, function: Function, region: &str) -> RegionalClients {
+        crate::roles::function_clients(emulator, &self.topology, function, region).await
     }
 
     /// The ledger, as the functions running in the home Region see it.

@@ -8,7 +8,9 @@
 pub mod deployment;
 pub mod fixtures;
 mod http;
+pub mod instances;
 pub mod response_server;
+pub mod roles;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
@@ -57,6 +59,26 @@ pub fn emulator_python() -> PathBuf {
     venv
 }
 
+/// How a global control plane taken down with [`Emulator::set_control_plane_down`] fails calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlPlaneFailure {
+    /// HTTP 503 `ServiceUnavailable` (server fault): the SDKs retry it as transient.
+    Unavailable,
+    /// HTTP 400 `Throttling`, "Rate exceeded" (Route 53's documented throttling answer): the SDKs
+    /// retry it with throttling backoff.
+    Throttling,
+}
+
+impl ControlPlaneFailure {
+    /// The control API's name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Throttling => "throttling",
+        }
+    }
+}
+
 /// One row of the emulator's request log.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct RequestRecord {
@@ -68,6 +90,19 @@ pub struct RequestRecord {
     pub service: String,
     pub operation: String,
     pub status: u16,
+    /// The role session that signed the call (its assumed-role ARN), `None` for the administrator.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// Set when IAM denied the call: the action and the resource it was checked against.
+    #[serde(default)]
+    pub denied: Option<Denial>,
+}
+
+/// An IAM denial the emulator recorded.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Denial {
+    pub action: String,
+    pub resource: String,
 }
 
 /// A running emulator process. Dropping it stops the process.
@@ -137,12 +172,19 @@ impl Emulator {
     }
 
     /// A base SDK configuration reaching the emulator through the standard endpoint override,
-    /// with static test credentials and fast retries.
+    /// with the administrator's static test credentials (set-up: tables, groups, clusters) and
+    /// fast retries.
     pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_with(Credentials::new("testing", "testing", None, None, "multisite-tests")).await
+    }
+
+    /// The same configuration signed with other credentials, e.g. a session of a function's role
+    /// ([`roles::StackRoles::session`]).
+    pub async fn sdk_config_with(&self, credentials: Credentials) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.url)
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "multisite-tests"))
+            .credentials_provider(credentials)
             .retry_config(
                 aws_config::retry::RetryConfig::standard()
                     .with_max_attempts(3)
@@ -176,9 +218,27 @@ impl Emulator {
         self.post("/_multisite/reset", json!({}));
     }
 
-    /// Takes every API of `region` down (HTTP 503) or brings it back.
+    /// Takes every API of `region` down (HTTP 503) or brings it back. Bringing it back also ends
+    /// every [`Emulator::set_service_outage`] of the Region.
     pub fn set_outage(&self, region: &str, down: bool) {
         self.post("/_multisite/outage", json!({"region": region, "down": down}));
+    }
+
+    /// Takes only `services` (SigV4 signing names: `dynamodb`, `rds`, `autoscaling`, ...) of
+    /// `region` down (HTTP 503 `ServiceUnavailable`) or brings just those back; the rest of the
+    /// Region keeps answering. Outages of several services add up. A DynamoDB outage holds Global
+    /// Table replication to and from the Region until DynamoDB there is back; other services'
+    /// outages hold none.
+    pub fn set_service_outage(&self, region: &str, services: &[&str], down: bool) {
+        self.post("/_multisite/outage", json!({"region": region, "services": services, "down": down}));
+    }
+
+    /// Takes the control plane of a global service (only `route53` today) down or brings it back:
+    /// while down, every call to it fails whichever Region signs it, as `mode` says, except its
+    /// data plane (`TestDNSAnswer`, i.e. DNS answers, keeps working). Independent of Region
+    /// outages; only [`Emulator::reset`] or `down: false` clears it.
+    pub fn set_control_plane_down(&self, service: &str, down: bool, mode: ControlPlaneFailure) {
+        self.post("/_multisite/control-plane", json!({"service": service, "down": down, "mode": mode.as_str()}));
     }
 
     /// Adds `ms` of latency to every call signed for `region` (0 clears).
@@ -235,8 +295,14 @@ impl Emulator {
     }
 
     fn post(&self, path: &str, body: Value) {
-        let (status, answer) = self.control("POST", path, Some(&body));
+        self.post_json(path, &body);
+    }
+
+    /// POSTs `body` to a control-API path, asserts 200 and returns the answer.
+    pub fn post_json(&self, path: &str, body: &Value) -> Value {
+        let (status, answer) = self.control("POST", path, Some(body));
         assert_eq!(status, 200, "POST {path} {body} -> {answer}");
+        answer
     }
 
     /// A raw control-API call: (status, JSON body).

@@ -6,6 +6,8 @@ use failover::{Deps, Outcome, Report};
 use multisite_tests::Emulator;
 use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::fixtures::{describe_global, eventually, writer_arn};
+use multisite_tests::instances::Instances;
+use multisite_tests::roles::Function;
 use serde_json::{Value, json};
 use shared::clock::{Clock, FixedClock};
 use shared::ledger::{self, ProbeSummary, RegionStatus};
@@ -31,10 +33,15 @@ fn alarm_for(region: &str, state: &str) -> Value {
 
 /// A multi-Region deployment in the emulator: health checks, an Aurora global cluster with a
 /// member per Region (writer in the first), the ledger table, and the topology describing them.
+/// The handler runs as deployed in HOME, signed with failover's role from template.yaml; the
+/// test's own checks use the administrator's clients.
 struct World {
     emulator: Emulator,
     topology: Topology,
+    /// The administrator's clients (set-up and checks).
     clients: RegionalClients,
+    /// failover's role, as the stack in HOME deploys it.
+    function_clients: RegionalClients,
     clock: FixedClock,
     global_id: String,
 }
@@ -52,12 +59,20 @@ impl World {
         let global_id = deployment.global_cluster_id.clone().expect("global cluster");
         // Clients for every Region (a 2-Region world still has ap-southeast-1 clients for checks).
         let clients = emulator.clients(&REGIONS).await;
+        let function_clients = deployment.function_clients(&emulator, Function::Failover, HOME).await;
         emulator.clear_requests();
-        Self { emulator, topology: deployment.topology, clients, clock: FixedClock::at(T0), global_id }
+        Self {
+            emulator,
+            topology: deployment.topology,
+            clients,
+            function_clients,
+            clock: FixedClock::at(T0),
+            global_id,
+        }
     }
 
     fn deps(&self) -> Deps<'_> {
-        Deps { topology: &self.topology, clients: &self.clients, home_region: HOME, clock: &self.clock }
+        Deps { topology: &self.topology, clients: &self.function_clients, home_region: HOME, clock: &self.clock }
     }
 
     async fn handle(&self, payload: Value) -> Result<Vec<Report>, shared::Error> {
@@ -410,4 +425,67 @@ async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "forced unhealthy stays unhealthy");
     world.emulator.set_health_check_failure(&us_check, false);
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "until failback, whatever the endpoint does");
+}
+
+/// The harness the failover-safety work builds on: one alarm change delivered at once to failover
+/// as deployed in each of three Regions (an SNS topic with a subscription per Region), each under
+/// its own stack's role and with its own ledger replica, the replicas 1 s apart. It prints what
+/// each instance did; what they must do is the safety rules' business, so this test asserts what
+/// the harness guarantees: every instance ran, in its own Region, under its own role, against its
+/// own ledger replica, and no call was denied.
+#[tokio::test]
+async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
+    let emulator = Emulator::start();
+    emulator.set_timing(100, 100, 200);
+    let deployment = Deployment::spec(&REGIONS).with_aurora().with_dns().with_ledger_replicas().create(&emulator).await;
+    emulator.set_replication_delay(1_000);
+    let fleet = Instances::deploy(&emulator, &deployment, Function::Failover).await;
+    let clock = FixedClock::at(T0);
+    let payload = event("alarm-sns-us-east-1-alarm.json");
+    emulator.clear_requests();
+
+    let delivered = fleet
+        .deliver_all(async |instance| {
+            let deps = Deps {
+                topology: &deployment.topology,
+                clients: &instance.clients,
+                home_region: &instance.region,
+                clock: &clock,
+            };
+            failover::handle(payload.clone(), &deps).await
+        })
+        .await;
+
+    for d in &delivered {
+        match &d.outcome {
+            Ok(reports) => {
+                for r in reports {
+                    let did: Vec<String> = r.steps.iter().map(|s| format!("{:?} ok={}", s.action, s.ok)).collect();
+                    eprintln!(
+                        "failover in {} ({:?}..{:?}): {:?} transition_recorded={} reason={:?} did {did:?}",
+                        d.region, d.started, d.finished, r.outcome, r.transition_recorded, r.reason
+                    );
+                }
+            }
+            Err(e) => eprintln!("failover in {} ({:?}..{:?}): error {e}", d.region, d.started, d.finished),
+        }
+    }
+    let regions: Vec<&str> = delivered.iter().map(|d| d.region.as_str()).collect();
+    assert_eq!(regions, REGIONS, "one delivery per Region");
+    let requests = emulator.requests();
+    let denied: Vec<_> = requests.iter().filter(|r| r.denied.is_some()).collect();
+    assert!(denied.is_empty(), "failover's role allows every call it makes: {denied:?}");
+    for d in &delivered {
+        assert!(d.outcome.is_ok(), "failover in {} failed: {:?}", d.region, d.outcome);
+        let role = &fleet.instance(&d.region).roles.role_of(Function::Failover).role_name;
+        let ledger_calls: Vec<_> = requests
+            .iter()
+            .filter(|r| r.service == "dynamodb" && r.principal.as_deref().is_some_and(|p| p.contains(role.as_str())))
+            .collect();
+        assert!(!ledger_calls.is_empty(), "the instance in {} used the ledger under its role {role}", d.region);
+        assert!(
+            ledger_calls.iter().all(|r| r.region == d.region),
+            "each instance reads and writes its own Region's ledger replica: {ledger_calls:?}"
+        );
+    }
 }

@@ -16,8 +16,9 @@ use multisite_tests::fixtures::{
     create_aurora_global, create_global_table, create_group, put_value, request_replica, unique_name,
     wait_replicas_active,
 };
+use multisite_tests::roles::{Function, function_clients};
 use serde_json::{Value, json};
-use shared::clock::SystemClock;
+use shared::clock::{Clock, SystemClock};
 use shared::ledger::{self, ProbeSummary};
 use shared::{Ledger, RegionalClients, Topology};
 use std::collections::HashMap;
@@ -55,10 +56,15 @@ impl Default for Setup {
 
 /// A multi-Region deployment in a private emulator: the global table (replicas ACTIVE, TTL on),
 /// Auto Scaling groups, health checks, optionally an Aurora global cluster, the ledger.
+/// The handler runs as deployed in HOME, signed with lag-probe's role from template.yaml; the
+/// test's own set-up and checks use the administrator's clients.
 struct World {
     emulator: Emulator,
     topology: Topology,
+    /// The administrator's clients (set-up and checks).
     clients: RegionalClients,
+    /// lag-probe's role, as the stack in HOME deploys it.
+    function_clients: RegionalClients,
     config: ProbeConfig,
     table: String,
     global_id: String,
@@ -140,14 +146,15 @@ impl World {
             topology["aurora"] = json!({"global_cluster_id": global_id});
         }
         let topology = Topology::from_json(&topology.to_string()).expect("topology");
+        let function_clients = function_clients(&emulator, &topology, Function::LagProbe, HOME).await;
         emulator.clear_requests();
-        Self { emulator, topology, clients, config: ProbeConfig::default(), table, global_id }
+        Self { emulator, topology, clients, function_clients, config: ProbeConfig::default(), table, global_id }
     }
 
     fn deps(&self) -> Deps<'_> {
         Deps {
             topology: &self.topology,
-            clients: &self.clients,
+            clients: &self.function_clients,
             home_region: HOME,
             clock: &SystemClock,
             config: &self.config,
@@ -342,7 +349,9 @@ async fn readiness_names_each_failed_rule_with_its_region_and_numbers() {
     let us_hc = &topology.cell("us-east-1").expect("cell").health_check_id;
     home.route53.update_health_check().health_check_id(us_hc).inverted(true).send().await.expect("invert");
 
-    let deps = Deps { topology: &topology, ..world.deps() };
+    // A changed topology is a changed stack: its role is rendered for it.
+    let clients = function_clients(&world.emulator, &topology, Function::LagProbe, HOME).await;
+    let deps = Deps { topology: &topology, clients: &clients, ..world.deps() };
     let report = lag_probe::handle(event(), &deps).await.expect("run");
 
     let failures: Vec<(&str, &str)> =
@@ -395,8 +404,35 @@ async fn create_aurora_member(world: &World, region: &str) {
 async fn aurora_members_writer_failover_and_lag_metrics_are_reported_with_what_could_not_be_read() {
     let _shared = EXCLUSIVE.read().await;
     let world = World::new(Setup { regions: 3, aurora: true, ..Setup::default() }).await;
-    // moto 5.2.5 does not serve CloudWatch's rpcv2Cbor protocol (current SDKs' default): the
-    // lag metrics cannot be read here, and the report must say so (values: see the adapter tests).
+    // eu-west-1's lag metrics are published (as RDS does, in the secondary's Region); CloudWatch
+    // of ap-southeast-1 is down, and the report must say what could not be read.
+    let now_s = (SystemClock.now_ms() / 1000) as i64;
+    for (name, value) in [("AuroraGlobalDBReplicationLag", 42.0), ("AuroraGlobalDBRPOLag", 850.0)] {
+        world
+            .clients
+            .region("eu-west-1")
+            .expect("eu")
+            .cloudwatch
+            .put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(name)
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("DBClusterIdentifier")
+                            .value("db-eu-west-1")
+                            .build(),
+                    )
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(now_s - 30))
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put lag metric");
+    }
+    world.emulator.set_service_outage("ap-southeast-1", &["monitoring"], true);
     // A failover in progress.
     world.emulator.set_timing(100, 100, 30_000);
     world
@@ -424,15 +460,17 @@ async fn aurora_members_writer_failover_and_lag_metrics_are_reported_with_what_c
     assert_eq!(failover.to_cluster_arn.as_deref(), Some(arn("eu-west-1").as_str()));
     let regions: Vec<&str> = aurora.lag.iter().map(|l| l.region.as_str()).collect();
     assert_eq!(regions, ["eu-west-1", "ap-southeast-1"], "secondaries only: the writer has no lag metric");
-    assert!(aurora.lag.iter().all(|l| l.replication_lag_ms.is_none() && l.rpo_lag_ms.is_none()));
-    for region in ["eu-west-1", "ap-southeast-1"] {
-        assert!(
-            aurora.unreadable.iter().any(|u| u.contains(&format!("the lag metrics of db-{region} could not be read"))
-                && u.contains(&format!("GetMetricData in {region}"))),
-            "{:?}",
-            aurora.unreadable
-        );
-    }
+    let eu = &aurora.lag[0];
+    assert_eq!((eu.replication_lag_ms, eu.rpo_lag_ms), (Some(42.0), Some(850.0)), "{eu:?}");
+    let ap = &aurora.lag[1];
+    assert_eq!((ap.replication_lag_ms, ap.rpo_lag_ms), (None, None), "{ap:?}");
+    assert!(
+        aurora.unreadable.iter().any(|u| u.contains("the lag metrics of db-ap-southeast-1 could not be read")
+            && u.contains("GetMetricData in ap-southeast-1")),
+        "{:?}",
+        aurora.unreadable
+    );
+    assert!(!aurora.unreadable.iter().any(|u| u.contains("db-eu-west-1")), "{:?}", aurora.unreadable);
     assert!(report.readiness.ok, "{:#?}", report.readiness);
 }
 
@@ -509,7 +547,9 @@ async fn canaries_follow_a_composite_key_schema_and_a_table_without_ttl_is_noted
     wait_replicas_active(us, &table, &["eu-west-1"]).await;
     let mut topology = world.topology.clone();
     topology.global_table = table.clone();
-    let deps = Deps { topology: &topology, ..world.deps() };
+    // A changed topology is a changed stack: its role is rendered for it.
+    let clients = function_clients(&world.emulator, &topology, Function::LagProbe, HOME).await;
+    let deps = Deps { topology: &topology, clients: &clients, ..world.deps() };
 
     let report = lag_probe::handle(event(), &deps).await.expect("run");
 

@@ -5,6 +5,7 @@
 
 use multisite_tests::Emulator;
 use multisite_tests::deployment::Deployment;
+use multisite_tests::roles::Function;
 use scaler::capacity::Capacity;
 use scaler::record::GroupScaling;
 use scaler::{Deps, GroupAction, Outcome, Report, Trigger};
@@ -25,10 +26,15 @@ fn event(name: &str) -> Value {
 
 /// Auto Scaling groups (launch configuration, instances started by moto) in each Region, the
 /// ledger table, and the topology describing them.
+/// The handler runs as deployed in HOME, signed with scaler's role from template.yaml; the test's
+/// own set-up and checks use the administrator's clients.
 struct World {
     emulator: Emulator,
     topology: Topology,
+    /// The administrator's clients (set-up and checks).
     clients: RegionalClients,
+    /// scaler's role, as the stack in HOME deploys it.
+    function_clients: RegionalClients,
     clock: FixedClock,
 }
 
@@ -42,12 +48,13 @@ impl World {
             .create(&emulator)
             .await;
         let clients = emulator.clients(&REGIONS).await;
+        let function_clients = deployment.function_clients(&emulator, Function::Scaler, HOME).await;
         emulator.clear_requests();
-        Self { emulator, topology: deployment.topology, clients, clock: FixedClock::at(T0) }
+        Self { emulator, topology: deployment.topology, clients, function_clients, clock: FixedClock::at(T0) }
     }
 
     fn deps(&self) -> Deps<'_> {
-        Deps { topology: &self.topology, clients: &self.clients, home_region: HOME, clock: &self.clock }
+        Deps { topology: &self.topology, clients: &self.function_clients, home_region: HOME, clock: &self.clock }
     }
 
     async fn handle(&self, payload: Value) -> Result<Vec<Report>, shared::Error> {

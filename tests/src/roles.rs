@@ -1,0 +1,235 @@
+//! The functions' IAM roles, as `template.yaml` deploys them, inside the emulator.
+//!
+//! A stack is deployed in every Region of the topology, and each stack has its own roles: the
+//! template scopes some statements to `${AWS::Region}` (the ledger replica of that Region), others
+//! to every Region's resources. [`StackRoles::create`] asks the emulator to render the template
+//! for the deployment's parameter set and one Region, exactly as CloudFormation would, and to
+//! create the roles; [`StackRoles::clients`] then gives per-Region SDK clients signed with a
+//! session of one function's role, so a handler under test gets only what its role allows. The
+//! emulator enforces those policies (action and resource ARN) and answers the service's own
+//! AccessDenied error otherwise. Set-up code keeps the administrator identity
+//! ([`Emulator::clients`]).
+
+use crate::Emulator;
+use aws_credential_types::Credentials;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use shared::{RegionalClients, Topology};
+use std::collections::BTreeMap;
+
+/// A function of `template.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Function {
+    Provisioner,
+    Failover,
+    Scaler,
+    LagProbe,
+}
+
+impl Function {
+    pub const ALL: [Function; 4] = [Function::Provisioner, Function::Failover, Function::Scaler, Function::LagProbe];
+
+    /// The function's logical id in the template.
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Function::Provisioner => "ProvisionerFunction",
+            Function::Failover => "FailoverFunction",
+            Function::Scaler => "ScalerFunction",
+            Function::LagProbe => "LagProbeFunction",
+        }
+    }
+
+    /// The binary (and cargo package) name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::Provisioner => "provisioner",
+            Function::Failover => "failover",
+            Function::Scaler => "scaler",
+            Function::LagProbe => "lag-probe",
+        }
+    }
+}
+
+/// One role the emulator created from the template.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Role {
+    pub role_name: String,
+    pub role_arn: String,
+    /// Inline policy name -> policy document, as CloudFormation resolved them.
+    pub policies: BTreeMap<String, Value>,
+}
+
+/// One function of the rendered stack.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StackFunction {
+    /// Logical id of the function's role.
+    pub role: String,
+    pub function_name: String,
+    pub function_arn: String,
+}
+
+/// The roles of the stack deployed in one Region.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StackRoles {
+    #[serde(skip)]
+    pub region: String,
+    #[serde(skip)]
+    pub stack_name: String,
+    /// Role logical id -> role.
+    pub roles: BTreeMap<String, Role>,
+    /// Function logical id -> function.
+    pub functions: BTreeMap<String, StackFunction>,
+}
+
+/// Temporary credentials of one role session.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoleSession {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub assumed_role_arn: String,
+}
+
+impl RoleSession {
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            Some(self.session_token.clone()),
+            None,
+            "multisite-tests-role-session",
+        )
+    }
+}
+
+impl StackRoles {
+    /// Renders `template.yaml` for `parameters` as the stack in `region` and creates its roles in
+    /// the emulator (re-creating them if this stack was rendered before).
+    pub fn create(emulator: &Emulator, parameters: &Map<String, Value>, region: &str) -> StackRoles {
+        let stack_name = stack_name(region);
+        let template = crate::repo_root().join("template.yaml");
+        let body = json!({
+            "template": template.to_string_lossy(),
+            "parameters": parameters,
+            "region": region,
+            "stack_name": stack_name,
+        });
+        let answer = emulator.post_json("/_multisite/iam/template-roles", &body);
+        let mut roles: StackRoles = serde_json::from_value(answer.clone())
+            .unwrap_or_else(|e| panic!("iam/template-roles answer {answer}: {e}"));
+        roles.region = region.to_owned();
+        roles.stack_name = stack_name;
+        roles
+    }
+
+    /// The role of `function`.
+    pub fn role_of(&self, function: Function) -> &Role {
+        let f = self
+            .functions
+            .get(function.logical_id())
+            .unwrap_or_else(|| panic!("{} is not in the rendered stack", function.logical_id()));
+        self.roles.get(&f.role).unwrap_or_else(|| panic!("role {} is not in the rendered stack", f.role))
+    }
+
+    /// The deployed function (name and ARN as CloudFormation would name it in this stack).
+    pub fn function(&self, function: Function) -> &StackFunction {
+        self.functions
+            .get(function.logical_id())
+            .unwrap_or_else(|| panic!("{} is not in the rendered stack", function.logical_id()))
+    }
+
+    /// A fresh session of `function`'s role.
+    pub fn session(&self, emulator: &Emulator, function: Function) -> RoleSession {
+        let role = self.role_of(function);
+        let answer = emulator.post_json(
+            "/_multisite/iam/session",
+            &json!({"role_name": role.role_name, "session_name": format!("{}-{}", function.binary(), self.region)}),
+        );
+        serde_json::from_value(answer.clone()).unwrap_or_else(|e| panic!("iam/session answer {answer}: {e}"))
+    }
+
+    /// Per-Region clients (for `regions`) signed with a session of `function`'s role, built as
+    /// production builds them: what the function deployed in this stack's Region can do.
+    pub async fn clients(&self, emulator: &Emulator, function: Function, regions: &[&str]) -> RegionalClients {
+        let credentials = self.session(emulator, function).credentials();
+        RegionalClients::with_base(emulator.sdk_config_with(credentials).await, regions.iter().copied())
+    }
+
+    /// Replaces (or with `None` deletes) one inline policy of `function`'s role: tests take an
+    /// action away and see the function fail with AccessDenied.
+    pub fn put_policy(&self, emulator: &Emulator, function: Function, policy_name: &str, document: Option<&Value>) {
+        let role = self.role_of(function);
+        emulator.post_json(
+            "/_multisite/iam/role-policy",
+            &json!({"role_name": role.role_name, "policy_name": policy_name, "document": document}),
+        );
+    }
+}
+
+/// The roles of the stack that deploys `topology` in `region`, created in the emulator.
+pub fn stack_roles_for(emulator: &Emulator, topology: &Topology, region: &str) -> StackRoles {
+    let parameters = template_parameters(topology)
+        .unwrap_or_else(|e| panic!("the topology cannot be expressed as template.yaml parameters: {e}"));
+    StackRoles::create(emulator, &parameters, region)
+}
+
+/// Clients for every Region of `topology` signed with `function`'s role as the stack in `region`
+/// deploys it: what that function, running in `region`, may use.
+pub async fn function_clients(
+    emulator: &Emulator,
+    topology: &Topology,
+    function: Function,
+    region: &str,
+) -> RegionalClients {
+    let regions: Vec<&str> = topology.regions().collect();
+    stack_roles_for(emulator, topology, region).clients(emulator, function, &regions).await
+}
+
+/// The stack name used for the stack in `region` (the roles are named `<stack>-<LogicalId>`).
+pub fn stack_name(region: &str) -> String {
+    format!("multisite-{region}")
+}
+
+/// The CloudFormation parameters of `template.yaml` that deploy `topology`: every parameter that
+/// names a resource (Regions, health checks, groups, alarms, tables, Aurora clusters, the hosted
+/// zone and record) and the policy values. The template takes 2-4 Regions and one alarm per Region;
+/// a topology it cannot express is an error.
+pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, String> {
+    if !(2..=4).contains(&topology.cells.len()) {
+        return Err(format!("template.yaml deploys 2-4 Regions; this topology has {}", topology.cells.len()));
+    }
+    let mut p = Map::new();
+    let mut put = |key: String, value: String| {
+        p.insert(key, Value::String(value));
+    };
+    put("WorkloadName".into(), topology.name.clone());
+    put("HostedZoneId".into(), topology.routing.hosted_zone_id.clone());
+    put("RecordName".into(), topology.routing.record_name.clone());
+    put("GlobalTableName".into(), topology.global_table.clone());
+    put("LedgerTableName".into(), topology.ledger_table.clone());
+    if let Some(aurora) = &topology.aurora {
+        put("AuroraGlobalClusterId".into(), aurora.global_cluster_id.clone());
+    }
+    for (i, cell) in topology.cells.iter().enumerate() {
+        let n = i + 1;
+        put(format!("Region{n}"), cell.region.clone());
+        put(format!("Region{n}HealthCheckId"), cell.health_check_id.clone());
+        put(format!("Region{n}AutoScalingGroup"), cell.auto_scaling_group.clone());
+        match cell.alarms.as_slice() {
+            [alarm] => put(format!("Region{n}AlarmName"), alarm.clone()),
+            alarms => return Err(format!("template.yaml takes one alarm per Region; {} has {alarms:?}", cell.region)),
+        }
+        if let Some(arn) = &cell.aurora_cluster_arn {
+            let parsed =
+                shared::topology::RdsClusterArn::parse(arn).ok_or_else(|| format!("{arn} is not a cluster ARN"))?;
+            put(format!("Region{n}AuroraClusterId"), parsed.cluster_id.to_owned());
+        }
+    }
+    let policy = &topology.failover_policy;
+    put("MinHealthyRegions".into(), policy.min_healthy_regions.to_string());
+    put("CooldownSeconds".into(), policy.cooldown_seconds.to_string());
+    put("AutoFailback".into(), policy.auto_failback.to_string());
+    put("DryRun".into(), policy.dry_run.to_string());
+    put("RpoBudgetMs".into(), topology.rpo_budget_ms.to_string());
+    Ok(p)
+}
