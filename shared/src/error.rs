@@ -85,6 +85,40 @@ pub enum Error {
     /// AWS answered, but not with the state the call should have produced; a retry may converge.
     #[error("unexpected state: {0}")]
     Unexpected(String),
+    /// Some independent steps failed (the others ran). A retry can help when one of the failures
+    /// is transient; when every failure is permanent (an IAM denial, a rejected request) retrying
+    /// cannot, and the Lambda `errorType` is the permanent cause's.
+    #[error("{failed} step(s) failed, first: {first}")]
+    StepsFailed { failed: usize, first: String, retryable: bool, cause: &'static str },
+}
+
+/// What a failed step leaves for the invocation's verdict: whether a retry can help, and the
+/// stable error type of its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FailureClass {
+    pub retryable: bool,
+    pub error_type: &'static str,
+}
+
+impl Error {
+    /// How this error counts when it fails one step of several.
+    pub fn class(&self) -> FailureClass {
+        FailureClass { retryable: self.is_retryable(), error_type: self.error_type() }
+    }
+
+    /// The verdict over failed steps (`(message, class)` each): `None` when none failed.
+    /// Retryable as soon as one failure is; otherwise the first failure's cause names the type.
+    pub fn steps_failed<'a>(failures: impl IntoIterator<Item = (&'a str, FailureClass)>) -> Option<Error> {
+        let failures: Vec<(&str, FailureClass)> = failures.into_iter().collect();
+        let (first, first_class) = *failures.first()?;
+        let retryable = failures.iter().any(|(_, class)| class.retryable);
+        Some(Error::StepsFailed {
+            failed: failures.len(),
+            first: first.to_owned(),
+            retryable,
+            cause: if retryable { "StepsFailed" } else { first_class.error_type },
+        })
+    }
 }
 
 impl Error {
@@ -125,7 +159,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Aws { kind: AwsErrorKind::Throttling | AwsErrorKind::Unavailable, .. } | Error::Unexpected(_)
+            Error::Aws { kind: AwsErrorKind::Throttling | AwsErrorKind::Unavailable, .. }
+                | Error::Unexpected(_)
+                | Error::StepsFailed { retryable: true, .. }
         )
     }
 
@@ -149,6 +185,7 @@ impl Error {
             Error::UnknownRegion(_) => "UnknownRegion",
             Error::Ledger(_) => "LedgerError",
             Error::Unexpected(_) => "UnexpectedState",
+            Error::StepsFailed { cause, .. } => cause,
         }
     }
 }
@@ -334,6 +371,26 @@ mod tests {
         let err = err.expect_err("denied");
         assert_eq!(err.error_type(), "AccessDenied");
         assert!(err.to_string().contains("IAM denied DescribeTable"), "{err}");
+    }
+
+    #[test]
+    fn failed_steps_are_retryable_when_one_failure_is_and_permanent_with_their_cause_otherwise() {
+        let denied = FailureClass { retryable: false, error_type: "AccessDenied" };
+        let throttled = FailureClass { retryable: true, error_type: "Throttled" };
+        let cases: [(&[(&str, FailureClass)], Option<(bool, &str)>); 4] = [
+            (&[], None),
+            (&[("a", denied)], Some((false, "AccessDenied"))),
+            (&[("a", denied), ("b", throttled)], Some((true, "StepsFailed"))),
+            (&[("a", throttled)], Some((true, "StepsFailed"))),
+        ];
+        for (failures, want) in cases {
+            let err = Error::steps_failed(failures.iter().copied());
+            let got = err.as_ref().map(|e| (e.is_retryable(), e.error_type()));
+            assert_eq!(got, want, "{failures:?}");
+            if let Some(err) = err {
+                assert!(err.to_string().starts_with(&format!("{} step(s) failed, first: a", failures.len())), "{err}");
+            }
+        }
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct StepResult {
     pub action: Action,
     pub ok: bool,
     pub error: Option<String>,
+    /// For a failed step: whether a retry can help, and its cause's error type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<shared::error::FailureClass>,
     pub duration_ms: u64,
 }
 
@@ -285,8 +288,10 @@ async fn reconcile_change_inner(
     if failures > 0 {
         metric("StepFailures", failures as f64, region);
         report.outcome = Outcome::PartiallyFailed;
-        let first = report.steps.iter().find(|s| !s.ok).and_then(|s| s.error.clone()).unwrap_or_default();
-        return (report, Some(Error::Unexpected(format!("{failures} step(s) failed, first: {first}"))));
+        let verdict = Error::steps_failed(
+            report.steps.iter().filter_map(|s| Some((s.error.as_deref().unwrap_or_default(), s.failure?))),
+        );
+        return (report, verdict);
     }
     (report, None)
 }
@@ -489,6 +494,7 @@ async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action]) -> Vec<
             action: action.clone(),
             ok: result.is_ok(),
             error: result.as_ref().err().map(ToString::to_string),
+            failure: result.as_ref().err().map(Error::class),
             duration_ms: started.elapsed().as_millis() as u64,
         };
         match &result {

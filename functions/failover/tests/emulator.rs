@@ -489,3 +489,56 @@ async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
         );
     }
 }
+
+/// Enforcement bites: the rendered role minus `route53:UpdateHealthCheck` fails the routing step
+/// with a permanent AccessDenied that names the action and the health check; the independent
+/// Aurora step still runs.
+#[tokio::test]
+async fn a_role_missing_one_action_fails_that_step_with_a_permanent_access_denied() {
+    let world = World::new(2, json!({})).await;
+    let deployment_roles = multisite_tests::roles::stack_roles_for(&world.emulator, &world.topology, HOME);
+    let role = deployment_roles.role_of(Function::Failover);
+    let mut policy = role.policies["failover"].clone();
+    let statements = policy["Statement"].as_array_mut().expect("statements");
+    let health_checks = statements.iter_mut().find(|s| s["Sid"] == "HealthChecks").expect("HealthChecks statement");
+    health_checks["Action"] = json!(["route53:GetHealthCheck"]);
+    deployment_roles.put_policy(&world.emulator, Function::Failover, "failover", Some(&policy));
+    let clients = deployment_roles.clients(&world.emulator, Function::Failover, &REGIONS[..2]).await;
+    let deps = Deps { topology: &world.topology, clients: &clients, home_region: HOME, clock: &world.clock };
+
+    let err = failover::handle(event("alarm-alarm-action-us-east-1-alarm.json"), &deps).await.expect_err("denied");
+
+    assert_eq!(err.error_type(), "AccessDenied", "{err}");
+    assert!(!err.is_retryable(), "a denial is permanent: Lambda's retries cannot help ({err})");
+    let us_check = &world.topology.cell("us-east-1").expect("cell").health_check_id;
+    let text = err.to_string();
+    assert!(text.contains("route53:UpdateHealthCheck"), "names the action: {text}");
+    assert!(text.contains(&format!("arn:aws:route53:::healthcheck/{us_check}")), "names the resource: {text}");
+    assert!(!world.inverted("us-east-1").await, "the denied step changed nothing");
+    world.wait_writer("eu-west-1").await;
+    let denied: Vec<_> = world.emulator.requests().into_iter().filter_map(|r| r.denied).collect();
+    assert_eq!(denied.len(), 1, "one denied call: {denied:?}");
+    assert_eq!(denied[0].action, "route53:UpdateHealthCheck");
+}
+
+/// Enforcement bites on resources too: failover running in HOME with the role of the us-east-1
+/// stack (whose ledger statement names the us-east-1 replica) is denied its own Region's ledger,
+/// and nothing is changed.
+#[tokio::test]
+async fn a_role_scoped_to_another_regions_ledger_is_denied_and_changes_nothing() {
+    let world = World::new(2, json!({})).await;
+    let clients =
+        multisite_tests::roles::function_clients(&world.emulator, &world.topology, Function::Failover, "us-east-1")
+            .await;
+    let deps = Deps { topology: &world.topology, clients: &clients, home_region: HOME, clock: &world.clock };
+
+    let err = failover::handle(event("alarm-alarm-action-us-east-1-alarm.json"), &deps).await.expect_err("denied");
+
+    assert_eq!(err.error_type(), "AccessDenied", "{err}");
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(text.contains("arn:aws:dynamodb:eu-west-1:123456789012:table/multisite-ledger"), "{text}");
+    assert!(!world.inverted("us-east-1").await);
+    assert_eq!(world.writer_region().await, "us-east-1");
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+}

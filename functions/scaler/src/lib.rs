@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::alarm::{AlarmChange, AlarmState, decode_alarm_changes};
 use shared::clock::Clock;
+use shared::error::FailureClass;
 use shared::ledger::{RegionStatus, SCALING_PK, WriteOutcome};
 use shared::metrics::{MetricSet, NAMESPACE, Unit};
 use shared::policy;
@@ -129,6 +130,9 @@ pub struct GroupReport {
     pub in_service: Option<usize>,
     pub note: Option<String>,
     pub error: Option<String>,
+    /// For a failed group: whether a retry can help, and its cause's error type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<shared::error::FailureClass>,
 }
 
 impl GroupReport {
@@ -149,12 +153,14 @@ impl GroupReport {
             in_service: None,
             note: None,
             error: None,
+            failure: None,
         }
     }
 
     fn fail(&mut self, err: &Error) {
         self.action = GroupAction::Failed;
         self.error = Some(err.to_string());
+        self.failure = Some(err.class());
     }
 
     fn describe(&mut self, planned: &Planned) {
@@ -600,8 +606,11 @@ fn finish(report: &mut Report, region: &str) -> Option<Error> {
         return None;
     }
     metric("ScalingFailures", failed.len() as f64, region, None);
-    let first = format!("{}: {}", failed[0].region, failed[0].error.as_deref().unwrap_or_default());
-    let err = Error::Unexpected(format!("{} Auto Scaling group(s) not handled, first {first}", failed.len()));
+    let messages: Vec<String> =
+        failed.iter().map(|g| format!("{}: {}", g.region, g.error.as_deref().unwrap_or_default())).collect();
+    let classes =
+        failed.iter().map(|g| g.failure.unwrap_or(FailureClass { retryable: true, error_type: "StepsFailed" }));
+    let err = Error::steps_failed(messages.iter().map(String::as_str).zip(classes))?;
     report.outcome = Outcome::PartiallyFailed;
     report.reason = Some(err.to_string());
     Some(err)
