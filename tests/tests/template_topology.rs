@@ -273,3 +273,53 @@ fn invalid_parameter_sets_are_rejected() {
         assert!(r.problems.iter().any(|p| p.contains(expected)), "{what}: expected `{expected}` in {:?}", r.problems);
     }
 }
+
+/// The README's least-privilege table lists, per function, exactly the actions its role in
+/// template.yaml allows (besides its log group and the failed-events queue, which the text above
+/// the table names for every function). The roles are rendered in the emulator as CloudFormation
+/// would render them for the 3-Region Aurora sample, so every conditional statement is in.
+#[test]
+fn the_readme_least_privilege_table_matches_the_template_roles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let emulator = multisite_tests::Emulator::start();
+    let params = params("three-regions-aurora.json");
+    let roles = multisite_tests::roles::StackRoles::create(
+        &emulator,
+        params.as_object().expect("params object"),
+        p(&params, "Region2"),
+    );
+    let common: BTreeSet<&str> = ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"].into();
+    let mut in_template: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for function in multisite_tests::roles::Function::ALL {
+        let mut actions = BTreeSet::new();
+        for document in roles.role_of(function).policies.values() {
+            for statement in document["Statement"].as_array().expect("statements") {
+                assert_eq!(statement["Effect"], "Allow", "{function:?}: only Allow statements: {statement}");
+                match &statement["Action"] {
+                    Value::String(a) => actions.insert(a.clone()),
+                    Value::Array(list) => list.iter().all(|a| actions.insert(a.as_str().expect("action").to_owned())),
+                    other => panic!("{function:?}: Action {other}"),
+                };
+            }
+        }
+        for action in &common {
+            assert!(actions.remove(*action), "{function:?} lacks {action}");
+        }
+        assert!(!actions.iter().any(|a| a.contains('*')), "{function:?}: no wildcard action: {actions:?}");
+        in_template.insert(function.binary(), actions);
+    }
+
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let section = readme.split("### Least privilege").nth(1).expect("Least privilege section");
+    let mut in_readme: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for row in section.lines().take_while(|l| !l.starts_with("### ")).filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (function, actions) = (cells[1], cells[2]);
+        if function == "function" {
+            continue;
+        }
+        let named = actions.split('`').skip(1).step_by(2).filter(|a| a.contains(':')).map(str::to_owned);
+        in_readme.entry(function).or_default().extend(named);
+    }
+    assert_eq!(in_readme, in_template, "README.md's least-privilege table and template.yaml's roles disagree");
+}
