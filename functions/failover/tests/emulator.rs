@@ -488,6 +488,20 @@ async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
             "each instance reads and writes its own Region's ledger replica: {ledger_calls:?}"
         );
     }
+    // The replicas disagreed while the writes replicated; after the delay, last writer wins and
+    // every replica holds the same fleet record, as a Global Table converges on AWS.
+    let admin = emulator.clients(&REGIONS).await;
+    let fleet_in = |region: &'static str| {
+        let ddb = admin.region(region).expect("region").dynamodb.clone();
+        async move { Ledger::new(ddb, "multisite-ledger", region).fleet_status().await.expect("fleet") }
+    };
+    let converged = eventually(Duration::from_secs(5), Duration::from_millis(100), || async {
+        let (a, b, c) = tokio::join!(fleet_in(REGIONS[0]), fleet_in(REGIONS[1]), fleet_in(REGIONS[2]));
+        (a == b && b == c).then_some(a)
+    })
+    .await;
+    let (fleet, _) = converged.expect("the ledger replicas converge after the replication delay");
+    assert_eq!(fleet.status_of("us-east-1"), RegionStatus::Evacuated);
 }
 
 /// Enforcement bites: the rendered role minus `route53:UpdateHealthCheck` fails the routing step
