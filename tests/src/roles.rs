@@ -106,7 +106,18 @@ impl StackRoles {
     /// Renders `template.yaml` for `parameters` as the stack in `region` and creates its roles in
     /// the emulator (re-creating them if this stack was rendered before).
     pub fn create(emulator: &Emulator, parameters: &Map<String, Value>, region: &str) -> StackRoles {
-        let stack_name = stack_name(region);
+        Self::create_named(emulator, parameters, region, &stack_name(region))
+    }
+
+    /// [`StackRoles::create`] for a stack name of the caller's (tests sharing one emulator give
+    /// each stack its own name: the roles are named `<stack>-<LogicalId>`).
+    pub fn create_named(
+        emulator: &Emulator,
+        parameters: &Map<String, Value>,
+        region: &str,
+        stack_name: &str,
+    ) -> StackRoles {
+        let stack_name = stack_name.to_owned();
         let template = crate::repo_root().join("template.yaml");
         let body = json!({
             "template": template.to_string_lossy(),

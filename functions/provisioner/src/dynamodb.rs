@@ -64,6 +64,12 @@ impl TableError {
     pub fn is_in_use(&self) -> bool {
         self.aws_code() == Some("ResourceInUseException")
     }
+
+    /// IAM refused the call (the message names the action and the resource): permanent until the
+    /// role changes.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, TableError::Aws(shared::Error::Aws { kind: shared::AwsErrorKind::AccessDenied, .. }))
+    }
 }
 
 fn build<T>(operation: &'static str, result: Result<T, BuildError>) -> Result<T, TableError> {

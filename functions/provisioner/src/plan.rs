@@ -197,6 +197,78 @@ pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<S
     Step::Done
 }
 
+/// Where a Delete stopped because IAM refused one of its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Reading the table or this resource's record (DescribeTable, ListTagsOfResource): which
+    /// replicas this resource added is unknown.
+    Reading,
+    /// Removing the replica in this Region (UpdateTable in the home Region, or what DynamoDB
+    /// checks in the Region the replica is removed from).
+    Removing(String),
+    /// Updating the record after the replica in this Region was removed.
+    Recording(String),
+}
+
+/// A Delete that IAM refused. The decision: answer FAILED at once and stop at the refused call.
+/// Retrying cannot help (the role does not change under a running request), SUCCESS would tell
+/// CloudFormation the replicas are gone while they stay, and carrying on with other Regions would
+/// leave the table half-cleaned for no one to notice. The reason names the refused action and
+/// resource, what this Delete removed, what stays, and what to do about it.
+///
+/// The case that makes this more than a misconfiguration: a TableName change replaces the
+/// resource, and CloudFormation's clean-up Delete of the old one runs after the stack update,
+/// under the updated role, which (by design) covers only the new table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeniedDelete {
+    pub table: String,
+    pub home: String,
+    /// The tag that records the replicas this resource added.
+    pub record_key: String,
+    pub refused: Refused,
+    /// The refused call as [`shared::Error`] renders it (it names the action and the resource).
+    pub denial: String,
+    /// Replicas this invocation removed before the refusal.
+    pub removed: BTreeSet<String>,
+    /// Replicas this resource added that are still there; `None` when they could not be read.
+    pub left: Option<BTreeSet<String>>,
+}
+
+impl DeniedDelete {
+    pub fn reason(&self) -> String {
+        let Self { table, home, record_key, refused, denial, removed, left } = self;
+        let list = |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+        let what = match refused {
+            Refused::Reading => format!("IAM refused reading table {table} in {home}"),
+            Refused::Removing(region) => format!("IAM refused removing the replica of {table} in {region}"),
+            Refused::Recording(region) => format!(
+                "the replica of {table} in {region} was removed, but IAM refused updating this resource's record of it"
+            ),
+        };
+        let done = if removed.is_empty() {
+            "This Delete removed no replica".to_owned()
+        } else {
+            format!("This Delete removed the replicas in {} only", list(removed))
+        };
+        let stays = match left {
+            None => format!(
+                "every replica this resource added stays as it is (the tag {record_key} of {table} in {home} lists them)"
+            ),
+            Some(left) if left.is_empty() => "no replica this resource added is left".to_owned(),
+            Some(left) => {
+                format!("those it added in {} stay (listed in the tag {record_key} of {table} in {home})", list(left))
+            }
+        };
+        format!(
+            "{what}: {denial}. {done} and stopped there; {stays}. If this is CloudFormation's clean-up Delete after a \
+             TableName change (the resource was replaced), the stack update has already succeeded and the provisioner's \
+             role now covers only the new table, as intended: remove these replicas by hand if they are no longer wanted \
+             (UpdateTable on {table} in {home}, one ReplicaUpdates Delete at a time), then the tag. Otherwise the role \
+             lacks this permission: grant it and delete again."
+        )
+    }
+}
+
 /// What one Region's DescribeTable said, for the response Data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionFacts {
@@ -399,6 +471,53 @@ mod tests {
         );
         let archived = observed("ARCHIVED", &[], &[]);
         assert!(matches!(next_step(&goal, &archived, &none()), Step::Fail(f) if f.contains("is ARCHIVED")));
+    }
+
+    #[test]
+    fn a_denied_delete_names_the_refusal_what_it_removed_what_stays_and_what_to_do() {
+        let denial = "DescribeTable in us-east-1 failed (access denied, AccessDeniedException): User: arn:aws:sts::123456789012:assumed-role/stack-ProvisionerRole/provisioner is not authorized to perform: dynamodb:DescribeTable on resource: arn:aws:dynamodb:us-east-1:123456789012:table/Old";
+        let set = |regions: &[&str]| regions.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<String>>();
+        let denied = |refused: Refused, removed: &[&str], left: Option<&[&str]>| DeniedDelete {
+            table: "Old".into(),
+            home: HOME.into(),
+            record_key: "multisite:replicas:R".into(),
+            refused,
+            denial: denial.into(),
+            removed: set(removed),
+            left: left.map(set),
+        };
+        // (refusal, what it says happened, what it says stays)
+        let cases: Vec<(DeniedDelete, &str, &str)> = vec![
+            (
+                denied(Refused::Reading, &[], None),
+                "IAM refused reading table Old in us-east-1: DescribeTable in us-east-1 failed",
+                "This Delete removed no replica and stopped there; every replica this resource added stays as it is (the tag multisite:replicas:R of Old in us-east-1 lists them).",
+            ),
+            (
+                denied(Refused::Removing("eu-west-1".into()), &[], Some(&["ap-southeast-1", "eu-west-1"])),
+                "IAM refused removing the replica of Old in eu-west-1: ",
+                "This Delete removed no replica and stopped there; those it added in ap-southeast-1, eu-west-1 stay",
+            ),
+            (
+                denied(Refused::Removing("eu-west-1".into()), &["ap-southeast-1"], Some(&["eu-west-1"])),
+                "IAM refused removing the replica of Old in eu-west-1: ",
+                "This Delete removed the replicas in ap-southeast-1 only and stopped there; those it added in eu-west-1 stay",
+            ),
+            (
+                denied(Refused::Recording("eu-west-1".into()), &["eu-west-1"], Some(&[])),
+                "the replica of Old in eu-west-1 was removed, but IAM refused updating this resource's record of it: ",
+                "This Delete removed the replicas in eu-west-1 only and stopped there; no replica this resource added is left.",
+            ),
+        ];
+        for (denied, happened, stays) in cases {
+            let reason = denied.reason();
+            assert!(reason.starts_with(happened), "{reason}");
+            assert!(reason.contains(stays), "{reason}");
+            assert!(reason.contains(denial), "the refused action and resource, verbatim: {reason}");
+            assert!(reason.contains("clean-up Delete after a TableName change"), "{reason}");
+            assert!(reason.contains("remove these replicas by hand"), "{reason}");
+            assert!(reason.len() < 2048, "room in the 4096-byte answer: {} bytes", reason.len());
+        }
     }
 
     #[test]

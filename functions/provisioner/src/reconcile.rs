@@ -7,7 +7,7 @@
 //! resource: the loop pauses and tries again, within the same time limits.
 
 use crate::dynamodb::{TableError, TableView, Tables};
-use crate::plan::{Goal, Observed, Step, next_step};
+use crate::plan::{DeniedDelete, Goal, Observed, Refused, Step, next_step};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -114,6 +114,8 @@ impl Reconciler<'_> {
     pub async fn run(&mut self) -> Reconciled {
         let goal = self.goal;
         let (home, table) = (goal.home.as_str(), goal.table.as_str());
+        // Replicas this invocation removed (for the reason of a Delete that IAM stops part-way).
+        let mut removed = BTreeSet::new();
         loop {
             let observed = match self.tables.observe(home, table, &self.record_key).await {
                 Ok(Some(found)) => found,
@@ -129,6 +131,9 @@ impl Reconciler<'_> {
                         Some(end) => return end,
                         None => continue,
                     }
+                }
+                Err(e) if goal.deleting && e.is_access_denied() => {
+                    return self.denied_delete(Refused::Reading, &e, &removed, None);
                 }
                 Err(e) => return Reconciled::Failed(format!("cannot read table {table} in {home}: {e}")),
             };
@@ -210,8 +215,14 @@ impl Reconciler<'_> {
                 }
                 Step::Remove(region) => {
                     self.progress.set(format!("removing the replica in {region}"));
-                    let removed = match self.tables.remove_replica(home, table, &region).await {
-                        Ok(()) => Ok(()),
+                    // The recorded replicas still there, before this step.
+                    let left: BTreeSet<String> =
+                        observed.recorded.iter().filter(|r| observed.replicas.contains_key(*r)).cloned().collect();
+                    let outcome = match self.tables.remove_replica(home, table, &region).await {
+                        Ok(()) => {
+                            removed.insert(region.clone());
+                            Ok(())
+                        }
                         // Already not a member: the removal this step wanted has happened.
                         Err(e)
                             if e.aws_code() == Some("ValidationException")
@@ -220,20 +231,36 @@ impl Reconciler<'_> {
                             Ok(())
                         }
                         Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
+                        Err(e) if goal.deleting && e.is_access_denied() => {
+                            return self.denied_delete(Refused::Removing(region.clone()), &e, &removed, Some(left));
+                        }
                         Err(e) => {
                             return Reconciled::Failed(format!(
                                 "removing the replica of {table} in {region} was refused: {e}"
                             ));
                         }
                     };
-                    match removed {
+                    match outcome {
                         Ok(()) if observed.recorded.contains(&region) => {
                             let mut wanted = observed.recorded.clone();
                             wanted.remove(&region);
-                            self.tables
+                            match self
+                                .tables
                                 .write_record(home, &view.arn, &self.record_key, &observed.recorded, &wanted)
                                 .await
-                                .map_err(|e| ("UntagResource", e))
+                            {
+                                Err(e) if goal.deleting && e.is_access_denied() => {
+                                    let mut left = left;
+                                    left.remove(&region);
+                                    return self.denied_delete(
+                                        Refused::Recording(region.clone()),
+                                        &e,
+                                        &removed,
+                                        Some(left),
+                                    );
+                                }
+                                other => other.map_err(|e| ("UntagResource", e)),
+                            }
                         }
                         other => other,
                     }
@@ -250,6 +277,33 @@ impl Reconciler<'_> {
                 }
             }
         }
+    }
+
+    /// A Delete stopped by IAM: FAILED at once, saying what was done and what stays
+    /// ([`DeniedDelete`]).
+    fn denied_delete(
+        &self,
+        refused: Refused,
+        error: &TableError,
+        removed: &BTreeSet<String>,
+        left: Option<BTreeSet<String>>,
+    ) -> Reconciled {
+        let denied = DeniedDelete {
+            table: self.goal.table.clone(),
+            home: self.goal.home.clone(),
+            record_key: self.record_key.clone(),
+            refused,
+            denial: error.to_string(),
+            removed: removed.clone(),
+            left,
+        };
+        tracing::error!(
+            logical_resource_id = %self.log.logical_resource_id,
+            request_id = %self.log.request_id,
+            code = error.aws_code().unwrap_or("error"),
+            "IAM refused a call of the Delete: answering FAILED and leaving the remaining replicas in place"
+        );
+        Reconciled::Failed(denied.reason())
     }
 
     /// Sleeps one poll interval, or says why the loop must end instead.

@@ -155,6 +155,120 @@ async fn persistent_5xx_fails_the_resource_once_the_service_timeout_is_spent() {
     );
 }
 
+fn access_denied(action: &str, region: &str) -> HttpResponse {
+    let body = json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
+        "Message": format!(
+            "User: arn:aws:sts::123456789012:assumed-role/stack-ProvisionerRole/provisioner-us-east-1 is not authorized to perform: {action} on resource: arn:aws:dynamodb:{region}:123456789012:table/UserSessions because no identity-based policy allows the {action} action"
+        ),
+    });
+    HttpResponse::new(StatusCode::try_from(400).expect("status"), SdkBody::from(body.to_string()))
+}
+
+#[tokio::test]
+async fn a_delete_that_iam_stops_part_way_answers_failed_at_once_saying_what_it_removed_and_what_stays() {
+    init_logs();
+    // Given replicas in ap-southeast-1 and eu-west-1 recorded as added by R, and a role that lets
+    // the Delete remove the first (ap-southeast-1) but not the second (DeleteTableReplica denied
+    // in eu-west-1)
+    let record = "multisite:replicas:R";
+    let tags: Arc<Mutex<BTreeMap<String, String>>> =
+        Arc::new(Mutex::new(BTreeMap::from([(record.to_owned(), "ap-southeast-1 eu-west-1".to_owned())])));
+    let first_removed = Arc::new(AtomicBool::new(false));
+    let describe = {
+        let first_removed = first_removed.clone();
+        mock!(aws_sdk_dynamodb::Client::describe_table).then_output(move || {
+            let replica = |region: &str| {
+                ReplicaDescription::builder().region_name(region).replica_status(ReplicaStatus::Active).build()
+            };
+            let mut table = TableDescription::builder()
+                .table_name("UserSessions")
+                .table_arn(TABLE_ARN)
+                .table_status(TableStatus::Active)
+                .replicas(replica("eu-west-1"));
+            if !first_removed.load(Ordering::SeqCst) {
+                table = table.replicas(replica("ap-southeast-1"));
+            }
+            DescribeTableOutput::builder().table(table.build()).build()
+        })
+    };
+    let list = {
+        let tags = tags.clone();
+        mock!(aws_sdk_dynamodb::Client::list_tags_of_resource).then_output(move || {
+            let all = tags
+                .lock()
+                .expect("tags")
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
+                .collect();
+            ListTagsOfResourceOutput::builder().set_tags(Some(all)).build()
+        })
+    };
+    let tag = {
+        let tags = tags.clone();
+        mock!(aws_sdk_dynamodb::Client::tag_resource).then_compute_output(move |input| {
+            for t in input.tags() {
+                tags.lock().expect("tags").insert(t.key().to_owned(), t.value().to_owned());
+            }
+            TagResourceOutput::builder().build()
+        })
+    };
+    let untag = {
+        let tags = tags.clone();
+        mock!(aws_sdk_dynamodb::Client::untag_resource).then_compute_output(move |input| {
+            for k in input.tag_keys() {
+                tags.lock().expect("tags").remove(k);
+            }
+            UntagResourceOutput::builder().build()
+        })
+    };
+    let update = {
+        let first_removed = first_removed.clone();
+        mock!(aws_sdk_dynamodb::Client::update_table)
+            .sequence()
+            .output(move || {
+                first_removed.store(true, Ordering::SeqCst);
+                UpdateTableOutput::builder().build()
+            })
+            .http_response(|| access_denied("dynamodb:DeleteTableReplica", "eu-west-1"))
+            .repeatedly()
+            .build()
+    };
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&describe, &list, &tag, &untag, &update], |c| c
+        .retry_config(fast_retries()));
+    let server = ResponseServer::start();
+    let deps = deps(test_config(), clients(client), Arc::new(CapturedContinuations::default()));
+    let id = "us-east-1/UserSessions/R";
+    let event = delete_event(
+        &server.response_url("d"),
+        "R",
+        id,
+        "UserSessions",
+        json!(["us-east-1", "eu-west-1", "ap-southeast-1"]),
+    );
+
+    // When the Delete runs
+    let summary = invoke(&deps, event, Duration::from_secs(30)).await;
+
+    // Then it answers FAILED on the first refusal, never retrying it, and says what happened
+    assert_eq!(summary.outcome, Outcome::Failed, "{summary:?}");
+    assert_eq!(update.num_calls(), 2, "one removal, one refused, not retried");
+    let answer = server.requests_for("d")[0].json();
+    assert_eq!(answer["PhysicalResourceId"], id);
+    let reason = answer["Reason"].as_str().expect("reason");
+    assert!(reason.starts_with("IAM refused removing the replica of UserSessions in eu-west-1: "), "{reason}");
+    assert!(
+        reason.contains(
+            "dynamodb:DeleteTableReplica on resource: arn:aws:dynamodb:eu-west-1:123456789012:table/UserSessions"
+        ),
+        "{reason}"
+    );
+    assert!(reason.contains("This Delete removed the replicas in ap-southeast-1 only and stopped there"), "{reason}");
+    assert!(reason.contains("those it added in eu-west-1 stay"), "{reason}");
+    // And the record names exactly what stays
+    assert_eq!(tags.lock().expect("tags").get(record).map(String::as_str), Some("eu-west-1"));
+}
+
 #[tokio::test]
 async fn replica_changes_are_one_update_table_call_each_with_the_documented_shape() {
     let seen: Arc<Mutex<Vec<UpdateTableInput>>> = Arc::default();

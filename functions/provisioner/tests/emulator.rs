@@ -1,8 +1,13 @@
 //! The provisioner against the emulator, through the real handler, answering a local ResponseURL
 //! server that records exactly what CloudFormation would receive.
 //!
+//! The handler always runs with ProvisionerRole as `template.yaml` renders it for the stack the
+//! test models (GlobalTableName = the resource's table, Region1..N = its Regions), which the
+//! emulator enforces as IAM would; a step that is a stack update re-renders the role first, as
+//! CloudFormation updates it before the custom resource. Set-up and checks use the administrator.
+//!
 //! Tests that change emulator-wide settings (replica timings, latency) start a private emulator;
-//! the others share one and use unique table names.
+//! the others share one and use unique table and stack names.
 
 mod common;
 
@@ -78,9 +83,12 @@ async fn create_of_three_regions_adds_the_replicas_and_answers_success_with_data
     // Given a table in us-east-1 and a Create for the seed's three Regions
     let emulator = Emulator::shared();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let table = unique_name("Sessions");
+    let deps = deps(
+        config.clone(),
+        role_clients(emulator, &config, &table, &SEED).await,
+        Arc::new(CapturedContinuations::default()),
+    );
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     let event = create_event(&server.response_url("create"), "SessionsReplicas", &table, json!(SEED));
@@ -127,16 +135,19 @@ async fn update_adds_and_removes_regions_and_keeps_the_physical_id() {
     // Given a resource that created replicas in eu-west-1 and ap-southeast-1
     let emulator = Emulator::shared();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let table = unique_name("Carts");
+    let mut stack = ProvisionerStack::deploy(emulator, &table, &SEED);
+    let deps = deps(config.clone(), stack.clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     let create = create_event(&server.response_url("c"), "CartsReplicas", &table, json!(SEED));
     assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Success);
     let id = format!("us-east-1/{table}/CartsReplicas");
 
-    // When the Regions change to [us-east-1, ap-southeast-1, us-west-2]
+    // When the stack's Regions change to [us-east-1, ap-southeast-1, us-west-2]: CloudFormation
+    // updates ProvisionerRole first, then sends the custom resource its Update
+    let regions = ["us-east-1", "ap-southeast-1", "us-west-2"];
+    stack.update(emulator, &table, &regions);
     let update = update_event(
         &server.response_url("u"),
         "CartsReplicas",
@@ -169,9 +180,12 @@ async fn delete_removes_only_the_replicas_this_resource_added() {
     // Given a table that already had a replica in eu-west-1 before the stack adopted it
     let emulator = Emulator::shared();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let table = unique_name("Orders");
+    let deps = deps(
+        config.clone(),
+        role_clients(emulator, &config, &table, &SEED).await,
+        Arc::new(CapturedContinuations::default()),
+    );
     create_global_table(&emulator.clients(&SEED).await, &table, HOME, &["eu-west-1"]).await;
     let server = ResponseServer::start();
     let create = create_event(&server.response_url("c"), "OrdersReplicas", &table, json!(SEED));
@@ -201,9 +215,12 @@ async fn retain_replicas_on_delete_keeps_them_and_forgets_the_record() {
     init_logs();
     let emulator = Emulator::shared();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let table = unique_name("Keep");
+    let deps = deps(
+        config.clone(),
+        role_clients(emulator, &config, &table, &["us-east-1", "eu-west-1"]).await,
+        Arc::new(CapturedContinuations::default()),
+    );
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     let mut create = create_event(&server.response_url("c"), "KeepReplicas", &table, json!(["us-east-1", "eu-west-1"]));
@@ -231,14 +248,16 @@ async fn delete_after_a_failed_create_succeeds() {
     init_logs();
     let emulator = Emulator::shared();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let server = ResponseServer::start();
 
-    // Case 1: the Create failed on its properties (no TableName)
+    // Case 1: the Create failed on its properties (no TableName). The template's own resource
+    // always has one (!Ref GlobalTableName), so no stack models this; neither request may reach
+    // DynamoDB at all, whatever the role.
+    let no_dynamodb = Arc::new(NoDynamoDb::default());
+    let offline = deps(config.clone(), no_dynamodb.clone(), Arc::new(CapturedContinuations::default()));
     let mut bad = create_event(&server.response_url("c1"), "BadReplicas", "x", json!(SEED));
     bad["ResourceProperties"].as_object_mut().expect("props").remove("TableName");
-    assert_eq!(invoke(&deps, bad.clone(), GENEROUS).await.outcome, Outcome::Failed);
+    assert_eq!(invoke(&offline, bad.clone(), GENEROUS).await.outcome, Outcome::Failed);
     let failed = the_answer(&server, "c1");
     let id = failed["PhysicalResourceId"].as_str().expect("an id even on failure").to_owned();
     assert_eq!(id, "us-east-1/(invalid)/BadReplicas", "deterministic, never random, never empty");
@@ -246,15 +265,22 @@ async fn delete_after_a_failed_create_succeeds() {
     rollback["RequestType"] = json!("Delete");
     rollback["PhysicalResourceId"] = json!(id);
     rollback["ResponseURL"] = json!(server.response_url("d1"));
-    assert_eq!(invoke(&deps, rollback, GENEROUS).await.outcome, Outcome::Success);
+    assert_eq!(invoke(&offline, rollback, GENEROUS).await.outcome, Outcome::Success);
     let answer = the_answer(&server, "d1");
     assert_eq!(
         (answer["Status"].as_str(), answer["PhysicalResourceId"].as_str()),
         (Some("SUCCESS"), Some(id.as_str()))
     );
+    assert_eq!(no_dynamodb.requests.load(std::sync::atomic::Ordering::SeqCst), 0, "no DynamoDB call");
 
-    // Case 2: the Create failed because the table does not exist
+    // Case 2: the Create failed because the table does not exist (a stack whose GlobalTableName
+    // names no table yet)
     let table = unique_name("Missing");
+    let deps = deps(
+        config.clone(),
+        role_clients(emulator, &config, &table, &SEED).await,
+        Arc::new(CapturedContinuations::default()),
+    );
     let create = create_event(&server.response_url("c2"), "MissingReplicas", &table, json!(SEED));
     assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Failed);
     let failed = the_answer(&server, "c2");
@@ -266,29 +292,56 @@ async fn delete_after_a_failed_create_succeeds() {
     assert_eq!(the_answer(&server, "d2")["Status"], "SUCCESS");
 }
 
-#[tokio::test]
-async fn a_table_name_change_is_a_replacement_and_the_old_resource_is_deleted_afterwards() {
-    init_logs();
-    // Given replicas of Old in eu-west-1
-    let emulator = Emulator::shared();
+/// The parts of ProvisionerRole's policy that name `from`, made to name `to` instead: an
+/// operator's grant for another table, in the shape the template gives the provisioner.
+fn grant_for_table(policy: &Value, from: &str, to: &str) -> Value {
+    let statements: Vec<Value> = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| s["Resource"].to_string().contains(&format!("table/{from}")))
+        .map(|s| {
+            let text = s.to_string().replace(&format!("table/{from}\""), &format!("table/{to}\""));
+            serde_json::from_str(&text).expect("statement")
+        })
+        .collect();
+    assert!(!statements.is_empty(), "the policy names table {from}: {policy}");
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// A table whose replicas R added, and a TableName change to another table: the Create, the
+/// Update (a replacement) and the stack's roles as CloudFormation would have them afterwards.
+struct Replaced {
+    stack: ProvisionerStack,
+    deps: Arc<provisioner::Dependencies>,
+    server: ResponseServer,
+    old: String,
+    new: String,
+    old_id: String,
+}
+
+const TWO: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+async fn replace_the_table(emulator: &'static Emulator) -> Replaced {
+    // Given replicas of Old in eu-west-1, added by R in a stack whose GlobalTableName is Old
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let (old, new) = (unique_name("Old"), unique_name("New"));
+    let mut stack = ProvisionerStack::deploy(emulator, &old, &TWO);
+    let deps = deps(config.clone(), stack.clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let home = emulator.clients(&SEED).await;
     create_table(&home.region(HOME).expect("home").dynamodb, &old).await;
     create_table(&home.region(HOME).expect("home").dynamodb, &new).await;
     let server = ResponseServer::start();
-    let regions = json!(["us-east-1", "eu-west-1"]);
     assert_eq!(
-        invoke(&deps, create_event(&server.response_url("c"), "R", &old, regions.clone()), GENEROUS).await.outcome,
+        invoke(&deps, create_event(&server.response_url("c"), "R", &old, json!(TWO)), GENEROUS).await.outcome,
         Outcome::Success
     );
     let old_id = format!("us-east-1/{old}/R");
 
-    // When TableName changes to New
-    let update =
-        update_event(&server.response_url("u"), "R", &old_id, (&new, regions.clone()), (&old, regions.clone()));
+    // When the stack's GlobalTableName changes to New: CloudFormation updates ProvisionerRole
+    // first (it now names New only), then sends R its Update
+    stack.update(emulator, &new, &TWO);
+    let update = update_event(&server.response_url("u"), "R", &old_id, (&new, json!(TWO)), (&old, json!(TWO)));
     assert_eq!(invoke(&deps, update, GENEROUS).await.outcome, Outcome::Success);
 
     // Then New gets the replicas under a new PhysicalResourceId, and Old is untouched for now
@@ -296,15 +349,153 @@ async fn a_table_name_change_is_a_replacement_and_the_old_resource_is_deleted_af
     assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{new}/R"));
     assert_eq!(home_statuses(emulator, &new).await, statuses(&[("eu-west-1", "ACTIVE")]));
     assert_eq!(home_statuses(emulator, &old).await, statuses(&[("eu-west-1", "ACTIVE")]));
+    Replaced { stack, deps, server, old, new, old_id }
+}
 
-    // When CloudFormation then deletes the old resource (old id, old properties)
-    let delete = delete_event(&server.response_url("d"), "R", &old_id, &old, regions);
+#[tokio::test]
+async fn a_table_name_change_is_a_replacement_and_the_old_resource_is_deleted_afterwards() {
+    init_logs();
+    let emulator = Emulator::shared();
+    let Replaced { deps, server, old, new, old_id, .. } = replace_the_table(emulator).await;
+
+    // When CloudFormation's clean-up deletes the old resource (old id, old properties), after the
+    // update and so under the updated role, which covers only New (on AWS too)
+    let delete = delete_event(&server.response_url("d"), "R", &old_id, &old, json!(TWO));
+    let summary = invoke(&deps, delete, GENEROUS).await;
+
+    // Then it is answered FAILED (a clean-up failure does not roll the update back) with a reason
+    // that names the refused action and resource and says what stays and what to do
+    assert_eq!(summary.outcome, Outcome::Failed, "{summary:?}");
+    let answer = the_answer(&server, "d");
+    assert_eq!(answer["PhysicalResourceId"], old_id.as_str());
+    let reason = answer["Reason"].as_str().expect("reason");
+    let old_arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{old}");
+    assert!(reason.contains(&format!("dynamodb:DescribeTable on resource: {old_arn} ")), "{reason}");
+    assert!(reason.contains("This Delete removed no replica and stopped there"), "{reason}");
+    assert!(reason.contains(&format!("the tag multisite:replicas:R of {old} in us-east-1")), "{reason}");
+    assert!(reason.contains("clean-up Delete after a TableName change"), "{reason}");
+    assert!(reason.contains("remove these replicas by hand"), "{reason}");
+    // And Old's replicas and their record are left exactly as they were; New keeps its own
+    assert_eq!(home_statuses(emulator, &old).await, statuses(&[("eu-west-1", "ACTIVE")]));
+    assert_eq!(
+        record_tags(emulator, &old).await,
+        BTreeMap::from([("multisite:replicas:R".to_owned(), "eu-west-1".to_owned())]),
+        "the record still tells an operator which replicas R added"
+    );
+    assert_eq!(home_statuses(emulator, &new).await, statuses(&[("eu-west-1", "ACTIVE")]));
+}
+
+// The template cannot give ProvisionerRole two table names (one GlobalTableName), so no stack
+// keeps covering Old after the change. What can: an operator's temporary grant on the role for
+// the old table, put before the update and removed after it (the remedy for that clean-up).
+#[tokio::test]
+async fn a_table_name_change_cleans_up_the_old_table_when_the_role_still_covers_it() {
+    init_logs();
+    let emulator = Emulator::shared();
+    let Replaced { stack, deps, server, old, new, old_id } = replace_the_table(emulator).await;
+    let grant = grant_for_table(&stack.policy(), &new, &old);
+    stack.put_policy(emulator, "operator-old-table", Some(&grant));
+
+    // When CloudFormation's clean-up deletes the old resource
+    let delete = delete_event(&server.response_url("d"), "R", &old_id, &old, json!(TWO));
     assert_eq!(invoke(&deps, delete, GENEROUS).await.outcome, Outcome::Success);
 
     // Then Old loses the replica it was given, New keeps its own
     assert_eq!(the_answer(&server, "d")["PhysicalResourceId"], old_id.as_str());
     assert!(home_statuses(emulator, &old).await.is_empty());
+    assert!(record_tags(emulator, &old).await.is_empty(), "the record goes with the replicas");
     assert_eq!(home_statuses(emulator, &new).await, statuses(&[("eu-west-1", "ACTIVE")]));
+    stack.put_policy(emulator, "operator-old-table", None);
+}
+
+#[tokio::test]
+async fn a_rolled_back_region_change_is_undone_under_either_version_of_the_role() {
+    init_logs();
+    // Given replicas in eu-west-1 and ap-southeast-1, and a stack update to another Region list
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let table = unique_name("Rollback");
+    let mut stack = ProvisionerStack::deploy(emulator, &table, &SEED);
+    let deps = deps(config.clone(), stack.clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let id = format!("us-east-1/{table}/R");
+    assert_eq!(
+        invoke(&deps, create_event(&server.response_url("c"), "R", &table, json!(SEED)), GENEROUS).await.outcome,
+        Outcome::Success
+    );
+    let swapped = ["us-east-1", "ap-southeast-1", "us-west-2"];
+    let forward = |name: &str| {
+        update_event(&server.response_url(name), "R", &id, (&table, json!(swapped)), (&table, json!(SEED)))
+    };
+    let back = |name: &str| {
+        update_event(&server.response_url(name), "R", &id, (&table, json!(SEED)), (&table, json!(swapped)))
+    };
+    let before = statuses(&[("eu-west-1", "ACTIVE"), ("ap-southeast-1", "ACTIVE")]);
+    let after = statuses(&[("ap-southeast-1", "ACTIVE"), ("us-west-2", "ACTIVE")]);
+
+    // When the update succeeds for R but fails elsewhere, and CloudFormation rolls R back while
+    // ProvisionerRole still names the new Regions (eu-west-1 is re-added in a Region it does not name)
+    stack.update(emulator, &table, &swapped);
+    assert_eq!(invoke(&deps, forward("u1"), GENEROUS).await.outcome, Outcome::Success);
+    assert_eq!(home_statuses(emulator, &table).await, after);
+    let summary = invoke(&deps, back("r1"), GENEROUS).await;
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    assert_eq!(home_statuses(emulator, &table).await, before);
+
+    // When (the rollback having restored the role, and the same update run again) it rolls R back
+    // after restoring ProvisionerRole (us-west-2 is removed in a Region the restored role does not
+    // name)
+    stack.update(emulator, &table, &SEED);
+    stack.update(emulator, &table, &swapped);
+    assert_eq!(invoke(&deps, forward("u2"), GENEROUS).await.outcome, Outcome::Success);
+    assert_eq!(home_statuses(emulator, &table).await, after);
+    stack.update(emulator, &table, &SEED);
+    let summary = invoke(&deps, back("r2"), GENEROUS).await;
+
+    // Then both rollbacks restore the replicas
+    assert_eq!(summary.outcome, Outcome::Success, "{summary:?}");
+    assert_eq!(home_statuses(emulator, &table).await, before);
+    assert_eq!(the_answer(&server, "r2")["PhysicalResourceId"], id.as_str());
+}
+
+#[tokio::test]
+async fn without_update_table_in_the_role_the_create_fails_naming_the_action_and_the_table() {
+    init_logs();
+    // Given ProvisionerRole as rendered, minus dynamodb:UpdateTable
+    let emulator = Emulator::shared();
+    let config = test_config();
+    let table = unique_name("Denied");
+    let stack = ProvisionerStack::deploy(emulator, &table, &TWO);
+    let mut policy = stack.policy();
+    let mut removed = 0;
+    for statement in policy["Statement"].as_array_mut().expect("statements") {
+        if let Some(actions) = statement["Action"].as_array_mut() {
+            let before = actions.len();
+            actions.retain(|a| a != "dynamodb:UpdateTable");
+            removed += before - actions.len();
+        }
+    }
+    assert_eq!(removed, 1, "the rendered policy grants dynamodb:UpdateTable once: {policy}");
+    stack.put_policy(emulator, "provisioner", Some(&policy));
+    let deps = deps(config.clone(), stack.clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
+    create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+
+    // When the Create runs
+    let summary = invoke(&deps, create_event(&server.response_url("c"), "R", &table, json!(TWO)), GENEROUS).await;
+
+    // Then it is answered FAILED naming the action and the table, and no replica was created
+    assert_eq!(summary.outcome, Outcome::Failed, "{summary:?}");
+    let answer = the_answer(&server, "c");
+    assert_eq!(answer["Status"], "FAILED");
+    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/R"));
+    let reason = answer["Reason"].as_str().expect("reason");
+    let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
+    assert!(reason.contains(&format!("dynamodb:UpdateTable on resource: {arn} ")), "{reason}");
+    assert!(reason.contains("adding the replica"), "{reason}");
+    assert!(home_statuses(emulator, &table).await.is_empty(), "no replica");
+    assert!(record_tags(emulator, &table).await.is_empty(), "the intent is taken back from the record");
 }
 
 #[tokio::test]
@@ -312,15 +503,22 @@ async fn the_response_url_failing_twice_then_accepting_gets_the_same_answer_thre
     init_logs();
     let emulator = Emulator::shared();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let table = unique_name("Flaky");
+    let deps = deps(
+        config.clone(),
+        role_clients(emulator, &config, &table, &["us-east-1", "eu-west-1"]).await,
+        Arc::new(CapturedContinuations::default()),
+    );
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     server.fail_next(2);
 
-    let summary =
-        invoke(&deps, create_event(&server.response_url("flaky"), "R", &table, json!(["us-east-1"])), GENEROUS).await;
+    let summary = invoke(
+        &deps,
+        create_event(&server.response_url("flaky"), "R", &table, json!(["us-east-1", "eu-west-1"])),
+        GENEROUS,
+    )
+    .await;
 
     assert!(summary.delivered, "{summary:?}");
     assert_eq!(summary.delivery_attempts, 3);
@@ -338,8 +536,10 @@ async fn a_panic_in_the_handler_is_still_answered_failed() {
     let emulator = Emulator::shared();
     let mut config = test_config();
     config.poll_interval = Duration::from_secs(3);
-    let deps = deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(PanickingContinuation));
     let table = unique_name("Panic");
+    let regions = ["us-east-1", "eu-west-1"];
+    let deps =
+        deps(config.clone(), role_clients(emulator, &config, &table, &regions).await, Arc::new(PanickingContinuation));
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     let event = create_event(&server.response_url("p"), "PanicReplicas", &table, json!(["us-east-1", "eu-west-1"]));
@@ -362,8 +562,8 @@ async fn the_wait_continues_across_invocations_and_one_of_them_answers() {
     emulator.set_timing(1500, 300, 300);
     let config = test_config();
     let captured = Arc::new(CapturedContinuations::default());
-    let deps = deps(config.clone(), emulator_clients(&emulator, &config).await, captured.clone());
     let table = unique_name("Slow");
+    let deps = deps(config.clone(), role_clients(&emulator, &config, &table, &SEED).await, captured.clone());
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     let event = create_event(&server.response_url("slow"), "SlowReplicas", &table, json!(SEED));
@@ -402,8 +602,12 @@ async fn a_spent_service_timeout_answers_failed_and_the_rollback_delete_cleans_u
     emulator.set_timing(4000, 300, 300);
     let config = test_config();
     let captured = Arc::new(CapturedContinuations::default());
-    let deps = deps(config.clone(), emulator_clients(&emulator, &config).await, captured.clone());
     let table = unique_name("Budget");
+    let deps = deps(
+        config.clone(),
+        role_clients(&emulator, &config, &table, &["us-east-1", "eu-west-1"]).await,
+        captured.clone(),
+    );
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     let mut event =
@@ -448,9 +652,12 @@ async fn the_deadline_guard_answers_failed_before_the_lambda_times_out() {
     // Given every us-east-1 call takes 4 s and the invocation has 2.5 s left
     let emulator = Emulator::start();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(&emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let table = unique_name("Stuck");
+    let deps = deps(
+        config.clone(),
+        role_clients(&emulator, &config, &table, &SEED).await,
+        Arc::new(CapturedContinuations::default()),
+    );
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     emulator.set_latency(HOME, 4000);
     let server = ResponseServer::start();
@@ -502,9 +709,12 @@ impl LogBuffer {
 async fn each_request_logs_structured_events_and_no_echo_keeps_property_values_out_of_them() {
     let emulator = Emulator::shared();
     let config = test_config();
-    let deps =
-        deps(config.clone(), emulator_clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     let table = unique_name("SecretTable");
+    let deps = deps(
+        config.clone(),
+        role_clients(emulator, &config, &table, &["us-east-1", "eu-west-1"]).await,
+        Arc::new(CapturedContinuations::default()),
+    );
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
     let logs = LogBuffer::default();

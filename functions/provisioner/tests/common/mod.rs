@@ -1,15 +1,18 @@
 //! Helpers shared by the provisioner's integration tests: real-shaped events built from the files
-//! in `events/`, a fast test configuration, continuations the test captures, and invoking the real
-//! handler with a Lambda context whose deadline the test chooses.
+//! in `events/`, a fast test configuration, continuations the test captures, the provisioner's
+//! role as `template.yaml` renders it for the stack a test models, and invoking the real handler
+//! with a Lambda context whose deadline the test chooses.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use lambda_runtime::{Context, LambdaEvent};
+use multisite_tests::Emulator;
+use multisite_tests::roles::{Function, StackRoles};
 use provisioner::continuation::{BoxFuture, ContinuationError};
 use provisioner::delivery::DeliveryPolicy;
 use provisioner::{Config, Continuation, Dependencies, DynamoDbClients, ResponseClient, Summary};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -130,9 +133,88 @@ pub fn deps(
     Arc::new(Dependencies { config, dynamodb, continuation, responses: ResponseClient::default() })
 }
 
-/// Clients for every Region the provisioner knows, against `emulator`.
-pub async fn emulator_clients(emulator: &multisite_tests::Emulator, config: &Config) -> Arc<dyn DynamoDbClients> {
-    Arc::new(shared::RegionalClients::with_base(emulator.sdk_config().await, config.known_regions.iter()))
+/// The CloudFormation parameters of the stack a test models: the template's own custom resource
+/// (`DataTableReplicas`, in the stack of `DataTableHomeRegion` = [`HOME`]) manages `table`
+/// (GlobalTableName) in `regions` (Region1..N, 2-4 of them, as the template takes them).
+///
+/// Only GlobalTableName and the Regions shape the provisioner's role. The other required
+/// parameters (health checks, Auto Scaling groups, alarms, hosted zone, record) are placeholders
+/// that match the template's patterns: they name what the other functions' roles cover.
+pub fn stack_parameters(table: &str, regions: &[&str]) -> Map<String, Value> {
+    assert!((2..=4).contains(&regions.len()), "template.yaml deploys 2-4 Regions, not {regions:?}");
+    let mut p = Map::new();
+    let mut put = |key: String, value: String| {
+        p.insert(key, Value::String(value));
+    };
+    put("GlobalTableName".into(), table.to_owned());
+    put("DataTableHomeRegion".into(), HOME.to_owned());
+    put("HostedZoneId".into(), "Z0PLACEHOLDER00000000".into());
+    put("RecordName".into(), "app.example.com".into());
+    for (i, region) in regions.iter().enumerate() {
+        let n = i + 1;
+        put(format!("Region{n}"), (*region).to_owned());
+        put(format!("Region{n}HealthCheckId"), format!("00000000-0000-4000-8000-{n:012x}"));
+        put(format!("Region{n}AutoScalingGroup"), format!("web-{region}"));
+        put(format!("Region{n}AlarmName"), format!("web-{region}-unhealthy"));
+    }
+    p
+}
+
+/// The stack in [`HOME`] a test models, with its roles created in the emulator. Each test has a
+/// stack of its own (tests share an emulator; the roles are named `<stack>-<LogicalId>`).
+pub struct ProvisionerStack {
+    pub roles: StackRoles,
+}
+
+impl ProvisionerStack {
+    /// Creates a new stack for `table` in `regions` (see [`stack_parameters`]).
+    pub fn deploy(emulator: &Emulator, table: &str, regions: &[&str]) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!("prov-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        Self { roles: render(emulator, &name, table, regions) }
+    }
+
+    /// A stack update with other parameters: CloudFormation updates ProvisionerRole (the custom
+    /// resource depends on the function, which depends on the role) before it sends the custom
+    /// resource its Update, and the clean-up Delete of a replaced resource runs after the update,
+    /// still under the new role. Re-posting the stack replaces its roles; sessions read the
+    /// policies at each call, so clients made earlier get the new policies (as a running function
+    /// does on AWS).
+    pub fn update(&mut self, emulator: &Emulator, table: &str, regions: &[&str]) {
+        self.roles = render(emulator, &self.roles.stack_name, table, regions);
+    }
+
+    /// Clients for every Region the provisioner knows, signed with a session of ProvisionerRole.
+    pub async fn clients(&self, emulator: &Emulator, config: &Config) -> Arc<dyn DynamoDbClients> {
+        let credentials = self.roles.session(emulator, Function::Provisioner).credentials();
+        let base = emulator.sdk_config_with(credentials).await;
+        Arc::new(shared::RegionalClients::with_base(base, config.known_regions.iter()))
+    }
+
+    /// ProvisionerRole's inline policy `provisioner`, as rendered.
+    pub fn policy(&self) -> Value {
+        self.roles.role_of(Function::Provisioner).policies.get("provisioner").cloned().expect("policy provisioner")
+    }
+
+    /// Replaces (or with `None` deletes) one inline policy of ProvisionerRole.
+    pub fn put_policy(&self, emulator: &Emulator, name: &str, document: Option<&Value>) {
+        self.roles.put_policy(emulator, Function::Provisioner, name, document);
+    }
+}
+
+fn render(emulator: &Emulator, stack_name: &str, table: &str, regions: &[&str]) -> StackRoles {
+    StackRoles::create_named(emulator, &stack_parameters(table, regions), HOME, stack_name)
+}
+
+/// Clients signed with ProvisionerRole of a new stack for `table` in `regions`: what the handler
+/// under test may use.
+pub async fn role_clients(
+    emulator: &Emulator,
+    config: &Config,
+    table: &str,
+    regions: &[&str],
+) -> Arc<dyn DynamoDbClients> {
+    ProvisionerStack::deploy(emulator, table, regions).clients(emulator, config).await
 }
 
 /// A Lambda context whose deadline is `remaining` from now.
