@@ -556,3 +556,34 @@ async fn a_role_scoped_to_another_regions_ledger_is_denied_and_changes_nothing()
     assert_eq!(world.writer_region().await, "us-east-1");
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
 }
+
+/// Deliveries in a chosen order and timing: the same alarm change reaches failover in eu-west-1
+/// first and, 1.5 s later (after the ledger's 1 s replication delay), in ap-southeast-1, which by
+/// then reads the evacuation from its own replica and records nothing new.
+#[tokio::test]
+async fn a_late_delivery_in_another_region_sees_the_replicated_evacuation() {
+    let emulator = Emulator::start();
+    emulator.set_timing(100, 100, 200);
+    let deployment = Deployment::spec(&REGIONS).with_aurora().with_dns().with_ledger_replicas().create(&emulator).await;
+    emulator.set_replication_delay(1_000);
+    let fleet = Instances::deploy(&emulator, &deployment, Function::Failover).await;
+    let clock = FixedClock::at(T0);
+    let payload = event("alarm-eventbridge-us-east-1-alarm.json");
+
+    let delivered = fleet
+        .deliver_timed(&[("eu-west-1", Duration::ZERO), ("ap-southeast-1", Duration::from_millis(1_500))], async |i| {
+            let deps =
+                Deps { topology: &deployment.topology, clients: &i.clients, home_region: &i.region, clock: &clock };
+            failover::handle(payload.clone(), &deps).await.map(only)
+        })
+        .await;
+
+    assert_eq!(delivered[0].region, "eu-west-1");
+    assert_eq!(delivered[1].region, "ap-southeast-1");
+    assert!(delivered[1].started >= Duration::from_millis(1_500), "{:?}", delivered[1].started);
+    let first = delivered[0].outcome.as_ref().expect("first delivery");
+    let late = delivered[1].outcome.as_ref().expect("late delivery");
+    assert!(first.transition_recorded, "{first:?}");
+    assert_eq!(late.outcome, Outcome::Reconciled, "{late:?}");
+    assert!(!late.transition_recorded, "the late delivery read the replicated evacuation: {late:?}");
+}
