@@ -4,11 +4,20 @@
 #      target/lambda-local/<function>/ (scripts/lambda-build.sh's arm64 artifacts in target/lambda/
 #      are left alone);
 #   2. `drill --setup-only` builds the deployment in a fresh local emulator (hosted zone, health
-#      checks, Global Table + ledger provisioned, Aurora global cluster, groups, alarms) and keeps
-#      it running; its topology file is what the functions load (MULTISITE_TOPOLOGY_FILE);
+#      checks, ledger Global Table, data table replicas provisioned, Aurora global cluster, groups,
+#      CloudWatch alarms) and keeps it running; its topology file is what the functions load
+#      (MULTISITE_TOPOLOGY_FILE), its roles file (DRILL_ROLES line, target/drill/roles.json) holds a
+#      session of every function's template.yaml role in every Region's stack;
 #   3. `cargo lambda watch --only-lambda-apis` serves the Runtime API; each bootstrap runs against it
-#      with the emulator as AWS_ENDPOINT_URL, and every events/ file of that function is sent with
-#      `cargo lambda invoke --data-file`; each answer is checked.
+#      with the emulator as AWS_ENDPOINT_URL and, as on Lambda, the environment credentials of its
+#      role's session (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) in the stack of
+#      its AWS_REGION: the emulator authorizes every call against that role. Every events/ file of
+#      the function is sent with `cargo lambda invoke --data-file`; each answer is checked. Two more
+#      deliveries to failover are real alarm events: SetAlarmState in the watcher Region, and the
+#      "CloudWatch Alarm State Change" event the emulator recorded for it (GET /_multisite/events).
+#      The provisioner's Update is a stack update with new parameters (its Regions drop eu-west-1
+#      and add us-west-2): the provisioner's role is rendered again for them before it runs, as
+#      CloudFormation updates the role before the custom resource.
 # Uses the pinned cargo-lambda venv of scripts/lambda-build.sh (.venv-lambda,
 # tests/deploy/requirements-lambda.txt, same stamp), so the two scripts share one install.
 set -euo pipefail
@@ -43,15 +52,19 @@ trap cleanup EXIT
 coproc DRILL { exec "${CARGO_TARGET_DIR:-target}/debug/drill" --setup-only 2>&1; }
 endpoint=""
 topology=""
+roles=""
 while IFS= read -r -t 120 line <&"${DRILL[0]}"; do
   echo "[drill] $line" >&2
+  if [[ $line == DRILL_ROLES* ]]; then
+    read -r _ roles <<< "$line"
+  fi
   if [[ $line == DRILL_READY* ]]; then
     read -r _ endpoint topology <<< "$line"
     break
   fi
 done
-if [ -z "$endpoint" ]; then
-  echo "the drill did not report DRILL_READY" >&2
+if [ -z "$endpoint" ] || [ -z "$roles" ]; then
+  echo "the drill did not report DRILL_ROLES and DRILL_READY" >&2
   exit 1
 fi
 # Keep draining the drill's output in the background so it never blocks on a full pipe.
@@ -67,8 +80,119 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# The emulator's venv has boto3 (the administrator's CloudWatch and Route 53 calls below).
+py="$root/.venv/bin/python"
+# helper <command> ...: the roles file and the emulator's control API, in Python (stdlib + boto3).
+#   credentials <function> <region>            -> "KEY SECRET TOKEN" of that role session
+#   rerender <function> <region> <R1,R2,..>    -> renders the stack in <region> again for the
+#                                                 drill's parameters with those Regions (a stack
+#                                                 update), prints "KEY SECRET TOKEN ROLE" of a fresh
+#                                                 session of <function>'s role in it
+#   alarm-event <alarm> <watcher> <state> <out> -> SetAlarmState (administrator), then writes the
+#                                                 EventBridge event recorded for it to <out>
+#   clear-requests                             -> empties the emulator's request log
+#   iam-summary                                -> the calls role sessions signed since, per role,
+#                                                 and IAM's denials; fails on a denial or on a
+#                                                 function whose role signed nothing
+helper() {
+  "$py" - "$roles" "$endpoint" "$@" <<'PY'
+import json, sys, time, urllib.request
+
+roles_file, endpoint, command, *args = sys.argv[1:]
+roles = json.load(open(roles_file))
+
+def control(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(endpoint + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)
+    except urllib.error.HTTPError as err:
+        sys.exit(f"{method} {path}: HTTP {err.code} {err.read().decode(errors='replace')}")
+
+def admin(service, region):
+    import boto3
+    return boto3.client(service, region_name=region, endpoint_url=endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+if command == "credentials":
+    function, region = args
+    c = roles["functions"][function][region]
+    print(c["access_key_id"], c["secret_access_key"], c["session_token"])
+elif command == "rerender":
+    function, region, regions = args[0], args[1], args[2].split(",")
+    old = roles["parameters"]
+    cell_keys = ["", "HealthCheckId", "AutoScalingGroup", "AlarmName", "AuroraClusterId"]
+    old_index = {old[f"Region{n}"]: n for n in range(1, 5) if old.get(f"Region{n}")}
+    params = {k: v for k, v in old.items() if not (k.startswith("Region") and k[6:7].isdigit())}
+    for n, r in enumerate(regions, 1):
+        if r in old_index:
+            for key in cell_keys:
+                if f"Region{old_index[r]}{key}" in old:
+                    params[f"Region{n}{key}"] = old[f"Region{old_index[r]}{key}"]
+        else:
+            # A Region the update adds comes with its cell's parameters: a real health check for
+            # it, and the group, alarm and Aurora member named as the drill names them.
+            check = admin("route53", "us-east-1").create_health_check(
+                CallerReference=f"lambda-invoke-test-{r}-{time.time()}",
+                HealthCheckConfig={"Type": "HTTPS", "FullyQualifiedDomainName": f"{r}.{old['RecordName']}",
+                                   "Port": 443, "ResourcePath": "/health"})
+            params.update({f"Region{n}": r, f"Region{n}HealthCheckId": check["HealthCheck"]["Id"],
+                           f"Region{n}AutoScalingGroup": f"web-{r}", f"Region{n}AlarmName": f"web-{r}-unhealthy"})
+            if old.get("AuroraGlobalClusterId"):
+                params[f"Region{n}AuroraClusterId"] = f"sessions-{r}"
+    stack = f"multisite-{region}"
+    logical = {"provisioner": "ProvisionerFunction", "failover": "FailoverFunction",
+               "scaler": "ScalerFunction", "lag-probe": "LagProbeFunction"}[function]
+    rendered = control("POST", "/_multisite/iam/template-roles",
+                       {"template": roles["template"], "parameters": params, "region": region, "stack_name": stack})
+    role = rendered["roles"][rendered["functions"][logical]["role"]]
+    session = control("POST", "/_multisite/iam/session",
+                      {"role_name": role["role_name"], "session_name": f"{function}-{region}-update"})
+    print(session["access_key_id"], session["secret_access_key"], session["session_token"], role["role_name"])
+elif command == "alarm-event":
+    alarm, watcher, state, out = args
+    seen = len(control("GET", f"/_multisite/events?region={watcher}")["events"])
+    admin("cloudwatch", watcher).set_alarm_state(AlarmName=alarm, StateValue=state,
+                                                 StateReason=f"lambda-invoke-test: {state}")
+    deadline = time.time() + 5
+    while True:
+        events = control("GET", f"/_multisite/events?region={watcher}")["events"][seen:]
+        found = [e for e in events if e["detail"]["alarmName"] == alarm and e["detail"]["state"]["value"] == state]
+        if found:
+            json.dump(found[-1], open(out, "w"), indent=2)
+            print(found[-1]["id"])
+            break
+        if time.time() > deadline:
+            sys.exit(f"no CloudWatch Alarm State Change event for {alarm} -> {state} in {watcher}")
+        time.sleep(0.05)
+elif command == "clear-requests":
+    control("DELETE", "/_multisite/requests")
+elif command == "iam-summary":
+    per_role, denied = {}, []
+    for r in control("GET", "/_multisite/requests")["requests"]:
+        principal = r.get("principal") or ""
+        if ":assumed-role/" not in principal:
+            continue
+        role = principal.split("/")[1]
+        per_role[role] = per_role.get(role, 0) + 1
+        if r.get("denied"):
+            denied.append(f"{role}: {r['denied']['action']} on {r['denied']['resource']}")
+    print(", ".join(f"{role} {n}" for role, n in sorted(per_role.items())) + f"; {len(denied)} denied"
+          + "".join(f"; {d}" for d in denied))
+    missing = [f for f in ("ProvisionerRole", "FailoverRole", "ScalerRole", "LagProbeRole")
+               if not any(role.endswith("-" + f) for role in per_role)]
+    if denied or missing:
+        sys.exit(f"IAM: denied {denied}, roles that signed no call: {missing}")
+else:
+    sys.exit(f"unknown helper command {command}")
+PY
+}
+
 failures=0
 invocations=0
+# From here on the request log holds the bootstraps' calls (and this script's administrator calls).
+helper clear-requests
 # invoke <function, for the log> <event file> <python expression over `a` (the answer) that must hold>
 # (`cargo lambda watch --only-lambda-apis` serves one function, named `_`.)
 invoke() {
@@ -96,13 +220,22 @@ else:
 }
 
 # run_function <function> <AWS_REGION> (<event file> <expectation>)...: runs one bootstrap
-# against the Runtime API, as deployed in that Region, while its events are invoked.
+# against the Runtime API, as deployed in that Region (its role's session in that Region's stack,
+# or the one in $session_override), while its events are invoked.
+session_override=""
 run_function() {
-  local fn=$1 region=$2
+  local fn=$1 region=$2 session key secret token
   shift 2
+  if [ -n "$session_override" ]; then
+    session=$session_override
+  else
+    session=$(helper credentials "$fn" "$region")
+  fi
+  read -r key secret token _ <<< "$session"
   env AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256 \
     AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
-    AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    AWS_ENDPOINT_URL="$endpoint" \
+    AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_SESSION_TOKEN="$token" \
     AWS_REGION="$region" AWS_DEFAULT_REGION="$region" MULTISITE_TOPOLOGY_FILE="$topology" \
     PROVISIONER_POLL_INTERVAL_MS=100 PROVISIONER_RESPONSE_ATTEMPTS=1 \
     RUST_LOG=warn \
@@ -126,11 +259,17 @@ cooldown_s=6
 # One whole evacuation and failback of us-east-1, each event file delivered as Lambda would.
 run_function lag-probe eu-west-1 \
   events/scheduled-lag-probe.json "a['rpo_breached'] is False and len(a['active_regions']) == 3"
-# ALARM through the three deliveries: the first evacuates, the others are duplicates.
+# ALARM through the three deliveries: the first evacuates, the others are duplicates; then the
+# real alarm's own event (web-us-east-1-unhealthy lives in its watcher Region, eu-west-1), one
+# more duplicate.
+recorded=target/lambda-local/recorded-alarm-us-east-1-alarm.json
+event_id=$(helper alarm-event web-us-east-1-unhealthy eu-west-1 ALARM "$recorded")
+echo "== SetAlarmState web-us-east-1-unhealthy ALARM in eu-west-1: event $event_id recorded ($recorded)" >&2
 run_function failover eu-west-1 \
   events/alarm-alarm-action-us-east-1-alarm.json "$(reconciled_to Evacuated) and a['reports'][0]['transition_recorded']" \
   events/alarm-eventbridge-us-east-1-alarm.json "$(reconciled_to Evacuated) and not a['reports'][0]['transition_recorded']" \
-  events/alarm-sns-us-east-1-alarm.json "$(reconciled_to Evacuated) and not a['reports'][0]['transition_recorded']"
+  events/alarm-sns-us-east-1-alarm.json "$(reconciled_to Evacuated) and not a['reports'][0]['transition_recorded']" \
+  "$recorded" "$(reconciled_to Evacuated) and not a['reports'][0]['transition_recorded']"
 run_function scaler eu-west-1 \
   events/alarm-alarm-action-us-east-1-alarm.json "$(outcomes) == ['Scaled']" \
   events/alarm-eventbridge-us-east-1-alarm.json "$(outcomes) == ['Scaled']" \
@@ -146,9 +285,13 @@ run_function scaler eu-west-1 \
 sleep "$cooldown_s"
 run_function lag-probe eu-west-1 \
   events/scheduled-lag-probe.json "a['rpo_breached'] is False"
+recorded=target/lambda-local/recorded-alarm-us-east-1-ok.json
+event_id=$(helper alarm-event web-us-east-1-unhealthy eu-west-1 OK "$recorded")
+echo "== SetAlarmState web-us-east-1-unhealthy OK in eu-west-1: event $event_id recorded ($recorded)" >&2
 run_function failover eu-west-1 \
   events/alarm-eventbridge-us-east-1-ok.json "$(reconciled_to Active)" \
-  events/alarm-sns-us-east-1-ok.json "$(reconciled_to Active) and not a['reports'][0]['transition_recorded']"
+  events/alarm-sns-us-east-1-ok.json "$(reconciled_to Active) and not a['reports'][0]['transition_recorded']" \
+  "$recorded" "$(reconciled_to Active) and not a['reports'][0]['transition_recorded']"
 sleep "$cooldown_s"
 run_function scaler eu-west-1 \
   events/alarm-sns-us-east-1-ok.json "$(outcomes) == ['Restored']" \
@@ -158,9 +301,24 @@ run_function scaler eu-west-1 \
 # The sample events carry the real S3 ResponseURL, unreachable offline: the answer is computed
 # (Outcome) but not delivered (one attempt). Update drops eu-west-1 and adds us-west-2.
 run_function provisioner us-east-1 \
-  events/provisioner-create.json "a['Outcome'] == 'SUCCESS'" \
+  events/provisioner-create.json "a['Outcome'] == 'SUCCESS'"
+# The Update is a stack update: the parameters' Regions become the event's (us-east-1,
+# ap-southeast-1, us-west-2), and CloudFormation updates ProvisionerRole before the custom
+# resource, so the provisioner runs the Update (and the later Delete) as the re-rendered role.
+session_override=$(helper rerender provisioner us-east-1 us-east-1,ap-southeast-1,us-west-2)
+echo "== stack update: $(awk '{print $4}' <<< "$session_override") rendered again for Regions us-east-1, ap-southeast-1, us-west-2" >&2
+run_function provisioner us-east-1 \
   events/provisioner-update.json "a['Outcome'] == 'SUCCESS' and 'us-west-2' in a['Reason']" \
   events/provisioner-delete.json "a['Outcome'] == 'SUCCESS'"
+session_override=""
+
+# Every call a bootstrap made was signed by its role's session and none was denied.
+if iam=$(helper iam-summary); then
+  echo "== IAM: calls signed by role sessions: $iam" >&2
+else
+  echo "FAIL IAM: $iam" >&2
+  failures=$((failures + 1))
+fi
 
 echo "== lambda-invoke-test: $invocations invocations, $failures failed, $(( $(date +%s) - start )) s" >&2
 [ "$failures" -eq 0 ]

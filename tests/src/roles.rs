@@ -117,7 +117,17 @@ impl StackRoles {
         region: &str,
         stack_name: &str,
     ) -> StackRoles {
-        let stack_name = stack_name.to_owned();
+        Self::try_create_named(emulator, parameters, region, stack_name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`StackRoles::create_named`] for tools: a rejected parameter set or a stack without every
+    /// function and role of [`Function::ALL`] is an error, not a panic.
+    pub fn try_create_named(
+        emulator: &Emulator,
+        parameters: &Map<String, Value>,
+        region: &str,
+        stack_name: &str,
+    ) -> Result<StackRoles, String> {
         let template = crate::repo_root().join("template.yaml");
         let body = json!({
             "template": template.to_string_lossy(),
@@ -125,20 +135,27 @@ impl StackRoles {
             "region": region,
             "stack_name": stack_name,
         });
-        let answer = emulator.post_json("/_multisite/iam/template-roles", &body);
-        let mut roles: StackRoles = serde_json::from_value(answer.clone())
-            .unwrap_or_else(|e| panic!("iam/template-roles answer {answer}: {e}"));
+        let answer = control_post(emulator, "/_multisite/iam/template-roles", &body)
+            .map_err(|e| format!("template.yaml rendered as the stack {stack_name} in {region}: {e}"))?;
+        let mut roles: StackRoles =
+            serde_json::from_value(answer.clone()).map_err(|e| format!("iam/template-roles answer {answer}: {e}"))?;
         roles.region = region.to_owned();
-        roles.stack_name = stack_name;
-        roles
+        roles.stack_name = stack_name.to_owned();
+        for function in Function::ALL {
+            let f = roles
+                .functions
+                .get(function.logical_id())
+                .ok_or_else(|| format!("{} is not in the stack rendered for {region}", function.logical_id()))?;
+            if !roles.roles.contains_key(&f.role) {
+                return Err(format!("role {} is not in the stack rendered for {region}", f.role));
+            }
+        }
+        Ok(roles)
     }
 
-    /// The role of `function`.
+    /// The role of `function` (every stack [`StackRoles::try_create_named`] returns has it).
     pub fn role_of(&self, function: Function) -> &Role {
-        let f = self
-            .functions
-            .get(function.logical_id())
-            .unwrap_or_else(|| panic!("{} is not in the rendered stack", function.logical_id()));
+        let f = self.function(function);
         self.roles.get(&f.role).unwrap_or_else(|| panic!("role {} is not in the rendered stack", f.role))
     }
 
@@ -151,12 +168,17 @@ impl StackRoles {
 
     /// A fresh session of `function`'s role.
     pub fn session(&self, emulator: &Emulator, function: Function) -> RoleSession {
+        self.try_session(emulator, function).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`StackRoles::session`], with errors as values.
+    pub fn try_session(&self, emulator: &Emulator, function: Function) -> Result<RoleSession, String> {
         let role = self.role_of(function);
-        let answer = emulator.post_json(
-            "/_multisite/iam/session",
-            &json!({"role_name": role.role_name, "session_name": format!("{}-{}", function.binary(), self.region)}),
-        );
-        serde_json::from_value(answer.clone()).unwrap_or_else(|e| panic!("iam/session answer {answer}: {e}"))
+        let body =
+            json!({"role_name": role.role_name, "session_name": format!("{}-{}", function.binary(), self.region)});
+        let answer = control_post(emulator, "/_multisite/iam/session", &body)
+            .map_err(|e| format!("a session of {}: {e}", role.role_name))?;
+        serde_json::from_value(answer.clone()).map_err(|e| format!("iam/session answer {answer}: {e}"))
     }
 
     /// Per-Region clients (for `regions`) signed with a session of `function`'s role, built as
@@ -174,6 +196,14 @@ impl StackRoles {
             "/_multisite/iam/role-policy",
             &json!({"role_name": role.role_name, "policy_name": policy_name, "document": document}),
         );
+    }
+}
+
+/// A control-API POST whose non-200 answer is an error.
+fn control_post(emulator: &Emulator, path: &str, body: &Value) -> Result<Value, String> {
+    match emulator.control("POST", path, Some(body)) {
+        (200, answer) => Ok(answer),
+        (status, answer) => Err(format!("POST {path}: HTTP {status} {answer}")),
     }
 }
 

@@ -4,8 +4,11 @@
 use std::fmt::Write as _;
 
 /// The Regions `--regions N` picks from, in this order (the seed's three first).
-pub const DEFAULT_REGIONS: [&str; 6] =
-    ["us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-northeast-1"];
+pub const DEFAULT_REGIONS: [&str; 4] = ["us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2"];
+
+/// How many Regions template.yaml deploys (Region1..Region4; Region3 and Region4 optional): a
+/// deployment the template cannot express cannot be deployed, so the drill builds no other.
+pub const TEMPLATE_REGIONS: std::ops::RangeInclusive<usize> = 2..=4;
 
 /// What the drill does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,9 @@ pub struct Options {
     pub cooldown_seconds: u64,
     /// Also print every handler report (JSON) as it comes.
     pub verbose: bool,
+    /// Route 53's control plane fails for the whole outage (whichever Region signs), not only the
+    /// failing Region's APIs.
+    pub route53_control_plane_down: bool,
 }
 
 impl Default for Options {
@@ -64,6 +70,7 @@ impl Default for Options {
             rpo_budget_ms: 2_000,
             cooldown_seconds: 5,
             verbose: false,
+            route53_control_plane_down: false,
         }
     }
 }
@@ -83,10 +90,26 @@ USAGE:
     drill --plan --topology FILE [OPTIONS]   against a real deployment: print the plans, change nothing
     drill --setup-only                       build the deployment in an emulator and keep it running
 
+The handlers (provisioner, failover, scaler, lag-probe) run in-process, each signed with its
+function's template.yaml role in the stack of the Region it runs in (rendered by the emulator for
+the drill's deployment, sessions in target/drill/roles.json); set-up, traffic, CloudWatch and the
+checks run as the administrator.
+
 OPTIONS:
-    --regions N|R1,R2,...       Regions of the deployment: a count (2-6, from us-east-1, eu-west-1,
-                                ap-southeast-1, us-west-2, eu-central-1, ap-northeast-1) or a list [3]
+    --regions N|R1,R2,...       Regions of the deployment, 2 to 4 (what template.yaml deploys: Region1
+                                to Region4): a count (from us-east-1, eu-west-1, ap-southeast-1,
+                                us-west-2) or a list, in failover priority order [3]
     --fail REGION               the Region taken down [the first Region]
+    --route53-control-plane-down
+                                Route 53's control plane fails too, for the whole outage (HTTP 503
+                                whichever Region signs; DNS answers, TestDNSAnswer, keep working):
+                                failover cannot take the Region out of DNS, reports its failed
+                                Route 53 step and a retryable error, while Aurora and scaling
+                                complete. The checks 'both deliveries handled' and 'routing
+                                during' then FAIL and the drill exits 1: that is the scenario's
+                                finding (multisite's DNS evacuation needs Route 53's control
+                                plane), not passed off as expected [default: a Regional outage;
+                                Route 53's control plane, global, keeps answering]
     --replication-delay-ms MS   Global Table replication delay, every Region pair [100]
     --planned                   planned drill: switchover (no data loss) before the Region goes down
                                 [default: unplanned failover with AllowDataLoss]
@@ -150,6 +173,7 @@ where
                 })
             }
             "--verbose" | "-v" => options.verbose = true,
+            "--route53-control-plane-down" => options.route53_control_plane_down = true,
             "--plan" => plan = true,
             "--setup-only" => setup_only = true,
             "--topology" => topology = Some(value("--topology")?),
@@ -187,18 +211,29 @@ fn number(flag: &str, text: &str, range: std::ops::RangeInclusive<u64>) -> Resul
 }
 
 fn parse_regions(text: &str) -> Result<Vec<String>, String> {
+    let (min, max) = (*TEMPLATE_REGIONS.start(), *TEMPLATE_REGIONS.end());
     if let Ok(n) = text.trim().parse::<usize>() {
-        if !(2..=DEFAULT_REGIONS.len()).contains(&n) {
-            return Err(format!("--regions {n}: a drill needs 2 to {} Regions", DEFAULT_REGIONS.len()));
+        if !TEMPLATE_REGIONS.contains(&n) {
+            return Err(format!(
+                "--regions {n}: template.yaml deploys {min} to {max} Regions (Region1 to Region{max}), so a drill has {min} to {max}"
+            ));
         }
         return Ok(DEFAULT_REGIONS[..n].iter().map(|r| r.to_string()).collect());
     }
     let regions: Vec<String> = text.split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect();
     let mut problems = String::new();
-    if regions.len() < 2 {
-        let _ = write!(problems, "at least 2 Regions are needed; ");
+    if !TEMPLATE_REGIONS.contains(&regions.len()) {
+        let _ = write!(
+            problems,
+            "{} Region{} listed, template.yaml deploys {min} to {max} (Region1 to Region{max}); ",
+            regions.len(),
+            if regions.len() == 1 { "" } else { "s" }
+        );
     }
     for (i, r) in regions.iter().enumerate() {
+        if !shared::topology::is_region_name(r) {
+            let _ = write!(problems, "`{r}` is not a Region name; ");
+        }
         if regions[..i].contains(r) {
             let _ = write!(problems, "{r} is listed twice; ");
         }
@@ -245,6 +280,8 @@ mod tests {
         assert_eq!(o.json, Some(JsonOut::File("out.json".into())));
         assert_eq!(o.cooldown_seconds, 1);
         assert_eq!(parse(["--json"]).expect("json").json, Some(JsonOut::Stdout));
+        assert!(parse(["--route53-control-plane-down"]).expect("flag").route53_control_plane_down);
+        assert!(!o.route53_control_plane_down);
     }
 
     #[test]
@@ -257,6 +294,14 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_a_reason() {
         assert!(parse(["--regions", "1"]).is_err());
+        assert!(parse(["--regions", "5"]).expect_err("5").contains("2 to 4"));
+        assert!(
+            parse(["--regions", "us-east-1,eu-west-1,ap-southeast-1,us-west-2,eu-central-1"])
+                .expect_err("5 listed")
+                .contains("2 to 4")
+        );
+        assert_eq!(parse(["--regions", "4"]).expect("4").regions.len(), 4);
+        assert!(parse(["--regions", "us-east-1,mars"]).expect_err("bad name").contains("not a Region name"));
         assert!(parse(["--regions", "us-east-1,us-east-1"]).expect_err("dup").contains("twice"));
         assert!(parse(["--fail", "sa-east-1"]).expect_err("not in").contains("not one of"));
         assert!(parse(["--replication-delay-ms", "soon"]).is_err());

@@ -4,11 +4,13 @@ use crate::args::{Mode, Options};
 use crate::dns::{self, Area};
 use crate::error::{Ctx, Result, fail};
 use crate::report::{AreaRouting, Check, Lag, Report, Timeline, Writes};
+use crate::roles::Identities;
 use crate::traffic::{self, Traffic};
 use crate::world::{self, Deployment};
 use aws_sdk_cloudwatch::types::StateValue;
 use multisite_tests::Emulator;
 use multisite_tests::response_server::ResponseServer;
+use multisite_tests::roles::Function;
 use serde_json::{Value, json};
 use shared::clock::SystemClock;
 use shared::ledger::{self, RegionStatus};
@@ -18,7 +20,6 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-const ALARM_EVENT: &str = include_str!("../../../events/alarm-eventbridge-us-east-1-alarm.json");
 const PROBE_EVENT: &str = include_str!("../../../events/scheduled-lag-probe.json");
 const SWEEP_EVENT: &str = include_str!("../../../events/scheduled-restore-sweep.json");
 
@@ -30,6 +31,11 @@ const AURORA_FAILOVER_MS: u64 = 500;
 const SURVIVOR_TRAFFIC_MS: u64 = 1_000;
 /// Longest wait for any converging state.
 const CONVERGE: Duration = Duration::from_secs(30);
+/// Longest wait for routing that cannot converge (`--route53-control-plane-down`: failover cannot
+/// change a health check), so the drill reports it without waiting the full `CONVERGE`.
+const ROUTING_WITHOUT_CONTROL_PLANE: Duration = Duration::from_secs(8);
+/// Longest wait for CloudWatch's EventBridge event of an alarm state change to be recorded.
+const ALARM_EVENT_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs the drill (or, with `--setup-only`, builds the deployment and waits). `out` receives the
 /// human report as it happens.
@@ -61,12 +67,16 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
     emulator.set_replication_delay(options.replication_delay_ms);
     tl.event(format!("emulator up at {} (moto + multisite DR extension)", emulator.url()));
 
+    // The administrator: set-up, the users' traffic, CloudWatch (the drill plays the alarm) and
+    // every check. The handlers get their role's clients (`Identities`).
     let clients = emulator.clients(&regions.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let deployment = world::build(&clients, &regions, options.rpo_budget_ms, options.cooldown_seconds).await?;
     tl.event(format!(
-        "deployment built: hosted zone {} with {} latency records + health checks, Aurora global cluster {} (writer {}), {} Auto Scaling groups {}/{}/{} (min/desired/max), alarms {}",
+        "deployment built: hosted zone {} ({}) with {} latency records + health checks, ledger {} (Global Table, a replica in every Region), Aurora global cluster {} (writer {}), {} Auto Scaling groups {}/{}/{} (min/desired/max), CloudWatch alarms {} (PutMetricAlarm; OK from a HealthCheckStatus 1 datapoint)",
         world::ZONE,
+        deployment.zone_id,
         regions.len(),
+        world::LEDGER,
         world::GLOBAL_CLUSTER,
         regions[0],
         regions.len(),
@@ -75,16 +85,38 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         world::BASELINE.2,
         deployment.alarm_regions.iter().map(|(a, r)| format!("{a} (in {r})")).collect::<Vec<_>>().join(", ")
     ));
-    if let Some(note) = &deployment.cloudwatch_note {
-        tl.event(note.clone());
-    }
     let topology_path = write_topology(&deployment.topology_json)?;
+
+    // template.yaml's roles for this deployment, one stack per Region; each handler runs as its
+    // function's role in the stack of the Region it runs in.
+    let identities = Identities::create(&emulator, &deployment.parameters, &regions)?;
+    let roles_path = identities
+        .write_file(&emulator, topology_path.parent().unwrap_or_else(|| std::path::Path::new("target/drill")))?;
+    let provisioner_region = regions[0].clone();
+    let handlers = Handlers {
+        failover: identities.clients(&emulator, Function::Failover, &home, &regions).await?,
+        scaler: identities.clients(&emulator, Function::Scaler, &home, &regions).await?,
+        lag_probe: identities.clients(&emulator, Function::LagProbe, &home, &regions).await?,
+        provisioner: identities.sdk_config(&emulator, Function::Provisioner, &provisioner_region).await?,
+    };
+    tl.event(format!(
+        "IAM: template.yaml rendered for the deployment's parameters ({} Regions, DataTableHomeRegion {provisioner_region}) as the stack in each Region ({}); handlers sign with their role's session: failover {}, scaler {}, lag-probe {} (running in {home}), provisioner {} (in {provisioner_region}); set-up, traffic, CloudWatch and checks as the administrator; sessions in {}",
+        regions.len(),
+        regions.iter().map(|r| multisite_tests::roles::stack_name(r)).collect::<Vec<_>>().join(", "),
+        identities.role_name(Function::Failover, &home),
+        identities.role_name(Function::Scaler, &home),
+        identities.role_name(Function::LagProbe, &home),
+        identities.role_name(Function::Provisioner, &provisioner_region),
+        roles_path.display()
+    ));
 
     let mut drill = Drill {
         options,
         tl: &tl,
         emulator: &emulator,
         clients,
+        handlers,
+        identities,
         deployment,
         regions,
         failing,
@@ -94,10 +126,19 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         report: Report::default(),
     };
     drill.report.emulator_url = Some(emulator.url().to_owned());
+    drill.report.roles = [
+        ("failover", Function::Failover, &drill.home),
+        ("scaler", Function::Scaler, &drill.home),
+        ("lag-probe", Function::LagProbe, &drill.home),
+        ("provisioner", Function::Provisioner, &provisioner_region),
+    ]
+    .into_iter()
+    .map(|(name, f, region)| (name.to_owned(), drill.identities.role_name(f, region)))
+    .collect();
     drill.provision().await?;
 
     if options.mode == Mode::SetupOnly {
-        drill.announce(&topology_path);
+        drill.announce(&topology_path, &roles_path);
         wait_for_stdin_eof();
         return Ok(drill.finish(started));
     }
@@ -106,7 +147,7 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
     let report = drill.finish(started);
     if options.keep_running {
         tl.print(&report.render_summary());
-        drill_announce(&tl, &emulator, &topology_path);
+        drill_announce(&tl, &emulator, &topology_path, &roles_path);
         wait_for_stdin_eof();
     }
     Ok(report)
@@ -121,13 +162,16 @@ fn write_topology(topology: &Value) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-fn drill_announce(tl: &Timeline, emulator: &Emulator, topology: &std::path::Path) {
+fn drill_announce(tl: &Timeline, emulator: &Emulator, topology: &std::path::Path, roles: &std::path::Path) {
     tl.print(&format!(
-        "\nThe emulator keeps running. To reach it:\n  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true\n  export MULTISITE_TOPOLOGY_FILE={}\n  # e.g. aws route53 test-dns-answer ... / curl $AWS_ENDPOINT_URL/_multisite/state\nPress Enter (or close stdin) to stop it.",
+        "\nThe emulator keeps running. To reach it (as the administrator):\n  export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true\n  export MULTISITE_TOPOLOGY_FILE={}\n  # e.g. aws route53 test-dns-answer ... / curl $AWS_ENDPOINT_URL/_multisite/state\nA function as deployed in a Region signs with its role's session in {} (functions.<function>.<region>:\naccess_key_id, secret_access_key, session_token; the emulator enforces that role's policies).\nPress Enter (or close stdin) to stop it.",
         emulator.url(),
-        topology.display()
+        topology.display(),
+        roles.display()
     ));
-    // A machine-readable line for scripts (scripts/lambda-invoke-test.sh).
+    // Machine-readable lines for scripts (scripts/lambda-invoke-test.sh): DRILL_ROLES first, then
+    // DRILL_READY <endpoint> <topology file>, unchanged.
+    tl.print(&format!("DRILL_ROLES {}", roles.display()));
     tl.print(&format!("DRILL_READY {} {}", emulator.url(), topology.display()));
 }
 
@@ -137,12 +181,21 @@ fn wait_for_stdin_eof() {
 }
 
 /// Polls `check` every 25 ms until it yields `Some`, or `CONVERGE` passes.
-async fn until<T, F, Fut>(mut check: F) -> Option<T>
+async fn until<T, F, Fut>(check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + CONVERGE;
+    until_within(CONVERGE, check).await
+}
+
+/// Polls `check` every 25 ms until it yields `Some`, or `limit` passes.
+async fn until_within<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return Some(v);
@@ -162,7 +215,11 @@ struct Drill<'a> {
     options: &'a Options,
     tl: &'a Timeline,
     emulator: &'a Emulator,
+    /// The administrator's clients: set-up, traffic, CloudWatch, checks.
     clients: RegionalClients,
+    /// What the handlers sign with: their role in the stack of the Region they run in.
+    handlers: Handlers,
+    identities: Identities,
     deployment: Deployment,
     regions: Vec<String>,
     failing: String,
@@ -172,6 +229,66 @@ struct Drill<'a> {
     report: Report,
 }
 
+/// Each handler's clients, signed with a session of its function's role (template.yaml, rendered
+/// for the drill's parameters) in the stack of the Region it runs in.
+struct Handlers {
+    /// failover, scaler and lag-probe run in the failing Region's watcher Region (`home`).
+    failover: RegionalClients,
+    scaler: RegionalClients,
+    lag_probe: RegionalClients,
+    /// The provisioner runs in the first Region (DataTableHomeRegion); it builds its own clients.
+    provisioner: aws_config::SdkConfig,
+}
+
+/// One alarm state change: SetAlarmState by the drill (administrator) in the watcher Region, and
+/// the "CloudWatch Alarm State Change" event CloudWatch put on that Region's default bus for it,
+/// read back from the emulator (`GET /_multisite/events?region=<watcher>`).
+struct AlarmChange {
+    alarm: String,
+    watcher: String,
+    /// When SetAlarmState returned (detection, for the figures).
+    changed: Instant,
+    /// The recorded EventBridge event, exactly as CloudWatch put it on the bus.
+    event: Value,
+}
+
+impl AlarmChange {
+    fn field(&self, pointer: &str) -> &str {
+        self.event.pointer(pointer).and_then(Value::as_str).unwrap_or("?")
+    }
+
+    /// `OK -> ALARM at <state timestamp>; EventBridge event <id> (time <time>)`
+    fn describe(&self) -> String {
+        format!(
+            "{} -> {} at {}; EventBridge event {} (\"{}\", time {}) read from {}'s default bus",
+            self.field("/detail/previousState/value"),
+            self.field("/detail/state/value"),
+            self.field("/detail/state/timestamp"),
+            self.field("/id"),
+            self.field("/detail-type"),
+            self.field("/time"),
+            self.watcher
+        )
+    }
+
+    /// The event to deliver: the recorded one, plus the `multisite` operator overrides if any.
+    fn payload(&self, overrides: Option<Value>) -> Value {
+        let mut event = self.event.clone();
+        if let Some(overrides) = overrides {
+            event["multisite"] = overrides;
+        }
+        event
+    }
+}
+
+/// How the timeline names a delivered payload: the recorded event, with or without overrides.
+fn delivered_as(change: &AlarmChange, overrides: Option<&Value>) -> String {
+    match overrides {
+        None => format!("event {} as recorded", change.field("/id")),
+        Some(o) => format!("event {} as recorded + \"multisite\": {o} added by the drill", change.field("/id")),
+    }
+}
+
 /// What one delivery of an alarm change did.
 struct Delivery {
     failover: std::result::Result<Vec<failover::Report>, String>,
@@ -179,8 +296,8 @@ struct Delivery {
 }
 
 impl Drill<'_> {
-    fn announce(&self, topology: &std::path::Path) {
-        drill_announce(self.tl, self.emulator, topology);
+    fn announce(&self, topology: &std::path::Path, roles: &std::path::Path) {
+        drill_announce(self.tl, self.emulator, topology, roles);
     }
 
     fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) {
@@ -208,10 +325,66 @@ impl Drill<'_> {
         self.deployment.topology.cell(region).map(|c| c.health_check_id.clone()).unwrap_or_default()
     }
 
-    async fn set_alarm(&self, watcher: &str, alarm: &str, state: StateValue, reason: &str) -> Result<()> {
-        if self.deployment.cloudwatch_note.is_none() {
-            world::set_alarm(&self.clients, watcher, alarm, state, reason).await?;
+    /// The Region whose CloudWatch evaluates the failing Region's alarm (where failover, scaler
+    /// and the lag-probe run).
+    fn watcher(&self) -> String {
+        let alarm = world::alarm_name(&self.failing);
+        self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone())
+    }
+
+    /// The alarm events the emulator recorded for `region`'s default bus, oldest first.
+    fn recorded_alarm_events(&self, region: &str) -> Result<Vec<Value>> {
+        let path = format!("/_multisite/events?region={region}");
+        let (status, body) = self.emulator.control("GET", &path, None);
+        if status != 200 {
+            return Err(fail(format!("GET {path}: HTTP {status} {body}")));
         }
+        body["events"].as_array().cloned().ok_or_else(|| fail(format!("GET {path}: no `events` in {body}")))
+    }
+
+    /// Sets the failing Region's alarm to `state` (SetAlarmState in its watcher Region) and reads
+    /// the EventBridge event CloudWatch recorded for that change (waiting briefly for it).
+    async fn change_alarm(&self, state: StateValue, reason: &str) -> Result<AlarmChange> {
+        let alarm = world::alarm_name(&self.failing);
+        let watcher = self.watcher();
+        let seen = self.recorded_alarm_events(&watcher)?.len();
+        world::set_alarm(&self.clients, &watcher, &alarm, state.clone(), reason).await?;
+        let changed = Instant::now();
+        let deadline = changed + ALARM_EVENT_WAIT;
+        loop {
+            let events = self.recorded_alarm_events(&watcher)?;
+            let found = events.into_iter().skip(seen).find(|e| {
+                e["detail-type"] == "CloudWatch Alarm State Change"
+                    && e["detail"]["alarmName"] == alarm.as_str()
+                    && e["detail"]["state"]["value"] == state.as_str()
+            });
+            if let Some(event) = found {
+                return Ok(AlarmChange { alarm, watcher, changed, event });
+            }
+            if Instant::now() >= deadline {
+                return Err(fail(format!(
+                    "SetAlarmState {alarm} {} in {watcher}: no \"CloudWatch Alarm State Change\" event for it on {watcher}'s default bus after {} s (GET /_multisite/events?region={watcher})",
+                    state.as_str(),
+                    ALARM_EVENT_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Checks the failing Region's alarm is in `expected` (DescribeAlarms as the administrator:
+    /// template.yaml grants DescribeAlarms to no function).
+    async fn check_alarm_state(&mut self, name: &str, expected: &str) -> Result<()> {
+        let alarm = world::alarm_name(&self.failing);
+        let watcher = self.watcher();
+        let (state, reason) = world::alarm_state(&self.clients, &watcher, &alarm).await?;
+        self.check(
+            name,
+            state == expected,
+            format!(
+                "DescribeAlarms {alarm} in {watcher} (administrator): StateValue {state}, StateReason \"{reason}\""
+            ),
+        );
         Ok(())
     }
 
@@ -222,16 +395,26 @@ impl Drill<'_> {
     // -----------------------------------------------------------------------------------------
     // Step 2: provisioning
 
+    /// The Region1 stack's DataTableReplicas (Custom::GlobalTableReplicas of GlobalTableName):
+    /// the provisioner, as its role in that stack. (The ledger is the template's LedgerTable, a
+    /// Global Table CloudFormation itself creates: set-up made it, outside the provisioner's role.)
     async fn provision(&mut self) -> Result<()> {
         let server = ResponseServer::start();
-        let base = self.emulator.sdk_config().await;
+        let home = self.regions[0].clone();
         let mut answers = Vec::new();
-        for (logical, table) in [("UserSessionsReplicas", world::TABLE), ("LedgerReplicas", world::LEDGER)] {
-            let answer =
-                crate::provision::create_replicas(&base, &self.regions[0], logical, table, &self.regions, &server)
-                    .await?;
+        for (logical, table) in [("DataTableReplicas", world::TABLE)] {
+            let answer = crate::provision::create_replicas(
+                &self.handlers.provisioner,
+                &home,
+                logical,
+                table,
+                &self.regions,
+                &server,
+            )
+            .await?;
             self.tl.event(format!(
-                "provisioner: CloudFormation Create {logical} (Custom::GlobalTableReplicas, {table} in {}) -> ResponseURL got {} PhysicalResourceId={} Data keys [{}]{}",
+                "provisioner (in {home}, as {}): CloudFormation Create {logical} (Custom::GlobalTableReplicas, {table} in {}) -> ResponseURL got {} PhysicalResourceId={} Data keys [{}]{}",
+                self.identities.role_name(Function::Provisioner, &home),
                 self.regions.join(", "),
                 answer.status,
                 answer.physical_resource_id,
@@ -332,13 +515,27 @@ impl Drill<'_> {
         // 6. End state and RPO.
         let during = self.routing("during").await?;
         let expected_during: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.survivors)).collect();
+        // GetHealthCheck is Route 53's control plane: unreadable while it is down (then the DNS
+        // answers, its data plane, decide alone).
         let inverted =
-            world::health_check_inverted(&self.clients, &self.home, &self.cell_health_check(&self.failing)).await?;
+            world::health_check_inverted(&self.clients, &self.home, &self.cell_health_check(&self.failing)).await;
         self.check(
             &format!("routing during: {} out of DNS, every area answered by its nearest survivor", self.failing),
-            inverted && during == expected_during,
-            format!("health check inverted={inverted}; {}", routing_detail(&self.areas, &during)),
+            !matches!(inverted, Ok(false)) && during == expected_during,
+            format!(
+                "health check {}; {}",
+                match &inverted {
+                    Ok(inverted) => format!("inverted={inverted}"),
+                    Err(e) => format!("unreadable ({e})"),
+                },
+                routing_detail(&self.areas, &during)
+            ),
         );
+        self.check_alarm_state(
+            &format!("alarm {} in ALARM during the outage", world::alarm_name(&self.failing)),
+            "ALARM",
+        )
+        .await?;
         self.end_state_checks().await?;
         let lost_keys = self.rpo(&writes, outage_ms).await?;
 
@@ -370,6 +567,7 @@ impl Drill<'_> {
                 after: after[i].clone(),
             })
             .collect();
+        self.check_authorization();
         Ok(())
     }
 
@@ -390,7 +588,7 @@ impl Drill<'_> {
         let config = lag_probe::config::ProbeConfig::default();
         let deps = lag_probe::Deps {
             topology: &self.deployment.topology,
-            clients: &self.clients,
+            clients: &self.handlers.lag_probe,
             home_region: &self.home,
             clock: &SystemClock,
             config: &config,
@@ -407,45 +605,19 @@ impl Drill<'_> {
     // -----------------------------------------------------------------------------------------
     // Alarm delivery
 
-    /// The EventBridge alarm state change (events/alarm-eventbridge-us-east-1-alarm.json) for the
-    /// failing Region's alarm, stamped now, plus optional operator overrides.
-    fn alarm_event(&self, state: &str, overrides: Option<Value>) -> Value {
-        let alarm = world::alarm_name(&self.failing);
-        let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
-        let now = chrono::DateTime::from_timestamp_millis(world::now_ms() as i64).unwrap_or_default();
-        let stamp = now.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
-        let previous = if state == "ALARM" { "OK" } else { "ALARM" };
-        let mut event: Value = serde_json::from_str(ALARM_EVENT).unwrap_or_default();
-        event["id"] = json!(format!("drill-{}", world::now_ms()));
-        event["time"] = json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        event["region"] = json!(watcher);
-        event["resources"] = json!([format!("arn:aws:cloudwatch:{watcher}:123456789012:alarm:{alarm}")]);
-        event["detail"]["alarmName"] = json!(alarm);
-        event["detail"]["state"]["value"] = json!(state);
-        event["detail"]["state"]["timestamp"] = json!(stamp);
-        event["detail"]["state"]["reason"] = json!(format!("drill: {} set to {state}", self.failing));
-        event["detail"]["previousState"]["value"] = json!(previous);
-        event["detail"]["configuration"]["description"] =
-            json!(format!("{} endpoint health (seen from {watcher})", self.failing));
-        if let Some(overrides) = overrides {
-            event["multisite"] = overrides;
-        }
-        event
-    }
-
     /// Delivers one payload to failover and scaler at once, through their handlers, as the two
     /// Lambda targets of the alarm's EventBridge rule; a failed invocation is retried twice, as
     /// Lambda retries an asynchronous invocation.
     async fn deliver(&self, payload: &Value, label: &str) -> Delivery {
         let failover_deps = failover::Deps {
             topology: &self.deployment.topology,
-            clients: &self.clients,
+            clients: &self.handlers.failover,
             home_region: &self.home,
             clock: &SystemClock,
         };
         let scaler_deps = scaler::Deps {
             topology: &self.deployment.topology,
-            clients: &self.clients,
+            clients: &self.handlers.scaler,
             home_region: &self.home,
             clock: &SystemClock,
         };
@@ -470,21 +642,37 @@ impl Drill<'_> {
     // -----------------------------------------------------------------------------------------
     // Step 5
 
-    /// Unplanned: the Region's APIs fail, its alarm goes to ALARM, the alarm is delivered twice
-    /// while the drill measures routing, writer and capacity. Returns the outage time (ms).
-    async fn unplanned_evacuation(&mut self) -> Result<u64> {
-        // Route 53's control plane is global (it lives in us-east-1 on AWS): the outage spares it, as
-        // the failover tests do, so the evacuation converges (README: Route 53 caveat).
+    /// Takes the failing Region down: every API of it answers 503, Route 53's global control plane
+    /// spared (it is not regional: on AWS it lives in us-east-1 and serves every Region, and a
+    /// Regional outage does not take it), unless `--route53-control-plane-down` fails it too, for
+    /// the whole outage. Returns the outage's timeline offset.
+    fn take_region_down(&self, planned: bool) -> u64 {
         self.emulator.control(
             "POST",
             "/_multisite/outage",
             Some(&json!({"region": self.failing, "down": true, "except_services": ["route53"]})),
         );
+        if self.options.route53_control_plane_down {
+            self.emulator.set_control_plane_down("route53", true, multisite_tests::ControlPlaneFailure::Unavailable);
+        }
         let outage_ms = self.tl.ms();
         self.tl.event(format!(
-            "OUTAGE: every {} API now fails with HTTP 503 (Route 53's global control plane spared)",
-            self.failing
+            "OUTAGE{}: every {} API now fails with HTTP 503{}",
+            if planned { " (planned maintenance)" } else { "" },
+            self.failing,
+            if self.options.route53_control_plane_down {
+                ", and Route 53's control plane with it (POST /_multisite/control-plane: HTTP 503 whichever Region signs; DNS answers, TestDNSAnswer, keep working)"
+            } else {
+                " (Route 53's global control plane spared)"
+            }
         ));
+        outage_ms
+    }
+
+    /// Unplanned: the Region's APIs fail, its alarm goes to ALARM, the alarm is delivered twice
+    /// while the drill measures routing, writer and capacity. Returns the outage time (ms).
+    async fn unplanned_evacuation(&mut self) -> Result<u64> {
+        let outage_ms = self.take_region_down(false);
         self.alarm_and_measure(None).await?;
         Ok(outage_ms)
     }
@@ -496,23 +684,27 @@ impl Drill<'_> {
         traffic.stop_region(&self.failing);
         self.tl.event(format!("{} drained: its writer stopped (users are routed to the survivors)", self.failing));
         tokio::time::sleep(Duration::from_millis(2 * self.options.replication_delay_ms + 300)).await;
-        self.emulator.control(
-            "POST",
-            "/_multisite/outage",
-            Some(&json!({"region": self.failing, "down": true, "except_services": ["route53"]})),
-        );
-        let outage_ms = self.tl.ms();
-        self.tl.event(format!("OUTAGE (planned maintenance): every {} API now fails with HTTP 503", self.failing));
-        Ok(outage_ms)
+        Ok(self.take_region_down(true))
     }
 
     async fn alarm_and_measure(&mut self, overrides: Option<Value>) -> Result<()> {
-        let alarm = world::alarm_name(&self.failing);
-        let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
-        self.set_alarm(&watcher, &alarm, StateValue::Alarm, "drill: Region down").await?;
-        let detected = Instant::now();
-        self.tl.event(format!("DETECTION: alarm {alarm} (CloudWatch in {watcher}) -> ALARM"));
-        let payload = self.alarm_event("ALARM", overrides);
+        let change = self.change_alarm(StateValue::Alarm, "drill: Region down").await?;
+        let detected = change.changed;
+        self.tl.event(format!(
+            "DETECTION: alarm {} (CloudWatch in {}, SetAlarmState) {}",
+            change.alarm,
+            change.watcher,
+            change.describe()
+        ));
+        let payload = change.payload(overrides.clone());
+        self.tl.event(format!(
+            "delivering {} to failover and scaler (the AlarmStateChangeRule's two targets, as deployed in {}), then the same again{}",
+            delivered_as(&change, overrides.as_ref()),
+            self.home,
+            if overrides.is_some() { " (operator override: a planned switchover)" } else { "" }
+        ));
+        let routing_limit =
+            if self.options.route53_control_plane_down { ROUTING_WITHOUT_CONTROL_PLANE } else { CONVERGE };
 
         let baseline_desired = world::BASELINE.1;
         let n = self.regions.len() as i32;
@@ -525,7 +717,7 @@ impl Drill<'_> {
             let second = this.deliver(&payload, "alarm delivery 2/2 (duplicate, at-least-once)").await;
             (first, second)
         };
-        let routed = until(|| async {
+        let routed = until_within(routing_limit, || async {
             let answers = this.dns_answers().await.ok()?;
             (answers == expected_dns).then(|| ms_since(detected))
         });
@@ -562,14 +754,90 @@ impl Drill<'_> {
             .flatten()
             .filter(|r| r.transition_recorded)
             .count();
+        if first.failover.is_err() || second.failover.is_err() {
+            // The handler's report is not returned with its error: its steps are in the ledger.
+            self.tl.event(format!(
+                "failover's steps, as its transition record in the ledger has them: {}",
+                self.recorded_steps().await
+            ));
+        }
         let handled =
             first.failover.is_ok() && second.failover.is_ok() && first.scaler.is_ok() && second.scaler.is_ok();
+        let errors: Vec<&String> = [&first, &second].iter().filter_map(|d| d.failover.as_ref().err()).collect();
         self.check(
             "both deliveries handled, the transition recorded by exactly one",
             handled && recorded == 1,
-            format!("failover recorded the transition in {recorded} of 2 deliveries"),
+            format!(
+                "failover recorded the transition in {recorded} of 2 deliveries{}",
+                match errors.first() {
+                    None => String::new(),
+                    Some(e) => format!(
+                        "; failover answered an error in {} of 2 (its report is not returned with it; Lambda would retry): {e}",
+                        errors.len()
+                    ),
+                }
+            ),
         );
         Ok(())
+    }
+
+    /// The steps of the failing Region's latest transition record (what failover did, each ok or
+    /// failed with its error).
+    async fn recorded_steps(&self) -> String {
+        let records = match self.ledger() {
+            Ok(ledger) => ledger.list::<Value>(&ledger::transition_pk(&self.failing)).await,
+            Err(e) => return format!("ledger unreadable: {e}"),
+        };
+        let records = match records {
+            Ok(r) => r,
+            Err(e) => return format!("ledger unreadable: {e}"),
+        };
+        let Some(latest) = records.iter().max_by_key(|r| r.updated_at_ms) else {
+            return "no transition recorded".into();
+        };
+        let steps: Vec<String> = latest.body["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .map(|step| {
+                        let action = &step["action"];
+                        let what = match action["action"].as_str().unwrap_or("?") {
+                            "MoveAuroraWriter" => format!(
+                                "{} Aurora writer {} -> {}",
+                                action["mode"].as_str().unwrap_or("?"),
+                                action["from_region"].as_str().unwrap_or("?"),
+                                action["to_region"].as_str().unwrap_or("?")
+                            ),
+                            other => format!("{other} {}", action["region"].as_str().unwrap_or("?")),
+                        };
+                        if step["ok"] == true {
+                            format!("{what} ok")
+                        } else {
+                            format!("{what} FAILED ({})", step["error"].as_str().unwrap_or("?"))
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if steps.is_empty() { "no steps recorded".into() } else { format!("[{}]", steps.join("; ")) }
+    }
+
+    /// Every call a handler signed with its role, authorized by that role: the emulator's request
+    /// log has no IAM denial.
+    fn check_authorization(&mut self) {
+        let (per_role, denied) = crate::roles::authorization_summary(self.emulator);
+        let calls: usize = per_role.values().sum();
+        self.check(
+            "handlers ran as their template.yaml roles, no call denied",
+            calls > 0 && denied.is_empty(),
+            format!(
+                "{calls} calls signed by role sessions ({}); {} denied{}",
+                per_role.iter().map(|(r, n)| format!("{r} {n}")).collect::<Vec<_>>().join(", "),
+                denied.len(),
+                if denied.is_empty() { String::new() } else { format!(": {}", denied.join("; ")) }
+            ),
+        );
     }
 
     // -----------------------------------------------------------------------------------------
@@ -701,13 +969,19 @@ impl Drill<'_> {
 
     async fn failback(&mut self, lost_keys: &[String]) -> Result<()> {
         self.emulator.set_outage(&self.failing, false);
-        self.tl.event(format!("RECOVERY: {} APIs answer again (held replication released)", self.failing));
+        if self.options.route53_control_plane_down {
+            self.emulator.set_control_plane_down("route53", false, multisite_tests::ControlPlaneFailure::Unavailable);
+        }
+        self.tl.event(format!(
+            "RECOVERY: {} APIs answer again (held replication released){}",
+            self.failing,
+            if self.options.route53_control_plane_down { "; Route 53's control plane is back" } else { "" }
+        ));
         // The failback gate reads the latest lag-probe verdict: run it before the OK.
         let probe = self.lag_probe("before failback").await?;
-        let alarm = world::alarm_name(&self.failing);
-        let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
-        self.set_alarm(&watcher, &alarm, StateValue::Ok, "drill: Region healthy again").await?;
-        self.tl.event(format!("alarm {alarm} -> OK"));
+        let ok = self.change_alarm(StateValue::Ok, "drill: Region healthy again").await?;
+        self.tl.event(format!("alarm {} (CloudWatch in {}, SetAlarmState) {}", ok.alarm, ok.watcher, ok.describe()));
+        self.check_alarm_state(&format!("alarm {} back to OK after recovery", ok.alarm), "OK").await?;
 
         // Show the gate: a dry-run delivery says whether failback may proceed now, and why not.
         let (fleet, _) = self.ledger()?.fleet_status().await?;
@@ -716,7 +990,7 @@ impl Drill<'_> {
         let elapsed = world::now_ms().saturating_sub(changed);
         let failover_deps = failover::Deps {
             topology: &self.deployment.topology,
-            clients: &self.clients,
+            clients: &self.handlers.failover,
             home_region: &self.home,
             clock: &SystemClock,
         };
@@ -727,7 +1001,8 @@ impl Drill<'_> {
             probe.rpo_budget_ms,
             probe.rpo_breached
         );
-        let dry = failover::handle(self.alarm_event("OK", Some(json!({"dry_run": true}))), &failover_deps).await;
+        let dry_run = json!({"dry_run": true});
+        let dry = failover::handle(ok.payload(Some(dry_run.clone())), &failover_deps).await;
         let gate_closed_reason = match &dry {
             Ok(reports) => {
                 reports.iter().find(|r| r.outcome == failover::Outcome::FailbackPending).and_then(|r| r.reason.clone())
@@ -735,7 +1010,8 @@ impl Drill<'_> {
             Err(e) => Some(e.to_string()),
         };
         self.tl.event(format!(
-            "failback gate: auto_failback on; cool-down {} s, {:.1} s since the evacuation; {probe_line} -> {}",
+            "failback gate (failover given {}): auto_failback on; cool-down {} s, {:.1} s since the evacuation; {probe_line} -> {}",
+            delivered_as(&ok, Some(&dry_run)),
             self.options.cooldown_seconds,
             elapsed as f64 / 1000.0,
             match &gate_closed_reason {
@@ -751,7 +1027,12 @@ impl Drill<'_> {
 
         // The OK, delivered to both functions; the writer is asked back (a planned switchover).
         let gate_open = Instant::now();
-        let payload = self.alarm_event("OK", Some(json!({"restore_writer": true})));
+        let restore_writer = json!({"restore_writer": true});
+        self.tl.event(format!(
+            "delivering {} to failover and scaler (operator override: the Aurora writer switches back)",
+            delivered_as(&ok, Some(&restore_writer))
+        ));
+        let payload = ok.payload(Some(restore_writer));
         let delivery = self.deliver(&payload, "OK delivery").await;
         let failed_back = delivery
             .failover
@@ -790,7 +1071,7 @@ impl Drill<'_> {
             attempt += 1;
             let scaler_deps = scaler::Deps {
                 topology: &self.deployment.topology,
-                clients: &self.clients,
+                clients: &self.handlers.scaler,
                 home_region: &self.home,
                 clock: &SystemClock,
             };
@@ -889,7 +1170,7 @@ where
         }
         match call().await {
             Ok(v) => return Ok(v),
-            Err(e) => last = e.to_string(),
+            Err(e) => last = format!("{e} [{}]", if e.is_retryable() { "retryable" } else { "permanent" }),
         }
     }
     Err(format!("failed 3 times, last: {last}"))

@@ -4,12 +4,16 @@
 
 //! The drill: a disaster-recovery game day in one command, with measured RTO and RPO.
 //!
-//! Against the local emulator (default) it builds a multi-Region deployment, provisions the Global
-//! Table replicas through the provisioner, measures replication lag with the lag-probe, writes
-//! steady traffic, takes one Region down, delivers its alarm (twice) to failover and scaler through
-//! their real handlers, checks the end state and the RPO, brings the Region back through the gated
-//! failback, and reports a timeline, figures and PASS/FAIL checks. `--plan` points failover and
-//! scaler at a real deployment in dry-run mode. See README.md, section "The drill".
+//! Against the local emulator (default) it builds a multi-Region deployment (2-4 Regions, what
+//! template.yaml deploys) with a real CloudWatch alarm per Region, renders template.yaml's roles
+//! for it (one stack per Region), provisions the Global Table replicas through the provisioner,
+//! measures replication lag with the lag-probe, writes steady traffic, takes one Region down, sets
+//! its alarm to ALARM and delivers the EventBridge event CloudWatch recorded for that change
+//! (twice) to failover and scaler, checks the end state and the RPO, brings the Region back through
+//! the gated failback (the alarm's OK event), and reports a timeline, figures and PASS/FAIL checks.
+//! Every handler runs through its real code, signed with its function's role in the stack of the
+//! Region it runs in. `--plan` points failover and scaler at a real deployment in dry-run mode.
+//! See README.md, section "The drill".
 
 pub mod args;
 mod dns;
@@ -18,6 +22,7 @@ pub mod error;
 pub mod plan;
 mod provision;
 pub mod report;
+mod roles;
 mod traffic;
 mod world;
 

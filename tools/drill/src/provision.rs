@@ -32,7 +32,9 @@ impl Continuation for Captured {
     }
 }
 
-/// Sends a Create event for `table` with `regions` to the provisioner running in `home`.
+/// Sends a Create event for `table` with `regions` to the provisioner running in `home`; `base`
+/// is signed with the provisioner's role in `home`'s stack (the clients it builds for every
+/// Region it knows use it, as the function's `main.rs` builds them from its environment).
 pub async fn create_replicas(
     base: &aws_config::SdkConfig,
     home: &str,
@@ -89,6 +91,13 @@ pub async fn create_replicas(
         status: body["Status"].as_str().unwrap_or_default().to_owned(),
         physical_resource_id: body["PhysicalResourceId"].as_str().unwrap_or_default().to_owned(),
         reason: body["Reason"].as_str().map(str::to_owned),
-        data_keys: body["Data"].as_object().map(|d| d.keys().cloned().collect()).unwrap_or_default(),
+        data_keys: body["Data"]
+            .as_object()
+            .map(|d| {
+                let mut keys: Vec<String> = d.keys().cloned().collect();
+                keys.sort();
+                keys
+            })
+            .unwrap_or_default(),
     })
 }

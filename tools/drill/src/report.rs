@@ -97,6 +97,9 @@ pub struct Report {
     pub failed_region: String,
     pub survivors: Vec<String>,
     pub emulator_url: Option<String>,
+    /// Function -> the role its handler ran as (`<stack>-<LogicalId>`, the stack of the Region it
+    /// ran in).
+    pub roles: std::collections::BTreeMap<String, String>,
     pub replication_delay_ms: u64,
     pub rpo_budget_ms: u64,
     pub cooldown_seconds: u64,

@@ -1,19 +1,22 @@
 //! Builds, in the emulator, a deployment shaped like a real one: a hosted zone with a latency record
 //! and a health check per Region, the Global Table (home table; its replicas come from the
-//! provisioner), the ledger, an Aurora global cluster with a member per Region (writer in the
-//! first), an Auto Scaling group per Region, and a health alarm per Region evaluated from another
-//! Region. Returns the topology describing it, validated by the same code the functions use.
+//! provisioner), the ledger (a Global Table with a replica per Region, as the template's
+//! LedgerTable), an Aurora global cluster with a member per Region (writer in the first), an Auto
+//! Scaling group per Region, and a real CloudWatch health alarm per Region evaluated from another
+//! Region. Returns the topology describing it, validated by the same code the functions use, and
+//! the template.yaml parameters that deploy it. All of it as the administrator (set-up).
 
 use crate::error::{Ctx, Result, fail};
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDatum, StateValue, Statistic};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateReplicationGroupMemberAction, KeySchemaElement, KeyType,
+    ReplicationGroupUpdate, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord, ResourceRecordSet,
     ResourceRecordSetRegion, RrType,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use shared::{Ledger, RegionalClients, Topology};
 use std::collections::BTreeMap;
 
@@ -35,8 +38,8 @@ pub struct Deployment {
     pub record_values: BTreeMap<String, String>,
     /// Alarm name -> the Region whose CloudWatch evaluates it (a different Region than it watches).
     pub alarm_regions: BTreeMap<String, String>,
-    /// Why the CloudWatch alarms could not be created, if they could not.
-    pub cloudwatch_note: Option<String>,
+    /// template.yaml's parameters that deploy this topology (one stack per Region).
+    pub parameters: Map<String, Value>,
 }
 
 pub fn alarm_name(region: &str) -> String {
@@ -150,7 +153,23 @@ pub async fn build(
         .send()
         .await
         .ctx("UpdateTimeToLive")?;
+    // The ledger, as the Region1 stack's LedgerTable (AWS::DynamoDB::GlobalTable) creates it:
+    // CloudFormation's identity, a replica in every Region (one replica change at a time, as
+    // DynamoDB allows).
     Ledger::create_table(ddb, LEDGER, first).await?;
+    for region in &regions[1..] {
+        ddb.update_table()
+            .table_name(LEDGER)
+            .replica_updates(
+                ReplicationGroupUpdate::builder()
+                    .create(CreateReplicationGroupMemberAction::builder().region_name(region).build().ctx("replica")?)
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx(format!("UpdateTable {LEDGER}: add the {region} replica"))?;
+        wait_replica_active(ddb, LEDGER, region).await?;
+    }
 
     // Aurora global database: a member per Region, the first one the writer.
     let mut cluster_arns = Vec::new();
@@ -205,39 +224,51 @@ pub async fn build(
             .ctx(format!("CreateAutoScalingGroup in {region}"))?;
     }
 
-    // CloudWatch: the health alarm of each Region, evaluated in its watcher Region. Best effort:
-    // moto 5.2.5 does not serve the rpcv2Cbor protocol current SDKs use for CloudWatch (PutMetricAlarm
-    // answers 404), so in the emulator the alarm state change is the EventBridge event the drill
-    // delivers; against a CloudWatch that answers, the alarm is created and its state set too.
+    // CloudWatch: the health alarm of each Region, evaluated in its watcher Region (a real alarm:
+    // creating it is part of the deployment, a failure is a setup error). Route 53 publishes each
+    // health check's HealthCheckStatus (1: healthy); one datapoint brings the new alarm from
+    // INSUFFICIENT_DATA to OK, as on a deployment that has been running.
     let mut alarm_regions = BTreeMap::new();
-    let mut cloudwatch_note = None;
     for (region, health_check) in regions.iter().zip(&health_checks) {
         let watcher = watcher_of(regions, region);
-        alarm_regions.insert(alarm_name(region), watcher.clone());
-        if cloudwatch_note.is_some() {
-            continue;
-        }
+        let alarm = alarm_name(region);
+        alarm_regions.insert(alarm.clone(), watcher.clone());
         let cloudwatch = &clients.region(&watcher)?.cloudwatch;
-        let created = cloudwatch
+        let dimension = Dimension::builder().name("HealthCheckId").value(health_check).build();
+        cloudwatch
             .put_metric_alarm()
-            .alarm_name(alarm_name(region))
+            .alarm_name(&alarm)
             .alarm_description(format!("{region} endpoint health (Route 53 HealthCheckStatus seen from {watcher})"))
             .namespace("AWS/Route53")
             .metric_name("HealthCheckStatus")
-            .dimensions(Dimension::builder().name("HealthCheckId").value(health_check).build())
+            .dimensions(dimension.clone())
             .statistic(Statistic::Minimum)
             .period(60)
             .evaluation_periods(1)
             .threshold(1.0)
             .comparison_operator(ComparisonOperator::LessThanThreshold)
             .send()
-            .await;
-        if let Err(err) = created {
-            let status = err.raw_response().map(|r| r.status().as_u16());
-            cloudwatch_note = Some(format!(
-                "CloudWatch alarms not created (PutMetricAlarm answered {}): the alarm state changes are the EventBridge events the drill delivers",
-                status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "an error".into())
-            ));
+            .await
+            .ctx(format!("PutMetricAlarm {alarm} in {watcher}"))?;
+        cloudwatch
+            .put_metric_data()
+            .namespace("AWS/Route53")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("HealthCheckStatus")
+                    .dimensions(dimension)
+                    .value(1.0)
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_millis(now_ms() as i64))
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx(format!("PutMetricData HealthCheckStatus of {region} in {watcher}"))?;
+        let (state, reason) = alarm_state(clients, &watcher, &alarm).await?;
+        if state != "OK" {
+            return Err(fail(format!(
+                "alarm {alarm} in {watcher} is {state} after a healthy HealthCheckStatus datapoint, not OK ({reason})"
+            )));
         }
     }
 
@@ -261,7 +292,12 @@ pub async fn build(
         "scaling": {"raise_max_size": false, "readiness_wait_seconds": 0, "readiness_poll_ms": 5000}
     });
     let topology = Topology::from_json(&topology_json.to_string()).map_err(|e| fail(e.to_string()))?;
-    Ok(Deployment { topology, topology_json, zone_id, record_values, alarm_regions, cloudwatch_note })
+    // What the stacks are deployed with. The Region1 stack manages the data table's replicas
+    // (DataTableReplicas, Custom::GlobalTableReplicas: the provisioner) and creates the ledger.
+    let mut parameters = multisite_tests::roles::template_parameters(&topology)
+        .map_err(|e| fail(format!("the drill's topology cannot be expressed as template.yaml parameters: {e}")))?;
+    parameters.insert("DataTableHomeRegion".into(), json!(first));
+    Ok(Deployment { topology, topology_json, zone_id, record_values, alarm_regions, parameters })
 }
 
 pub async fn set_alarm(
@@ -282,6 +318,50 @@ pub async fn set_alarm(
         .await
         .ctx(format!("SetAlarmState {alarm} {} in {region}", state.as_str()))?;
     Ok(())
+}
+
+/// (StateValue, StateReason) of an alarm (DescribeAlarms in `region`).
+pub async fn alarm_state(clients: &RegionalClients, region: &str, alarm: &str) -> Result<(String, String)> {
+    let out = clients
+        .region(region)?
+        .cloudwatch
+        .describe_alarms()
+        .alarm_names(alarm)
+        .send()
+        .await
+        .ctx(format!("DescribeAlarms {alarm} in {region}"))?;
+    let found = out
+        .metric_alarms()
+        .iter()
+        .find(|a| a.alarm_name() == Some(alarm))
+        .ok_or_else(|| fail(format!("DescribeAlarms in {region}: no alarm {alarm}")))?;
+    Ok((
+        found.state_value().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        found.state_reason().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// Waits until `region` is an ACTIVE replica of `table` (DescribeTable in the table's Region).
+async fn wait_replica_active(ddb: &aws_sdk_dynamodb::Client, table: &str, region: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = ddb.describe_table().table_name(table).send().await.ctx(format!("DescribeTable {table}"))?;
+        let status = out
+            .table
+            .and_then(|t| t.replicas)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.region_name.as_deref() == Some(region))
+            .and_then(|r| r.replica_status)
+            .map(|s| s.as_str().to_owned());
+        if status.as_deref() == Some("ACTIVE") {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(fail(format!("the {region} replica of {table} is {status:?}, not ACTIVE, after 30 s")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// (min, desired, max, InService instances) of a Region's group.
