@@ -57,7 +57,8 @@ drill: venv
 	cargo build --workspace --all-targets --locked
 	$${CARGO_TARGET_DIR:-target}/debug/drill $(DRILL_ARGS)
 
-## The release bootstraps (x86-64, cargo lambda build) under cargo-lambda's Runtime API emulator,
-## each invoked with its events/ files against a deployment the drill builds in the emulator.
+## The function binaries (the test build's, x86-64) as bootstraps under cargo-lambda's Runtime API
+## emulator, each as its template.yaml role, invoked with its events/ files against a deployment
+## the drill builds in the emulator.
 lambda-invoke-test: venv
 	scripts/lambda-invoke-test.sh
