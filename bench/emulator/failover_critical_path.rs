@@ -18,6 +18,7 @@ mod common;
 use failover::{Deps, Outcome};
 use multisite_tests::Emulator;
 use multisite_tests::deployment::Deployment;
+use multisite_tests::roles::{Function, function_clients};
 use serde_json::{Value, json};
 use shared::Topology;
 use shared::clock::FixedClock;
@@ -52,9 +53,10 @@ struct Run {
 }
 
 async fn one_run(emulator: &Emulator, latency_ms: u64) -> Run {
-    // Clients are built per run like a cold container's, after the reset.
-    let clients = emulator.clients(&REGIONS).await;
+    // Clients are built per run like a cold container's, after the reset, signed with failover's
+    // role from template.yaml (rendered for this world, as the stack in HOME deploys it).
     let topology = world(emulator).await;
+    let clients = function_clients(emulator, &topology, Function::Failover, HOME).await;
     let clock = FixedClock::at(T0);
     let deps = Deps { topology: &topology, clients: &clients, home_region: HOME, clock: &clock };
     for region in REGIONS {

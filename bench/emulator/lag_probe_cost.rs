@@ -16,6 +16,7 @@ use lag_probe::config::ProbeConfig;
 use multisite_tests::Emulator;
 use multisite_tests::deployment::Deployment;
 use multisite_tests::fixtures::unique_name;
+use multisite_tests::roles::{Function, function_clients};
 use serde_json::{Value, json};
 use shared::Topology;
 use shared::clock::SystemClock;
@@ -47,8 +48,9 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let emulator = Emulator::start();
     let (walls, calls, by_operation, summary, reported_calls) = runtime.block_on(async {
-        let clients = emulator.clients(&REGIONS).await;
         let topology = world(&emulator).await;
+        // Signed with lag-probe's role from template.yaml, as the stack in HOME deploys it.
+        let clients = function_clients(&emulator, &topology, Function::LagProbe, HOME).await;
         let config = ProbeConfig::default();
         let deps =
             Deps { topology: &topology, clients: &clients, home_region: HOME, clock: &SystemClock, config: &config };

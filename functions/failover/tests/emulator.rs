@@ -427,6 +427,17 @@ async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "until failback, whatever the endpoint does");
 }
 
+/// Three Regions, the ledger a Global Table whose replicas are 1 s apart, and failover as deployed
+/// in each Region (its own stack's role and ledger replica).
+async fn fleet_with_ledger_replicas_1_s_apart() -> (Emulator, Deployment, Instances) {
+    let emulator = Emulator::start();
+    emulator.set_timing(100, 100, 200);
+    let deployment = Deployment::spec(&REGIONS).with_aurora().with_dns().with_ledger_replicas().create(&emulator).await;
+    emulator.set_replication_delay(1_000);
+    let fleet = Instances::deploy(&emulator, &deployment, Function::Failover).await;
+    (emulator, deployment, fleet)
+}
+
 /// The harness the failover-safety work builds on: one alarm change delivered at once to failover
 /// as deployed in each of three Regions (an SNS topic with a subscription per Region), each under
 /// its own stack's role and with its own ledger replica, the replicas 1 s apart. It prints what
@@ -435,11 +446,7 @@ async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
 /// own ledger replica, and no call was denied.
 #[tokio::test]
 async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
-    let emulator = Emulator::start();
-    emulator.set_timing(100, 100, 200);
-    let deployment = Deployment::spec(&REGIONS).with_aurora().with_dns().with_ledger_replicas().create(&emulator).await;
-    emulator.set_replication_delay(1_000);
-    let fleet = Instances::deploy(&emulator, &deployment, Function::Failover).await;
+    let (emulator, deployment, fleet) = fleet_with_ledger_replicas_1_s_apart().await;
     let clock = FixedClock::at(T0);
     let payload = event("alarm-sns-us-east-1-alarm.json");
     emulator.clear_requests();
@@ -562,11 +569,7 @@ async fn a_role_scoped_to_another_regions_ledger_is_denied_and_changes_nothing()
 /// then reads the evacuation from its own replica and records nothing new.
 #[tokio::test]
 async fn a_late_delivery_in_another_region_sees_the_replicated_evacuation() {
-    let emulator = Emulator::start();
-    emulator.set_timing(100, 100, 200);
-    let deployment = Deployment::spec(&REGIONS).with_aurora().with_dns().with_ledger_replicas().create(&emulator).await;
-    emulator.set_replication_delay(1_000);
-    let fleet = Instances::deploy(&emulator, &deployment, Function::Failover).await;
+    let (_emulator, deployment, fleet) = fleet_with_ledger_replicas_1_s_apart().await;
     let clock = FixedClock::at(T0);
     let payload = event("alarm-eventbridge-us-east-1-alarm.json");
 

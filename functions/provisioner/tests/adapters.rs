@@ -57,6 +57,42 @@ fn table(replica_active: bool) -> DescribeTableOutput {
     DescribeTableOutput::builder().table(table.build()).build()
 }
 
+/// ListTagsOfResource (of [`TABLE_ARN`]), TagResource and UntagResource over one in-memory tag set.
+fn tag_mocks(tags: &Arc<Mutex<BTreeMap<String, String>>>) -> [aws_smithy_mocks::Rule; 3] {
+    let list = {
+        let tags = tags.clone();
+        mock!(aws_sdk_dynamodb::Client::list_tags_of_resource).then_compute_output(move |input| {
+            assert_eq!(input.resource_arn(), Some(TABLE_ARN));
+            let all = tags
+                .lock()
+                .expect("tags")
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
+                .collect();
+            ListTagsOfResourceOutput::builder().set_tags(Some(all)).build()
+        })
+    };
+    let tag = {
+        let tags = tags.clone();
+        mock!(aws_sdk_dynamodb::Client::tag_resource).then_compute_output(move |input| {
+            for t in input.tags() {
+                tags.lock().expect("tags").insert(t.key().to_owned(), t.value().to_owned());
+            }
+            TagResourceOutput::builder().build()
+        })
+    };
+    let untag = {
+        let tags = tags.clone();
+        mock!(aws_sdk_dynamodb::Client::untag_resource).then_compute_output(move |input| {
+            for k in input.tag_keys() {
+                tags.lock().expect("tags").remove(k);
+            }
+            UntagResourceOutput::builder().build()
+        })
+    };
+    [list, tag, untag]
+}
+
 fn clients(home: aws_sdk_dynamodb::Client) -> Arc<dyn DynamoDbClients> {
     Arc::new(BTreeMap::from([(HOME.to_owned(), home)]))
 }
@@ -192,36 +228,7 @@ async fn a_delete_that_iam_stops_part_way_answers_failed_at_once_saying_what_it_
             DescribeTableOutput::builder().table(table.build()).build()
         })
     };
-    let list = {
-        let tags = tags.clone();
-        mock!(aws_sdk_dynamodb::Client::list_tags_of_resource).then_output(move || {
-            let all = tags
-                .lock()
-                .expect("tags")
-                .iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
-                .collect();
-            ListTagsOfResourceOutput::builder().set_tags(Some(all)).build()
-        })
-    };
-    let tag = {
-        let tags = tags.clone();
-        mock!(aws_sdk_dynamodb::Client::tag_resource).then_compute_output(move |input| {
-            for t in input.tags() {
-                tags.lock().expect("tags").insert(t.key().to_owned(), t.value().to_owned());
-            }
-            TagResourceOutput::builder().build()
-        })
-    };
-    let untag = {
-        let tags = tags.clone();
-        mock!(aws_sdk_dynamodb::Client::untag_resource).then_compute_output(move |input| {
-            for k in input.tag_keys() {
-                tags.lock().expect("tags").remove(k);
-            }
-            UntagResourceOutput::builder().build()
-        })
-    };
+    let [list, tag, untag] = tag_mocks(&tags);
     let update = {
         let first_removed = first_removed.clone();
         mock!(aws_sdk_dynamodb::Client::update_table)
@@ -312,37 +319,7 @@ async fn replica_changes_are_one_update_table_call_each_with_the_documented_shap
 async fn the_record_of_added_replicas_is_written_and_cleared_with_tag_calls() {
     let tags: Arc<Mutex<BTreeMap<String, String>>> =
         Arc::new(Mutex::new(BTreeMap::from([("team".to_owned(), "sessions".to_owned())])));
-    let list = {
-        let tags = tags.clone();
-        mock!(aws_sdk_dynamodb::Client::list_tags_of_resource).then_compute_output(move |input| {
-            assert_eq!(input.resource_arn(), Some(TABLE_ARN));
-            let all = tags
-                .lock()
-                .expect("tags")
-                .iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
-                .collect();
-            ListTagsOfResourceOutput::builder().set_tags(Some(all)).build()
-        })
-    };
-    let tag = {
-        let tags = tags.clone();
-        mock!(aws_sdk_dynamodb::Client::tag_resource).then_compute_output(move |input| {
-            for t in input.tags() {
-                tags.lock().expect("tags").insert(t.key().to_owned(), t.value().to_owned());
-            }
-            TagResourceOutput::builder().build()
-        })
-    };
-    let untag = {
-        let tags = tags.clone();
-        mock!(aws_sdk_dynamodb::Client::untag_resource).then_compute_output(move |input| {
-            for k in input.tag_keys() {
-                tags.lock().expect("tags").remove(k);
-            }
-            UntagResourceOutput::builder().build()
-        })
-    };
+    let [list, tag, untag] = tag_mocks(&tags);
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&list, &tag, &untag]);
     let map = BTreeMap::from([(HOME.to_owned(), client)]);
     let tables = Tables::new(&map);
