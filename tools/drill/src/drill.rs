@@ -190,21 +190,12 @@ where
 }
 
 /// Polls `check` every 25 ms until it yields `Some`, or `limit` passes.
-async fn until_within<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+async fn until_within<T, F, Fut>(limit: Duration, check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    multisite_tests::fixtures::eventually(limit, Duration::from_millis(25), check).await
 }
 
 fn ms_since(t: Instant) -> u64 {
@@ -350,25 +341,22 @@ impl Drill<'_> {
         let seen = self.recorded_alarm_events(&watcher)?.len();
         world::set_alarm(&self.clients, &watcher, &alarm, state.clone(), reason).await?;
         let changed = Instant::now();
-        let deadline = changed + ALARM_EVENT_WAIT;
-        loop {
-            let events = self.recorded_alarm_events(&watcher)?;
-            let found = events.into_iter().skip(seen).find(|e| {
+        let found = until_within(ALARM_EVENT_WAIT, || async {
+            let events = self.recorded_alarm_events(&watcher).ok()?;
+            events.into_iter().skip(seen).find(|e| {
                 e["detail-type"] == "CloudWatch Alarm State Change"
                     && e["detail"]["alarmName"] == alarm.as_str()
                     && e["detail"]["state"]["value"] == state.as_str()
-            });
-            if let Some(event) = found {
-                return Ok(AlarmChange { alarm, watcher, changed, event });
-            }
-            if Instant::now() >= deadline {
-                return Err(fail(format!(
-                    "SetAlarmState {alarm} {} in {watcher}: no \"CloudWatch Alarm State Change\" event for it on {watcher}'s default bus after {} s (GET /_multisite/events?region={watcher})",
-                    state.as_str(),
-                    ALARM_EVENT_WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            })
+        })
+        .await;
+        match found {
+            Some(event) => Ok(AlarmChange { alarm, watcher, changed, event }),
+            None => Err(fail(format!(
+                "SetAlarmState {alarm} {} in {watcher}: no \"CloudWatch Alarm State Change\" event for it on {watcher}'s default bus after {} s (GET /_multisite/events?region={watcher})",
+                state.as_str(),
+                ALARM_EVENT_WAIT.as_secs()
+            ))),
         }
     }
 
