@@ -15,9 +15,17 @@
 #      with the emulator as AWS_ENDPOINT_URL and, as on Lambda, the environment credentials of its
 #      role's session (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) in the stack of
 #      its AWS_REGION: the emulator authorizes every call against that role. Every events/ file of
-#      the function is sent with `cargo lambda invoke --data-file`; each answer is checked. Two more
-#      deliveries to failover are real alarm events: SetAlarmState in the watcher Region, and the
-#      "CloudWatch Alarm State Change" event the emulator recorded for it (GET /_multisite/events).
+#      the function is sent with `cargo lambda invoke --data-file`; each answer is checked. The
+#      alarm changes that act are real alarm events: SetAlarmState in the watcher Region, and the
+#      "CloudWatch Alarm State Change" event the emulator recorded for it (GET /_multisite/events);
+#      the events/ samples (dated 2026-11-26, older than those) follow them and must be Stale;
+#   4. failover and scaler take this deployment's account and partition from the invocation's
+#      function ARN (Lambda-Runtime-Invoked-Function-Arn). cargo-lambda's emulator sends the
+#      literal `function-arn` there (fixed in its Runtime API, no option or environment variable
+#      sets it), so the bootstraps talk to it through a small proxy (runtime_proxy below) that
+#      sets the ARN the function has as deployed in its stack: arn:<partition>:lambda:<Region>:
+#      <account>:function:<stack>-<LogicalId>, account and partition from its role's ARN (the
+#      emulator's account, 123456789012), so the alarms' ARNs are of the same account.
 #      The provisioner's Update is a stack update with new parameters (its Regions drop eu-west-1
 #      and add us-west-2): the provisioner's role is rendered again for them before it runs, as
 #      CloudFormation updates the role before the custom resource.
@@ -84,8 +92,73 @@ done
 
 # The emulator's venv has boto3 (the administrator's CloudWatch and Route 53 calls below).
 py="$root/.venv/bin/python"
+
+# runtime_proxy <function ARN> <port file>: the Runtime API as Lambda serves it to a function, in
+# front of cargo-lambda's (which answers every invocation with Lambda-Runtime-Invoked-Function-Arn:
+# function-arn): it forwards every request to cargo-lambda and puts <function ARN> into that
+# header. Stdlib only; one thread per connection (the runtime's poll for the next invocation and
+# its response POST may overlap). One proxy per bootstrap, stopped with it: a bootstrap's pending
+# poll must end with it (else cargo-lambda hands the next invocation to the dead poll).
+runtime_proxy() {
+  exec "$py" - "$port" "$1" "$2" <<'PY'
+import http.client, http.server, os, sys
+
+upstream_port, arn, port_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "date", "server"}
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else None
+
+    def forward(self):
+        body = self.body()
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        upstream = http.client.HTTPConnection("127.0.0.1", upstream_port)
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        data = answer.read()
+        upstream.close()
+        self.send_response(answer.status)
+        for k, v in answer.getheaders():
+            if k.lower() in HOP:
+                continue
+            if k.lower() == "lambda-runtime-invoked-function-arn":
+                v = arn
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = forward
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+server.daemon_threads = True
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()
+PY
+}
 # helper <command> ...: the roles file and the emulator's control API, in Python (stdlib + boto3).
 #   credentials <function> <region>            -> "KEY SECRET TOKEN" of that role session
+#   function-arn <function> <region>           -> the function's ARN in that Region's stack
+#                                                 (account and partition of its role's ARN)
 #   rerender <function> <region> <R1,R2,..>    -> renders the stack in <region> again for the
 #                                                 drill's parameters with those Regions (a stack
 #                                                 update), prints "KEY SECRET TOKEN ROLE" of a fresh
@@ -121,6 +194,14 @@ if command == "credentials":
     function, region = args
     c = roles["functions"][function][region]
     print(c["access_key_id"], c["secret_access_key"], c["session_token"])
+elif command == "function-arn":
+    function, region = args
+    c = roles["functions"][function][region]
+    # arn:aws:iam::123456789012:role/<stack>-<Logical>Role
+    _, partition, _, _, account, _ = c["role_arn"].split(":", 5)
+    logical = {"provisioner": "ProvisionerFunction", "failover": "FailoverFunction",
+               "scaler": "ScalerFunction", "lag-probe": "LagProbeFunction"}[function]
+    print(f"arn:{partition}:lambda:{region}:{account}:function:{c['stack_name']}-{logical}")
 elif command == "rerender":
     function, region, regions = args[0], args[1], args[2].split(",")
     old = roles["parameters"]
@@ -210,7 +291,8 @@ invoke() {
 import json, sys
 a = json.loads(sys.argv[1])
 if "reports" in a:
-    print("outcomes", [(r.get("outcome"), r.get("reason")) for r in a["reports"]])
+    print("outcomes", [(r.get("outcome"), r.get("reason")) for r in a["reports"]],
+          *(["calls", a["calls"]] if not a["reports"] and "calls" in a else []))
 elif "Outcome" in a:
     print(a["Outcome"], a.get("Reason"))
 else:
@@ -234,8 +316,24 @@ run_function() {
     session=$(helper credentials "$fn" "$region")
   fi
   read -r key secret token _ <<< "$session"
+  local arn port_file=target/lambda-local/runtime-proxy.port proxy proxy_port=""
+  arn=$(helper function-arn "$fn" "$region")
+  echo "== $fn as deployed in $region: $arn" >&2
+  rm -f "$port_file"
+  runtime_proxy "$arn" "$port_file" >>target/lambda-local/runtime-proxy.log 2>&1 &
+  proxy=$!
+  pids+=("$proxy")
+  for _ in $(seq 1 100); do
+    [ -s "$port_file" ] && break
+    sleep 0.05
+  done
+  proxy_port=$(cat "$port_file" 2>/dev/null || true)
+  if [ -z "$proxy_port" ]; then
+    echo "the Runtime API proxy did not start: $(tail -5 target/lambda-local/runtime-proxy.log)" >&2
+    exit 1
+  fi
   env AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256 \
-    AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
+    AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$proxy_port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
     AWS_ENDPOINT_URL="$endpoint" \
     AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_SESSION_TOKEN="$token" \
     AWS_REGION="$region" AWS_DEFAULT_REGION="$region" MULTISITE_TOPOLOGY_FILE="$topology" \
@@ -249,55 +347,93 @@ run_function() {
   done
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  kill "$proxy" 2>/dev/null || true
+  wait "$proxy" 2>/dev/null || true
 }
 
 outcomes() { echo "[r['outcome'] for r in a['reports']]"; }
 reconciled_to() { # <status of us-east-1>: failover converged on it
   echo "$(outcomes) == ['Reconciled'] and a['reports'][0]['desired']['us-east-1'] == '$1'"
 }
+stale() { echo "$(outcomes) == ['Stale']"; }
+# The scheduled reconcile with nothing to do: no report, and only reads among its calls.
+idle_reconcile="a['reports'] == [] and a['calls'] and not set(a['calls']) & {'UpdateItem', 'PutItem', 'UpdateHealthCheck', 'FailoverGlobalCluster', 'SwitchoverGlobalCluster'}"
 # The drill's topology: 5 s cool-down for failover's failback and for the scaler's restore.
 cooldown_s=6
+# The drill's Regions us-east-1, eu-west-1, ap-southeast-1 (its topology file): us-east-1 fails;
+# its alarm lives in its watcher eu-west-1, the actor of its changes (Topology::actor_region); the
+# ledger's arbiter is the last Region no alarm of the drill watches, ap-southeast-1
+# (tools/drill/src/world.rs).
+actor=$("$py" -c '
+import json, sys
+t = json.load(open(sys.argv[1]))
+cell = next(c for c in t["cells"] if c["region"] == "us-east-1")
+print(cell["alarms"][0]["region"])' "$topology")
+echo "== topology: web-us-east-1-unhealthy lives in $actor (the actor of its changes); arbiter $("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["arbiter"]["region"])' "$topology")" >&2
+# A sample of the same alarm from another account: not this deployment's alarm.
+foreign=target/lambda-local/foreign-account-us-east-1-alarm.json
+sed 's/123456789012/210987654321/g' events/alarm-eventbridge-us-east-1-alarm.json >"$foreign"
 
 # One whole evacuation and failback of us-east-1, each event file delivered as Lambda would.
-run_function lag-probe eu-west-1 \
+run_function lag-probe "$actor" \
   events/scheduled-lag-probe.json "a['rpo_breached'] is False and len(a['active_regions']) == 3"
-# ALARM through the three deliveries: the first evacuates, the others are duplicates; then the
-# real alarm's own event (web-us-east-1-unhealthy lives in its watcher Region, eu-west-1), one
-# more duplicate.
+# ALARM: the real alarm's event (SetAlarmState in eu-west-1, the event recorded for it) evacuates;
+# then the three decoders' samples of the same state (direct alarm action, EventBridge, SNS), older
+# than it: Stale (failover confirms the state with DescribeAlarms, then the ordering mark refuses
+# them). A foreign account's alarm of the same name is Rejected.
 recorded=target/lambda-local/recorded-alarm-us-east-1-alarm.json
-event_id=$(helper alarm-event web-us-east-1-unhealthy eu-west-1 ALARM "$recorded")
-echo "== SetAlarmState web-us-east-1-unhealthy ALARM in eu-west-1: event $event_id recorded ($recorded)" >&2
-run_function failover eu-west-1 \
-  events/alarm-alarm-action-us-east-1-alarm.json "$(reconciled_to Evacuated) and a['reports'][0]['transition_recorded']" \
-  events/alarm-eventbridge-us-east-1-alarm.json "$(reconciled_to Evacuated) and not a['reports'][0]['transition_recorded']" \
-  events/alarm-sns-us-east-1-alarm.json "$(reconciled_to Evacuated) and not a['reports'][0]['transition_recorded']" \
-  "$recorded" "$(reconciled_to Evacuated) and not a['reports'][0]['transition_recorded']"
-run_function scaler eu-west-1 \
-  events/alarm-alarm-action-us-east-1-alarm.json "$(outcomes) == ['Scaled']" \
-  events/alarm-eventbridge-us-east-1-alarm.json "$(outcomes) == ['Scaled']" \
-  events/alarm-sns-us-east-1-alarm.json "$(outcomes) == ['Scaled']"
-# OK right away: failback waits for the cool-down (or, on a machine slow enough to pass it, runs),
-# and the scaler keeps the capacity until failback is recorded.
-run_function failover eu-west-1 \
-  events/alarm-alarm-action-us-east-1-ok.json "$(outcomes)[0] in ('FailbackPending', 'Reconciled')"
-run_function scaler eu-west-1 \
-  events/alarm-eventbridge-us-east-1-ok.json "$(outcomes) == ['RestorePending']"
-# After the cool-down, with a fresh probe verdict: failback, then (after the scaler's cool-down
-# from the failback) the capacity is given back; the scheduled sweep then finds nothing to do.
-sleep "$cooldown_s"
-run_function lag-probe eu-west-1 \
-  events/scheduled-lag-probe.json "a['rpo_breached'] is False"
+recorded_alarm=$recorded
+event_id=$(helper alarm-event web-us-east-1-unhealthy "$actor" ALARM "$recorded")
+echo "== SetAlarmState web-us-east-1-unhealthy ALARM in $actor: event $event_id recorded ($recorded)" >&2
+run_function failover "$actor" \
+  "$recorded" "$(reconciled_to Evacuated) and a['reports'][0]['transition_recorded']" \
+  events/alarm-alarm-action-us-east-1-alarm.json "$(stale)" \
+  events/alarm-eventbridge-us-east-1-alarm.json "$(stale)" \
+  events/alarm-sns-us-east-1-alarm.json "$(stale)" \
+  "$foreign" "$(outcomes) == ['Rejected']"
+run_function scaler "$actor" \
+  "$recorded" "$(outcomes) == ['Scaled']" \
+  events/alarm-alarm-action-us-east-1-alarm.json "$(stale)" \
+  events/alarm-eventbridge-us-east-1-alarm.json "$(stale)" \
+  events/alarm-sns-us-east-1-alarm.json "$(stale)"
+# Only the actor Region acts: failover as deployed in us-east-1 (the watched Region itself) and in
+# ap-southeast-1 ignores the same changes (SNS may deliver to every Region).
+run_function failover us-east-1 \
+  events/alarm-eventbridge-us-east-1-alarm.json "$(outcomes) == ['Ignored']"
+run_function failover ap-southeast-1 \
+  events/alarm-sns-us-east-1-alarm.json "$(outcomes) == ['Ignored']"
+# OK right away (a real OK event): failback waits for the cool-down (or, on a machine slow enough
+# to pass it, runs), and the scaler keeps the capacity until failback is recorded.
 recorded=target/lambda-local/recorded-alarm-us-east-1-ok.json
-event_id=$(helper alarm-event web-us-east-1-unhealthy eu-west-1 OK "$recorded")
-echo "== SetAlarmState web-us-east-1-unhealthy OK in eu-west-1: event $event_id recorded ($recorded)" >&2
-run_function failover eu-west-1 \
-  events/alarm-eventbridge-us-east-1-ok.json "$(reconciled_to Active)" \
-  events/alarm-sns-us-east-1-ok.json "$(reconciled_to Active) and not a['reports'][0]['transition_recorded']" \
-  "$recorded" "$(reconciled_to Active) and not a['reports'][0]['transition_recorded']"
+event_id=$(helper alarm-event web-us-east-1-unhealthy "$actor" OK "$recorded")
+echo "== SetAlarmState web-us-east-1-unhealthy OK in $actor: event $event_id recorded ($recorded)" >&2
+run_function failover "$actor" \
+  "$recorded" "$(outcomes)[0] in ('FailbackPending', 'Reconciled')"
+run_function scaler "$actor" \
+  "$recorded" "$(outcomes) == ['RestorePending']"
+# After the cool-down, with a fresh probe verdict: the recorded OK fails back (a FailbackPending
+# recorded no mark, so it is not stale), the older OK samples are Stale, and so is the recorded
+# ALARM delivered again late (DescribeAlarms: the alarm is OK now); then (after the scaler's
+# cool-down from the failback) the capacity is given back; the scheduled sweep then finds nothing
+# to do, and so does the scheduled reconcile (an EventBridge rule's and a Scheduler's envelope).
 sleep "$cooldown_s"
-run_function scaler eu-west-1 \
-  events/alarm-sns-us-east-1-ok.json "$(outcomes) == ['Restored']" \
-  events/scheduled-restore-sweep.json "a['reports'][0]['trigger'] == 'RestoreSweep' and a['reports'][0]['outcome'] in ('Ignored', 'Restored')"
+run_function lag-probe "$actor" \
+  events/scheduled-lag-probe.json "a['rpo_breached'] is False"
+run_function failover "$actor" \
+  "$recorded" "$(reconciled_to Active) and a['reports'][0]['transition_recorded']" \
+  events/alarm-alarm-action-us-east-1-ok.json "$(stale)" \
+  events/alarm-eventbridge-us-east-1-ok.json "$(stale)" \
+  events/alarm-sns-us-east-1-ok.json "$(stale)" \
+  "$recorded_alarm" "$(stale) and 'a late delivery' in a['reports'][0]['reason']"
+sleep "$cooldown_s"
+sweep_done="a['reports'] and all(r['trigger'] == 'RestoreSweep' and r['outcome'] in ('Ignored', 'Restored') for r in a['reports'])"
+run_function scaler "$actor" \
+  "$recorded" "$(outcomes) == ['Restored']" \
+  events/scheduled-restore-sweep.json "$sweep_done" \
+  events/scheduled-reconcile-scheduler.json "$sweep_done"
+run_function failover "$actor" \
+  events/scheduled-reconcile.json "$idle_reconcile" \
+  events/scheduled-reconcile-scheduler.json "$idle_reconcile"
 
 # Last, as they change the drill's global table: the provisioner's Create, Update, Delete.
 # The sample events carry the real S3 ResponseURL, unreachable offline: the answer is computed

@@ -4,9 +4,12 @@
 //! and ledger calls (DynamoDB), and the handler's wall time with 0 and 200 ms injected per call.
 //!
 //! The world is `multisite_tests::deployment` (health checks, an Aurora global cluster with the
-//! writer in us-east-1, the ledger table), as in failover's emulator tests, fresh for every run;
-//! the event is `events/alarm-alarm-action-us-east-1-alarm.json`: the writer's Region fails, so the
-//! plan inverts its health check and moves the writer (the worst case).
+//! writer in us-east-1, the health alarms in their watcher Regions, the ledger table whose arbiter
+//! replica is HOME), as in failover's emulator tests, fresh for every run. us-east-1's alarm (in
+//! eu-west-1) is set to ALARM with SetAlarmState and the change CloudWatch emitted is delivered,
+//! in the direct alarm-action shape, to failover in its actor Region (HOME): the writer's Region
+//! fails, so the plan inverts its health check and moves the writer (the worst case). The
+//! confirmation (DescribeAlarms) and the arbiter claim share the first round trip.
 //!
 //! `make bench` runs it with `cargo bench --bench failover_critical_path`; `cargo test` runs one
 //! quick iteration with 200 ms injected and checks the budget: observe + act in 2 sequential
@@ -17,7 +20,7 @@ mod common;
 
 use failover::{Deps, Outcome};
 use multisite_tests::Emulator;
-use multisite_tests::deployment::Deployment;
+use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::roles::{Function, function_clients};
 use serde_json::{Value, json};
 use shared::Topology;
@@ -33,11 +36,29 @@ fn event(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("event JSON")
 }
 
-/// A fresh 3-Region world in `emulator` (reset first): the topology describing it.
-async fn world(emulator: &Emulator) -> Topology {
+/// A fresh 3-Region world in `emulator` (reset first), us-east-1's alarm already in ALARM: the
+/// topology describing it and the alarm-action event of that state change.
+async fn world(emulator: &Emulator) -> (Topology, Value) {
     emulator.reset();
     emulator.set_timing(100, 100, 200);
-    Deployment::spec(&REGIONS).with_aurora().create(emulator).await.topology
+    let deployment = Deployment::spec(&REGIONS).with_aurora().create(emulator).await;
+    assert_eq!(deployment.watcher("us-east-1"), HOME, "us-east-1's alarm lives (and is acted on) in HOME");
+    let change = deployment.alarm_change(emulator, "us-east-1", "ALARM").await;
+    (deployment.topology, alarm_action(&change))
+}
+
+/// The direct alarm-action shape (`events/alarm-alarm-action-us-east-1-alarm.json`) of a recorded
+/// EventBridge state-change event: its ARN and timestamps, so the confirmation holds.
+fn alarm_action(eb: &Value) -> Value {
+    let mut e = event("alarm-alarm-action-us-east-1-alarm.json");
+    e["alarmArn"] = eb["resources"][0].clone();
+    e["region"] = eb["region"].clone();
+    e["time"] = eb["detail"]["state"]["timestamp"].clone();
+    e["alarmData"]["state"] = eb["detail"]["state"].clone();
+    if eb["detail"]["previousState"].is_object() {
+        e["alarmData"]["previousState"] = eb["detail"]["previousState"].clone();
+    }
+    e
 }
 
 struct Run {
@@ -55,16 +76,18 @@ struct Run {
 async fn one_run(emulator: &Emulator, latency_ms: u64) -> Run {
     // Clients are built per run like a cold container's, after the reset, signed with failover's
     // role from template.yaml (rendered for this world, as the stack in HOME deploys it).
-    let topology = world(emulator).await;
+    let (topology, payload) = world(emulator).await;
     let clients = function_clients(emulator, &topology, Function::Failover, HOME).await;
     let clock = FixedClock::at(T0);
-    let deps = Deps { topology: &topology, clients: &clients, home_region: HOME, clock: &clock };
+    let identity = deployment::identity();
+    let deps = Deps { topology: &topology, clients: &clients, home_region: HOME, clock: &clock, identity: &identity };
     for region in REGIONS {
         emulator.set_latency(region, latency_ms);
     }
     emulator.clear_requests();
     let started = Instant::now();
-    let reports = failover::handle(event("alarm-alarm-action-us-east-1-alarm.json"), &deps).await.expect("evacuated");
+    let response = failover::handle(payload, &deps).await.expect("evacuated");
+    let reports = response.reports;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let requests = emulator.requests();
     for region in REGIONS {
@@ -72,8 +95,21 @@ async fn one_run(emulator: &Emulator, latency_ms: u64) -> Run {
     }
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Reconciled, "{:?}", reports[0]);
+    // The critical path includes the confirmation and the claim on the arbiter replica.
+    for operation in ["DescribeAlarms", "UpdateItem"] {
+        assert!(
+            requests.iter().any(|r| r.operation == operation && r.t_ms < first_control_end(&requests)),
+            "{operation} is in the first round trip: {:?}",
+            requests.iter().map(|r| &r.operation).collect::<Vec<_>>()
+        );
+    }
+    let arbiter = topology.arbiter_region();
+    assert!(
+        requests.iter().any(|r| r.operation == "UpdateItem" && r.service == "dynamodb" && r.region == arbiter),
+        "the claim goes to the arbiter replica in {arbiter}"
+    );
     let all: Vec<_> = requests.iter().collect();
-    let control: Vec<_> = requests.iter().filter(|r| r.service != "dynamodb").collect();
+    let control: Vec<_> = requests.iter().filter(|r| r.service != "dynamodb" && r.service != "monitoring").collect();
     let ledger: Vec<_> = requests.iter().filter(|r| r.service == "dynamodb").collect();
     let first_start = all.iter().map(|r| r.t_ms).fold(f64::INFINITY, f64::min);
     let acted_at = control.iter().map(|r| r.end_ms).fold(f64::NEG_INFINITY, f64::max);
@@ -86,6 +122,15 @@ async fn one_run(emulator: &Emulator, latency_ms: u64) -> Run {
         control_plane: common::summary(&control),
         ledger: common::summary(&ledger),
     }
+}
+
+/// When the first control-plane call (an observation) ended: the first round trip's end.
+fn first_control_end(requests: &[multisite_tests::RequestRecord]) -> f64 {
+    requests
+        .iter()
+        .filter(|r| r.service != "dynamodb" && r.service != "monitoring")
+        .map(|r| r.end_ms)
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {

@@ -42,6 +42,8 @@ pub enum Delivery {
     AlarmAction,
     EventBridge,
     Sns,
+    /// Not delivered: read from the alarm's current state by a scheduled reconcile.
+    Schedule,
 }
 
 /// One alarm state change, whatever its delivery.
@@ -53,8 +55,148 @@ pub struct AlarmChange {
     /// When the alarm changed state, as CloudWatch reports it (ISO 8601). The same change
     /// delivered twice carries the same value: it identifies duplicates.
     pub changed_at: String,
+    /// The same instant in epoch milliseconds: what orders the changes of one alarm.
+    pub changed_at_ms: u64,
+    /// The alarm's ARN as the delivery states it (`alarmArn`, the EventBridge `resources`, the
+    /// SNS `AlarmArn`): its account, partition and Region are checked against the topology.
+    pub alarm_arn: Option<String>,
     pub reason: String,
     pub delivery: Delivery,
+}
+
+/// The parts of a CloudWatch alarm ARN (`arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmArn<'a> {
+    pub partition: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> AlarmArn<'a> {
+    pub fn parse(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.splitn(7, ':');
+        let (prefix, partition, service, region, account, kind, name) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let valid = prefix == "arn"
+            && partition.starts_with("aws")
+            && service == "cloudwatch"
+            && !region.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && kind == "alarm"
+            && !name.is_empty();
+        valid.then_some(Self { partition, region, account, name })
+    }
+}
+
+/// Who this deployment is: alarm changes from any other account or partition are foreign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub partition: String,
+    pub account: String,
+}
+
+impl Identity {
+    /// From the invoked function's ARN (`arn:<partition>:lambda:<region>:<account>:function:...`),
+    /// which Lambda gives every invocation.
+    pub fn from_function_arn(arn: &str) -> Option<Self> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "lambda", _, account, "function", ..]
+                if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(Self { partition: (*partition).to_owned(), account: (*account).to_owned() })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why an alarm change is not authentic for this deployment.
+pub fn check_authentic(change: &AlarmChange, identity: &Identity, expected_region: &str) -> Result<(), String> {
+    let Some(text) = change.alarm_arn.as_deref() else {
+        return Err(format!(
+            "the change of `{}` carries no alarm ARN: its origin cannot be checked",
+            change.alarm_name
+        ));
+    };
+    let Some(arn) = AlarmArn::parse(text) else {
+        return Err(format!("`{text}` is not a CloudWatch alarm ARN"));
+    };
+    if arn.partition != identity.partition || arn.account != identity.account {
+        return Err(format!(
+            "alarm {text} belongs to account {} ({}), not this deployment's {} ({}): a foreign alarm with the same name",
+            arn.account, arn.partition, identity.account, identity.partition
+        ));
+    }
+    if arn.name != change.alarm_name {
+        return Err(format!("alarm ARN {text} names another alarm than `{}`", change.alarm_name));
+    }
+    if arn.region != expected_region {
+        return Err(format!(
+            "alarm {text} lives in {}, but the topology says `{}` lives in {expected_region}",
+            arn.region, change.alarm_name
+        ));
+    }
+    Ok(())
+}
+
+/// Why an alarm change is not acted on here, decided before any AWS call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screened {
+    /// Not for this function here: unknown alarm, INSUFFICIENT_DATA, or another Region acts.
+    Ignored { region: Option<String>, reason: String },
+    /// Not authentic: another account, partition or Region than the topology names.
+    Rejected { region: String, reason: String },
+}
+
+/// Maps a change to its cell and alarm, and checks that it is authentic, changes a status, and
+/// that `home_region` is its one actor ([`crate::Topology::actor_region`]). failover and scaler
+/// screen with this one function, so they agree on which changes they act on.
+pub fn screen<'t>(
+    change: &AlarmChange,
+    topology: &'t crate::Topology,
+    identity: &Identity,
+    home_region: &str,
+) -> Result<(&'t crate::topology::Cell, &'t crate::topology::AlarmRef), Screened> {
+    let Some((cell, alarm)) = topology.alarm(&change.alarm_name) else {
+        return Err(Screened::Ignored {
+            region: None,
+            reason: "alarm not mapped to any Region in the topology".into(),
+        });
+    };
+    let region = cell.region.clone();
+    if let Err(reason) = check_authentic(change, identity, cell.alarm_region(alarm)) {
+        return Err(Screened::Rejected { region, reason });
+    }
+    if change.state == AlarmState::InsufficientData {
+        return Err(Screened::Ignored {
+            region: Some(region),
+            reason: "INSUFFICIENT_DATA does not change a Region's status".into(),
+        });
+    }
+    let actor = topology.actor_region(cell, alarm);
+    if actor != home_region {
+        return Err(Screened::Ignored {
+            region: Some(region),
+            reason: format!(
+                "changes of {} are acted on in {actor} (its actor Region), not in {home_region}",
+                change.alarm_name
+            ),
+        });
+    }
+    Ok((cell, alarm))
+}
+
+/// The `detail-type` of scheduled events, from an EventBridge rule (`source: aws.events`) or from
+/// EventBridge Scheduler (`source: aws.scheduler`, whose `detail` is the string `"{}"`).
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// Whether `payload` is a scheduled event of either kind.
+pub fn is_scheduled_event(payload: &Value) -> bool {
+    matches!(payload.get("source").and_then(Value::as_str), Some("aws.events" | "aws.scheduler"))
+        && payload.get("detail-type").and_then(Value::as_str) == Some(SCHEDULED_EVENT)
 }
 
 impl AlarmChange {
@@ -122,13 +264,15 @@ pub fn decode_alarm_changes(payload: &Value) -> Result<Vec<AlarmChange>, Error> 
         require_state_value(payload.get("detail"), "detail")?;
         let event: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(payload.clone())
             .map_err(|e| invalid(format!("EventBridge alarm event is malformed: {e}")))?;
-        return Ok(vec![from_alarm_data(&event.detail, Delivery::EventBridge)?]);
+        let arn = payload.get("resources").and_then(|r| r.get(0)).and_then(Value::as_str);
+        return Ok(vec![from_alarm_data(&event.detail, arn, Delivery::EventBridge)?]);
     }
     if payload.get("alarmData").is_some() {
         require_state_value(payload.get("alarmData"), "alarmData")?;
         let alarm: CloudWatchAlarm = serde_json::from_value(payload.clone())
             .map_err(|e| invalid(format!("CloudWatch alarm action event is malformed: {e}")))?;
-        return Ok(vec![from_alarm_data(&alarm.alarm_data, Delivery::AlarmAction)?]);
+        let arn = payload.get("alarmArn").and_then(Value::as_str);
+        return Ok(vec![from_alarm_data(&alarm.alarm_data, arn, Delivery::AlarmAction)?]);
     }
     Err(invalid(
         "not a CloudWatch alarm state change: expected an alarm action event (`alarmData`), an EventBridge \
@@ -147,7 +291,7 @@ fn require_state_value(data: Option<&Value>, at: &str) -> Result<(), Error> {
     }
 }
 
-fn from_alarm_data(data: &CloudWatchAlarmData, delivery: Delivery) -> Result<AlarmChange, Error> {
+fn from_alarm_data(data: &CloudWatchAlarmData, arn: Option<&str>, delivery: Delivery) -> Result<AlarmChange, Error> {
     if data.alarm_name.trim().is_empty() {
         return Err(Error::InvalidEvent("alarm name is empty".into()));
     }
@@ -157,11 +301,15 @@ fn from_alarm_data(data: &CloudWatchAlarmData, delivery: Delivery) -> Result<Ala
         CloudWatchAlarmStateValue::InsufficientData => AlarmState::InsufficientData,
         _ => AlarmState::Ok,
     };
+    let changed_at_ms = u64::try_from(state.timestamp.timestamp_millis())
+        .map_err(|_| Error::InvalidEvent(format!("alarm state timestamp {} is before 1970", state.timestamp)))?;
     Ok(AlarmChange {
         alarm_name: data.alarm_name.clone(),
         state: convert(&state.value),
         previous_state: data.previous_state.as_ref().map(|p| convert(&p.value)),
         changed_at: state.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        changed_at_ms,
+        alarm_arn: arn.map(str::to_owned),
         reason: state.reason.clone(),
         delivery,
     })
@@ -178,6 +326,8 @@ struct SnsAlarmMessage {
     state_change_time: Option<String>,
     #[serde(default)]
     new_state_reason: Option<String>,
+    #[serde(default)]
+    alarm_arn: Option<String>,
 }
 
 fn decode_sns_alarm_message(message: &Value) -> Result<AlarmChange, Error> {
@@ -191,23 +341,36 @@ fn decode_sns_alarm_message(message: &Value) -> Result<AlarmChange, Error> {
         AlarmState::parse(&state_text).ok_or_else(|| invalid(&format!("NewStateValue `{state_text}` is unknown")))?;
     let changed_at =
         parsed.state_change_time.filter(|t| !t.is_empty()).ok_or_else(|| invalid("StateChangeTime is missing"))?;
+    let time = parse_alarm_time(&changed_at)
+        .ok_or_else(|| invalid(&format!("StateChangeTime `{changed_at}` is not a time (expected ISO 8601)")))?;
     Ok(AlarmChange {
         alarm_name,
         state,
         previous_state: parsed.old_state_value.as_deref().and_then(AlarmState::parse),
-        changed_at: normalise_sns_time(&changed_at),
+        changed_at: time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        changed_at_ms: u64::try_from(time.timestamp_millis()).map_err(|_| invalid("StateChangeTime is before 1970"))?,
+        alarm_arn: parsed.alarm_arn,
         reason: parsed.new_state_reason.unwrap_or_default(),
         delivery: Delivery::Sns,
     })
 }
 
+/// Epoch milliseconds as the RFC 3339 text alarm changes carry (`2026-11-26T10:00:04.123Z`).
+pub fn format_alarm_time(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
 /// SNS alarm messages write `2024-05-01T12:00:00.000+0000`; the other deliveries use RFC 3339.
-/// Normalise so the same change has the same identity whichever way it came.
-fn normalise_sns_time(text: &str) -> String {
-    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.3f%z")
+/// Normalised so the same change has the same identity whichever way it came.
+pub fn parse_alarm_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
         .or_else(|_| chrono::DateTime::parse_from_rfc3339(text))
-        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|_| text.to_owned())
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 #[cfg(test)]
@@ -283,10 +446,45 @@ mod tests {
             assert_eq!(change.state, AlarmState::Alarm);
             assert_eq!(change.previous_state, Some(AlarmState::Ok));
             assert_eq!(change.changed_at, "2026-11-26T10:00:04.123Z");
+            assert_eq!(change.changed_at_ms, 1_795_687_204_123);
+            assert_eq!(
+                change.alarm_arn.as_deref(),
+                Some("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:web-us-east-1-unhealthy")
+            );
         }
         assert_eq!(changes[0].change_id(), changes[2].change_id(), "duplicates are recognised across deliveries");
         let deliveries: Vec<Delivery> = changes.iter().map(|c| c.delivery).collect();
         assert_eq!(deliveries, [Delivery::AlarmAction, Delivery::EventBridge, Delivery::Sns]);
+    }
+
+    #[test]
+    fn authenticity_needs_this_account_this_partition_and_the_topology_region() {
+        let change = decode_alarm_changes(&direct("ALARM")).expect("decodes").remove(0);
+        let me = Identity::from_function_arn("arn:aws:lambda:eu-west-1:123456789012:function:failover").expect("arn");
+        assert_eq!(check_authentic(&change, &me, "eu-west-1"), Ok(()));
+        let wrong_region = check_authentic(&change, &me, "us-east-1").expect_err("region");
+        assert!(wrong_region.contains("lives in eu-west-1, but the topology says"), "{wrong_region}");
+        let other = Identity { partition: "aws".into(), account: "210987654321".into() };
+        let foreign = check_authentic(&change, &other, "eu-west-1").expect_err("account");
+        assert!(foreign.contains("foreign alarm"), "{foreign}");
+        let gov = Identity { partition: "aws-us-gov".into(), account: "123456789012".into() };
+        assert!(check_authentic(&change, &gov, "eu-west-1").is_err(), "another partition");
+        let mut no_arn = change.clone();
+        no_arn.alarm_arn = None;
+        assert!(check_authentic(&no_arn, &me, "eu-west-1").expect_err("no arn").contains("no alarm ARN"));
+        let mut renamed = change.clone();
+        renamed.alarm_arn = Some("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:other".into());
+        assert!(check_authentic(&renamed, &me, "eu-west-1").expect_err("name").contains("names another alarm"));
+        assert_eq!(Identity::from_function_arn("arn:aws:lambda:eu-west-1:12345:function:f"), None);
+    }
+
+    #[test]
+    fn scheduled_events_of_the_rule_and_of_scheduler_are_recognised() {
+        let rule = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let scheduler = json!({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": "{}"});
+        assert!(is_scheduled_event(&rule) && is_scheduled_event(&scheduler));
+        assert!(!is_scheduled_event(&eventbridge("ALARM")));
+        assert!(!is_scheduled_event(&json!({"source": "evil", "detail-type": "Scheduled Event"})));
     }
 
     #[test]
@@ -320,6 +518,8 @@ mod tests {
         no_value["detail"]["state"].as_object_mut().map(|o| o.remove("value"));
         let mut other_detail = eventbridge("ALARM");
         other_detail["detail-type"] = "EC2 Instance State-change Notification".into();
+        let mut bad_time = direct("ALARM");
+        bad_time["alarmData"]["state"]["timestamp"] = "soon".into();
         let mut no_name = direct("ALARM");
         no_name["alarmData"]["alarmName"] = "".into();
         let cases: Vec<(&str, Value, &str)> = vec![
@@ -334,6 +534,12 @@ mod tests {
             ("SNS message not an alarm", sns(r#"{"foo": 1}"#), "AlarmName is missing"),
             ("SNS without records", json!({"Records": []}), "no records"),
             ("SNS record wrong shape", json!({"Records": [{"Sns": 5}]}), "SNS event is malformed"),
+            (
+                "SNS time not a time",
+                sns(&sns_alarm_message("ALARM").replace("2026-11-26T10:00:04.123+0000", "yesterday")),
+                "is not a time",
+            ),
+            ("direct time not a time", bad_time.clone(), "malformed"),
         ];
         for (what, payload, words) in cases {
             let err = decode_alarm_changes(&payload).expect_err(what);

@@ -144,3 +144,62 @@ pub async fn describe_global_cluster(
         .collect();
     Ok(GlobalClusterView { status: cluster.status, members, failover })
 }
+
+/// An alarm's state as CloudWatch holds it now (`DescribeAlarms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CurrentAlarm {
+    pub name: String,
+    pub arn: Option<String>,
+    pub state: crate::alarm::AlarmState,
+    /// When the alarm last changed state (`StateTransitionedTimestamp`, else
+    /// `StateUpdatedTimestamp`), epoch ms: the identity of its current state change.
+    pub changed_at_ms: Option<u64>,
+    pub reason: String,
+}
+
+/// The current state of the named alarms in `region`, one `DescribeAlarms` call (up to 100
+/// names; the topology has far fewer). Alarms that do not exist are absent from the answer.
+pub async fn current_alarms(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    region: &str,
+    names: &[&str],
+) -> Result<Vec<CurrentAlarm>, Error> {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let out = cloudwatch
+        .describe_alarms()
+        .set_alarm_names(Some(names.iter().map(|n| (*n).to_owned()).collect()))
+        .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+        .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
+        .max_records(100)
+        .send()
+        .await
+        .aws_context("DescribeAlarms", region)?;
+    let millis = |t: Option<&aws_smithy_types::DateTime>| {
+        t.and_then(|t| t.to_millis().ok()).and_then(|ms| u64::try_from(ms).ok())
+    };
+    let state = |v: Option<&StateValue>| match v {
+        Some(StateValue::Alarm) => Some(crate::alarm::AlarmState::Alarm),
+        Some(StateValue::Ok) => Some(crate::alarm::AlarmState::Ok),
+        Some(StateValue::InsufficientData) => Some(crate::alarm::AlarmState::InsufficientData),
+        _ => None,
+    };
+    let metric = out.metric_alarms().iter().filter_map(|a| {
+        Some(CurrentAlarm {
+            name: a.alarm_name()?.to_owned(),
+            arn: a.alarm_arn().map(str::to_owned),
+            state: state(a.state_value())?,
+            changed_at_ms: millis(a.state_transitioned_timestamp()).or_else(|| millis(a.state_updated_timestamp())),
+            reason: a.state_reason().unwrap_or_default().to_owned(),
+        })
+    });
+    let composite = out.composite_alarms().iter().filter_map(|a| {
+        Some(CurrentAlarm {
+            name: a.alarm_name()?.to_owned(),
+            arn: a.alarm_arn().map(str::to_owned),
+            state: state(a.state_value())?,
+            changed_at_ms: millis(a.state_transitioned_timestamp()).or_else(|| millis(a.state_updated_timestamp())),
+            reason: a.state_reason().unwrap_or_default().to_owned(),
+        })
+    });
+    Ok(metric.chain(composite).collect())
+}

@@ -67,7 +67,7 @@ impl RegionalClients {
     /// Loads the standard AWS configuration once and prepares (without building) the clients of
     /// every Region in the topology.
     pub async fn new(topology: &Topology) -> Self {
-        Self::with_base(load_base_config().await, topology.regions())
+        Self::with_base(load_base_config().await, topology.client_regions())
     }
 
     /// Uses an already loaded base configuration (tests load one pointing at the emulator with the

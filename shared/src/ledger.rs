@@ -76,6 +76,15 @@ pub struct RegionStatusEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FleetStatus {
     pub regions: std::collections::BTreeMap<String, RegionStatusEntry>,
+    /// Per alarm, the state-change time (epoch ms) of the newest change that moved a Region: an
+    /// older change of that alarm is stale and changes nothing (stored as `alarm#<name>`).
+    #[serde(default)]
+    pub alarms: std::collections::BTreeMap<String, u64>,
+    /// Per Region, the cause of its latest entry once every step of that transition succeeded
+    /// (stored as `settled#<region>`). An entry whose cause is not settled has work left: the
+    /// scheduled reconcile finishes it.
+    #[serde(default)]
+    pub settled: std::collections::BTreeMap<String, String>,
 }
 
 impl FleetStatus {
@@ -91,6 +100,17 @@ impl FleetStatus {
     pub fn last_change_ms(&self, region: &str) -> Option<u64> {
         self.regions.get(region).map(|e| e.changed_at_ms)
     }
+
+    /// Whether `region`'s latest transition still has steps to finish (it has an entry whose
+    /// cause is not recorded as settled).
+    pub fn unsettled(&self, region: &str) -> bool {
+        self.regions.get(region).is_some_and(|e| self.settled.get(region) != Some(&e.cause))
+    }
+
+    /// The newest handled change time of `alarm`, if any.
+    pub fn alarm_mark(&self, alarm: &str) -> Option<u64> {
+        self.alarms.get(alarm).copied()
+    }
 }
 
 /// The body of `probe/latest`, written by lag-probe and read by failback gates.
@@ -98,15 +118,88 @@ impl FleetStatus {
 pub struct ProbeSummary {
     /// When the probe finished (epoch ms).
     pub measured_at_ms: u64,
-    /// Largest replication lag measured over all Region pairs (None when nothing was measured).
+    /// Largest replication lag measured over the pairs between active Regions (None when nothing
+    /// was measured).
     pub max_lag_ms: Option<u64>,
     pub rpo_budget_ms: u64,
-    /// A pair exceeded the budget or timed out.
+    /// A pair between active Regions exceeded the budget, timed out or could not be measured.
     pub rpo_breached: bool,
-    /// Regions whose APIs could not be reached.
+    /// Regions whose APIs could not be reached (Evacuated ones included).
     pub unreachable_regions: Vec<String>,
     /// Number of readiness rules that failed.
     pub readiness_failures: usize,
+    /// What the probe found about each Region of the topology, Evacuated ones included (an
+    /// evacuated Region that is back is measured before it may fail back). Records written
+    /// before per-Region entries existed decode with an empty map: no Region was measured.
+    #[serde(default)]
+    pub regions: std::collections::BTreeMap<String, RegionProbe>,
+}
+
+/// One Region's entry in [`ProbeSummary::regions`]. Its pairs are the ordered pairs that involve
+/// it in either direction (it is the source or the destination).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RegionProbe {
+    /// Its DynamoDB API answered during the run.
+    pub reachable: bool,
+    /// Its pairs whose canaries arrived (every sample taken became visible).
+    pub pairs_measured: usize,
+    /// Its pairs in the topology: 2 x (Regions - 1).
+    pub pairs_expected: usize,
+    /// Largest replication lag over its pairs, a timed-out canary's wait included (None when
+    /// nothing was measured).
+    pub max_lag_ms: Option<u64>,
+    /// One of its pairs exceeded the RPO budget or timed out.
+    pub rpo_breached: bool,
+    /// Every readiness rule about this Region passed (a rule that could not be checked has not
+    /// passed).
+    pub ready: bool,
+    /// The rules about this Region that failed or could not be checked, one sentence each.
+    pub readiness_failures: Vec<String>,
+}
+
+impl ProbeSummary {
+    /// Whether this probe lets `region` fail back at `now_ms`: it must have measured `region`,
+    /// be at most `max_age_ms` old, and found the Region reachable, every one of its pairs
+    /// measured within the RPO budget and every readiness rule about it passed. `Err` says why
+    /// the gate stays closed.
+    pub fn failback_verdict(&self, region: &str, now_ms: u64, max_age_ms: u64) -> Result<(), String> {
+        let Some(probe) = self.regions.get(region) else {
+            return Err(format!("the latest lag-probe did not measure {region}: wait for one that does"));
+        };
+        let age_ms = now_ms.saturating_sub(self.measured_at_ms);
+        if age_ms > max_age_ms {
+            return Err(format!(
+                "the latest lag-probe ran {age_ms} ms ago, more than the {max_age_ms} ms allowed: wait for a fresh one"
+            ));
+        }
+        if !probe.reachable {
+            return Err(format!("the latest lag-probe could not reach {region}"));
+        }
+        if probe.pairs_measured < probe.pairs_expected {
+            return Err(format!(
+                "the latest lag-probe measured {} of {region}'s {} Region pairs",
+                probe.pairs_measured, probe.pairs_expected
+            ));
+        }
+        if probe.rpo_breached {
+            let lag = probe.max_lag_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "an unknown lag".into());
+            return Err(format!(
+                "the latest lag-probe measured {lag} of replication lag on {region}'s pairs, over the RPO budget of {} ms",
+                self.rpo_budget_ms
+            ));
+        }
+        if !probe.ready {
+            return Err(format!(
+                "the latest lag-probe found {region} not ready: {}",
+                if probe.readiness_failures.is_empty() {
+                    "no reason recorded".to_owned()
+                } else {
+                    probe.readiness_failures.join("; ")
+                }
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A stored record: its body and bookkeeping.
@@ -117,6 +210,15 @@ pub struct Record<T> {
     pub body: T,
     pub updated_at_ms: u64,
     pub version: u64,
+}
+
+/// What a successful claim changed: the fleet as it now is, and the claimed Region's entry
+/// before (so a claim whose confirmation fails can be withdrawn exactly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub fleet: FleetStatus,
+    pub version: u64,
+    pub previous: Option<RegionStatusEntry>,
 }
 
 /// Whether a conditional write took effect.
@@ -287,10 +389,13 @@ impl Ledger {
         for (region, entry) in &fleet.regions {
             update.set_region(region, entry);
         }
+        for (alarm, changed_at_ms) in &fleet.alarms {
+            update.set_alarm(alarm, *changed_at_ms);
+        }
         // Migrates a record written as `doc` by an earlier build: every status is in `fleet`.
         let expression = format!("{} REMOVE {}", update.set_expression(), update.names.name(DOC));
         let condition = FleetCondition::version(expected_version);
-        let result = self.update_fleet(&expression, update, &condition).await;
+        let result = self.update_fleet(&expression, update, &condition, ReturnValue::None).await;
         conditional_outcome(result.map(|_| ()), "UpdateItem", &self.region)
     }
 
@@ -302,16 +407,75 @@ impl Ledger {
         &self,
         region: &str,
         entry: &RegionStatusEntry,
+        alarm: Option<(&str, u64)>,
         condition: &FleetCondition,
         now_ms: u64,
-    ) -> Result<(WriteOutcome, Option<(FleetStatus, u64)>), Error> {
+    ) -> Result<(WriteOutcome, Option<Claimed>), Error> {
         let mut update = FleetUpdate::new(now_ms);
         update.set_region(region, entry);
+        if let Some((name, changed_at_ms)) = alarm {
+            update.set_alarm(name, changed_at_ms);
+        }
         let expression = update.set_expression();
-        match self.update_fleet(&expression, update, condition).await {
-            Ok(attributes) => Ok((WriteOutcome::Written, Some(decode_fleet(&attributes)?))),
+        match self.update_fleet(&expression, update, condition, ReturnValue::AllOld).await {
+            Ok(attributes) => {
+                let (before, version) = decode_fleet(&attributes)?;
+                let mut after = before.clone();
+                after.regions.insert(region.to_owned(), entry.clone());
+                if let Some((name, changed_at_ms)) = alarm {
+                    after.alarms.insert(name.to_owned(), changed_at_ms);
+                }
+                Ok((
+                    WriteOutcome::Written,
+                    Some(Claimed { previous: before.regions.get(region).cloned(), fleet: after, version: version + 1 }),
+                ))
+            }
             Err(err) => conditional_outcome(Err(err), "UpdateItem", &self.region).map(|outcome| (outcome, None)),
         }
+    }
+
+    /// Records that every step of `region`'s transition caused by `cause` succeeded, only while
+    /// that transition is still the Region's latest.
+    pub async fn mark_settled(&self, region: &str, cause: &str, now_ms: u64) -> Result<WriteOutcome, Error> {
+        let mut update = FleetUpdate::new(now_ms);
+        let attr = update.names.name(&settled_attr(region));
+        update.values.insert(":usettled".into(), AttributeValue::S(cause.to_owned()));
+        let expression = format!("{}, {attr} = :usettled", update.set_expression());
+        let condition = FleetCondition::new(|names, values| {
+            values.insert(":ccause".into(), AttributeValue::S(cause.to_owned()));
+            format!("{}.{} = :ccause", names.name(&region_attr(region)), names.name(CAUSE_FIELD))
+        });
+        let result = self.update_fleet(&expression, update, &condition, ReturnValue::None).await;
+        conditional_outcome(result.map(|_| ()), "UpdateItem", &self.region)
+    }
+
+    /// Withdraws a claim this delivery made (its confirmation failed): puts `previous` back as
+    /// `region`'s entry, only while the entry is still the one `cause` wrote. `AlreadyPresent`:
+    /// someone changed it since, and their entry stays.
+    pub async fn withdraw_region_status(
+        &self,
+        region: &str,
+        previous: Option<&RegionStatusEntry>,
+        cause: &str,
+        now_ms: u64,
+    ) -> Result<WriteOutcome, Error> {
+        let mut update = FleetUpdate::new(now_ms);
+        let expression = match previous {
+            Some(entry) => {
+                update.set_region(region, entry);
+                update.set_expression()
+            }
+            None => {
+                let attr = update.names.name(&region_attr(region));
+                format!("{} REMOVE {attr}", update.set_expression())
+            }
+        };
+        let condition = FleetCondition::new(|names, values| {
+            values.insert(":ccause".into(), AttributeValue::S(cause.to_owned()));
+            format!("{}.{} = :ccause", names.name(&region_attr(region)), names.name(CAUSE_FIELD))
+        });
+        let result = self.update_fleet(&expression, update, &condition, ReturnValue::None).await;
+        conditional_outcome(result.map(|_| ()), "UpdateItem", &self.region)
     }
 
     async fn update_fleet(
@@ -319,6 +483,7 @@ impl Ledger {
         expression: &str,
         update: FleetUpdate,
         condition: &FleetCondition,
+        return_values: ReturnValue,
     ) -> Result<
         HashMap<String, AttributeValue>,
         aws_sdk_dynamodb::error::SdkError<
@@ -339,7 +504,7 @@ impl Ledger {
             .condition_expression(&condition.expression)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
+            .return_values(return_values)
             .send()
             .await?;
         Ok(out.attributes.unwrap_or_default())
@@ -405,6 +570,22 @@ pub const REGION_ATTR_PREFIX: &str = "region#";
 const STATUS_FIELD: &str = "status";
 const CHANGED_AT_FIELD: &str = "changed_at_ms";
 const CAUSE_FIELD: &str = "cause";
+
+/// Prefix of an alarm's newest handled change time in the fleet record.
+pub const ALARM_ATTR_PREFIX: &str = "alarm#";
+
+/// Prefix of a Region's settled cause in the fleet record.
+pub const SETTLED_ATTR_PREFIX: &str = "settled#";
+
+/// The fleet record's attribute holding the cause of `region`'s last fully applied transition.
+pub fn settled_attr(region: &str) -> String {
+    format!("{SETTLED_ATTR_PREFIX}{region}")
+}
+
+/// The fleet record's attribute holding `alarm`'s newest handled change time.
+pub fn alarm_attr(alarm: &str) -> String {
+    format!("{ALARM_ATTR_PREFIX}{alarm}")
+}
 
 /// The fleet record's attribute holding `region`'s status.
 pub fn region_attr(region: &str) -> String {
@@ -497,6 +678,13 @@ impl FleetUpdate {
         self.sets.push(format!("{placeholder} = {value}"));
     }
 
+    fn set_alarm(&mut self, alarm: &str, changed_at_ms: u64) {
+        let placeholder = self.names.name(&alarm_attr(alarm));
+        let value = format!(":ualarm{}", self.sets.len());
+        self.values.insert(value.clone(), AttributeValue::N(changed_at_ms.to_string()));
+        self.sets.push(format!("{placeholder} = {value}"));
+    }
+
     fn set_expression(&self) -> String {
         format!("SET {}", self.sets.join(", "))
     }
@@ -536,6 +724,20 @@ pub fn decode_fleet(item: &HashMap<String, AttributeValue>) -> Result<(FleetStat
         None => FleetStatus::default(),
     };
     for (attribute, value) in item {
+        if let Some(region) = attribute.strip_prefix(SETTLED_ATTR_PREFIX) {
+            let cause = value
+                .as_s()
+                .map_err(|_| Error::Ledger(format!("fleet record attribute {attribute} is not a transition cause")))?;
+            fleet.settled.insert(region.to_owned(), cause.clone());
+            continue;
+        }
+        if let Some(alarm) = attribute.strip_prefix(ALARM_ATTR_PREFIX) {
+            let mark = value.as_n().ok().and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
+                Error::Ledger(format!("fleet record attribute {attribute} is not a change time (epoch ms)"))
+            })?;
+            fleet.alarms.insert(alarm.to_owned(), mark);
+            continue;
+        }
         let Some(region) = attribute.strip_prefix(REGION_ATTR_PREFIX) else { continue };
         let damaged = || Error::Ledger(format!("fleet record attribute {attribute} is not a Region status entry"));
         let map = value.as_m().map_err(|_| damaged())?;
@@ -637,5 +839,98 @@ mod tests {
         assert!(err.to_string().contains("probe/latest"), "{err}");
         item.remove(DOC);
         assert!(decode::<Body>(&item).is_err());
+    }
+
+    #[test]
+    fn failback_verdict_needs_a_fresh_probe_that_measured_the_region_ready_within_budget() {
+        const NOW: u64 = 1_800_000_000_000;
+        const MAX_AGE: u64 = 900_000;
+        let good = RegionProbe {
+            reachable: true,
+            pairs_measured: 4,
+            pairs_expected: 4,
+            max_lag_ms: Some(120),
+            rpo_breached: false,
+            ready: true,
+            readiness_failures: vec![],
+        };
+        let summary = |measured_at_ms: u64, probe: Option<RegionProbe>| ProbeSummary {
+            measured_at_ms,
+            max_lag_ms: Some(120),
+            rpo_budget_ms: 2_000,
+            rpo_breached: false,
+            unreachable_regions: vec![],
+            readiness_failures: 0,
+            regions: probe.into_iter().map(|p| ("us-east-1".to_owned(), p)).collect(),
+        };
+        let cases: Vec<(&str, ProbeSummary, Option<&[&str]>)> = vec![
+            ("fresh, measured, ready", summary(NOW - 1_000, Some(good.clone())), None),
+            ("exactly the maximum age", summary(NOW - MAX_AGE, Some(good.clone())), None),
+            ("a clock ahead of ours", summary(NOW + 5_000, Some(good.clone())), None),
+            ("no entry", summary(NOW, None), Some(&["did not measure us-east-1"])),
+            (
+                "too old",
+                summary(NOW - MAX_AGE - 1, Some(good.clone())),
+                Some(&["900001 ms ago", "900000 ms allowed", "fresh"]),
+            ),
+            (
+                "unreachable",
+                summary(NOW, Some(RegionProbe { reachable: false, pairs_measured: 0, ..good.clone() })),
+                Some(&["could not reach us-east-1"]),
+            ),
+            (
+                "a pair not measured",
+                summary(NOW, Some(RegionProbe { pairs_measured: 3, ..good.clone() })),
+                Some(&["measured 3 of us-east-1's 4"]),
+            ),
+            (
+                "over the budget",
+                summary(NOW, Some(RegionProbe { rpo_breached: true, max_lag_ms: Some(2_500), ..good.clone() })),
+                Some(&["2500 ms", "RPO budget of 2000 ms"]),
+            ),
+            (
+                "breached without a lag",
+                summary(NOW, Some(RegionProbe { rpo_breached: true, max_lag_ms: None, ..good.clone() })),
+                Some(&["an unknown lag", "2000 ms"]),
+            ),
+            (
+                "not ready",
+                summary(
+                    NOW,
+                    Some(RegionProbe {
+                        ready: false,
+                        readiness_failures: vec!["replica CREATING".into(), "MaxSize 0".into()],
+                        ..good.clone()
+                    }),
+                ),
+                Some(&["us-east-1 not ready", "replica CREATING; MaxSize 0"]),
+            ),
+            (
+                "not ready without a reason",
+                summary(NOW, Some(RegionProbe { ready: false, ..good.clone() })),
+                Some(&["not ready: no reason recorded"]),
+            ),
+        ];
+        for (name, summary, expected) in cases {
+            let verdict = summary.failback_verdict("us-east-1", NOW, MAX_AGE);
+            match (expected, verdict) {
+                (None, Ok(())) => {}
+                (Some(parts), Err(reason)) => {
+                    assert!(parts.iter().all(|p| reason.contains(p)), "{name}: {reason:?} lacks one of {parts:?}")
+                }
+                (expected, verdict) => panic!("{name}: expected {expected:?}, got {verdict:?}"),
+            }
+        }
+        // Another Region's entry does not open the gate for this one.
+        assert!(summary(NOW, Some(good)).failback_verdict("eu-west-1", NOW, MAX_AGE).is_err());
+    }
+
+    #[test]
+    fn a_probe_summary_written_before_per_region_entries_decodes_with_none() {
+        let old = r#"{"measured_at_ms": 1, "max_lag_ms": 120, "rpo_budget_ms": 2000, "rpo_breached": false,
+            "unreachable_regions": [], "readiness_failures": 0}"#;
+        let summary: ProbeSummary = serde_json::from_str(old).expect("an older record");
+        assert!(summary.regions.is_empty());
+        assert!(summary.failback_verdict("us-east-1", 1, 900_000).is_err_and(|r| r.contains("did not measure")));
     }
 }

@@ -82,11 +82,17 @@ const MAX_SURVIVOR_COMBINATIONS: usize = 64;
 /// - its last change is at least `cooldown_seconds` old ([`check_cooldown`]);
 /// - at least `min_healthy_regions` of the other Regions of the topology are active
 ///   ([`check_evacuation`]; a Region without an entry is active);
-/// - the record is not in the earlier `doc` shape, whose statuses a condition cannot see.
+/// - the record is not in the earlier `doc` shape, whose statuses a condition cannot see;
+/// - with `alarm` = (name, change time): no newer change of that alarm was handled (ordering).
 ///
 /// It may be stricter than the rules, never looser: when it does not hold, failover reads the
 /// record and decides in code. `None` when it would be too large to send.
-pub fn evacuation_condition(topology: &Topology, region: &str, now_ms: u64) -> Option<FleetCondition> {
+pub fn evacuation_condition(
+    topology: &Topology,
+    region: &str,
+    now_ms: u64,
+    alarm: Option<(&str, u64)>,
+) -> Option<FleetCondition> {
     let others: Vec<&str> = topology.regions().filter(|r| *r != region).collect();
     let min = topology.failover_policy.min_healthy_regions;
     if min > others.len() || combinations(others.len(), min) > MAX_SURVIVOR_COMBINATIONS {
@@ -107,6 +113,11 @@ pub fn evacuation_condition(topology: &Topology, region: &str, now_ms: u64) -> O
             format!("attribute_not_exists({})", names.name(ledger::DOC)),
             format!("(attribute_not_exists({own}) OR ({own}.{status} = :cactive AND {own}.{changed} <= :ccutoff))"),
         ];
+        if let Some((name, changed_at_ms)) = alarm {
+            let mark = names.name(&ledger::alarm_attr(name));
+            values.insert(":cchange".into(), aws_sdk_dynamodb::types::AttributeValue::N(changed_at_ms.to_string()));
+            clauses.push(format!("(attribute_not_exists({mark}) OR {mark} < :cchange)"));
+        }
         let active: Vec<String> = others
             .iter()
             .map(|r| {
@@ -227,7 +238,7 @@ mod tests {
     #[test]
     fn the_one_shot_condition_names_every_rule() {
         let three = topology(&["us-east-1", "eu-west-1", "ap-southeast-1"], 1);
-        let condition = evacuation_condition(&three, "us-east-1", 1_000_000).expect("small enough");
+        let condition = evacuation_condition(&three, "us-east-1", 1_000_000, None).expect("small enough");
         let text = &condition.expression;
         // The old `doc` shape, the own status and cool-down, and one of two others active.
         assert!(text.starts_with("attribute_not_exists(#c"), "{text}");
@@ -236,7 +247,7 @@ mod tests {
         assert_eq!(text.matches(" OR (attribute_not_exists").count(), 1, "C(2,1) = 2 ways: {text}");
 
         let three_min2 = topology(&["us-east-1", "eu-west-1", "ap-southeast-1"], 2);
-        let both = evacuation_condition(&three_min2, "us-east-1", 1_000_000).expect("small enough");
+        let both = evacuation_condition(&three_min2, "us-east-1", 1_000_000, None).expect("small enough");
         assert_eq!(
             both.expression.matches(" AND (attribute_not_exists").count(),
             3,
@@ -258,8 +269,11 @@ mod tests {
             "ap-south-1",
             "ap-northeast-1",
         ];
-        assert!(evacuation_condition(&topology(&ten, 4), "us-east-1", 1_000_000).is_none());
-        assert!(evacuation_condition(&topology(&ten[..4], 2), "us-east-1", 0).is_some(), "C(3,2) = 3 ways");
+        assert!(evacuation_condition(&topology(&ten, 4), "us-east-1", 1_000_000, None).is_none());
+        assert!(
+            evacuation_condition(&topology(&ten[..4], 2), "us-east-1", 0, Some(("a", 1))).is_some(),
+            "C(3,2) = 3 ways"
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct Topology {
     /// How far the scaler may take the survivors' Auto Scaling groups.
     #[serde(default)]
     pub scaling: ScalingPolicy,
+    /// Where the fleet status is decided; the first cell's Region when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arbiter: Option<Arbiter>,
 }
 
 /// One Region running full production capacity.
@@ -55,8 +58,63 @@ pub struct Cell {
     /// ARN of this Region's member cluster of the Aurora global database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aurora_cluster_arn: Option<String>,
-    /// CloudWatch alarms whose ALARM state means this Region is unhealthy.
-    pub alarms: Vec<String>,
+    /// CloudWatch alarms whose ALARM state means this Region is unhealthy: each a name, or
+    /// `{"name", "region"}` naming the Region the alarm lives in (its watcher; the cell's own
+    /// Region when not given).
+    pub alarms: Vec<AlarmRef>,
+}
+
+/// One health alarm of a cell and the Region CloudWatch evaluates it in. Only a change of this
+/// alarm, from this Region and this account, may move the cell (see `failover`'s authenticity
+/// check); a JSON string is the shorthand for an alarm in the cell's own Region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlarmRef {
+    pub name: String,
+    /// The Region the alarm lives in; `None`: the cell's own Region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for AlarmRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            name: String,
+            #[serde(default)]
+            region: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Name(String),
+            Full(Full),
+        }
+        match Form::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom("expected an alarm name or {\"name\": ..., \"region\": ...}"))?
+        {
+            Form::Name(name) => Ok(Self { name, region: None }),
+            Form::Full(Full { name, region }) => Ok(Self { name, region }),
+        }
+    }
+}
+
+impl Cell {
+    /// The Region `alarm` lives in.
+    pub fn alarm_region<'a>(&'a self, alarm: &'a AlarmRef) -> &'a str {
+        alarm.region.as_deref().unwrap_or(&self.region)
+    }
+}
+
+/// Where the fleet status is decided: the one ledger replica every claim and every decision read
+/// goes to, strongly consistent (a Global Table settles concurrent writes of one item by last
+/// writer wins, so a conditional write on the local replica is no cross-Region lock). Best in a
+/// Region that serves no traffic, so a workload Region's failure never takes the arbiter with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arbiter {
+    /// The Region of the arbiter replica of `ledger_table` (the ledger needs a replica there).
+    pub region: String,
 }
 
 /// The Route 53 records that route users by latency.
@@ -269,13 +327,22 @@ impl Topology {
                 bad(at("alarms"), "is empty: list at least one CloudWatch alarm that watches this Region".into());
             }
             for (j, alarm) in cell.alarms.iter().enumerate() {
-                if alarm.trim().is_empty() {
+                let name = alarm.name.as_str();
+                if name.trim().is_empty() {
                     bad(format!("cells[{i}].alarms[{j}]"), "must not be empty: give the CloudWatch alarm name".into());
-                } else if let Some(owner) = alarms_seen.insert(alarm.as_str(), cell.region.clone()) {
+                } else if let Some(owner) = alarms_seen.insert(name, cell.region.clone()) {
                     bad(
                         format!("cells[{i}].alarms[{j}]"),
-                        format!("alarm `{alarm}` is already mapped to {owner}; an alarm must watch exactly one Region"),
+                        format!("alarm `{name}` is already mapped to {owner}; an alarm must watch exactly one Region"),
                     );
+                }
+                if let Some(region) = &alarm.region {
+                    if !is_region_name(region) {
+                        bad(
+                            format!("cells[{i}].alarms[{j}].region"),
+                            format!("`{region}` is not an AWS Region name: give the Region the alarm lives in"),
+                        );
+                    }
                 }
             }
             match (&self.aurora, &cell.aurora_cluster_arn) {
@@ -371,6 +438,18 @@ impl Topology {
             );
         }
 
+        if let Some(arbiter) = &self.arbiter {
+            if !is_region_name(&arbiter.region) {
+                bad(
+                    "arbiter.region".into(),
+                    format!(
+                        "`{}` is not an AWS Region name: give the Region of the ledger's arbiter replica",
+                        arbiter.region
+                    ),
+                );
+            }
+        }
+
         let scaling = &self.scaling;
         match (scaling.raise_max_size, scaling.max_size_ceiling) {
             (true, None) => bad(
@@ -412,7 +491,45 @@ impl Topology {
 
     /// The cell an alarm watches.
     pub fn cell_for_alarm(&self, alarm_name: &str) -> Option<&Cell> {
-        self.cells.iter().find(|c| c.alarms.iter().any(|a| a == alarm_name))
+        self.alarm(alarm_name).map(|(cell, _)| cell)
+    }
+
+    /// The cell an alarm watches and the alarm's entry.
+    pub fn alarm(&self, alarm_name: &str) -> Option<(&Cell, &AlarmRef)> {
+        self.cells.iter().find_map(|c| c.alarms.iter().find(|a| a.name == alarm_name).map(|a| (c, a)))
+    }
+
+    /// The Region of the ledger replica that decides the fleet status.
+    pub fn arbiter_region(&self) -> &str {
+        match &self.arbiter {
+            Some(arbiter) => &arbiter.region,
+            None => self.cells.first().map(|c| c.region.as_str()).unwrap_or_default(),
+        }
+    }
+
+    /// The one Region whose functions act on a change of `alarm` (every Region may receive it,
+    /// e.g. through SNS): the alarm's own Region, where it is evaluated and its events start,
+    /// unless that is the watched cell itself; then the first other cell in priority order, so
+    /// the failing Region never acts for itself. Static, so no read is needed to know it.
+    pub fn actor_region<'a>(&'a self, cell: &'a Cell, alarm: &'a AlarmRef) -> &'a str {
+        let home = cell.alarm_region(alarm);
+        if home != cell.region {
+            return home;
+        }
+        self.regions().find(|r| *r != cell.region).unwrap_or(home)
+    }
+
+    /// Every Region a function may call: the cells, the arbiter and the alarms' Regions.
+    pub fn client_regions(&self) -> Vec<&str> {
+        let mut regions: Vec<&str> = self.regions().collect();
+        let extra = std::iter::once(self.arbiter_region())
+            .chain(self.cells.iter().flat_map(|c| c.alarms.iter().map(move |a| c.alarm_region(a))));
+        for region in extra {
+            if !regions.contains(&region) {
+                regions.push(region);
+            }
+        }
+        regions
     }
 
     /// Region names in failover priority order.

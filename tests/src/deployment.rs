@@ -247,12 +247,40 @@ impl Deployment {
             }
         }
 
+        // CloudWatch: each Region's health alarm lives in its watcher Region (the next cell), in
+        // state OK, as on a deployment that has been running. failover confirms a change against
+        // it (DescribeAlarms) before acting.
+        for region in &regions {
+            let watcher = watcher_of(&regions, region);
+            let cloudwatch = &clients.region(watcher).expect("watcher Region").cloudwatch;
+            let dimension = aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("HealthCheckId")
+                .value(&health_checks[*region])
+                .build();
+            cloudwatch
+                .put_metric_alarm()
+                .alarm_name(alarm_name(region))
+                .namespace("AWS/Route53")
+                .metric_name("HealthCheckStatus")
+                .dimensions(dimension)
+                .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
+                .period(60)
+                .evaluation_periods(1)
+                .threshold(1.0)
+                .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+                .send()
+                .await
+                .expect("PutMetricAlarm");
+            set_alarm_state(&clients, watcher, &alarm_name(region), "OK").await;
+        }
+
         let cells: Vec<Value> = regions
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 let mut cell = json!({"region": r, "health_check_id": health_checks[*r],
-                    "auto_scaling_group": format!("web-{r}"), "alarms": [alarm_name(r)]});
+                    "auto_scaling_group": format!("web-{r}"),
+                    "alarms": [{"name": alarm_name(r), "region": watcher_of(&regions, r)}]});
                 if let Some(arn) = arns.get(i) {
                     cell["aurora_cluster_arn"] = arn.clone().into();
                 }
@@ -263,7 +291,9 @@ impl Deployment {
             "name": spec.name, "cells": cells,
             "routing": {"hosted_zone_id": hosted_zone_id.clone().unwrap_or_else(|| "Z1".into()), "record_name": RECORD_NAME},
             "global_table": table, "ledger_table": LEDGER_TABLE, "rpo_budget_ms": spec.rpo_budget_ms,
-            "failover_policy": spec.failover_policy, "scaling": spec.scaling
+            "failover_policy": spec.failover_policy, "scaling": spec.scaling,
+            // The ledger replica every fleet decision goes to: where the ledger table is created.
+            "arbiter": {"region": home}
         });
         if let Some(id) = &global_cluster_id {
             topology["aurora"] = json!({"global_cluster_id": id});
@@ -288,6 +318,73 @@ impl Deployment {
     pub fn ledger(&self) -> Ledger {
         Ledger::new(self.clients.region(&self.home).expect("home Region").dynamodb.clone(), LEDGER_TABLE, &self.home)
     }
+}
+
+impl Deployment {
+    /// The Region whose CloudWatch evaluates `region`'s health alarm (and whose functions act on
+    /// its changes).
+    pub fn watcher(&self, region: &str) -> String {
+        let regions: Vec<&str> = self.topology.regions().collect();
+        watcher_of(&regions, region).to_owned()
+    }
+
+    /// Sets `region`'s health alarm to `state` (`ALARM`, `OK`) with SetAlarmState in its watcher
+    /// Region and returns the "CloudWatch Alarm State Change" event CloudWatch put on that
+    /// Region's default bus for it, exactly as EventBridge delivers it.
+    pub async fn alarm_change(&self, emulator: &Emulator, region: &str, state: &str) -> Value {
+        let watcher = self.watcher(region);
+        let alarm = alarm_name(region);
+        let seen = recorded_events(emulator, &watcher).len();
+        set_alarm_state(&self.clients, &watcher, &alarm, state).await;
+        let found = crate::fixtures::eventually(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(20),
+            || async {
+                recorded_events(emulator, &watcher)
+                    .into_iter()
+                    .skip(seen)
+                    .find(|e| e["detail"]["alarmName"] == alarm.as_str() && e["detail"]["state"]["value"] == state)
+            },
+        )
+        .await;
+        found.unwrap_or_else(|| panic!("no state-change event for {alarm} -> {state} in {watcher}"))
+    }
+}
+
+/// The account the emulator's resources live in (moto's default) and the identity the functions
+/// under test run as.
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn identity() -> shared::alarm::Identity {
+    shared::alarm::Identity { partition: "aws".into(), account: ACCOUNT.into() }
+}
+
+/// The next cell in priority order: it never shares the fate of the Region it watches.
+pub fn watcher_of<'a>(regions: &[&'a str], region: &str) -> &'a str {
+    let i = regions.iter().position(|r| *r == region).unwrap_or(0);
+    regions[(i + 1) % regions.len()]
+}
+
+/// SetAlarmState (as the administrator).
+pub async fn set_alarm_state(clients: &RegionalClients, region: &str, alarm: &str, state: &str) {
+    clients
+        .region(region)
+        .expect("Region")
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+        .state_reason(format!("test sets {state}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SetAlarmState {alarm} {state} in {region}: {e:?}"));
+}
+
+/// The alarm state-change events recorded on `region`'s default bus, oldest first.
+pub fn recorded_events(emulator: &Emulator, region: &str) -> Vec<Value> {
+    let (status, body) = emulator.control("GET", &format!("/_multisite/events?region={region}"), None);
+    assert_eq!(status, 200, "GET /_multisite/events: {body}");
+    body["events"].as_array().cloned().unwrap_or_default()
 }
 
 /// The health alarm of a Region in deployments built here (and in the `events/` samples).

@@ -232,9 +232,11 @@ pub fn stack_name(region: &str) -> String {
 }
 
 /// The CloudFormation parameters of `template.yaml` that deploy `topology`: every parameter that
-/// names a resource (Regions, health checks, groups, alarms, tables, Aurora clusters, the hosted
-/// zone and record) and the policy values. The template takes 2-4 Regions and one alarm per Region;
-/// a topology it cannot express is an error.
+/// names a resource (Regions, health checks, groups, alarms and the Region each lives in, tables,
+/// the arbiter Region, Aurora clusters, the hosted zone and record) and the policy values. The
+/// template takes 2-4 Regions and one alarm per Region; a topology it cannot express is an error.
+/// Alarm Regions and the arbiter Region are always given explicitly (the Region the topology
+/// resolves them to), so the stack renders exactly the Regions the topology names.
 pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, String> {
     if !(2..=4).contains(&topology.cells.len()) {
         return Err(format!("template.yaml deploys 2-4 Regions; this topology has {}", topology.cells.len()));
@@ -248,6 +250,7 @@ pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, St
     put("RecordName".into(), topology.routing.record_name.clone());
     put("GlobalTableName".into(), topology.global_table.clone());
     put("LedgerTableName".into(), topology.ledger_table.clone());
+    put("ArbiterRegion".into(), topology.arbiter_region().to_owned());
     if let Some(aurora) = &topology.aurora {
         put("AuroraGlobalClusterId".into(), aurora.global_cluster_id.clone());
     }
@@ -257,7 +260,10 @@ pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, St
         put(format!("Region{n}HealthCheckId"), cell.health_check_id.clone());
         put(format!("Region{n}AutoScalingGroup"), cell.auto_scaling_group.clone());
         match cell.alarms.as_slice() {
-            [alarm] => put(format!("Region{n}AlarmName"), alarm.clone()),
+            [alarm] => {
+                put(format!("Region{n}AlarmName"), alarm.name.clone());
+                put(format!("Region{n}AlarmRegion"), cell.alarm_region(alarm).to_owned());
+            }
             alarms => return Err(format!("template.yaml takes one alarm per Region; {} has {alarms:?}", cell.region)),
         }
         if let Some(arn) = &cell.aurora_cluster_arn {
@@ -266,6 +272,7 @@ pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, St
             put(format!("Region{n}AuroraClusterId"), parsed.cluster_id.to_owned());
         }
     }
+    put("ArbiterRegion".into(), topology.arbiter_region().to_owned());
     let policy = &topology.failover_policy;
     put("MinHealthyRegions".into(), policy.min_healthy_regions.to_string());
     put("CooldownSeconds".into(), policy.cooldown_seconds.to_string());

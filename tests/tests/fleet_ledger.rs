@@ -89,7 +89,10 @@ async fn the_one_shot_claim_passes_exactly_when_the_rules_allow() {
     for (what, n, min, recorded) in cases {
         let topology = topology(&REGIONS[..n], min);
         let ledger = fresh_ledger(emulator).await;
-        let seeded = FleetStatus { regions: recorded.into_iter().map(|(r, e)| (r.to_owned(), e)).collect() };
+        let seeded = FleetStatus {
+            regions: recorded.into_iter().map(|(r, e)| (r.to_owned(), e)).collect(),
+            ..Default::default()
+        };
         if !seeded.regions.is_empty() {
             let written = ledger.put_fleet_if_version(&seeded, 0, 1).await.expect("seed");
             assert_eq!(written, WriteOutcome::Written, "{what}: seeding");
@@ -98,16 +101,17 @@ async fn the_one_shot_claim_passes_exactly_when_the_rules_allow() {
         assert_eq!(before.statuses(), seeded.statuses(), "{what}: the record reads back as written");
 
         let expected = rules_allow(&topology, &before, "us-east-1");
-        let condition = policy::evacuation_condition(&topology, "us-east-1", NOW).expect("small topology");
+        let condition = policy::evacuation_condition(&topology, "us-east-1", NOW, None).expect("small topology");
         let (outcome, after) = ledger
-            .claim_region_status("us-east-1", &entry(Evacuated, NOW), &condition, NOW)
+            .claim_region_status("us-east-1", &entry(Evacuated, NOW), None, &condition, NOW)
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(outcome == WriteOutcome::Written, expected, "{what}: claim {outcome:?}, rules allow: {expected}");
         let (now_fleet, now_version) = ledger.fleet_status().await.expect("read");
         if expected {
             allowed_seen.0 += 1;
-            let (returned, returned_version) = after.expect("the new record comes back");
+            let claimed = after.expect("the new record comes back");
+            let (returned, returned_version) = (claimed.fleet, claimed.version);
             assert_eq!(returned, now_fleet, "{what}: the returned record is the stored one");
             assert_eq!(returned_version, before_version + 1, "{what}");
             assert_eq!(now_fleet.status_of("us-east-1"), Evacuated);
@@ -129,8 +133,8 @@ async fn two_concurrent_claims_in_a_two_region_fleet_evacuate_exactly_one() {
     let claim = |region: &'static str| {
         let (ledger, topology) = (ledger.clone(), topology.clone());
         async move {
-            let condition = policy::evacuation_condition(&topology, region, NOW).expect("small topology");
-            ledger.claim_region_status(region, &entry(Evacuated, NOW), &condition, NOW).await.expect("claim").0
+            let condition = policy::evacuation_condition(&topology, region, NOW, None).expect("small topology");
+            ledger.claim_region_status(region, &entry(Evacuated, NOW), None, &condition, NOW).await.expect("claim").0
         }
     };
     let (a, b) = tokio::join!(claim("us-east-1"), claim("eu-west-1"));
@@ -148,14 +152,17 @@ async fn a_record_in_the_earlier_doc_shape_is_read_refuses_the_one_shot_claim_an
     let topology = topology(&REGIONS[..3], 1);
     let old = FleetStatus {
         regions: [("eu-west-1".to_owned(), entry(Evacuated, 5)), ("us-east-1".to_owned(), entry(Active, 6))].into(),
+        ..Default::default()
     };
     ledger.put(ledger::STATUS_PK, ledger::FLEET_SK, &old, 3, 7).await.expect("old shape");
     assert_eq!(ledger.fleet_status().await.expect("read"), (old.clone(), 3));
 
     // A condition cannot see statuses inside `doc`: the claim must not pass on them.
-    let condition = policy::evacuation_condition(&topology, "ap-southeast-1", NOW).expect("small topology");
-    let (outcome, _) =
-        ledger.claim_region_status("ap-southeast-1", &entry(Evacuated, NOW), &condition, NOW).await.expect("claim");
+    let condition = policy::evacuation_condition(&topology, "ap-southeast-1", NOW, None).expect("small topology");
+    let (outcome, _) = ledger
+        .claim_region_status("ap-southeast-1", &entry(Evacuated, NOW), None, &condition, NOW)
+        .await
+        .expect("claim");
     assert_eq!(outcome, WriteOutcome::AlreadyPresent);
 
     // The versioned write rewrites it in the new shape, keeping every status.
@@ -167,9 +174,45 @@ async fn a_record_in_the_earlier_doc_shape_is_read_refuses_the_one_shot_claim_an
     assert_eq!((fleet, version), (next, 4));
 
     // In the new shape, the one-shot claim sees the statuses: us-east-1 is the last active one.
-    let condition = policy::evacuation_condition(&topology, "us-east-1", NOW).expect("small topology");
+    let condition = policy::evacuation_condition(&topology, "us-east-1", NOW, None).expect("small topology");
     let (outcome, _) =
-        ledger.claim_region_status("us-east-1", &entry(Evacuated, NOW), &condition, NOW).await.expect("claim");
+        ledger.claim_region_status("us-east-1", &entry(Evacuated, NOW), None, &condition, NOW).await.expect("claim");
     assert_eq!(outcome, WriteOutcome::AlreadyPresent, "the last healthy Region is never evacuated");
     assert_eq!(ledger.fleet_status().await.expect("read").1, 4, "and nothing changed");
+}
+
+#[tokio::test]
+async fn a_claim_carrying_an_older_change_than_the_alarm_s_mark_fails_and_a_withdrawn_claim_restores_the_entry() {
+    let emulator = Emulator::shared();
+    let ledger = fresh_ledger(emulator).await;
+    let topology = topology(&REGIONS[..3], 1);
+    let alarm = "alarm-us-east-1";
+    let claim = |region: &'static str, change_ms: u64| {
+        let (ledger, topology) = (ledger.clone(), topology.clone());
+        async move {
+            let condition =
+                policy::evacuation_condition(&topology, region, NOW, Some((alarm, change_ms))).expect("small topology");
+            ledger.claim_region_status(region, &entry(Evacuated, NOW), Some((alarm, change_ms)), &condition, NOW).await
+        }
+    };
+    let (outcome, claimed) = claim("us-east-1", 500).await.expect("claim");
+    assert_eq!(outcome, WriteOutcome::Written);
+    let claimed = claimed.expect("claimed");
+    assert_eq!((claimed.previous.clone(), claimed.fleet.alarm_mark(alarm)), (None, Some(500)));
+    assert_eq!(ledger.fleet_status().await.expect("read"), (claimed.fleet.clone(), claimed.version));
+
+    // Withdrawn by the cause that wrote it: the Region is as before (no entry: Active).
+    let cause = entry(Evacuated, NOW).cause;
+    assert_eq!(
+        ledger.withdraw_region_status("us-east-1", None, "someone-else", NOW).await.expect("w"),
+        WriteOutcome::AlreadyPresent
+    );
+    assert_eq!(ledger.withdraw_region_status("us-east-1", None, &cause, NOW).await.expect("w"), WriteOutcome::Written);
+    let (fleet, _) = ledger.fleet_status().await.expect("read");
+    assert_eq!((fleet.regions.get("us-east-1"), fleet.alarm_mark(alarm)), (None, Some(500)), "the mark stays");
+
+    // An older change of the same alarm no longer passes; a newer one does.
+    assert_eq!(claim("us-east-1", 499).await.expect("claim").0, WriteOutcome::AlreadyPresent);
+    assert_eq!(claim("us-east-1", 500).await.expect("claim").0, WriteOutcome::AlreadyPresent, "the same change again");
+    assert_eq!(claim("us-east-1", 501).await.expect("claim").0, WriteOutcome::Written);
 }

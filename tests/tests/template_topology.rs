@@ -9,7 +9,7 @@
 //! decoder reads the template's short-form tags); `MULTISITE_DEPLOY_PYTHON` overrides it.
 
 use serde_json::Value;
-use shared::topology::{Topology, TopologyError};
+use shared::topology::{AlarmRef, Arbiter, Topology, TopologyError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -114,6 +114,26 @@ fn p<'a>(params: &'a Value, key: &str) -> &'a str {
     params[key].as_str().unwrap_or_else(|| panic!("{key} missing"))
 }
 
+/// `topology` with every default spelled out: each alarm's Region and the arbiter. The template
+/// always renders both; a hand-written topology may leave them to their defaults (the cell's own
+/// Region, the first cell's Region), which mean the same.
+fn explicit(mut topology: Topology) -> Topology {
+    topology.arbiter = Some(Arbiter { region: topology.arbiter_region().to_owned() });
+    for cell in &mut topology.cells {
+        let region = cell.region.clone();
+        for alarm in &mut cell.alarms {
+            alarm.region.get_or_insert_with(|| region.clone());
+        }
+    }
+    topology
+}
+
+/// The raw MULTISITE_TOPOLOGY of a rendered case, as JSON (what the functions read, before the
+/// shared crate's defaults).
+fn raw_topology(r: &Rendered) -> Value {
+    serde_json::from_str(r.output["topology"].as_str().expect("topology string")).expect("topology is JSON")
+}
+
 #[test]
 fn example_parameters_reproduce_the_example_topology() {
     let params = params("three-regions-aurora.json");
@@ -121,7 +141,18 @@ fn example_parameters_reproduce_the_example_topology() {
     let (out, topology) = (&rendered[0].output, accepted(&rendered[0]));
     let example = std::fs::read_to_string(root().join("shared/topology.example.json")).expect("example");
     let example = Topology::from_json(&example).expect("example topology");
-    assert_eq!(topology, example, "the example parameters must produce shared/topology.example.json");
+    assert_eq!(
+        topology,
+        explicit(example),
+        "the example parameters must produce shared/topology.example.json (defaults spelled out)"
+    );
+    // With RegionNAlarmRegion and ArbiterRegion empty, each alarm lives in its cell's Region and the
+    // arbiter is Region1, both written out in the JSON.
+    let raw = raw_topology(&rendered[0]);
+    assert_eq!(raw["arbiter"], serde_json::json!({"region": "us-east-1"}));
+    for (cell, raw_cell) in topology.cells.iter().zip(raw["cells"].as_array().expect("cells")) {
+        assert_eq!(raw_cell["alarms"], serde_json::json!([{"name": cell.alarms[0].name, "region": cell.region}]));
+    }
 
     // Every function that reads the topology gets the same one (the script checks they agree).
     let functions = out["functions"].as_object().expect("functions");
@@ -138,7 +169,7 @@ fn example_parameters_reproduce_the_example_topology() {
 
     // Wiring follows the topology: alarm rule names, ledger replicas (the Region1 stack), and the
     // example custom resource (the data table's home Region only).
-    let alarms: Vec<&str> = topology.cells.iter().map(|c| c.alarms[0].as_str()).collect();
+    let alarms: Vec<&str> = topology.cells.iter().map(|c| c.alarms[0].name.as_str()).collect();
     assert_eq!(out["alarm_rule_names"], serde_json::json!(alarms));
     let regions: Vec<&str> = topology.regions().collect();
     assert_eq!(regions, ["us-east-1", "eu-west-1", "ap-southeast-1"]);
@@ -163,7 +194,9 @@ fn two_regions_without_aurora() {
         let n = i + 1;
         assert_eq!(cell.health_check_id, p(&params, &format!("Region{n}HealthCheckId")));
         assert_eq!(cell.auto_scaling_group, p(&params, &format!("Region{n}AutoScalingGroup")));
-        assert_eq!(cell.alarms, [p(&params, &format!("Region{n}AlarmName"))]);
+        let alarm =
+            AlarmRef { name: p(&params, &format!("Region{n}AlarmName")).to_owned(), region: Some(cell.region.clone()) };
+        assert_eq!(cell.alarms, [alarm], "no Region{n}AlarmRegion: the alarm lives in Region{n}");
         assert_eq!(cell.aurora_cluster_arn, None);
     }
     assert_eq!(topology.aurora, None);
@@ -171,6 +204,7 @@ fn two_regions_without_aurora() {
     assert_eq!(topology.routing.record_name, p(&params, "RecordName"));
     assert_eq!(topology.global_table, p(&params, "GlobalTableName"));
     assert_eq!(topology.ledger_table, p(&params, "LedgerTableName"));
+    assert_eq!(topology.arbiter_region(), p(&params, "Region1"), "no ArbiterRegion: Region1");
     assert_eq!(topology.rpo_budget_ms, 1500);
     assert_eq!(topology.failover_policy.min_healthy_regions, 1);
     assert_eq!(topology.failover_policy.cooldown_seconds, 600);
@@ -204,6 +238,162 @@ fn four_regions_with_aurora() {
     assert_eq!(out["alarm_rule_names"].as_array().map(Vec::len), Some(4));
 }
 
+/// The three-Region sample with the alarms living elsewhere (web-us-east-1-unhealthy in eu-west-1,
+/// web-eu-west-1-unhealthy in ap-southeast-1, web-ap-southeast-1-unhealthy left to its own Region)
+/// and the arbiter in `arbiter`.
+fn alarms_elsewhere(arbiter: &str) -> Value {
+    let mut params = params("three-regions-aurora.json");
+    params["Region1AlarmRegion"] = "eu-west-1".into();
+    params["Region2AlarmRegion"] = "ap-southeast-1".into();
+    params["ArbiterRegion"] = arbiter.into();
+    params
+}
+
+/// RegionNAlarmRegion and ArbiterRegion reach MULTISITE_TOPOLOGY: each alarm as {"name", "region"}
+/// (an empty RegionNAlarmRegion: the cell's own Region), and "arbiter". The Region1 stack's ledger
+/// gets a replica in an arbiter Region that is none of the cells; only the stacks of Regions where
+/// an alarm lives have the alarm rule. The parameters `roles::template_parameters` derives from
+/// the rendered topology render the same cells and arbiter again.
+#[test]
+fn alarm_regions_and_the_arbiter_reach_the_topology() {
+    let params = alarms_elsewhere("us-east-2");
+    let in_a_cell = alarms_elsewhere("eu-west-1");
+    let rendered = render_all(&[
+        Case::new(&params),
+        Case { region: Some("eu-west-1"), ..Case::new(&params) },
+        Case { region: Some("ap-southeast-1"), ..Case::new(&params) },
+        Case::new(&in_a_cell),
+    ]);
+    let topology = accepted(&rendered[0]);
+    let alarms: Vec<(&str, &str, &str)> = topology
+        .cells
+        .iter()
+        .map(|c| (c.region.as_str(), c.alarms[0].name.as_str(), c.alarm_region(&c.alarms[0])))
+        .collect();
+    assert_eq!(
+        alarms,
+        [
+            ("us-east-1", "web-us-east-1-unhealthy", "eu-west-1"),
+            ("eu-west-1", "web-eu-west-1-unhealthy", "ap-southeast-1"),
+            ("ap-southeast-1", "web-ap-southeast-1-unhealthy", "ap-southeast-1"),
+        ]
+    );
+    assert_eq!(topology.arbiter, Some(Arbiter { region: "us-east-2".into() }));
+    assert_eq!(topology.arbiter_region(), "us-east-2");
+    assert_eq!(topology.client_regions(), ["us-east-1", "eu-west-1", "ap-southeast-1", "us-east-2"]);
+
+    // The JSON itself, as the functions read it.
+    let raw = raw_topology(&rendered[0]);
+    assert_eq!(raw["arbiter"], serde_json::json!({"region": "us-east-2"}));
+    let raw_alarms: Vec<&Value> = raw["cells"].as_array().expect("cells").iter().map(|c| &c["alarms"]).collect();
+    assert_eq!(
+        raw_alarms,
+        [
+            &serde_json::json!([{"name": "web-us-east-1-unhealthy", "region": "eu-west-1"}]),
+            &serde_json::json!([{"name": "web-eu-west-1-unhealthy", "region": "ap-southeast-1"}]),
+            &serde_json::json!([{"name": "web-ap-southeast-1-unhealthy", "region": "ap-southeast-1"}]),
+        ]
+    );
+
+    // Every Region's stack passes the same topology; the alarm rule exists where an alarm lives.
+    let has_alarm_rule = |r: &Rendered| r.output["conditions"]["HasAlarmHere"].as_bool().expect("HasAlarmHere");
+    for r in &rendered[1..3] {
+        assert_eq!(accepted(r), topology, "every Region's stack passes the same topology");
+        assert!(has_alarm_rule(r), "an alarm lives in this Region: {}", r.output["conditions"]);
+    }
+    assert!(!has_alarm_rule(&rendered[0]), "no alarm lives in us-east-1: its stack has no alarm rule");
+    assert_eq!(rendered[0].output["alarm_rule_names"].as_array().map(Vec::len), Some(3), "the name filter stays");
+
+    // The ledger (Region1's stack) has a replica in the arbiter Region; not twice when the arbiter
+    // is one of the cells.
+    assert_eq!(
+        rendered[0].output["ledger_replicas"],
+        serde_json::json!(["us-east-1", "eu-west-1", "ap-southeast-1", "us-east-2"])
+    );
+    assert_eq!(accepted(&rendered[3]).arbiter_region(), "eu-west-1");
+    assert_eq!(rendered[3].output["ledger_replicas"], serde_json::json!(["us-east-1", "eu-west-1", "ap-southeast-1"]));
+
+    // The test-support crate's parameters for this topology render it again.
+    let derived = Value::Object(multisite_tests::roles::template_parameters(&topology).expect("expressible"));
+    for key in ["ArbiterRegion", "Region1AlarmRegion", "Region2AlarmRegion"] {
+        assert_eq!(derived[key], params[key], "{key}");
+    }
+    assert_eq!(derived["Region3AlarmRegion"], "ap-southeast-1", "written out: the cell's own Region");
+    let again = accepted(&render_all(&[Case::new(&derived)])[0]);
+    assert_eq!((&again.cells, &again.arbiter), (&topology.cells, &topology.arbiter));
+}
+
+/// The roles follow the alarm Regions and the arbiter, as CloudFormation renders them in the
+/// emulator: failover's DescribeAlarms names each alarm in the Region it lives in; failover's
+/// ledger statement and the scaler's fleet-status read add the arbiter replica (failover's names
+/// it once in the arbiter Region's own stack).
+#[test]
+fn the_roles_name_each_alarm_in_its_region_and_the_arbiter_replica() {
+    use multisite_tests::roles::{Function, StackRoles};
+    let emulator = multisite_tests::Emulator::start();
+    let statement = |roles: &StackRoles, function: Function, sid: &str| -> (Vec<String>, Vec<String>) {
+        let found: Vec<&Value> = roles
+            .role_of(function)
+            .policies
+            .values()
+            .flat_map(|d| d["Statement"].as_array().expect("statements"))
+            .filter(|s| s["Sid"] == sid)
+            .collect();
+        assert_eq!(found.len(), 1, "{function:?}: one statement {sid}");
+        let strings = |v: &Value| match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(list) => list.iter().map(|s| s.as_str().expect("string").to_owned()).collect(),
+            other => panic!("{function:?} {sid}: {other}"),
+        };
+        (strings(&found[0]["Action"]), strings(&found[0]["Resource"]))
+    };
+    let account = "123456789012";
+    let ledger = |region: &str| format!("arn:aws:dynamodb:{region}:{account}:table/multisite-ledger");
+    let alarm = |region: &str, name: &str| format!("arn:aws:cloudwatch:{region}:{account}:alarm:{name}");
+
+    let params = alarms_elsewhere("us-east-2");
+    let roles = StackRoles::create_named(
+        &emulator,
+        params.as_object().expect("params object"),
+        "eu-west-1",
+        "template-topology-eu-west-1",
+    );
+    assert!(roles.role_of(Function::Failover).role_arn.contains(&format!(":{account}:")));
+    assert_eq!(
+        statement(&roles, Function::Failover, "ConfirmAlarms"),
+        (
+            vec!["cloudwatch:DescribeAlarms".to_owned()],
+            vec![
+                alarm("eu-west-1", "web-us-east-1-unhealthy"),
+                alarm("ap-southeast-1", "web-eu-west-1-unhealthy"),
+                alarm("ap-southeast-1", "web-ap-southeast-1-unhealthy"),
+            ]
+        )
+    );
+    let (actions, resources) = statement(&roles, Function::Failover, "Ledger");
+    assert_eq!(actions, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]);
+    assert_eq!(resources, [ledger("eu-west-1"), ledger("us-east-2")]);
+    assert_eq!(
+        statement(&roles, Function::Scaler, "ArbiterFleetStatus"),
+        (
+            vec!["dynamodb:GetItem".to_owned(), "dynamodb:PutItem".to_owned(), "dynamodb:Query".to_owned()],
+            vec![ledger("us-east-2")]
+        )
+    );
+    assert_eq!(statement(&roles, Function::Scaler, "Ledger").1, [ledger("eu-west-1")]);
+
+    // The stack in the arbiter's own Region: failover's ledger statement names that replica once.
+    let params = alarms_elsewhere("eu-west-1");
+    let roles = StackRoles::create_named(
+        &emulator,
+        params.as_object().expect("params object"),
+        "eu-west-1",
+        "template-topology-arbiter",
+    );
+    assert_eq!(statement(&roles, Function::Failover, "Ledger").1, [ledger("eu-west-1")]);
+    assert_eq!(statement(&roles, Function::Scaler, "ArbiterFleetStatus").1, [ledger("eu-west-1")]);
+}
+
 #[test]
 fn invalid_parameter_sets_are_rejected() {
     let bad_region = params("invalid-region-name.json");
@@ -223,6 +413,10 @@ fn invalid_parameter_sets_are_rejected() {
         ("DryRun", "yes", "DryRun: `yes` is not one of"),
         ("HostedZoneId", "", "HostedZoneId:"),
         ("NoSuchParameter", "x", "NoSuchParameter: not a parameter"),
+        ("ArbiterRegion", "Europe", "ArbiterRegion: `Europe` does not match AllowedPattern"),
+        ("Region2AlarmRegion", "eu_west_1", "Region2AlarmRegion: `eu_west_1` does not match AllowedPattern"),
+        ("Region4AlarmRegion", "eu-west-1", "rule AlarmRegionsNeedTheirSlot"),
+        ("ReconcileSchedule", "every minute", "ReconcileSchedule: `every minute` does not match AllowedPattern"),
     ];
     let mut variants: Vec<Value> = mistakes
         .iter()

@@ -68,6 +68,30 @@ pub async fn observe_aurora(
     })
 }
 
+/// Whether RDS answers in the Region of `rds` right now: one `DescribeGlobalClusters` with a
+/// short deadline and no retry, so a failed Region costs at most that deadline on the round trip
+/// it shares with the observation. Decides switchover (it answers) or `AllowDataLoss`.
+pub async fn region_answers(rds: &aws_sdk_rds::Client, global_cluster_id: &str) -> bool {
+    let quick = aws_sdk_rds::config::Builder::default()
+        .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_rds::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(WRITER_PROBE_TIMEOUT)
+                .operation_timeout(WRITER_PROBE_TIMEOUT)
+                .build(),
+        );
+    rds.describe_global_clusters()
+        .global_cluster_identifier(global_cluster_id)
+        .customize()
+        .config_override(quick)
+        .send()
+        .await
+        .is_ok()
+}
+
+/// How long the writer's Region has to answer [`region_answers`].
+pub const WRITER_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Starts moving the writer to `target_cluster_arn`, calling RDS in the target's Region (static
 /// stability: the failed Region's API is never needed). Idempotent: when RDS refuses because the
 /// target already is the writer, or a move to it is already running (a concurrent or duplicate

@@ -1,18 +1,21 @@
 //! failover: a CloudWatch health alarm changes the desired status of one Region; this function
-//! reconciles the world to it (DESIGN.md sections 2 and 3):
+//! reconciles the world to it (DESIGN.md sections 2, 3 and 7):
 //!
 //! 1. decode the alarm change (direct alarm action, EventBridge or SNS) and map it to a Region;
-//!    unknown alarms are logged and ignored without any AWS call;
-//! 2. decide the desired statuses against the ledger's fleet record, under the safety rules
-//!    (min healthy Regions, cool-down), and record the transition with a conditional write so
-//!    duplicate or concurrent deliveries produce exactly one transition; an evacuation is claimed
-//!    in one write whose condition is the rules, failback and anything the condition refuses are
-//!    decided from a read with an optimistic version check;
-//! 3. observe health checks and the Aurora global cluster in parallel, from a surviving Region,
-//!    in the same round trip as step 2;
+//!    unknown alarms are ignored, foreign ones (another account, partition or Region than the
+//!    topology names) rejected, both without any AWS call; only the change's actor Region acts
+//!    ([`Topology::actor_region`]), the others answer `Ignored`;
+//! 2. decide against the fleet record in the **arbiter** replica of the ledger (one Region, every
+//!    claim goes there, strongly consistent): an evacuation is claimed in one conditional write
+//!    whose condition is the safety rules and the alarm's ordering mark; failback and anything the
+//!    condition refuses are decided from a read with an optimistic version check;
+//! 3. in the same round trip: confirm the alarm's current state (`DescribeAlarms` in the alarm's
+//!    Region), observe health checks and the Aurora global cluster from a surviving Region, and ask
+//!    the writer's Region whether it answers (switchover or `AllowDataLoss`); a claim whose
+//!    confirmation fails is withdrawn;
 //! 4. plan (pure, [`plan`]) and apply the actions in parallel, each idempotent;
 //! 5. record each step's outcome; any failed step makes the invocation fail so Lambda retries,
-//!    and the retry converges.
+//!    and the scheduled reconcile ([`reconcile_scheduled`]) finishes whatever retries did not.
 
 pub mod aws;
 pub mod plan;
@@ -20,13 +23,15 @@ pub mod plan;
 use crate::plan::{Action, Observed, ObservedHealthCheck, Plan, PlanOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::alarm::{AlarmChange, AlarmState, decode_alarm_changes};
+use shared::alarm::{AlarmChange, AlarmState, Delivery, Identity, Screened, decode_alarm_changes, is_scheduled_event};
 use shared::clock::Clock;
 use shared::ledger::{self, FleetStatus, RegionStatus, RegionStatusEntry, WriteOutcome};
 use shared::metrics::{MetricSet, NAMESPACE, Unit};
 use shared::policy::{self, Refusal};
+use shared::topology::{AlarmRef, Cell};
 use shared::{Error, Ledger, RegionalClients, Topology};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// How many times a status change is re-tried after losing an optimistic-concurrency race.
@@ -38,9 +43,11 @@ pub const PROBE_MAX_AGE_MS: u64 = 15 * 60 * 1000;
 pub struct Deps<'a> {
     pub topology: &'a Topology,
     pub clients: &'a RegionalClients,
-    /// The Region this function runs in; its ledger replica is the one it reads and writes.
+    /// The Region this function runs in.
     pub home_region: &'a str,
     pub clock: &'a dyn Clock,
+    /// This deployment's account and partition: alarm changes of any other are foreign.
+    pub identity: &'a Identity,
 }
 
 pub use shared::alarm::Overrides;
@@ -48,8 +55,15 @@ pub use shared::alarm::Overrides;
 /// How a change was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Outcome {
-    /// Not for this function (unknown alarm, INSUFFICIENT_DATA): nothing was called.
+    /// Not for this function here (unknown alarm, INSUFFICIENT_DATA, another Region acts on
+    /// it, nothing to converge): nothing was changed.
     Ignored,
+    /// Not authentic (another account, partition or Region than the topology names): nothing
+    /// was called.
+    Rejected,
+    /// Older than the newest handled change of its alarm, or no longer the alarm's state:
+    /// nothing was changed.
+    Stale,
     /// A safety rule refused the change.
     Refused,
     /// The plan was computed and not applied.
@@ -60,6 +74,15 @@ pub enum Outcome {
     FailbackPending,
     /// Some steps failed; the invocation fails so Lambda retries.
     PartiallyFailed,
+}
+
+/// What started a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Trigger {
+    /// An alarm state change delivered by CloudWatch, EventBridge or SNS.
+    AlarmChange,
+    /// The scheduled reconcile, from the alarm's current state.
+    Schedule,
 }
 
 /// The result of one step.
@@ -77,10 +100,13 @@ pub struct StepResult {
 /// The structured report of one alarm change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    pub trigger: Trigger,
     pub alarm: String,
     pub alarm_state: AlarmState,
     pub change_id: String,
     pub region: Option<String>,
+    /// The Region whose APIs the actions were called from.
+    pub acting_region: Option<String>,
     pub outcome: Outcome,
     pub reason: Option<String>,
     /// Whether this delivery recorded the transition (false for duplicates and repeats).
@@ -95,10 +121,12 @@ pub struct Report {
 impl Report {
     fn new(change: &AlarmChange, region: Option<&str>, outcome: Outcome) -> Self {
         Self {
+            trigger: if change.delivery == Delivery::Schedule { Trigger::Schedule } else { Trigger::AlarmChange },
             alarm: change.alarm_name.clone(),
             alarm_state: change.state,
             change_id: change.change_id(),
             region: region.map(str::to_owned),
+            acting_region: None,
             outcome,
             reason: None,
             transition_recorded: false,
@@ -108,6 +136,35 @@ impl Report {
             steps: Vec::new(),
             duration_ms: 0,
         }
+    }
+
+    fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// What one invocation did: a report per change (or per cell, for the scheduled reconcile) and
+/// the AWS calls it made, by operation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Response {
+    pub reports: Vec<Report>,
+    pub calls: BTreeMap<String, u32>,
+}
+
+/// Counts the AWS calls of one invocation, by operation (reported in [`Response::calls`]).
+#[derive(Debug, Default)]
+pub struct Calls(Mutex<BTreeMap<String, u32>>);
+
+impl Calls {
+    pub fn add(&self, operation: &str, n: u32) {
+        if let Ok(mut calls) = self.0.lock() {
+            *calls.entry(operation.to_owned()).or_default() += n;
+        }
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, u32> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
     }
 }
 
@@ -122,81 +179,171 @@ pub struct TransitionRecord {
     pub steps: Vec<Value>,
 }
 
-/// Handles one invocation: every alarm change in the payload.
-pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Vec<Report>, Error> {
+/// Handles one invocation: every alarm change in the payload, or the scheduled reconcile.
+pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Response, Error> {
     let started = Instant::now();
-    let overrides = Overrides::from_payload(&payload)?;
-    let changes = decode_alarm_changes(&payload)?;
-    let mut reports = Vec::with_capacity(changes.len());
-    let mut first_error = None;
-    for change in &changes {
-        let (report, error) = reconcile_change(change, &overrides, deps).await;
-        tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "failover report");
-        reports.push(report);
-        if let (Some(err), None) = (error, &first_error) {
-            first_error = Some(err);
+    let calls = Calls::default();
+    let (reports, first_error) = if is_scheduled_event(&payload) {
+        reconcile_scheduled(deps, &calls).await
+    } else {
+        let overrides = Overrides::from_payload(&payload)?;
+        let changes = decode_alarm_changes(&payload)?;
+        let mut reports = Vec::with_capacity(changes.len());
+        let mut first_error = None;
+        for change in &changes {
+            let (report, error) = reconcile_change(change, &overrides, None, deps, &calls).await;
+            reports.push(report);
+            if let (Some(err), None) = (error, &first_error) {
+                first_error = Some(err);
+            }
         }
-    }
+        (reports, first_error)
+    };
+    let response = Response { reports, calls: calls.snapshot() };
+    tracing::info!(calls = ?response.calls, reports = response.reports.len(), "failover invocation done");
     MetricSet::new(NAMESPACE)
         .dimension("Function", "failover")
         .metric("HandlerDuration", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds)
+        .metric("AwsCalls", f64::from(response.calls.values().sum::<u32>()), Unit::Count)
         .emit();
     match first_error {
         Some(err) => Err(err),
-        None => Ok(reports),
+        None => Ok(response),
     }
 }
 
-async fn reconcile_change(change: &AlarmChange, overrides: &Overrides, deps: &Deps<'_>) -> (Report, Option<Error>) {
+/// The alarm's state already confirmed by the caller (the scheduled reconcile read it).
+#[derive(Debug, Clone, Copy)]
+struct Confirmed;
+
+async fn reconcile_change(
+    change: &AlarmChange,
+    overrides: &Overrides,
+    confirmed: Option<Confirmed>,
+    deps: &Deps<'_>,
+    calls: &Calls,
+) -> (Report, Option<Error>) {
     let started = Instant::now();
-    let (mut report, error) = reconcile_change_inner(change, overrides, deps).await;
+    let (mut report, error) = reconcile_change_inner(change, overrides, confirmed, deps, calls).await;
     report.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "failover report");
     if let Some(err) = &error {
         tracing::error!(alarm = %change.alarm_name, error = %err, "failover did not converge; the invocation fails so Lambda retries");
     }
     (report, error)
 }
 
+/// Why a change is not for this function here, checked before any AWS call: mapping,
+/// authenticity, state, actor (shared with scaler).
+fn screen<'t>(change: &AlarmChange, deps: &Deps<'t>) -> Result<(&'t Cell, &'t AlarmRef), Box<Report>> {
+    match shared::alarm::screen(change, deps.topology, deps.identity, deps.home_region) {
+        Ok(found) => Ok(found),
+        Err(Screened::Ignored { region, reason }) => {
+            tracing::info!(alarm = %change.alarm_name, reason = %reason, "alarm change ignored");
+            Err(Box::new(Report::new(change, region.as_deref(), Outcome::Ignored).with_reason(reason)))
+        }
+        Err(Screened::Rejected { region, reason }) => {
+            tracing::error!(alarm = %change.alarm_name, region = %region, reason = %reason, "alarm change rejected: not authentic");
+            metric("RejectedChanges", 1.0, &region);
+            Err(Box::new(Report::new(change, Some(&region), Outcome::Rejected).with_reason(reason)))
+        }
+    }
+}
+
+fn arbiter_ledger(deps: &Deps<'_>) -> Result<Ledger, Error> {
+    let region = deps.topology.arbiter_region();
+    let clients = deps.clients.region(region)?;
+    Ok(Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, region))
+}
+
 async fn reconcile_change_inner(
     change: &AlarmChange,
     overrides: &Overrides,
+    confirmed: Option<Confirmed>,
     deps: &Deps<'_>,
+    calls: &Calls,
 ) -> (Report, Option<Error>) {
-    let Some(cell) = deps.topology.cell_for_alarm(&change.alarm_name) else {
-        tracing::info!(alarm = %change.alarm_name, "alarm is not in the topology: ignored");
-        let mut report = Report::new(change, None, Outcome::Ignored);
-        report.reason = Some("alarm not mapped to any Region in the topology".into());
-        return (report, None);
+    let (cell, alarm) = match screen(change, deps) {
+        Ok(found) => found,
+        Err(report) => return (*report, None),
     };
     let region = cell.region.as_str();
-    if change.state == AlarmState::InsufficientData {
-        let mut report = Report::new(change, Some(region), Outcome::Ignored);
-        report.reason = Some("INSUFFICIENT_DATA does not change a Region's status".into());
-        return (report, None);
-    }
     let mut report = Report::new(change, Some(region), Outcome::Reconciled);
-    let ledger = match deps.clients.region(deps.home_region) {
-        Ok(clients) => Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region),
+    let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
+    let ledger = match arbiter_ledger(deps) {
+        Ok(ledger) => ledger,
         Err(err) => return (report, Some(err)),
     };
 
-    // Decide (read the fleet, apply the safety rules, claim the transition) while observing: the
-    // observation does not depend on the decision, only on the Region it is made from, which is
-    // this function's own Region unless that is the one changing (see `acting_region`). So the
-    // ledger read and the observation share one round trip.
+    // Round trip 1: decide (claim on the arbiter), confirm the alarm's state, observe the world
+    // from the Region expected to act, and ask the writer's Region whether it answers.
     let expected_acting = acting_region(deps.topology, &HashMap::new(), region, deps.home_region);
     let observe_expected = async {
         match &expected_acting {
-            Some(acting) => Some(observe(deps, acting).await),
+            Some(acting) => Some(observe(deps, acting, region, calls).await),
             None => None,
         }
     };
-    let (decision, early_observation) =
-        futures_util::future::join(decide(change, region, overrides, &ledger, deps), observe_expected).await;
+    let confirm = async {
+        match confirmed {
+            Some(Confirmed) => Ok(None),
+            None => confirm_state(change, cell.alarm_region(alarm), deps, calls).await.map(Some),
+        }
+    };
+    // A speculative evacuation claim is conservative (it can only make other claims refuse) and
+    // is withdrawn if the alarm does not confirm it; a speculative failback is not (for a moment
+    // another evacuation could pass min_healthy_regions), so a failback is confirmed first.
+    let (decision, confirmation, early_observation) = if change.state == AlarmState::Alarm {
+        tokio::join!(decide(change, region, overrides, &ledger, deps, calls), confirm, observe_expected)
+    } else {
+        match confirm.await {
+            Ok(Some(Some(stale))) => {
+                tracing::warn!(alarm = %change.alarm_name, region, reason = %stale, "alarm change is stale: nothing changed");
+                metric("StaleChanges", 1.0, region);
+                report.outcome = Outcome::Stale;
+                report.reason = Some(stale);
+                return (report, None);
+            }
+            Err(err) => return (report, Some(err)),
+            Ok(_) => {}
+        }
+        let (decision, observation) =
+            tokio::join!(decide(change, region, overrides, &ledger, deps, calls), observe_expected);
+        (decision, Ok(None), observation)
+    };
     let decision = match decision {
         Ok(decision) => decision,
         Err(err) => return (report, Some(err)),
     };
+    // A change the alarm no longer confirms (or that cannot be confirmed) must not act: withdraw
+    // what this delivery claimed.
+    let unconfirmed = match confirmation {
+        Ok(None | Some(None)) => None,
+        Ok(Some(Some(stale))) => Some(Ok(stale)),
+        Err(err) => Some(Err(err)),
+    };
+    if let Some(unconfirmed) = unconfirmed {
+        if let Some(claim) = &decision.claim {
+            calls.add("UpdateItem", 1);
+            let withdrawn = ledger
+                .withdraw_region_status(region, claim.previous.as_ref(), &change.change_id(), deps.clock.now_ms())
+                .await;
+            if let Err(err) = withdrawn {
+                tracing::error!(region, error = %err, "could not withdraw an unconfirmed claim; the scheduled reconcile corrects it");
+                return (report, Some(err));
+            }
+        }
+        return match unconfirmed {
+            Ok(stale) => {
+                tracing::warn!(alarm = %change.alarm_name, region, reason = %stale, "alarm change is stale: nothing changed");
+                metric("StaleChanges", 1.0, region);
+                report.outcome = Outcome::Stale;
+                report.reason = Some(stale);
+                (report, None)
+            }
+            Err(err) => (report, Some(err)),
+        };
+    }
     report.transition_recorded = decision.transition_recorded;
     report.desired = deps.topology.regions().map(|r| (r.to_owned(), decision.fleet.status_of(r))).collect();
     match decision.verdict {
@@ -208,9 +355,21 @@ async fn reconcile_change_inner(
             return (report, None);
         }
         Verdict::FailbackPending(reason) => {
-            tracing::warn!(alarm = %change.alarm_name, region, reason = %reason, "manual failback pending");
+            tracing::warn!(alarm = %change.alarm_name, region, reason = %reason, "failback pending");
             metric("FailbacksPending", 1.0, region);
             report.outcome = Outcome::FailbackPending;
+            report.reason = Some(reason);
+            return (report, None);
+        }
+        Verdict::Stale(reason) => {
+            tracing::warn!(alarm = %change.alarm_name, region, reason = %reason, "alarm change is stale: nothing changed");
+            metric("StaleChanges", 1.0, region);
+            report.outcome = Outcome::Stale;
+            report.reason = Some(reason);
+            return (report, None);
+        }
+        Verdict::AlreadyDone(reason) => {
+            report.outcome = Outcome::Ignored;
             report.reason = Some(reason);
             return (report, None);
         }
@@ -226,11 +385,12 @@ async fn reconcile_change_inner(
     let Some(acting_region) = acting_region(deps.topology, &desired, region, deps.home_region) else {
         return (report, Some(Error::Unexpected("no active Region left to act from".into())));
     };
-    let observed = match early_observation {
-        Some(observed) if expected_acting.as_deref() == Some(acting_region.as_str()) => observed,
+    report.acting_region = Some(acting_region.clone());
+    let observation = match early_observation {
+        Some(observation) if expected_acting.as_deref() == Some(acting_region.as_str()) => observation,
         // The fleet says the expected Region is out (an earlier evacuation): observe again from
         // the Region that acts. One more round trip, only then.
-        _ => observe(deps, &acting_region).await,
+        _ => observe(deps, &acting_region, region, calls).await,
     };
     let options = PlanOptions {
         planned: overrides.planned,
@@ -238,21 +398,31 @@ async fn reconcile_change_inner(
         failback_region: (change.state == AlarmState::Ok && deps.topology.failover_policy.auto_failback)
             .then(|| region.to_owned()),
         restore_writer: overrides.restore_writer,
+        writer_region_answers: observation.writer_region_answers,
     };
-    let plan = plan::plan(deps.topology, &desired, &observed, &options);
+    // One actor per change: only this Region's work (its health check, the writer leaving or
+    // returning to it). Another Region's status in the fleet may be a claim its own actor is
+    // about to withdraw; that actor, or the scheduled reconcile, does that Region's work.
+    let full = plan::plan(deps.topology, &desired, &observation.observed, &options);
+    let plan = Plan { actions: full.actions.into_iter().filter(|a| a.concerns(region)).collect(), notes: full.notes };
     tracing::info!(region, acting_region = %acting_region, actions = plan.actions.len(), notes = ?plan.notes, "plan computed");
-    report.observed = Some(observed);
+    report.observed = Some(observation.observed.clone());
     report.plan = Some(plan.clone());
-    if overrides.dry_run || deps.topology.failover_policy.dry_run {
+    if dry_run {
         report.outcome = Outcome::DryRun;
         return (report, None);
     }
 
     // The fleet claim in `decide` is what serialises deliveries; the transition record is
     // history, so it is written while the actions run (one sequential round trip less).
+    let local = match deps.clients.region(deps.home_region) {
+        Ok(clients) => Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region),
+        Err(err) => return (report, Some(err)),
+    };
     let record_transition = async {
         let Some((sk, record)) = &decision.transition else { return None };
-        match ledger.put_if_absent(&ledger::transition_pk(region), sk, record, record.recorded_at_ms).await {
+        calls.add("PutItem", 1);
+        match local.put_if_absent(&ledger::transition_pk(region), sk, record, record.recorded_at_ms).await {
             Ok(_) => {
                 tracing::info!(region, to = ?record.to, change = %record.change_id, "transition recorded");
                 None
@@ -260,46 +430,110 @@ async fn reconcile_change_inner(
             Err(err) => Some(err),
         }
     };
-    let (steps, transition_error) =
-        futures_util::future::join(apply(deps, &acting_region, &plan.actions), record_transition).await;
-    report.steps = steps;
-    let failures = report.steps.iter().filter(|s| !s.ok).count();
-    if !report.steps.is_empty() {
-        let record = TransitionRecord {
-            region: region.to_owned(),
-            to: decision.fleet.status_of(region),
-            alarm: change.alarm_name.clone(),
-            change_id: change.change_id(),
-            recorded_at_ms: deps.clock.now_ms(),
-            steps: report.steps.iter().filter_map(|s| serde_json::to_value(s).ok()).collect(),
-        };
-        let sk = transition_sk(change, record.to);
-        if let Err(err) = ledger.put(&ledger::transition_pk(region), &sk, &record, 1, deps.clock.now_ms()).await {
-            tracing::error!(error = %err, "could not record the steps' outcomes in the ledger");
-        }
+    let (mut steps, transition_error) =
+        tokio::join!(apply(deps, &acting_region, &plan.actions, calls), record_transition);
+    if let Some(failed) = observation.failed_step {
+        steps.push(failed);
     }
+    report.steps = steps;
+    let cause = decision.fleet.regions.get(region).map(|e| e.cause.clone());
+    let error = record_outcome(&mut report, region, cause.as_deref(), change, &ledger, &local, deps, calls).await;
     if let Some(err) = transition_error {
         // The actions ran (they matter more); the invocation still fails so the error is seen.
         tracing::error!(error = %err, "the transition record was not written");
-        if failures == 0 {
-            return (report, Some(err));
+        return (report, error.or(Some(err)));
+    }
+    (report, error)
+}
+
+/// Records the steps' outcomes: in the transition record, and, when every step succeeded, as the
+/// transition being settled in the fleet record. Any failed step is the invocation's error.
+#[allow(clippy::too_many_arguments)]
+async fn record_outcome(
+    report: &mut Report,
+    region: &str,
+    cause: Option<&str>,
+    change: &AlarmChange,
+    arbiter: &Ledger,
+    local: &Ledger,
+    deps: &Deps<'_>,
+    calls: &Calls,
+) -> Option<Error> {
+    let failures = report.steps.iter().filter(|s| !s.ok).count();
+    let now = deps.clock.now_ms();
+    let history = async {
+        if report.steps.is_empty() {
+            return;
         }
+        let status = report.desired.get(region).copied().unwrap_or(RegionStatus::Active);
+        let record = TransitionRecord {
+            region: region.to_owned(),
+            to: status,
+            alarm: change.alarm_name.clone(),
+            change_id: change.change_id(),
+            recorded_at_ms: now,
+            steps: report.steps.iter().filter_map(|s| serde_json::to_value(s).ok()).collect(),
+        };
+        calls.add("PutItem", 1);
+        if let Err(err) =
+            local.put(&ledger::transition_pk(region), &transition_sk(change, status), &record, 1, now).await
+        {
+            tracing::error!(error = %err, "could not record the steps' outcomes in the ledger");
+        }
+    };
+    let settle = async {
+        let Some(cause) = cause.filter(|_| failures == 0) else { return };
+        calls.add("UpdateItem", 1);
+        if let Err(err) = arbiter.mark_settled(region, cause, now).await {
+            tracing::warn!(region, error = %err, "transition not marked settled: the scheduled reconcile checks it again");
+        }
+    };
+    tokio::join!(history, settle);
+    if failures == 0 {
+        return None;
     }
-    if failures > 0 {
-        metric("StepFailures", failures as f64, region);
-        report.outcome = Outcome::PartiallyFailed;
-        let verdict = Error::steps_failed(
-            report.steps.iter().filter_map(|s| Some((s.error.as_deref().unwrap_or_default(), s.failure?))),
-        );
-        return (report, verdict);
-    }
-    (report, None)
+    metric("StepFailures", failures as f64, region);
+    report.outcome = Outcome::PartiallyFailed;
+    Error::steps_failed(report.steps.iter().filter_map(|s| Some((s.error.as_deref().unwrap_or_default(), s.failure?))))
+}
+
+/// `Ok(None)`: the alarm is still in the change's state. `Ok(Some(why))`: it is not (stale).
+/// `Err`: the state could not be read, so nothing may act on it.
+async fn confirm_state(
+    change: &AlarmChange,
+    alarm_region: &str,
+    deps: &Deps<'_>,
+    calls: &Calls,
+) -> Result<Option<String>, Error> {
+    let cloudwatch = &deps.clients.region(alarm_region)?.cloudwatch;
+    calls.add("DescribeAlarms", 1);
+    let current = shared::aws::current_alarms(cloudwatch, alarm_region, &[change.alarm_name.as_str()]).await?;
+    Ok(match current.iter().find(|a| a.name == change.alarm_name) {
+        // Not an answer about the state: a missing alarm (deleted, renamed, or a composite alarm
+        // the role's scoped DescribeAlarms cannot return) must be seen and fixed, not skipped.
+        None => {
+            return Err(Error::Unexpected(format!(
+                "DescribeAlarms in {alarm_region} does not return alarm {}: it does not exist there, or it is a \
+                 composite alarm (whose state a DescribeAlarms permission scoped to alarm ARNs cannot read)",
+                change.alarm_name
+            )));
+        }
+        Some(now) if now.state != change.state => Some(format!(
+            "the change says {:?} but alarm {} is {:?} now (since {:?} ms): a late delivery",
+            change.state, change.alarm_name, now.state, now.changed_at_ms
+        )),
+        Some(_) => None,
+    })
 }
 
 enum Verdict {
     Proceed,
     Refused(Refusal),
     FailbackPending(String),
+    /// An older change than the newest handled for this alarm.
+    Stale(String),
+    /// Another change already made this transition; its actor (or the schedule) finishes it.
+    AlreadyDone(String),
 }
 
 struct Decision {
@@ -308,6 +542,8 @@ struct Decision {
     transition_recorded: bool,
     /// The transition record to write (sort key, body), when this delivery made the transition.
     transition: Option<(String, TransitionRecord)>,
+    /// The one-shot claim this delivery wrote, to withdraw if the alarm does not confirm it.
+    claim: Option<ledger::Claimed>,
 }
 
 fn transition_sk(change: &AlarmChange, to: RegionStatus) -> String {
@@ -322,35 +558,59 @@ async fn decide(
     overrides: &Overrides,
     ledger: &Ledger,
     deps: &Deps<'_>,
+    calls: &Calls,
 ) -> Result<Decision, Error> {
     let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
+    let mark = Some((change.alarm_name.as_str(), change.changed_at_ms));
     if change.state == AlarmState::Alarm && !dry_run {
         // The critical path: claim the evacuation with one conditional write that carries the
-        // safety rules, no read first. It shares its round trip with the observation.
+        // safety rules and the ordering mark, no read first. It shares its round trip with the
+        // confirmation and the observation.
         let now = deps.clock.now_ms();
-        if let Some(condition) = policy::evacuation_condition(deps.topology, region, now) {
+        if let Some(condition) = policy::evacuation_condition(deps.topology, region, now, mark) {
             let entry =
                 RegionStatusEntry { status: RegionStatus::Evacuated, changed_at_ms: now, cause: change.change_id() };
-            match ledger.claim_region_status(region, &entry, &condition, now).await? {
-                (WriteOutcome::Written, Some((fleet, _))) => {
-                    return Ok(transition_made(change, region, RegionStatus::Evacuated, fleet, now));
+            calls.add("UpdateItem", 1);
+            match ledger.claim_region_status(region, &entry, mark, &condition, now).await? {
+                (WriteOutcome::Written, Some(claim)) => {
+                    let mut decision =
+                        transition_made(change, region, RegionStatus::Evacuated, claim.fleet.clone(), now);
+                    decision.claim = Some(claim);
+                    return Ok(decision);
                 }
-                // A duplicate, a refusal or a concurrent change: read and decide in code below,
-                // which also says which of them it was.
+                // A duplicate, a refusal, a stale change or a concurrent change: read and decide
+                // in code below, which also says which of them it was.
                 _ => tracing::info!(region, "one-shot evacuation claim did not hold; reading the fleet status"),
             }
         }
     }
+    let decided =
+        |fleet, verdict| Decision { fleet, verdict, transition_recorded: false, transition: None, claim: None };
     for _ in 0..MAX_STATUS_ATTEMPTS {
+        calls.add("GetItem", 1);
         let (fleet, version) = ledger.fleet_status().await?;
         let now = deps.clock.now_ms();
+        if let Some(newest) = fleet.alarm_mark(&change.alarm_name).filter(|m| *m > change.changed_at_ms) {
+            let reason = format!(
+                "a newer change of {} (at {newest} ms) was handled already; this one is of {} ms",
+                change.alarm_name, change.changed_at_ms
+            );
+            return Ok(decided(fleet, Verdict::Stale(reason)));
+        }
         let target = match change.state {
             AlarmState::Alarm => RegionStatus::Evacuated,
             _ => RegionStatus::Active,
         };
         if fleet.status_of(region) == target {
-            // A duplicate delivery or a repeat: nothing to record, reconcile anyway (idempotent).
-            return Ok(Decision { fleet, verdict: Verdict::Proceed, transition_recorded: false, transition: None });
+            // A duplicate of the change that made the transition (a retry after a failed step)
+            // reconciles again, idempotently; any other change leaves the work to that one.
+            let cause = fleet.regions.get(region).map(|e| e.cause.clone()).unwrap_or_default();
+            if cause == change.change_id() {
+                return Ok(decided(fleet, Verdict::Proceed));
+            }
+            let reason =
+                format!("{region} is {target:?} already (by {cause}); the scheduled reconcile finishes its steps");
+            return Ok(decided(fleet, Verdict::AlreadyDone(reason)));
         }
         let statuses = fleet.statuses();
         let verdict = match target {
@@ -359,27 +619,30 @@ async fn decide(
                 .err()
                 .map(Verdict::Refused),
             RegionStatus::Active => {
-                failback_gate(region, &fleet, ledger, deps, now).await?.map(Verdict::FailbackPending)
+                failback_gate(region, &fleet, deps, now, calls).await?.map(Verdict::FailbackPending)
             }
         };
         if let Some(verdict) = verdict {
-            return Ok(Decision { fleet, verdict, transition_recorded: false, transition: None });
+            return Ok(decided(fleet, verdict));
         }
         let mut next = fleet.clone();
         next.regions.insert(
             region.to_owned(),
             RegionStatusEntry { status: target, changed_at_ms: now, cause: change.change_id() },
         );
+        next.alarms.insert(change.alarm_name.clone(), change.changed_at_ms);
         if dry_run {
-            return Ok(Decision {
-                fleet: next,
-                verdict: Verdict::Proceed,
-                transition_recorded: false,
-                transition: None,
-            });
+            return Ok(decided(next, Verdict::Proceed));
         }
+        calls.add("UpdateItem", 1);
         match ledger.put_fleet_if_version(&next, version, now).await? {
-            WriteOutcome::Written => return Ok(transition_made(change, region, target, next, now)),
+            WriteOutcome::Written => {
+                // Withdrawable like the one-shot claim: the confirmation runs concurrently.
+                let previous = fleet.regions.get(region).cloned();
+                let mut decision = transition_made(change, region, target, next.clone(), now);
+                decision.claim = Some(ledger::Claimed { fleet: next, version: version + 1, previous });
+                return Ok(decision);
+            }
             // Someone changed the fleet since we read it: read again and re-check the rules.
             WriteOutcome::AlreadyPresent => continue,
         }
@@ -399,16 +662,17 @@ fn transition_made(change: &AlarmChange, region: &str, to: RegionStatus, fleet: 
         steps: Vec::new(),
     };
     let transition = Some((transition_sk(change, to), record));
-    Decision { fleet, verdict: Verdict::Proceed, transition_recorded: true, transition }
+    Decision { fleet, verdict: Verdict::Proceed, transition_recorded: true, transition, claim: None }
 }
 
-/// Why failback must wait, if it must.
+/// Why failback must wait, if it must: auto-failback off, the cool-down, or no fresh lag-probe
+/// verdict that measured the returning Region's pairs with readiness OK.
 async fn failback_gate(
     region: &str,
     fleet: &FleetStatus,
-    ledger: &Ledger,
     deps: &Deps<'_>,
     now: u64,
+    calls: &Calls,
 ) -> Result<Option<String>, Error> {
     let policy = &deps.topology.failover_policy;
     if !policy.auto_failback {
@@ -417,21 +681,17 @@ async fn failback_gate(
     if let Err(refusal) = policy::check_cooldown(deps.topology, region, fleet.last_change_ms(region), now) {
         return Ok(Some(refusal.to_string()));
     }
-    if let Some(probe) = ledger.latest_probe().await? {
-        let age = now.saturating_sub(probe.body.measured_at_ms);
-        if probe.body.rpo_breached {
-            return Ok(Some(format!(
-                "the latest lag-probe ({} s ago) breached the RPO budget: max lag {:?} ms > {} ms",
-                age / 1000,
-                probe.body.max_lag_ms,
-                probe.body.rpo_budget_ms
-            )));
-        }
-        if age > PROBE_MAX_AGE_MS {
-            return Ok(Some(format!("the latest lag-probe is {} s old: wait for a fresh one", age / 1000)));
-        }
+    // The verdict lag-probe wrote in this Region (each Region's probe writes its own replica).
+    let local = Ledger::new(
+        deps.clients.region(deps.home_region)?.dynamodb.clone(),
+        &deps.topology.ledger_table,
+        deps.home_region,
+    );
+    calls.add("GetItem", 1);
+    match local.latest_probe().await? {
+        None => Ok(Some(format!("no lag-probe verdict yet: {region} fails back once one measured its pairs"))),
+        Some(probe) => Ok(probe.body.failback_verdict(region, now, PROBE_MAX_AGE_MS).err()),
     }
-    Ok(None)
 }
 
 /// The Region all calls are made from: this function's own Region when it is active and not the
@@ -453,14 +713,31 @@ fn acting_region(
         .map(str::to_owned)
 }
 
-/// Reads every health check and the Aurora global cluster, all at once.
-async fn observe(deps: &Deps<'_>, acting_region: &str) -> Observed {
+/// What one observation round trip saw.
+struct Observation {
+    observed: Observed,
+    /// The Aurora writer's Region answered RDS (see [`aws::region_answers`]).
+    writer_region_answers: bool,
+    /// With Aurora in the topology, a global cluster that could not be read is a failed step:
+    /// the writer may be in the failed Region, and only a retry can tell.
+    failed_step: Option<StepResult>,
+}
+
+/// Reads every health check and the Aurora global cluster from `acting_region`, and asks RDS
+/// in the `changing` Region (where the writer may be) whether it answers, all at once.
+async fn observe(deps: &Deps<'_>, acting_region: &str, changing: &str, calls: &Calls) -> Observation {
+    let started = Instant::now();
     let Ok(acting) = deps.clients.region(acting_region) else {
-        return Observed { health_checks: Vec::new(), aurora: None };
+        return Observation {
+            observed: Observed { health_checks: Vec::new(), aurora: None },
+            writer_region_answers: false,
+            failed_step: None,
+        };
     };
     let checks = deps.topology.cells.iter().map(|cell| {
         let route53 = acting.route53.clone();
         async move {
+            calls.add("GetHealthCheck", 1);
             let inverted = match aws::health_check_forced_unhealthy(&route53, acting_region, &cell.health_check_id).await {
                 Ok(v) => Some(v),
                 Err(err) => {
@@ -473,23 +750,46 @@ async fn observe(deps: &Deps<'_>, acting_region: &str) -> Observed {
     });
     let aurora = async {
         let global = deps.topology.aurora.as_ref()?;
-        match aws::observe_aurora(&acting.rds, acting_region, &global.global_cluster_id).await {
-            Ok(observed) => Some(observed),
-            Err(err) => {
-                tracing::warn!(error = %err, "Aurora global cluster not observed");
-                None
-            }
+        calls.add("DescribeGlobalClusters", 1);
+        Some(aws::observe_aurora(&acting.rds, acting_region, &global.global_cluster_id).await)
+    };
+    let answers = async {
+        let global = deps.topology.aurora.as_ref()?;
+        let rds = &deps.clients.region(changing).ok()?.rds;
+        calls.add("DescribeGlobalClusters", 1);
+        Some(aws::region_answers(rds, &global.global_cluster_id).await)
+    };
+    let (health_checks, aurora, answers) = tokio::join!(futures_util::future::join_all(checks), aurora, answers);
+    let (aurora, failed_step) = match aurora {
+        None => (None, None),
+        Some(Ok(observed)) => (Some(observed), None),
+        Some(Err(err)) => {
+            tracing::error!(error = %err, "Aurora global cluster not observed: a failed step, retried");
+            let step = StepResult {
+                action: Action::ObserveAurora { from_region: acting_region.to_owned() },
+                ok: false,
+                error: Some(err.to_string()),
+                failure: Some(err.class()),
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            (None, Some(step))
         }
     };
-    let (health_checks, aurora) = tokio::join!(futures_util::future::join_all(checks), aurora);
-    Observed { health_checks, aurora }
+    // The writer's Region answers if it is the changing Region and RDS there answered, or the
+    // writer is elsewhere (a Region that is not failing).
+    let writer_region_answers = match aurora.as_ref().and_then(|a| a.writer()) {
+        Some(writer) if writer.region == changing => answers.unwrap_or(false),
+        Some(_) => true,
+        None => false,
+    };
+    Observation { observed: Observed { health_checks, aurora }, writer_region_answers, failed_step }
 }
 
 /// Applies the actions concurrently; one failing never stops the others.
-async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action]) -> Vec<StepResult> {
+async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action], calls: &Calls) -> Vec<StepResult> {
     let steps = actions.iter().map(|action| async move {
         let started = Instant::now();
-        let result = apply_one(deps, acting_region, action).await;
+        let result = apply_one(deps, acting_region, action, calls).await;
         let step = StepResult {
             action: action.clone(),
             ok: result.is_ok(),
@@ -506,14 +806,16 @@ async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action]) -> Vec<
     futures_util::future::join_all(steps).await
 }
 
-async fn apply_one(deps: &Deps<'_>, acting_region: &str, action: &Action) -> Result<(), Error> {
+async fn apply_one(deps: &Deps<'_>, acting_region: &str, action: &Action, calls: &Calls) -> Result<(), Error> {
     match action {
         Action::InvertHealthCheck { health_check_id, .. } => {
             let route53 = &deps.clients.region(acting_region)?.route53;
+            calls.add("UpdateHealthCheck", 1);
             aws::set_health_check_forced_unhealthy(route53, acting_region, health_check_id, true).await
         }
         Action::RestoreHealthCheck { health_check_id, .. } => {
             let route53 = &deps.clients.region(acting_region)?.route53;
+            calls.add("UpdateHealthCheck", 1);
             aws::set_health_check_forced_unhealthy(route53, acting_region, health_check_id, false).await
         }
         Action::MoveAuroraWriter { to_region, target_cluster_arn, mode, .. } => {
@@ -523,9 +825,213 @@ async fn apply_one(deps: &Deps<'_>, acting_region: &str, action: &Action) -> Res
                 .as_ref()
                 .ok_or_else(|| Error::Unexpected("Aurora action planned without an Aurora topology".into()))?;
             let rds = &deps.clients.region(to_region)?.rds;
+            calls.add(
+                if *mode == plan::WriterMove::Switchover { "SwitchoverGlobalCluster" } else { "FailoverGlobalCluster" },
+                1,
+            );
             aws::move_writer(rds, to_region, &global.global_cluster_id, target_cluster_arn, *mode).await
         }
+        Action::ObserveAurora { .. } => Err(Error::Unexpected("ObserveAurora is an observation, not an action".into())),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scheduled reconcile: level-triggered convergence from the alarms' current states.
+
+/// Every minute in every Region: for each cell this Region acts for (the actor of the cell's
+/// first alarm), read the alarms' current states, the fleet record and the world, and converge
+/// as if the right change had just arrived: evacuate a Region whose alarm is in ALARM once the
+/// rules allow it, fail back a Region whose alarms are all OK once the gates are open, and finish
+/// the steps of a transition that did not settle. With nothing to do it costs one
+/// `DescribeAlarms` per alarm Region, one fleet read and the observation.
+pub async fn reconcile_scheduled(deps: &Deps<'_>, calls: &Calls) -> (Vec<Report>, Option<Error>) {
+    let mine: Vec<&Cell> = deps
+        .topology
+        .cells
+        .iter()
+        .filter(|cell| {
+            cell.alarms.first().is_some_and(|alarm| deps.topology.actor_region(cell, alarm) == deps.home_region)
+        })
+        .collect();
+    if mine.is_empty() {
+        tracing::info!(home = deps.home_region, "scheduled reconcile: no Region is reconciled from here");
+        return (Vec::new(), None);
+    }
+    let ledger = match arbiter_ledger(deps) {
+        Ok(ledger) => ledger,
+        Err(err) => return (Vec::new(), Some(err)),
+    };
+    // Observe: the alarms (one call per alarm Region) and the fleet record, at once.
+    let mut by_region: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for cell in &mine {
+        for alarm in &cell.alarms {
+            by_region.entry(cell.alarm_region(alarm)).or_default().push(alarm.name.as_str());
+        }
+    }
+    let alarm_reads = by_region.iter().map(|(region, names)| async move {
+        let cloudwatch = &deps.clients.region(region)?.cloudwatch;
+        calls.add("DescribeAlarms", 1);
+        shared::aws::current_alarms(cloudwatch, region, names).await
+    });
+    let fleet_read = async {
+        calls.add("GetItem", 1);
+        ledger.fleet_status().await
+    };
+    // The world as it is, to see work left that the ledger cannot show: e.g. a writer that moved
+    // into a Region evacuated at the same moment by another Region's change.
+    let world = observe(deps, deps.home_region, deps.home_region, calls);
+    let (alarm_reads, fleet, world) = tokio::join!(futures_util::future::join_all(alarm_reads), fleet_read, world);
+    let fleet = match fleet {
+        Ok((fleet, _)) => fleet,
+        Err(err) => return (Vec::new(), Some(err)),
+    };
+    let mut current = HashMap::new();
+    let mut first_error = None;
+    for read in alarm_reads {
+        match read {
+            Ok(alarms) => current.extend(alarms.into_iter().map(|a| (a.name.clone(), a))),
+            Err(err) => {
+                tracing::error!(error = %err, "alarm states not read: those cells wait for the next run");
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+
+    let mut reports = Vec::new();
+    for cell in mine {
+        let (report, error) = reconcile_cell(cell, &current, &fleet, &world.observed, &ledger, deps, calls).await;
+        if let Some(report) = report {
+            reports.push(report);
+        }
+        if let (Some(err), None) = (error, &first_error) {
+            first_error = Some(err);
+        }
+    }
+    (reports, first_error)
+}
+
+/// One cell of the scheduled reconcile. `None`: nothing to do (converged, or no opinion).
+async fn reconcile_cell(
+    cell: &Cell,
+    current: &HashMap<String, shared::aws::CurrentAlarm>,
+    fleet: &FleetStatus,
+    world: &Observed,
+    ledger: &Ledger,
+    deps: &Deps<'_>,
+    calls: &Calls,
+) -> (Option<Report>, Option<Error>) {
+    let region = cell.region.as_str();
+    let states: Vec<(&AlarmRef, &shared::aws::CurrentAlarm)> =
+        cell.alarms.iter().filter_map(|a| current.get(&a.name).map(|c| (a, c))).collect();
+    if states.len() < cell.alarms.len() {
+        // An alarm that does not exist or could not be read: no opinion about this cell.
+        return (None, None);
+    }
+    let alarming = states.iter().find(|(_, c)| c.state == AlarmState::Alarm);
+    let all_ok = states.iter().all(|(_, c)| c.state == AlarmState::Ok);
+    let wanted = match (alarming, all_ok) {
+        (Some(_), _) => RegionStatus::Evacuated,
+        (None, true) => RegionStatus::Active,
+        (None, false) => return (None, None),
+    };
+    let source = alarming.copied().or_else(|| states.iter().max_by_key(|(_, c)| c.changed_at_ms).copied());
+    let Some((alarm, now_state)) = source else { return (None, None) };
+    if fleet.status_of(region) != wanted {
+        // As if the change had just arrived (its identity is the alarm's own state change, so the
+        // event and the schedule recognise each other as duplicates).
+        let change = synthesize_change(cell, alarm, now_state, deps);
+        let (report, error) = reconcile_change(&change, &Overrides::default(), Some(Confirmed), deps, calls).await;
+        return (Some(report), error);
+    }
+    let status = fleet.status_of(region);
+    let options = PlanOptions {
+        failback_region: (status == RegionStatus::Active && fleet.unsettled(region)).then(|| region.to_owned()),
+        ..PlanOptions::default()
+    };
+    let work_left =
+        plan::plan(deps.topology, &fleet.statuses(), world, &options).actions.iter().any(|a| a.concerns(region));
+    if !fleet.unsettled(region) && !work_left {
+        return (None, None);
+    }
+    // The status is right but the world is not, or its transition has steps left: finish them.
+    let change = synthesize_change(cell, alarm, now_state, deps);
+    let (report, error) = converge(cell, &change, fleet, ledger, deps, calls).await;
+    (Some(report), error)
+}
+
+fn synthesize_change(cell: &Cell, alarm: &AlarmRef, now: &shared::aws::CurrentAlarm, deps: &Deps<'_>) -> AlarmChange {
+    let changed_at_ms = now.changed_at_ms.unwrap_or(0);
+    let changed_at = shared::alarm::format_alarm_time(changed_at_ms);
+    let arn = now.arn.clone().or_else(|| {
+        Some(format!(
+            "arn:{}:cloudwatch:{}:{}:alarm:{}",
+            deps.identity.partition,
+            cell.alarm_region(alarm),
+            deps.identity.account,
+            alarm.name
+        ))
+    });
+    AlarmChange {
+        alarm_name: alarm.name.clone(),
+        state: now.state,
+        previous_state: None,
+        changed_at,
+        changed_at_ms,
+        alarm_arn: arn,
+        reason: now.reason.clone(),
+        delivery: Delivery::Schedule,
+    }
+}
+
+/// Finishes the steps of `cell`'s latest transition (the fleet status is already right).
+async fn converge(
+    cell: &Cell,
+    change: &AlarmChange,
+    fleet: &FleetStatus,
+    ledger: &Ledger,
+    deps: &Deps<'_>,
+    calls: &Calls,
+) -> (Report, Option<Error>) {
+    let started = Instant::now();
+    let region = cell.region.as_str();
+    let mut report = Report::new(change, Some(region), Outcome::Reconciled);
+    let desired = fleet.statuses();
+    report.desired = deps.topology.regions().map(|r| (r.to_owned(), fleet.status_of(r))).collect();
+    let Some(acting_region) = acting_region(deps.topology, &desired, region, deps.home_region) else {
+        return (report, Some(Error::Unexpected("no active Region left to act from".into())));
+    };
+    report.acting_region = Some(acting_region.clone());
+    let observation = observe(deps, &acting_region, region, calls).await;
+    let status = fleet.status_of(region);
+    let options = PlanOptions {
+        failback_region: (status == RegionStatus::Active).then(|| region.to_owned()),
+        writer_region_answers: observation.writer_region_answers,
+        ..PlanOptions::default()
+    };
+    let full = plan::plan(deps.topology, &desired, &observation.observed, &options);
+    // Only this cell's work: its health check, and the writer leaving it.
+    let actions: Vec<Action> = full.actions.into_iter().filter(|a| a.concerns(region)).collect();
+    let plan = Plan { actions, notes: full.notes };
+    report.observed = Some(observation.observed.clone());
+    report.plan = Some(plan.clone());
+    if deps.topology.failover_policy.dry_run {
+        report.outcome = Outcome::DryRun;
+        return (report, None);
+    }
+    let local = match deps.clients.region(deps.home_region) {
+        Ok(clients) => Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region),
+        Err(err) => return (report, Some(err)),
+    };
+    let mut steps = apply(deps, &acting_region, &plan.actions, calls).await;
+    if let Some(failed) = observation.failed_step {
+        steps.push(failed);
+    }
+    report.steps = steps;
+    let cause = fleet.regions.get(region).map(|e| e.cause.clone());
+    let error = record_outcome(&mut report, region, cause.as_deref(), change, ledger, &local, deps, calls).await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "failover converge report");
+    (report, error)
 }
 
 fn metric(name: &str, value: f64, region: &str) {

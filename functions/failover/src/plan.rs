@@ -70,6 +70,9 @@ pub enum Action {
     RestoreHealthCheck { region: String, health_check_id: String },
     /// Move the Aurora writer, calling RDS in the target's Region.
     MoveAuroraWriter { from_region: String, to_region: String, target_cluster_arn: String, mode: WriterMove },
+    /// Not planned: the step that reports an Aurora global cluster that could not be observed
+    /// (a failed step, so the invocation is retried).
+    ObserveAurora { from_region: String },
 }
 
 impl Action {
@@ -78,6 +81,17 @@ impl Action {
             Action::InvertHealthCheck { .. } => "InvertHealthCheck",
             Action::RestoreHealthCheck { .. } => "RestoreHealthCheck",
             Action::MoveAuroraWriter { .. } => "MoveAuroraWriter",
+            Action::ObserveAurora { .. } => "ObserveAurora",
+        }
+    }
+
+    /// Whether this action is part of `region`'s transition: its health check, or the writer
+    /// leaving it or returning to it.
+    pub fn concerns(&self, region: &str) -> bool {
+        match self {
+            Action::InvertHealthCheck { region: r, .. } | Action::RestoreHealthCheck { region: r, .. } => r == region,
+            Action::MoveAuroraWriter { from_region, to_region, .. } => from_region == region || to_region == region,
+            Action::ObserveAurora { .. } => false,
         }
     }
 }
@@ -91,6 +105,9 @@ pub struct PlanOptions {
     pub failback_region: Option<String>,
     /// On failback, also move the Aurora writer back to the failback Region (switchover).
     pub restore_writer: bool,
+    /// The writer's Region answered RDS just now: an evacuation moves the writer with a
+    /// switchover (no data loss); only when it does not is `AllowDataLoss` used.
+    pub writer_region_answers: bool,
 }
 
 /// The plan and notes on what was deliberately not done.
@@ -134,7 +151,7 @@ pub fn plan(
     if let Some(aurora) = &observed.aurora {
         plan_aurora(topology, &status, aurora, options, &mut result);
     } else if topology.aurora.is_some() {
-        result.notes.push("Aurora global cluster could not be observed: writer not checked".into());
+        result.notes.push("Aurora global cluster could not be observed: the ObserveAurora step failed".into());
     }
     result
 }
@@ -157,7 +174,24 @@ fn plan_aurora(
         let candidate =
             topology.regions().filter(|r| *r != writer.region && status(r) == RegionStatus::Active).find_map(member_in);
         match candidate {
-            Some(member) => Some((member, if options.planned { WriterMove::Switchover } else { WriterMove::Failover })),
+            Some(member) => {
+                let mode = if options.planned {
+                    result.notes.push("planned evacuation: the writer moves with a switchover (no data loss)".into());
+                    WriterMove::Switchover
+                } else if options.writer_region_answers {
+                    result
+                        .notes
+                        .push(format!("the writer's Region {} answers RDS: switchover (no data loss)", writer.region));
+                    WriterMove::Switchover
+                } else {
+                    result.notes.push(format!(
+                        "the writer's Region {} does not answer RDS: failover with AllowDataLoss",
+                        writer.region
+                    ));
+                    WriterMove::Failover
+                };
+                Some((member, mode))
+            }
             None => {
                 result.notes.push(format!("writer in evacuated {} but no active Region has a member", writer.region));
                 None

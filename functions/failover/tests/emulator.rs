@@ -1,17 +1,24 @@
-//! failover through its real handler against the emulator, fed by the `events/` files: 2- and
-//! 3-Region evacuations, static stability with the failed Region's APIs down, the min-healthy
-//! rule, duplicate deliveries, failback gates, dry run and malformed input.
+//! failover through its real handler against the emulator: 2- and 3-Region evacuations, static
+//! stability with the failed Region's APIs down, the min-healthy rule, duplicate deliveries,
+//! failback gates, dry run and malformed input; authenticity, actor Regions, confirmation and
+//! ordering of alarm changes; and the scheduled reconcile.
+//!
+//! Every delivery is a real alarm state change: the test sets the alarm's state in its watcher
+//! Region (SetAlarmState) and delivers the EventBridge event CloudWatch emitted for it (or the
+//! direct-action / SNS shape derived from it) to failover in the alarm's actor Region.
 
-use failover::{Deps, Outcome, Report};
-use multisite_tests::Emulator;
+use failover::{Deps, Outcome, Report, Response, Trigger};
 use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::fixtures::{describe_global, eventually, writer_arn};
 use multisite_tests::instances::Instances;
 use multisite_tests::roles::Function;
+use multisite_tests::{ControlPlaneFailure, Emulator};
 use serde_json::{Value, json};
+use shared::alarm::Identity;
 use shared::clock::{Clock, FixedClock};
-use shared::ledger::{self, ProbeSummary, RegionStatus};
+use shared::ledger::{self, ProbeSummary, RegionProbe, RegionStatus};
 use shared::{Ledger, RegionalClients, Topology};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,24 +31,94 @@ fn event(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("event JSON")
 }
 
-/// The direct-action ALARM sample, retargeted at another Region's alarm.
-fn alarm_for(region: &str, state: &str) -> Value {
-    let mut e = event(&format!("alarm-alarm-action-us-east-1-{}.json", state.to_lowercase()));
-    e["alarmData"]["alarmName"] = format!("web-{region}-unhealthy").into();
+/// The direct alarm-action shape of a recorded EventBridge state-change event.
+fn alarm_action(eb: &Value) -> Value {
+    let mut e = event("alarm-alarm-action-us-east-1-alarm.json");
+    e["alarmArn"] = eb["resources"][0].clone();
+    e["accountId"] = eb["account"].clone();
+    e["region"] = eb["region"].clone();
+    e["time"] = eb["detail"]["state"]["timestamp"].clone();
+    e["alarmData"]["alarmName"] = eb["detail"]["alarmName"].clone();
+    e["alarmData"]["state"] = eb["detail"]["state"].clone();
+    if eb["detail"]["previousState"].is_object() {
+        e["alarmData"]["previousState"] = eb["detail"]["previousState"].clone();
+    }
     e
 }
 
+/// The SNS shape (an alarm action to a topic) of a recorded EventBridge state-change event.
+fn sns(eb: &Value) -> Value {
+    let mut e = event("alarm-sns-us-east-1-alarm.json");
+    let text = e["Records"][0]["Sns"]["Message"].as_str().expect("message").to_owned();
+    let mut message: Value = serde_json::from_str(&text).expect("SNS message JSON");
+    let detail = &eb["detail"];
+    message["AlarmName"] = detail["alarmName"].clone();
+    message["NewStateValue"] = detail["state"]["value"].clone();
+    message["NewStateReason"] = detail["state"]["reason"].clone();
+    message["StateChangeTime"] = detail["state"]["timestamp"].clone();
+    message["AlarmArn"] = eb["resources"][0].clone();
+    message["AWSAccountId"] = eb["account"].clone();
+    if let Some(previous) = detail["previousState"]["value"].as_str() {
+        message["OldStateValue"] = previous.into();
+    }
+    e["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    e
+}
+
+fn scheduled() -> Value {
+    json!({"version": "0", "id": "5e1c0b5e-0000-4000-8000-000000000001", "source": "aws.events",
+        "detail-type": "Scheduled Event", "account": deployment::ACCOUNT, "region": HOME,
+        "time": "2027-01-15T08:00:00Z", "resources": ["arn:aws:events:eu-west-1:123456789012:rule/multisite-reconcile"],
+        "detail": {}})
+}
+
+fn scheduler_envelope() -> Value {
+    json!({"version": "0", "id": "5e1c0b5e-0000-4000-8000-000000000002", "source": "aws.scheduler",
+        "detail-type": "Scheduled Event", "account": deployment::ACCOUNT, "region": HOME,
+        "time": "2027-01-15T08:00:00Z",
+        "resources": ["arn:aws:scheduler:eu-west-1:123456789012:schedule/default/multisite-reconcile"],
+        "detail": "{}"})
+}
+
+/// A probe verdict that lets `regions` fail back (fresh at `now`, all pairs measured, ready).
+fn good_probe(now: u64, regions: &[&str]) -> ProbeSummary {
+    ProbeSummary {
+        measured_at_ms: now,
+        max_lag_ms: Some(400),
+        rpo_budget_ms: 2_000,
+        rpo_breached: false,
+        unreachable_regions: vec![],
+        readiness_failures: 0,
+        regions: regions.iter().map(|r| ((*r).to_owned(), region_probe(400, false))).collect(),
+    }
+}
+
+fn region_probe(lag_ms: u64, breached: bool) -> RegionProbe {
+    RegionProbe {
+        reachable: true,
+        pairs_measured: 4,
+        pairs_expected: 4,
+        max_lag_ms: Some(lag_ms),
+        rpo_breached: breached,
+        ready: true,
+        readiness_failures: vec![],
+    }
+}
+
 /// A multi-Region deployment in the emulator: health checks, an Aurora global cluster with a
-/// member per Region (writer in the first), the ledger table, and the topology describing them.
-/// The handler runs as deployed in HOME, signed with failover's role from template.yaml; the
+/// member per Region (writer in the first), the health alarms in their watcher Regions, the
+/// ledger (a Global Table, arbiter in HOME), and the topology describing them. The handler runs
+/// as deployed in each Region, signed with that stack's failover role from template.yaml; the
 /// test's own checks use the administrator's clients.
 struct World {
     emulator: Emulator,
+    deployment: Deployment,
     topology: Topology,
     /// The administrator's clients (set-up and checks).
     clients: RegionalClients,
-    /// failover's role, as the stack in HOME deploys it.
-    function_clients: RegionalClients,
+    /// failover's role, as the stack in each Region deploys it.
+    function_clients: BTreeMap<String, RegionalClients>,
+    identity: Identity,
     clock: FixedClock,
     global_id: String,
 }
@@ -53,30 +130,69 @@ impl World {
         let deployment = Deployment::spec(&REGIONS[..n])
             .with_aurora()
             .with_dns()
+            .with_ledger_replicas()
             .with_failover_policy(policy)
             .create(&emulator)
             .await;
         let global_id = deployment.global_cluster_id.clone().expect("global cluster");
         // Clients for every Region (a 2-Region world still has ap-southeast-1 clients for checks).
         let clients = emulator.clients(&REGIONS).await;
-        let function_clients = deployment.function_clients(&emulator, Function::Failover, HOME).await;
+        let mut function_clients = BTreeMap::new();
+        for region in &REGIONS[..n] {
+            function_clients
+                .insert((*region).to_owned(), deployment.function_clients(&emulator, Function::Failover, region).await);
+        }
         emulator.clear_requests();
         Self {
             emulator,
-            topology: deployment.topology,
+            topology: deployment.topology.clone(),
+            deployment,
             clients,
             function_clients,
+            identity: deployment::identity(),
             clock: FixedClock::at(T0),
             global_id,
         }
     }
 
-    fn deps(&self) -> Deps<'_> {
-        Deps { topology: &self.topology, clients: &self.function_clients, home_region: HOME, clock: &self.clock }
+    /// failover as deployed in `home`.
+    fn deps_in<'a>(&'a self, home: &'a str) -> Deps<'a> {
+        Deps {
+            topology: &self.topology,
+            clients: &self.function_clients[home],
+            home_region: home,
+            clock: &self.clock,
+            identity: &self.identity,
+        }
     }
 
-    async fn handle(&self, payload: Value) -> Result<Vec<Report>, shared::Error> {
-        failover::handle(payload, &self.deps()).await
+    /// Delivers `payload` to failover in `home`.
+    async fn handle_in(&self, home: &str, payload: Value) -> Result<Response, shared::Error> {
+        failover::handle(payload, &self.deps_in(home)).await
+    }
+
+    /// Delivers `payload` to failover in HOME.
+    async fn handle(&self, payload: Value) -> Result<Response, shared::Error> {
+        self.handle_in(HOME, payload).await
+    }
+
+    /// Delivers a change of `region`'s alarm to its actor (the alarm's watcher Region).
+    async fn deliver(&self, region: &str, payload: Value) -> Result<Response, shared::Error> {
+        let actor = self.deployment.watcher(region);
+        self.handle_in(&actor, payload).await
+    }
+
+    /// Sets `region`'s alarm to `state` and returns the EventBridge event CloudWatch emitted.
+    async fn change(&self, region: &str, state: &str) -> Value {
+        // Distinct state-change times, whatever the clock's resolution.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.deployment.alarm_change(&self.emulator, region, state).await
+    }
+
+    /// The alarm of `region` goes to `state` and the change is delivered to its actor.
+    async fn alarm(&self, region: &str, state: &str) -> Result<Response, shared::Error> {
+        let change = self.change(region, state).await;
+        self.deliver(region, change).await
     }
 
     async fn inverted(&self, region: &str) -> bool {
@@ -108,7 +224,12 @@ impl World {
     }
 
     async fn writer_region(&self) -> String {
-        let rds = &self.clients.region(HOME).expect("home").rds;
+        self.writer_region_from(HOME).await
+    }
+
+    /// The writer's Region, as RDS in `region` describes the global cluster.
+    async fn writer_region_from(&self, region: &str) -> String {
+        let rds = &self.clients.region(region).expect("region").rds;
         let arn = writer_arn(&describe_global(rds, &self.global_id).await).expect("writer");
         shared::topology::RdsClusterArn::parse(&arn).expect("a cluster ARN").region.to_owned()
     }
@@ -122,60 +243,91 @@ impl World {
         assert!(moved.is_some(), "writer never reached {region}");
     }
 
+    /// The arbiter replica (HOME), where the fleet record is decided.
     fn ledger(&self) -> Ledger {
-        Ledger::new(self.clients.region(HOME).expect("home").dynamodb.clone(), "multisite-ledger", HOME)
+        self.ledger_in(HOME)
+    }
+
+    fn ledger_in(&self, region: &str) -> Ledger {
+        Ledger::new(self.clients.region(region).expect("region").dynamodb.clone(), "multisite-ledger", region)
+    }
+
+    /// Writes a lag-probe verdict where failover in `actor` reads it (its own replica).
+    async fn put_probe(&self, actor: &str, probe: &ProbeSummary, version: u64) {
+        let now = self.clock.now_ms();
+        self.ledger_in(actor).put(ledger::PROBE_PK, ledger::PROBE_LATEST_SK, probe, version, now).await.expect("probe");
+    }
+
+    async fn fleet(&self) -> ledger::FleetStatus {
+        self.ledger().fleet_status().await.expect("fleet").0
     }
 
     async fn status(&self, region: &str) -> RegionStatus {
-        self.ledger().fleet_status().await.expect("fleet").0.status_of(region)
+        self.fleet().await.status_of(region)
     }
 
     async fn transitions(&self, region: &str) -> usize {
-        self.ledger().list::<Value>(&ledger::transition_pk(region)).await.expect("transitions").len()
+        self.ledger_in(&self.deployment.watcher(region))
+            .list::<Value>(&ledger::transition_pk(region))
+            .await
+            .expect("transitions")
+            .len()
     }
 }
 
-fn only(reports: Vec<Report>) -> Report {
-    assert_eq!(reports.len(), 1);
-    reports.into_iter().next().expect("one report")
+fn only(response: Response) -> Report {
+    assert_eq!(response.reports.len(), 1, "{:?}", response.reports);
+    response.reports.into_iter().next().expect("one report")
+}
+
+fn reason(report: &Report) -> &str {
+    report.reason.as_deref().unwrap_or_default()
 }
 
 #[tokio::test]
 async fn two_region_evacuation_inverts_the_check_and_moves_the_writer() {
     let world = World::new(2, json!({})).await;
+    let change = world.change("us-east-1", "ALARM").await;
+    world.emulator.clear_requests();
 
-    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+    let report = only(world.deliver("us-east-1", alarm_action(&change)).await.expect("evacuated"));
 
-    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert!(report.transition_recorded);
     assert!(world.inverted("us-east-1").await, "latency routing no longer answers with us-east-1");
     assert!(!world.inverted("eu-west-1").await);
     world.wait_writer("eu-west-1").await;
     assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
     assert_eq!(world.transitions("us-east-1").await, 1);
-    let rds_calls: Vec<_> =
-        world.emulator.requests().into_iter().filter(|r| r.operation == "FailoverGlobalCluster").collect();
-    assert_eq!(rds_calls.len(), 1);
-    assert_eq!(rds_calls[0].region, "eu-west-1", "RDS failover is called in the target Region");
+    // us-east-1's RDS still answers: the writer moves with a switchover, no data loss.
+    let rds_calls: Vec<_> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "SwitchoverGlobalCluster" || r.operation == "FailoverGlobalCluster")
+        .collect();
+    assert_eq!(rds_calls.len(), 1, "{rds_calls:?}");
+    assert_eq!(rds_calls[0].operation, "SwitchoverGlobalCluster");
+    assert_eq!(rds_calls[0].region, "eu-west-1", "the writer move is called in the target Region");
 }
 
 #[tokio::test]
 async fn three_region_evacuation_via_eventbridge_and_sns_moves_the_writer_only_from_the_failed_region() {
     let world = World::new(3, json!({})).await;
 
-    // ap-southeast-1 holds no writer: only its check flips.
-    let mut ap = event("alarm-eventbridge-us-east-1-alarm.json");
-    ap["detail"]["alarmName"] = "web-ap-southeast-1-unhealthy".into();
-    let report = only(world.handle(ap).await.expect("ap evacuated"));
-    assert_eq!(report.outcome, Outcome::Reconciled);
+    // ap-southeast-1 holds no writer: only its check flips (its actor is us-east-1).
+    let report = only(world.alarm("ap-southeast-1", "ALARM").await.expect("ap evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert!(world.inverted("ap-southeast-1").await);
     assert_eq!(world.writer_region().await, "us-east-1", "writer untouched");
-    assert!(!world.emulator.requests().iter().any(|r| r.operation == "FailoverGlobalCluster"));
+    assert!(!world.emulator.requests().iter().any(|r| r.operation.ends_with("GlobalCluster")
+        && (r.operation.starts_with("Failover") || r.operation.starts_with("Switchover"))));
 
-    // us-east-1 (the writer) through SNS, inside the cool-down of nothing: allowed (min 1 healthy).
+    // us-east-1 (the writer) through SNS: allowed (min 1 healthy).
     world.clock.advance_ms(1_000);
-    let report = only(world.handle(event("alarm-sns-us-east-1-alarm.json")).await.expect("us-east-1 evacuated"));
-    assert_eq!(report.outcome, Outcome::Reconciled);
+    let change = world.change("us-east-1", "ALARM").await;
+    let report = only(world.deliver("us-east-1", sns(&change)).await.expect("us-east-1 evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert!(world.inverted("us-east-1").await);
     world.wait_writer("eu-west-1").await;
 }
@@ -183,31 +335,33 @@ async fn three_region_evacuation_via_eventbridge_and_sns_moves_the_writer_only_f
 #[tokio::test]
 async fn when_the_own_region_is_out_the_observation_is_made_again_from_an_active_region() {
     let world = World::new(3, json!({})).await;
-    // The function's own Region is evacuated first (it then acts from us-east-1)...
-    let mut own = event("alarm-eventbridge-us-east-1-alarm.json");
-    own["detail"]["alarmName"] = format!("web-{HOME}-unhealthy").into();
-    assert_eq!(only(world.handle(own).await.expect("own Region evacuated")).outcome, Outcome::Reconciled);
+    // failover in ap-southeast-1 is eu-west-1's actor. Its own Region is evacuated first (by its
+    // actor, us-east-1)...
+    let own = only(world.alarm("ap-southeast-1", "ALARM").await.expect("ap evacuated"));
+    assert_eq!(own.outcome, Outcome::Reconciled, "{own:?}");
     world.clock.advance_ms(1_000);
+    let change = world.change("eu-west-1", "ALARM").await;
     world.emulator.clear_requests();
 
-    // ...then ap-southeast-1: the observation started from the own Region before the fleet was
-    // read is not used; us-east-1 observes again and acts.
-    let mut ap = event("alarm-eventbridge-us-east-1-alarm.json");
-    ap["detail"]["alarmName"] = "web-ap-southeast-1-unhealthy".into();
-    let report = only(world.handle(ap).await.expect("ap evacuated"));
-    assert_eq!(report.outcome, Outcome::Reconciled);
-    assert!(world.inverted("ap-southeast-1").await);
+    // ...then eu-west-1: the observation started from the own Region before the fleet was read
+    // is not used; us-east-1 observes again and acts.
+    let report = only(world.handle_in("ap-southeast-1", change).await.expect("eu-west-1 evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
+    assert_eq!(report.acting_region.as_deref(), Some("us-east-1"));
+    assert!(world.inverted("eu-west-1").await);
     assert!(report.observed.as_ref().and_then(|o| o.aurora.as_ref()).is_some(), "{report:?}");
     let describes: Vec<String> = world
         .emulator
         .requests()
         .into_iter()
-        .filter(|r| r.operation == "DescribeGlobalClusters")
+        // The changing Region's own DescribeGlobalClusters is the "does the writer's Region
+        // answer" probe, not an observation.
+        .filter(|r| r.operation == "DescribeGlobalClusters" && r.region != "eu-west-1")
         .map(|r| r.region)
         .collect();
     assert_eq!(
         describes,
-        vec![HOME.to_owned(), "us-east-1".to_owned()],
+        vec!["ap-southeast-1".to_owned(), "us-east-1".to_owned()],
         "early from the own Region, then from the acting one"
     );
 }
@@ -215,37 +369,48 @@ async fn when_the_own_region_is_out_the_observation_is_made_again_from_an_active
 #[tokio::test]
 async fn evacuation_completes_with_the_failed_regions_apis_down() {
     let world = World::new(3, json!({})).await;
+    let change = world.change("us-east-1", "ALARM").await;
     // us-east-1's regional APIs fail; Route 53's global control plane is modelled as surviving.
     world.emulator.control(
         "POST",
         "/_multisite/outage",
         Some(&json!({"region": "us-east-1", "down": true, "except_services": ["route53"]})),
     );
+    world.emulator.clear_requests();
 
-    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+    let report = only(world.deliver("us-east-1", alarm_action(&change)).await.expect("evacuated"));
 
-    assert_eq!(report.outcome, Outcome::Reconciled);
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert!(world.inverted("us-east-1").await);
     world.wait_writer("eu-west-1").await;
-    let to_failed: Vec<_> =
-        world.emulator.requests().into_iter().filter(|r| r.region == "us-east-1" && r.service != "route53").collect();
-    assert!(to_failed.is_empty(), "no call to the failed Region on the critical path: {to_failed:?}");
+    let to_failed: Vec<_> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.region == "us-east-1" && r.service != "route53")
+        .filter(|r| r.operation != "DescribeGlobalClusters")
+        .collect();
+    assert!(to_failed.is_empty(), "no call to the failed Region but the writer probe: {to_failed:?}");
+    let failovers: Vec<_> =
+        world.emulator.requests().into_iter().filter(|r| r.operation == "FailoverGlobalCluster").collect();
+    assert_eq!(failovers.len(), 1, "the writer's Region did not answer: AllowDataLoss");
 }
 
 #[tokio::test]
 async fn when_route53_fails_the_aurora_step_still_runs_and_the_retry_converges() {
     let world = World::new(2, json!({})).await;
+    let change = world.change("us-east-1", "ALARM").await;
     // Route 53 calls are made from the acting (surviving) Region's client.
     world.emulator.throttle("eu-west-1", 1000, Some("route53"), Some("UpdateHealthCheck"));
 
-    let err = world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect_err("route53 step fails");
+    let err = world.deliver("us-east-1", alarm_action(&change)).await.expect_err("route53 step fails");
     assert!(err.is_retryable(), "{err}");
     world.wait_writer("eu-west-1").await;
     assert!(!world.inverted("us-east-1").await);
 
     world.emulator.throttle("eu-west-1", 0, Some("route53"), Some("UpdateHealthCheck"));
-    let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("retry converges"));
-    assert_eq!(report.outcome, Outcome::Reconciled);
+    let report = only(world.deliver("us-east-1", alarm_action(&change)).await.expect("retry converges"));
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert!(!report.transition_recorded, "the retry is the same transition");
     assert!(world.inverted("us-east-1").await);
     assert_eq!(world.transitions("us-east-1").await, 1);
@@ -254,9 +419,10 @@ async fn when_route53_fails_the_aurora_step_still_runs_and_the_retry_converges()
 #[tokio::test]
 async fn both_regions_alarming_evacuates_one_and_refuses_the_other() {
     let world = World::new(2, json!({})).await;
+    let us = world.change("us-east-1", "ALARM").await;
+    let eu = world.change("eu-west-1", "ALARM").await;
 
-    let (a, b) =
-        tokio::join!(world.handle(alarm_for("us-east-1", "ALARM")), world.handle(alarm_for("eu-west-1", "ALARM")));
+    let (a, b) = tokio::join!(world.deliver("us-east-1", us), world.deliver("eu-west-1", eu));
     let outcomes = [only(a.expect("a")).outcome, only(b.expect("b")).outcome];
 
     assert!(outcomes.contains(&Outcome::Reconciled) && outcomes.contains(&Outcome::Refused), "{outcomes:?}");
@@ -269,7 +435,8 @@ async fn both_regions_alarming_evacuates_one_and_refuses_the_other() {
 #[tokio::test]
 async fn ten_concurrent_duplicate_deliveries_record_exactly_one_transition() {
     let world = World::new(3, json!({})).await;
-    let payload = event("alarm-eventbridge-us-east-1-alarm.json");
+    let payload = world.change("us-east-1", "ALARM").await;
+    world.emulator.clear_requests();
 
     let results = deliver_concurrently(&world, &payload, 10).await;
 
@@ -279,21 +446,24 @@ async fn ten_concurrent_duplicate_deliveries_record_exactly_one_transition() {
     assert_eq!(world.transitions("us-east-1").await, 1);
     assert!(world.inverted("us-east-1").await);
     world.wait_writer("eu-west-1").await;
-    let failovers =
-        world.emulator.requests().iter().filter(|r| r.operation == "FailoverGlobalCluster" && r.status == 200).count();
-    assert_eq!(failovers, 1, "one writer move, whatever the duplicates");
+    let moves = world
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| {
+            (r.operation == "FailoverGlobalCluster" || r.operation == "SwitchoverGlobalCluster") && r.status == 200
+        })
+        .count();
+    assert_eq!(moves, 1, "one writer move, whatever the duplicates");
 
-    // A later duplicate changes nothing.
+    // A later duplicate (the same change) reconciles again and changes nothing.
     world.emulator.clear_requests();
     let again = only(world.handle(payload).await.expect("again"));
+    assert_eq!(again.outcome, Outcome::Reconciled, "{again:?}");
     assert!(again.plan.expect("plan").actions.is_empty());
-    assert!(
-        !world
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.operation == "UpdateHealthCheck" || r.operation.starts_with("Failover"))
-    );
+    assert!(!world.emulator.requests().iter().any(|r| r.operation == "UpdateHealthCheck"
+        || r.operation.starts_with("Failover")
+        || r.operation.starts_with("Switchover")));
 }
 
 async fn deliver_concurrently(world: &World, payload: &Value, n: usize) -> Vec<Result<Report, shared::Error>> {
@@ -304,42 +474,34 @@ async fn deliver_concurrently(world: &World, payload: &Value, n: usize) -> Vec<R
 #[tokio::test]
 async fn failback_waits_for_the_gates_then_restores_the_region() {
     let world = World::new(2, json!({"auto_failback": true, "cooldown_seconds": 60})).await;
-    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+    only(world.alarm("us-east-1", "ALARM").await.expect("evacuated"));
     world.wait_writer("eu-west-1").await;
 
     // Inside the cool-down: pending.
     world.clock.advance_ms(10_000);
-    let pending = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("gated"));
-    assert_eq!(pending.outcome, Outcome::FailbackPending);
-    assert!(pending.reason.as_deref().unwrap_or_default().contains("cool-down"), "{:?}", pending.reason);
+    let ok = world.change("us-east-1", "OK").await;
+    let pending = only(world.deliver("us-east-1", alarm_action(&ok)).await.expect("gated"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
+    assert!(reason(&pending).contains("cool-down"), "{:?}", pending.reason);
     assert!(world.inverted("us-east-1").await);
 
-    // Cool-down over, but the lag-probe says the RPO budget is breached: pending.
+    // Cool-down over, but the lag-probe says us-east-1's pairs breach the RPO budget: pending.
     world.clock.advance_ms(120_000);
-    let breached = ProbeSummary {
-        measured_at_ms: world.clock.now_ms(),
-        max_lag_ms: Some(5_000),
-        rpo_budget_ms: 2_000,
-        rpo_breached: true,
-        unreachable_regions: vec![],
-        readiness_failures: 0,
-    };
-    world
-        .ledger()
-        .put(ledger::PROBE_PK, ledger::PROBE_LATEST_SK, &breached, 1, world.clock.now_ms())
-        .await
-        .expect("probe");
-    let pending = only(world.handle(event("alarm-alarm-action-us-east-1-ok.json")).await.expect("gated"));
-    assert_eq!(pending.outcome, Outcome::FailbackPending);
-    assert!(pending.reason.as_deref().unwrap_or_default().contains("RPO"), "{:?}", pending.reason);
+    let mut breached = good_probe(world.clock.now_ms(), &["us-east-1", "eu-west-1"]);
+    breached.max_lag_ms = Some(5_000);
+    breached.rpo_breached = true;
+    breached.regions.insert("us-east-1".into(), region_probe(5_000, true));
+    world.put_probe(HOME, &breached, 1).await;
+    let pending = only(world.deliver("us-east-1", alarm_action(&ok)).await.expect("gated"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
+    assert!(reason(&pending).contains("RPO"), "{:?}", pending.reason);
 
     // A good probe: failback restores the check; the writer stays unless asked.
-    let good = ProbeSummary { max_lag_ms: Some(400), rpo_breached: false, ..breached };
-    world.ledger().put(ledger::PROBE_PK, ledger::PROBE_LATEST_SK, &good, 2, world.clock.now_ms()).await.expect("probe");
-    let mut ok = event("alarm-alarm-action-us-east-1-ok.json");
+    world.put_probe(HOME, &good_probe(world.clock.now_ms(), &["us-east-1", "eu-west-1"]), 2).await;
+    let mut ok = alarm_action(&ok);
     ok["multisite"] = json!({"restore_writer": true});
-    let done = only(world.handle(ok).await.expect("failback"));
-    assert_eq!(done.outcome, Outcome::Reconciled);
+    let done = only(world.deliver("us-east-1", ok).await.expect("failback"));
+    assert_eq!(done.outcome, Outcome::Reconciled, "{done:?}");
     assert!(done.transition_recorded);
     assert!(!world.inverted("us-east-1").await);
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
@@ -349,35 +511,40 @@ async fn failback_waits_for_the_gates_then_restores_the_region() {
 #[tokio::test]
 async fn failback_without_auto_failback_is_reported_pending() {
     let world = World::new(2, json!({})).await;
-    only(world.handle(event("alarm-sns-us-east-1-alarm.json")).await.expect("evacuated"));
+    let alarm = world.change("us-east-1", "ALARM").await;
+    only(world.deliver("us-east-1", sns(&alarm)).await.expect("evacuated"));
     world.clock.advance_ms(3_600_000);
-    let pending = only(world.handle(event("alarm-sns-us-east-1-ok.json")).await.expect("pending"));
-    assert_eq!(pending.outcome, Outcome::FailbackPending);
-    assert!(pending.reason.as_deref().unwrap_or_default().contains("manually"));
+    let ok = world.change("us-east-1", "OK").await;
+    let pending = only(world.deliver("us-east-1", sns(&ok)).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
+    assert!(reason(&pending).contains("manually"), "{:?}", pending.reason);
     assert!(world.inverted("us-east-1").await);
 }
 
 #[tokio::test]
 async fn dry_run_returns_the_plan_and_changes_nothing() {
     let world = World::new(2, json!({})).await;
-    let mut payload = event("alarm-alarm-action-us-east-1-alarm.json");
+    let mut payload = alarm_action(&world.change("us-east-1", "ALARM").await);
     payload["multisite"] = json!({"dry_run": true});
+    world.emulator.clear_requests();
 
-    let report = only(world.handle(payload).await.expect("dry run"));
+    let report = only(world.deliver("us-east-1", payload).await.expect("dry run"));
 
-    assert_eq!(report.outcome, Outcome::DryRun);
+    assert_eq!(report.outcome, Outcome::DryRun, "{report:?}");
     let actions: Vec<&str> = report.plan.as_ref().expect("plan").actions.iter().map(|a| a.name()).collect();
     assert_eq!(actions, ["InvertHealthCheck", "MoveAuroraWriter"]);
     assert!(!world.inverted("us-east-1").await);
     assert_eq!(world.writer_region().await, "us-east-1");
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
-    let writes = world
+    let writes: Vec<_> = world
         .emulator
         .requests()
         .into_iter()
         .filter(|r| !r.operation.starts_with("Get") && !r.operation.starts_with("Describe") && r.operation != "Query")
-        .count();
-    assert_eq!(writes, 0);
+        .filter(|r| r.operation != "TestDNSAnswer")
+        .map(|r| r.operation)
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
 }
 
 #[tokio::test]
@@ -400,7 +567,9 @@ async fn malformed_events_and_unknown_alarms_make_no_aws_call() {
         assert_eq!(err.error_type(), "InvalidEvent", "{what}: {err}");
     }
 
-    let report = only(world.handle(alarm_for("sa-east-1", "ALARM")).await.expect("ignored"));
+    let mut unknown = event("alarm-alarm-action-us-east-1-alarm.json");
+    unknown["alarmData"]["alarmName"] = "web-sa-east-1-unhealthy".into();
+    let report = only(world.handle(unknown).await.expect("ignored"));
     assert_eq!(report.outcome, Outcome::Ignored);
     let mut insufficient = event("alarm-alarm-action-us-east-1-alarm.json");
     insufficient["alarmData"]["state"]["value"] = "INSUFFICIENT_DATA".into();
@@ -419,7 +588,7 @@ async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
     world.emulator.set_health_check_failure(&us_check, true);
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "plain health checks already route away");
 
-    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("evacuated"));
+    only(world.alarm("us-east-1", "ALARM").await.expect("evacuated"));
 
     assert!(world.inverted("us-east-1").await);
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "forced unhealthy stays unhealthy");
@@ -427,8 +596,8 @@ async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "until failback, whatever the endpoint does");
 }
 
-/// Three Regions, the ledger a Global Table whose replicas are 1 s apart, and failover as deployed
-/// in each Region (its own stack's role and ledger replica).
+/// Three Regions, the ledger a Global Table whose replicas are 1 s apart (arbiter in HOME), and
+/// failover as deployed in each Region (its own stack's role and ledger replica).
 async fn fleet_with_ledger_replicas_1_s_apart() -> (Emulator, Deployment, Instances) {
     let emulator = Emulator::start();
     emulator.set_timing(100, 100, 200);
@@ -438,17 +607,17 @@ async fn fleet_with_ledger_replicas_1_s_apart() -> (Emulator, Deployment, Instan
     (emulator, deployment, fleet)
 }
 
-/// The harness the failover-safety work builds on: one alarm change delivered at once to failover
-/// as deployed in each of three Regions (an SNS topic with a subscription per Region), each under
-/// its own stack's role and with its own ledger replica, the replicas 1 s apart. It prints what
-/// each instance did; what they must do is the safety rules' business, so this test asserts what
-/// the harness guarantees: every instance ran, in its own Region, under its own role, against its
-/// own ledger replica, and no call was denied.
+/// One alarm change delivered at once to failover as deployed in each of three Regions (an SNS
+/// topic with a subscription per Region), each under its own stack's role. Only the change's
+/// actor (the alarm's Region, eu-west-1 for us-east-1's alarm) acts, deciding on the arbiter
+/// replica; the others answer Ignored without a call. No call is denied, and the replicas
+/// converge on the evacuation.
 #[tokio::test]
 async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
     let (emulator, deployment, fleet) = fleet_with_ledger_replicas_1_s_apart().await;
     let clock = FixedClock::at(T0);
-    let payload = event("alarm-sns-us-east-1-alarm.json");
+    let identity = deployment::identity();
+    let payload = sns(&deployment.alarm_change(&emulator, "us-east-1", "ALARM").await);
     emulator.clear_requests();
 
     let delivered = fleet
@@ -458,6 +627,7 @@ async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
                 clients: &instance.clients,
                 home_region: &instance.region,
                 clock: &clock,
+                identity: &identity,
             };
             failover::handle(payload.clone(), &deps).await
         })
@@ -465,12 +635,12 @@ async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
 
     for d in &delivered {
         match &d.outcome {
-            Ok(reports) => {
-                for r in reports {
+            Ok(response) => {
+                for r in &response.reports {
                     let did: Vec<String> = r.steps.iter().map(|s| format!("{:?} ok={}", s.action, s.ok)).collect();
                     eprintln!(
-                        "failover in {} ({:?}..{:?}): {:?} transition_recorded={} reason={:?} did {did:?}",
-                        d.region, d.started, d.finished, r.outcome, r.transition_recorded, r.reason
+                        "failover in {} ({:?}..{:?}): {:?} transition_recorded={} reason={:?} did {did:?} calls {:?}",
+                        d.region, d.started, d.finished, r.outcome, r.transition_recorded, r.reason, response.calls
                     );
                 }
             }
@@ -482,21 +652,29 @@ async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
     let requests = emulator.requests();
     let denied: Vec<_> = requests.iter().filter(|r| r.denied.is_some()).collect();
     assert!(denied.is_empty(), "failover's role allows every call it makes: {denied:?}");
+    let actor = deployment.watcher("us-east-1");
+    assert_eq!(actor, HOME);
     for d in &delivered {
-        assert!(d.outcome.is_ok(), "failover in {} failed: {:?}", d.region, d.outcome);
+        let response = d.outcome.as_ref().unwrap_or_else(|e| panic!("failover in {} failed: {e}", d.region));
+        let report = &response.reports[0];
         let role = &fleet.instance(&d.region).roles.role_of(Function::Failover).role_name;
-        let ledger_calls: Vec<_> = requests
-            .iter()
-            .filter(|r| r.service == "dynamodb" && r.principal.as_deref().is_some_and(|p| p.contains(role.as_str())))
-            .collect();
-        assert!(!ledger_calls.is_empty(), "the instance in {} used the ledger under its role {role}", d.region);
-        assert!(
-            ledger_calls.iter().all(|r| r.region == d.region),
-            "each instance reads and writes its own Region's ledger replica: {ledger_calls:?}"
-        );
+        let calls: Vec<_> =
+            requests.iter().filter(|r| r.principal.as_deref().is_some_and(|p| p.contains(role.as_str()))).collect();
+        if d.region == actor {
+            assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
+            assert!(report.transition_recorded);
+            let ledger_calls: Vec<_> = calls.iter().filter(|r| r.service == "dynamodb").collect();
+            assert!(!ledger_calls.is_empty(), "the actor used the ledger under its role {role}");
+            assert!(
+                ledger_calls.iter().all(|r| r.region == deployment.topology.arbiter_region() || r.region == d.region),
+                "the actor uses the arbiter replica and its own: {ledger_calls:?}"
+            );
+        } else {
+            assert_eq!(report.outcome, Outcome::Ignored, "{report:?}");
+            assert!(calls.is_empty(), "a Region that is not the actor calls nothing: {calls:?}");
+        }
     }
-    // The replicas disagreed while the writes replicated; after the delay, last writer wins and
-    // every replica holds the same fleet record, as a Global Table converges on AWS.
+    // After the delay every replica holds the same fleet record, as a Global Table converges.
     let admin = emulator.clients(&REGIONS).await;
     let fleet_in = |region: &'static str| {
         let ddb = admin.region(region).expect("region").dynamodb.clone();
@@ -504,7 +682,7 @@ async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
     };
     let converged = eventually(Duration::from_secs(5), Duration::from_millis(100), || async {
         let (a, b, c) = tokio::join!(fleet_in(REGIONS[0]), fleet_in(REGIONS[1]), fleet_in(REGIONS[2]));
-        (a == b && b == c).then_some(a)
+        (a.0 == b.0 && b.0 == c.0).then_some(a)
     })
     .await;
     let (fleet, _) = converged.expect("the ledger replicas converge after the replication delay");
@@ -525,9 +703,17 @@ async fn a_role_missing_one_action_fails_that_step_with_a_permanent_access_denie
     health_checks["Action"] = json!(["route53:GetHealthCheck"]);
     deployment_roles.put_policy(&world.emulator, Function::Failover, "failover", Some(&policy));
     let clients = deployment_roles.clients(&world.emulator, Function::Failover, &REGIONS[..2]).await;
-    let deps = Deps { topology: &world.topology, clients: &clients, home_region: HOME, clock: &world.clock };
+    let deps = Deps {
+        topology: &world.topology,
+        clients: &clients,
+        home_region: HOME,
+        clock: &world.clock,
+        identity: &world.identity,
+    };
+    let change = world.change("us-east-1", "ALARM").await;
+    world.emulator.clear_requests();
 
-    let err = failover::handle(event("alarm-alarm-action-us-east-1-alarm.json"), &deps).await.expect_err("denied");
+    let err = failover::handle(change, &deps).await.expect_err("denied");
 
     assert_eq!(err.error_type(), "AccessDenied", "{err}");
     assert!(!err.is_retryable(), "a denial is permanent: Lambda's retries cannot help ({err})");
@@ -542,18 +728,26 @@ async fn a_role_missing_one_action_fails_that_step_with_a_permanent_access_denie
     assert_eq!(denied[0].action, "route53:UpdateHealthCheck");
 }
 
-/// Enforcement bites on resources too: failover running in HOME with the role of the us-east-1
-/// stack (whose ledger statement names the us-east-1 replica) is denied its own Region's ledger,
-/// and nothing is changed.
+/// Enforcement bites on resources too: failover running in HOME with the role of a stack whose
+/// ledger statement names only the us-east-1 replica (rendered for an arbiter in us-east-1) is
+/// denied the arbiter replica in HOME, and nothing is changed.
 #[tokio::test]
 async fn a_role_scoped_to_another_regions_ledger_is_denied_and_changes_nothing() {
     let world = World::new(2, json!({})).await;
+    let mut elsewhere = world.topology.clone();
+    elsewhere.arbiter = Some(shared::topology::Arbiter { region: "us-east-1".into() });
     let clients =
-        multisite_tests::roles::function_clients(&world.emulator, &world.topology, Function::Failover, "us-east-1")
-            .await;
-    let deps = Deps { topology: &world.topology, clients: &clients, home_region: HOME, clock: &world.clock };
+        multisite_tests::roles::function_clients(&world.emulator, &elsewhere, Function::Failover, "us-east-1").await;
+    let deps = Deps {
+        topology: &world.topology,
+        clients: &clients,
+        home_region: HOME,
+        clock: &world.clock,
+        identity: &world.identity,
+    };
+    let change = world.change("us-east-1", "ALARM").await;
 
-    let err = failover::handle(event("alarm-alarm-action-us-east-1-alarm.json"), &deps).await.expect_err("denied");
+    let err = failover::handle(change, &deps).await.expect_err("denied");
 
     assert_eq!(err.error_type(), "AccessDenied", "{err}");
     assert!(!err.is_retryable());
@@ -564,29 +758,457 @@ async fn a_role_scoped_to_another_regions_ledger_is_denied_and_changes_nothing()
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
 }
 
-/// Deliveries in a chosen order and timing: the same alarm change reaches failover in eu-west-1
-/// first and, 1.5 s later (after the ledger's 1 s replication delay), in ap-southeast-1, which by
-/// then reads the evacuation from its own replica and records nothing new.
+/// Deliveries in a chosen order and timing: the change reaches its actor (eu-west-1) first and,
+/// 1.5 s later (after the ledger's 1 s replication delay), ap-southeast-1, which is not the
+/// actor and answers Ignored without a call; a late duplicate at the actor decides on the
+/// arbiter and records nothing new.
 #[tokio::test]
 async fn a_late_delivery_in_another_region_sees_the_replicated_evacuation() {
-    let (_emulator, deployment, fleet) = fleet_with_ledger_replicas_1_s_apart().await;
+    let (emulator, deployment, fleet) = fleet_with_ledger_replicas_1_s_apart().await;
     let clock = FixedClock::at(T0);
-    let payload = event("alarm-eventbridge-us-east-1-alarm.json");
+    let identity = deployment::identity();
+    let payload = deployment.alarm_change(&emulator, "us-east-1", "ALARM").await;
 
     let delivered = fleet
-        .deliver_timed(&[("eu-west-1", Duration::ZERO), ("ap-southeast-1", Duration::from_millis(1_500))], async |i| {
-            let deps =
-                Deps { topology: &deployment.topology, clients: &i.clients, home_region: &i.region, clock: &clock };
-            failover::handle(payload.clone(), &deps).await.map(only)
-        })
+        .deliver_timed(
+            &[
+                ("eu-west-1", Duration::ZERO),
+                ("ap-southeast-1", Duration::from_millis(1_500)),
+                ("eu-west-1", Duration::from_millis(1_500)),
+            ],
+            async |i| {
+                let deps = Deps {
+                    topology: &deployment.topology,
+                    clients: &i.clients,
+                    home_region: &i.region,
+                    clock: &clock,
+                    identity: &identity,
+                };
+                failover::handle(payload.clone(), &deps).await.map(only)
+            },
+        )
         .await;
 
     assert_eq!(delivered[0].region, "eu-west-1");
     assert_eq!(delivered[1].region, "ap-southeast-1");
     assert!(delivered[1].started >= Duration::from_millis(1_500), "{:?}", delivered[1].started);
     let first = delivered[0].outcome.as_ref().expect("first delivery");
-    let late = delivered[1].outcome.as_ref().expect("late delivery");
+    let elsewhere = delivered[1].outcome.as_ref().expect("late delivery elsewhere");
+    let late = delivered[2].outcome.as_ref().expect("late delivery at the actor");
     assert!(first.transition_recorded, "{first:?}");
+    assert_eq!(elsewhere.outcome, Outcome::Ignored, "{elsewhere:?}");
+    assert!(reason(elsewhere).contains("actor"), "{elsewhere:?}");
     assert_eq!(late.outcome, Outcome::Reconciled, "{late:?}");
-    assert!(!late.transition_recorded, "the late delivery read the replicated evacuation: {late:?}");
+    assert!(!late.transition_recorded, "the late duplicate read the evacuation on the arbiter: {late:?}");
+    // The replicated record reaches ap-southeast-1's replica.
+    let admin = emulator.clients(&REGIONS).await;
+    let ap =
+        Ledger::new(admin.region("ap-southeast-1").expect("ap").dynamodb.clone(), "multisite-ledger", "ap-southeast-1");
+    let seen = eventually(Duration::from_secs(5), Duration::from_millis(100), || async {
+        (ap.fleet_status().await.expect("fleet").0.status_of("us-east-1") == RegionStatus::Evacuated).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "the evacuation replicates to every replica");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Screening: actor Region and authenticity, before any AWS call.
+
+#[tokio::test]
+async fn a_change_delivered_to_a_region_that_is_not_its_actor_is_ignored() {
+    let world = World::new(3, json!({})).await;
+    let change = world.change("us-east-1", "ALARM").await;
+    world.emulator.clear_requests();
+
+    for elsewhere in ["us-east-1", "ap-southeast-1"] {
+        let report = only(world.handle_in(elsewhere, change.clone()).await.expect("ignored"));
+        assert_eq!(report.outcome, Outcome::Ignored, "{report:?}");
+        assert!(reason(&report).contains("eu-west-1"), "names the actor: {:?}", report.reason);
+    }
+    assert!(world.emulator.requests().is_empty(), "{:?}", world.emulator.requests());
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+    assert!(!world.inverted("us-east-1").await);
+}
+
+#[tokio::test]
+async fn an_alarm_change_from_another_account_is_rejected_and_calls_nothing() {
+    let world = World::new(2, json!({})).await;
+    let mut change = world.change("us-east-1", "ALARM").await;
+    let arn = change["resources"][0].as_str().expect("arn").replace("123456789012", "999999999999");
+    change["resources"][0] = arn.into();
+    change["account"] = "999999999999".into();
+    world.emulator.clear_requests();
+
+    for payload in [change.clone(), alarm_action(&change), sns(&change)] {
+        let response = world.handle(payload).await.expect("rejected, not an error");
+        let report = only(response.clone());
+        assert_eq!(report.outcome, Outcome::Rejected, "{report:?}");
+        assert!(reason(&report).contains("999999999999"), "{:?}", report.reason);
+        assert!(response.calls.is_empty(), "{:?}", response.calls);
+    }
+    assert_eq!(world.emulator.requests().len(), 0, "{:?}", world.emulator.requests());
+}
+
+#[tokio::test]
+async fn an_alarm_in_another_region_than_the_topology_names_is_rejected() {
+    let world = World::new(2, json!({})).await;
+    let mut change = world.change("us-east-1", "ALARM").await;
+    // The topology says us-east-1's alarm lives in eu-west-1; the same name in us-east-1 is another alarm.
+    let arn = change["resources"][0].as_str().expect("arn").replace(":eu-west-1:", ":us-east-1:");
+    change["resources"][0] = arn.into();
+    world.emulator.clear_requests();
+
+    let report = only(world.handle(change).await.expect("rejected"));
+
+    assert_eq!(report.outcome, Outcome::Rejected, "{report:?}");
+    assert!(reason(&report).contains("lives in"), "{:?}", report.reason);
+    assert!(world.emulator.requests().is_empty(), "{:?}", world.emulator.requests());
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+}
+
+#[tokio::test]
+async fn an_unparseable_state_change_time_is_an_invalid_event() {
+    let world = World::new(2, json!({})).await;
+    let change = world.change("us-east-1", "ALARM").await;
+    let mut eb = change.clone();
+    eb["detail"]["state"]["timestamp"] = "yesterday, around ten".into();
+    let mut action = alarm_action(&change);
+    action["alarmData"]["state"]["timestamp"] = "2026-13-45T99:00:00".into();
+    world.emulator.clear_requests();
+
+    for (what, payload) in [("EventBridge", eb.clone()), ("alarm action", action), ("SNS", sns(&eb))] {
+        let err = world.handle(payload).await.expect_err(what);
+        assert_eq!(err.error_type(), "InvalidEvent", "{what}: {err}");
+    }
+    assert!(world.emulator.requests().is_empty(), "{:?}", world.emulator.requests());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confirmation and ordering.
+
+#[tokio::test]
+async fn a_late_alarm_after_its_ok_changes_nothing() {
+    let world = World::new(2, json!({})).await;
+    let alarm = world.change("us-east-1", "ALARM").await;
+    world.change("us-east-1", "OK").await;
+
+    let report = only(world.deliver("us-east-1", alarm).await.expect("stale"));
+
+    assert_eq!(report.outcome, Outcome::Stale, "{report:?}");
+    assert!(reason(&report).contains("late"), "{:?}", report.reason);
+    // The one-shot claim made in the same round trip as the confirmation is withdrawn.
+    let fleet = world.fleet().await;
+    assert_eq!(fleet.status_of("us-east-1"), RegionStatus::Active, "{fleet:?}");
+    assert!(!world.inverted("us-east-1").await);
+    assert_eq!(world.writer_region().await, "us-east-1");
+    assert_eq!(world.transitions("us-east-1").await, 0);
+    // And the region can still be evacuated by the next real change.
+    world.clock.advance_ms(1_000);
+    let report = only(world.alarm("us-east-1", "ALARM").await.expect("evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_late_ok_after_a_newer_alarm_changes_nothing() {
+    let world = World::new(2, json!({"auto_failback": true, "cooldown_seconds": 0})).await;
+    world.put_probe(HOME, &good_probe(world.clock.now_ms(), &["us-east-1", "eu-west-1"]), 1).await;
+    let first = world.change("us-east-1", "ALARM").await;
+    let ok = world.change("us-east-1", "OK").await;
+    let newer = world.change("us-east-1", "ALARM").await;
+    let report = only(world.deliver("us-east-1", newer).await.expect("evacuated"));
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
+    world.clock.advance_ms(1_000);
+
+    // The OK in between arrives late: the alarm is in ALARM now.
+    let late_ok = only(world.deliver("us-east-1", ok.clone()).await.expect("stale"));
+    assert_eq!(late_ok.outcome, Outcome::Stale, "{late_ok:?}");
+    // The first ALARM arrives late too: the alarm agrees, but a newer change was handled.
+    let late_alarm = only(world.deliver("us-east-1", first).await.expect("stale"));
+    assert_eq!(late_alarm.outcome, Outcome::Stale, "{late_alarm:?}");
+    assert!(reason(&late_alarm).contains("newer change"), "{:?}", late_alarm.reason);
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
+    assert!(world.inverted("us-east-1").await);
+
+    // Failback by a newer OK; then the old OK, though the alarm is OK again, is older than the mark.
+    let back = only(world.alarm("us-east-1", "OK").await.expect("failback"));
+    assert_eq!(back.outcome, Outcome::Reconciled, "{back:?}");
+    assert!(!world.inverted("us-east-1").await);
+    world.clock.advance_ms(1_000);
+    let old_ok = only(world.deliver("us-east-1", ok).await.expect("stale"));
+    assert_eq!(old_ok.outcome, Outcome::Stale, "{old_ok:?}");
+    assert!(reason(&old_ok).contains("newer change"), "{:?}", old_ok.reason);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scheduled reconcile.
+
+#[tokio::test]
+async fn the_scheduler_envelope_runs_the_reconcile() {
+    let world = World::new(2, json!({})).await;
+    // The alarm went to ALARM and its delivery was lost: only the schedule sees it.
+    world.change("us-east-1", "ALARM").await;
+
+    let response = world.handle(scheduler_envelope()).await.expect("reconciled");
+
+    let report = only(response);
+    assert_eq!(report.trigger, Trigger::Schedule, "{report:?}");
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
+    assert_eq!(report.region.as_deref(), Some("us-east-1"));
+    assert!(world.inverted("us-east-1").await);
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
+    world.wait_writer("eu-west-1").await;
+    // The plain EventBridge rule's envelope then has nothing to do.
+    let again = world.handle(scheduled()).await.expect("nothing to do");
+    assert!(again.reports.is_empty(), "{:?}", again.reports);
+}
+
+#[tokio::test]
+async fn the_scheduled_reconcile_evacuates_once_the_rules_allow_it() {
+    let world = World::new(2, json!({"auto_failback": true, "cooldown_seconds": 60})).await;
+    let eu = only(world.alarm("eu-west-1", "ALARM").await.expect("eu-west-1 evacuated"));
+    assert_eq!(eu.outcome, Outcome::Reconciled, "{eu:?}");
+    world.clock.advance_ms(1_000);
+    // us-east-1 alarms while eu-west-1 is out: min 1 healthy refuses it.
+    let us = only(world.alarm("us-east-1", "ALARM").await.expect("refused"));
+    assert_eq!(us.outcome, Outcome::Refused, "{us:?}");
+    let refused = only(world.handle(scheduled()).await.expect("still refused"));
+    assert_eq!(refused.trigger, Trigger::Schedule);
+    assert_eq!(refused.outcome, Outcome::Refused, "{refused:?}");
+    assert!(!world.inverted("us-east-1").await);
+
+    // eu-west-1 recovers and fails back (its actor is us-east-1, which reads its own replica's probe).
+    world.clock.advance_ms(120_000);
+    world.put_probe("us-east-1", &good_probe(world.clock.now_ms(), &["us-east-1", "eu-west-1"]), 1).await;
+    let back = only(world.alarm("eu-west-1", "OK").await.expect("failback"));
+    assert_eq!(back.outcome, Outcome::Reconciled, "{back:?}");
+    assert_eq!(world.status("eu-west-1").await, RegionStatus::Active);
+
+    // The next schedule evacuates us-east-1, whose alarm is still in ALARM.
+    world.clock.advance_ms(1_000);
+    let now = only(world.handle(scheduled()).await.expect("evacuated"));
+    assert_eq!(now.trigger, Trigger::Schedule);
+    assert_eq!(now.outcome, Outcome::Reconciled, "{now:?}");
+    assert!(now.transition_recorded);
+    assert!(world.inverted("us-east-1").await);
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
+    world.wait_writer("eu-west-1").await;
+}
+
+#[tokio::test]
+async fn the_scheduled_reconcile_finishes_a_step_that_failed() {
+    let world = World::new(2, json!({})).await;
+    let change = world.change("us-east-1", "ALARM").await;
+    world.emulator.set_control_plane_down("route53", true, ControlPlaneFailure::Throttling);
+
+    let err = world.deliver("us-east-1", change).await.expect_err("the Route 53 step fails");
+    assert!(err.is_retryable(), "{err}");
+    world.wait_writer("eu-west-1").await;
+    world.emulator.set_control_plane_down("route53", false, ControlPlaneFailure::Throttling);
+    assert!(!world.inverted("us-east-1").await);
+    let fleet = world.fleet().await;
+    assert_eq!(fleet.status_of("us-east-1"), RegionStatus::Evacuated);
+    assert!(fleet.unsettled("us-east-1"), "{fleet:?}");
+
+    let report = only(world.handle(scheduled()).await.expect("converged"));
+
+    assert_eq!(report.trigger, Trigger::Schedule);
+    assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
+    let done: Vec<&str> = report.steps.iter().map(|s| s.action.name()).collect();
+    assert_eq!(done, ["InvertHealthCheck"], "only the step left: {report:?}");
+    assert!(world.inverted("us-east-1").await);
+    assert!(!world.fleet().await.unsettled("us-east-1"), "settled");
+    let again = world.handle(scheduled()).await.expect("nothing left");
+    assert!(again.reports.is_empty(), "{:?}", again.reports);
+}
+
+#[tokio::test]
+async fn the_scheduled_reconcile_with_nothing_to_do_only_reads() {
+    let world = World::new(3, json!({})).await;
+    only(world.alarm("us-east-1", "ALARM").await.expect("evacuated"));
+    world.wait_writer("eu-west-1").await;
+    world.emulator.clear_requests();
+
+    let response = world.handle(scheduled()).await.expect("nothing to do");
+
+    eprintln!("scheduled reconcile with nothing to do: calls {:?}", response.calls);
+    assert!(response.reports.is_empty(), "{:?}", response.reports);
+    let reads = ["DescribeAlarms", "GetItem", "GetHealthCheck", "DescribeGlobalClusters"];
+    assert!(response.calls.keys().all(|op| reads.contains(&op.as_str())), "{:?}", response.calls);
+    assert!(response.calls.contains_key("DescribeAlarms") && response.calls.contains_key("GetItem"));
+    let made: Vec<String> = world.emulator.requests().into_iter().map(|r| r.operation).collect();
+    assert!(made.iter().all(|op| reads.contains(&op.as_str())), "{made:?}");
+    assert_eq!(made.len() as u32, response.calls.values().sum::<u32>(), "{made:?} vs {:?}", response.calls);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aurora.
+
+#[tokio::test]
+async fn an_unobservable_aurora_cluster_is_a_failed_step() {
+    let world = World::new(2, json!({})).await;
+    let change = world.change("us-east-1", "ALARM").await;
+    // RDS in the acting Region (HOME) does not answer: the global cluster cannot be observed.
+    world.emulator.set_service_outage(HOME, &["rds"], true);
+
+    let err = world.deliver("us-east-1", change.clone()).await.expect_err("a failed step");
+    assert!(err.is_retryable(), "{err}");
+    assert!(world.inverted("us-east-1").await, "the routing step still ran");
+    assert_eq!(world.writer_region_from("us-east-1").await, "us-east-1", "the writer was not moved blind");
+    assert!(world.fleet().await.unsettled("us-east-1"));
+
+    // The report (from a dry run of the same situation) names the failed observation.
+    let mut dry = alarm_action(&change);
+    dry["multisite"] = json!({"dry_run": true});
+    let report = only(world.deliver("us-east-1", dry).await.expect("dry run"));
+    let notes = report.plan.as_ref().expect("plan").notes.join("; ");
+    assert!(notes.contains("could not be observed"), "{notes}");
+
+    world.emulator.set_service_outage(HOME, &["rds"], false);
+    let retry = only(world.deliver("us-east-1", change).await.expect("retry converges"));
+    assert_eq!(retry.outcome, Outcome::Reconciled, "{retry:?}");
+    world.wait_writer("eu-west-1").await;
+    assert!(!world.fleet().await.unsettled("us-east-1"));
+}
+
+#[tokio::test]
+async fn the_writer_moves_by_switchover_when_its_region_answers_and_with_data_loss_when_not() {
+    for answers in [true, false] {
+        let world = World::new(3, json!({})).await;
+        let change = world.change("us-east-1", "ALARM").await;
+        if !answers {
+            world.emulator.set_outage("us-east-1", true);
+        }
+        world.emulator.clear_requests();
+
+        let report = only(world.deliver("us-east-1", change).await.expect("evacuated"));
+
+        assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
+        let notes = report.plan.as_ref().expect("plan").notes.join("; ");
+        eprintln!("writer answers={answers}: {notes}");
+        let moves: Vec<String> = world
+            .emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r.operation == "SwitchoverGlobalCluster" || r.operation == "FailoverGlobalCluster")
+            .map(|r| format!("{} in {}", r.operation, r.region))
+            .collect();
+        if answers {
+            assert_eq!(moves, ["SwitchoverGlobalCluster in eu-west-1"]);
+            assert!(notes.contains("switchover"), "{notes}");
+        } else {
+            assert_eq!(moves, ["FailoverGlobalCluster in eu-west-1"]);
+            assert!(notes.contains("does not answer") && notes.contains("AllowDataLoss"), "{notes}");
+            world.emulator.set_outage("us-east-1", false);
+        }
+        world.wait_writer("eu-west-1").await;
+    }
+}
+
+#[tokio::test]
+async fn failback_waits_for_a_probe_verdict_of_the_returning_region() {
+    let world = World::new(2, json!({"auto_failback": true, "cooldown_seconds": 60})).await;
+    only(world.alarm("us-east-1", "ALARM").await.expect("evacuated"));
+    world.clock.advance_ms(120_000);
+    let ok = world.change("us-east-1", "OK").await;
+
+    // No verdict at all: the gate stays closed.
+    let pending = only(world.deliver("us-east-1", ok.clone()).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
+    assert!(reason(&pending).contains("no lag-probe verdict"), "{:?}", pending.reason);
+
+    // A verdict that did not measure the returning Region.
+    world.put_probe(HOME, &good_probe(world.clock.now_ms(), &["eu-west-1"]), 1).await;
+    let pending = only(world.deliver("us-east-1", ok.clone()).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
+    assert!(reason(&pending).contains("did not measure us-east-1"), "{:?}", pending.reason);
+
+    // One that measured only some of its pairs.
+    let mut partial = good_probe(world.clock.now_ms(), &["us-east-1", "eu-west-1"]);
+    partial.regions.get_mut("us-east-1").expect("entry").pairs_measured = 1;
+    world.put_probe(HOME, &partial, 2).await;
+    let pending = only(world.deliver("us-east-1", ok.clone()).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
+    assert!(reason(&pending).contains("measured 1 of"), "{:?}", pending.reason);
+
+    // One that is too old.
+    world.put_probe(HOME, &good_probe(world.clock.now_ms() - failover::PROBE_MAX_AGE_MS - 1, &["us-east-1"]), 3).await;
+    let pending = only(world.deliver("us-east-1", ok.clone()).await.expect("pending"));
+    assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
+    assert!(reason(&pending).contains("fresh"), "{:?}", pending.reason);
+
+    // A fresh, complete, ready verdict opens it.
+    world.put_probe(HOME, &good_probe(world.clock.now_ms(), &["us-east-1", "eu-west-1"]), 4).await;
+    let done = only(world.deliver("us-east-1", ok).await.expect("failback"));
+    assert_eq!(done.outcome, Outcome::Reconciled, "{done:?}");
+    assert!(!world.inverted("us-east-1").await);
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+}
+
+/// The split brain the arbiter closes: two Regions alarm at once (a network event between them),
+/// each change handled by failover as deployed in the *other* Region (its actor), every Region
+/// subscribed (SNS), the ledger replicas 1 s apart, `min_healthy_regions` = 2 of 3. Before the
+/// arbiter each claim passed on its own replica and both Regions were evacuated; now both claims
+/// go to one replica and exactly one Region leaves.
+#[tokio::test]
+async fn two_regions_alarming_at_once_in_each_others_region_evacuate_only_one() {
+    let emulator = Emulator::start();
+    emulator.set_timing(100, 100, 200);
+    let deployment = Deployment::spec(&REGIONS)
+        .with_aurora()
+        .with_dns()
+        .with_ledger_replicas()
+        .with_failover_policy(json!({"min_healthy_regions": 2}))
+        .create(&emulator)
+        .await;
+    emulator.set_replication_delay(1_000);
+    let fleet = Instances::deploy(&emulator, &deployment, Function::Failover).await;
+    let clock = FixedClock::at(T0);
+    let identity = deployment::identity();
+    let us = sns(&deployment.alarm_change(&emulator, "us-east-1", "ALARM").await);
+    let eu = sns(&deployment.alarm_change(&emulator, "eu-west-1", "ALARM").await);
+    assert_ne!(deployment.watcher("us-east-1"), deployment.watcher("eu-west-1"), "two different actors");
+
+    let deliver = |payload: Value| {
+        let (fleet, deployment, clock, identity) = (&fleet, &deployment, &clock, &identity);
+        async move {
+            fleet
+                .deliver_all(async |instance| {
+                    let deps = Deps {
+                        topology: &deployment.topology,
+                        clients: &instance.clients,
+                        home_region: &instance.region,
+                        clock,
+                        identity,
+                    };
+                    failover::handle(payload.clone(), &deps).await
+                })
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(deliver(us), deliver(eu));
+    let outcomes: Vec<Outcome> = a
+        .iter()
+        .chain(&b)
+        .map(|d| d.outcome.as_ref().unwrap_or_else(|e| panic!("failover in {} failed: {e}", d.region)))
+        .map(|r| r.reports[0].outcome)
+        .filter(|o| *o != Outcome::Ignored)
+        .collect();
+    assert_eq!(outcomes.len(), 2, "one actor per change: {outcomes:?}");
+    assert!(outcomes.contains(&Outcome::Reconciled) && outcomes.contains(&Outcome::Refused), "{outcomes:?}");
+
+    let arbiter = Ledger::new(
+        deployment.clients.region(deployment.topology.arbiter_region()).expect("arbiter").dynamodb.clone(),
+        "multisite-ledger",
+        deployment.topology.arbiter_region(),
+    );
+    let (status, _) = arbiter.fleet_status().await.expect("fleet");
+    let evacuated: Vec<&str> =
+        REGIONS.iter().copied().filter(|r| status.status_of(r) == RegionStatus::Evacuated).collect();
+    assert_eq!(evacuated.len(), 1, "exactly one Region evacuated: {evacuated:?}");
+    let route53 = &deployment.clients.region(HOME).expect("home").route53;
+    for region in REGIONS {
+        let flags =
+            shared::aws::health_check_flags(route53, HOME, &deployment.health_checks[region]).await.expect("hc");
+        assert_eq!(flags.forced_unhealthy(), evacuated.contains(&region), "{region}: the world matches the ledger");
+    }
 }

@@ -1,17 +1,23 @@
 //! lag-probe: on an EventBridge schedule, measures the Global Table's replication lag for every
-//! ordered pair of active Regions against the RPO budget, reports the Aurora global cluster's
-//! health and lag, and checks every active Region can take 100% (DESIGN.md section 4).
+//! ordered pair of Regions against the RPO budget, reports the Aurora global cluster's health and
+//! lag, checks every active Region can take 100% and every evacuated one its share back
+//! (DESIGN.md section 4).
 //!
 //! A run:
 //! 1. decodes the scheduled event (a malformed one is `InvalidEvent`, before any AWS call);
-//! 2. reads the fleet status from the ledger replica of its own Region: the active Regions;
-//! 3. observes, all at once, each active Region's table (`DescribeTable`, `DescribeTimeToLive`) and
-//!    Auto Scaling group, every cell's health check, the Aurora global cluster and its lag metrics;
-//!    a Region whose DynamoDB API does not answer is unreachable and is not called again;
-//! 4. measures every ordered pair of reachable active Regions concurrently ([`measure`]);
-//! 5. evaluates the readiness rules ([`readiness`]), emits EMF metrics, stores the summary
-//!    (`probe/latest`, read by failover's failback gate) and the full report (`probe/report`) in
-//!    the ledger, and returns the report.
+//! 2. reads the fleet status from the ledger replica of its own Region: which Regions are active
+//!    and which Evacuated;
+//! 3. observes, all at once, each Region's table (`DescribeTable`, `DescribeTimeToLive`) and
+//!    Auto Scaling group, every cell's health check, the Aurora global cluster and the lag metrics
+//!    of the active secondaries; a Region whose DynamoDB API does not answer is unreachable and is
+//!    not called again;
+//! 4. measures every ordered pair of reachable Regions concurrently ([`measure`]), Evacuated ones
+//!    included: an evacuated Region that is back must be measured before it can fail back. The
+//!    fleet-wide figures (`rpo_breached`, the overall lag) cover the pairs between active Regions;
+//! 5. evaluates the readiness rules ([`readiness`]), sums up each Region (its pairs and the rules
+//!    about it, [`report::region_probes`]), emits EMF metrics, stores the summary (`probe/latest`,
+//!    read by failover's failback gate) and the full report (`probe/report`) in the ledger, and
+//!    returns the report.
 //!
 //! Every call has a time limit and the measurement phase a budget, so a run ends well inside a
 //! 60 s Lambda timeout even when a Region is down.
@@ -28,7 +34,9 @@ pub mod stats;
 use crate::config::ProbeConfig;
 use crate::measure::{PairTarget, SampleOutcome, SamplePlan, within};
 use crate::observe::{GlobalClusterView, GroupSizes, HealthCheckFlags, TableView};
-use crate::report::{AuroraLag, AuroraReport, PairOutcome, PairReport, ProbeReport, Replication, UnreachableRegion};
+use crate::report::{
+    AuroraLag, AuroraReport, PairOutcome, PairReport, ProbeReport, Replication, UnreachableRegion, region_probes,
+};
 use crate::stats::{LagStats, PollSchedule};
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -119,7 +127,7 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
     let home = deps.clients.region(deps.home_region)?;
     let ledger = home_ledger(deps)?;
 
-    // 1. Which Regions are active.
+    // 1. Which Regions are active; every Region is probed.
     let (fleet, fleet_error) =
         match within(config.call_timeout, "GetItem", deps.home_region, ledger.fleet_status()).await {
             Ok((fleet, _)) => (fleet, None),
@@ -133,9 +141,12 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         topology.regions().map(|r| (r.to_owned(), fleet.status_of(r))).collect();
     let active: Vec<String> =
         topology.regions().filter(|r| fleet.status_of(r) == RegionStatus::Active).map(str::to_owned).collect();
+    let evacuated: Vec<String> =
+        topology.regions().filter(|r| fleet.status_of(r) == RegionStatus::Evacuated).map(str::to_owned).collect();
+    let probed: Vec<String> = topology.regions().map(str::to_owned).collect();
 
     // 2. Observe everything at once.
-    let regions_future = join_all(active.iter().map(|region| observe_region(deps, region)));
+    let regions_future = join_all(probed.iter().map(|region| observe_region(deps, region)));
     let health_future = join_all(topology.cells.iter().map(|cell| async move {
         let flags = within(
             config.call_timeout,
@@ -168,7 +179,7 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
     }
     let views: BTreeMap<&str, &RegionView> = views.iter().map(|v| (v.region.as_str(), v)).collect();
 
-    // 3. Measure every ordered pair of active Regions.
+    // 3. Measure every ordered pair of Regions, evacuated ones included.
     let timeout = config.sample_timeout(topology.rpo_budget_ms);
     let schedule = PollSchedule { initial: config.poll_initial, max: config.poll_max, timeout };
     let plan = SamplePlan {
@@ -181,8 +192,8 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
     let mut ttl_notes = BTreeSet::new();
     let mut ready_pairs = Vec::new();
     let mut pairs = Vec::new();
-    for source in &active {
-        for destination in active.iter().filter(|d| *d != source) {
+    for source in &probed {
+        for destination in probed.iter().filter(|d| *d != source) {
             match prepare_pair(deps, source, destination, &views, &unreachable, &mut ttl_notes) {
                 Ok(target) => ready_pairs.push(target),
                 Err(report) => pairs.push(*report),
@@ -265,9 +276,15 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         tracing::warn!(rule = failure.rule.name(), region = failure.rule.region(), "{}", failure.message);
     }
 
-    let all_lags: Vec<u64> = pairs.iter().flat_map(|p| p.samples.iter().map(|s| s.lag_ms)).collect();
+    // The fleet's figures: the pairs between active Regions (an evacuated Region catching up
+    // after an outage is judged in its own entry, not as a breach of the serving fleet).
+    let fleet_pairs = || pairs.iter().filter(|p| p.between(&active));
+    let all_lags: Vec<u64> = fleet_pairs().flat_map(|p| p.samples.iter().map(|s| s.lag_ms)).collect();
+    let rpo_breached = fleet_pairs().any(|p| p.breached);
     let calls = pairs.iter().map(|p| p.calls).sum();
-    let rpo_breached = pairs.iter().any(|p| p.breached);
+    let unreachable_regions: Vec<UnreachableRegion> =
+        unreachable.into_iter().map(|(region, error)| UnreachableRegion { region, error }).collect();
+    let regions = region_probes(&probed, &pairs, &unreachable_regions, &readiness);
     Ok(ProbeReport {
         workload: topology.name.clone(),
         measured_at_ms: deps.clock.now_ms(),
@@ -277,10 +294,9 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         rpo_budget_ms: topology.rpo_budget_ms,
         rpo_breached,
         active_regions: active.clone(),
-        unreachable_regions: unreachable
-            .into_iter()
-            .map(|(region, error)| UnreachableRegion { region, error })
-            .collect(),
+        evacuated_regions: evacuated,
+        unreachable_regions,
+        regions,
         replication: Replication {
             table: topology.global_table.clone(),
             samples_per_pair: config.samples,
@@ -316,7 +332,7 @@ fn is_unavailable(err: &Error) -> bool {
     matches!(err, Error::Aws { kind: AwsErrorKind::Unavailable, .. })
 }
 
-/// Reads one active Region's table, TTL and group, concurrently, each within the call limit. When
+/// Reads one Region's table, TTL and group, concurrently, each within the call limit. When
 /// the table read shows the Region down, the other results are not waited for longer than that.
 async fn observe_region(deps: &Deps<'_>, region: &str) -> RegionView {
     let limit = deps.config.call_timeout;

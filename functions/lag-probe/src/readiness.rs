@@ -1,15 +1,20 @@
-//! Readiness rules (pure): can every active Region take 100% of the traffic right now?
+//! Readiness rules (pure): can every active Region take 100% of the traffic right now, and can
+//! each evacuated Region take its share back?
 //!
 //! | rule | checked for | fails when |
 //! |---|---|---|
 //! | `RegionUnreachable` | active Regions | the Region's DynamoDB API did not answer |
 //! | `AsgMaxSizeTooSmall` | active Regions | MaxSize < ceil(total desired of the active Regions / survivors), survivors = active Regions - 1 (at least 1) |
+//! | `AsgCannotTakeShare` | Evacuated Regions | MaxSize < its share once back, ceil(total desired of the active Regions / (active Regions + 1)), or no desired instance while that share is above 0 |
 //! | `ReplicaMissing` / `ReplicaNotActive` | every cell | a Region's replica is absent, or not `ACTIVE`, in a replica's view of the table |
 //! | `AuroraMemberDetached` | every cell with a cluster ARN | the cluster is not a member of the global cluster |
 //! | `HealthCheckUnexpected` | every cell | `Inverted`/`Disabled` differ from what the ledger's status implies (Evacuated = both set: failover forces the check unhealthy; Active = both clear) |
 //!
 //! A rule that could not be evaluated (its data could not be read) is listed in `not_checked`
-//! with the reason; it is not a failure.
+//! with the reason; it is not a failure. `AsgCannotTakeShare` failures are listed apart, in
+//! `failback_failures`: they say an evacuated Region may not fail back yet, not that the active
+//! fleet is unready, so they do not count in `ok`. [`Readiness::about`] gathers everything about
+//! one Region (its entry in the ledger's probe summary).
 
 use crate::observe::{GlobalClusterView, GroupSizes, HealthCheckFlags, TableView};
 use serde::Serialize;
@@ -38,6 +43,20 @@ pub enum Rule {
         /// Regions whose desired capacity could not be read and was estimated.
         estimated: Vec<String>,
     },
+    #[error(
+        "{region} is evacuated and cannot take back its share: Auto Scaling group {asg} has desired {desired} and MaxSize {max_size}, it needs MaxSize >= {required}{} (total desired {total_desired} of the active Regions shared by {regions_after} Regions once it is back)",
+        if *required > 0 { " and at least one desired instance" } else { "" }
+    )]
+    AsgCannotTakeShare {
+        region: String,
+        asg: String,
+        max_size: i32,
+        desired: i32,
+        /// Its share once back: ceil(total desired / Regions after the failback).
+        required: i64,
+        total_desired: i64,
+        regions_after: usize,
+    },
     #[error("{region}: no replica of the global table (seen from {seen_from})")]
     ReplicaMissing { region: String, seen_from: String },
     #[error("{region}: the global table's replica is {status}, not ACTIVE (seen from {seen_from})")]
@@ -63,6 +82,7 @@ impl Rule {
         match self {
             Rule::RegionUnreachable { .. } => "RegionUnreachable",
             Rule::AsgMaxSizeTooSmall { .. } => "AsgMaxSizeTooSmall",
+            Rule::AsgCannotTakeShare { .. } => "AsgCannotTakeShare",
             Rule::ReplicaMissing { .. } => "ReplicaMissing",
             Rule::ReplicaNotActive { .. } => "ReplicaNotActive",
             Rule::AuroraMemberDetached { .. } => "AuroraMemberDetached",
@@ -74,6 +94,7 @@ impl Rule {
         match self {
             Rule::RegionUnreachable { region, .. }
             | Rule::AsgMaxSizeTooSmall { region, .. }
+            | Rule::AsgCannotTakeShare { region, .. }
             | Rule::ReplicaMissing { region, .. }
             | Rule::ReplicaNotActive { region, .. }
             | Rule::AuroraMemberDetached { region, .. }
@@ -100,9 +121,25 @@ pub struct NotChecked {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Readiness {
+    /// No rule about the active fleet failed.
     pub ok: bool,
     pub failures: Vec<Failure>,
+    /// Rules about Evacuated Regions taking their share back (not part of `ok`).
+    pub failback_failures: Vec<Failure>,
     pub not_checked: Vec<NotChecked>,
+}
+
+impl Readiness {
+    /// Every rule about `region` that failed or could not be checked, one sentence each (empty:
+    /// every rule about it passed).
+    pub fn about(&self, region: &str) -> Vec<String> {
+        let failed = self.failures.iter().chain(&self.failback_failures).filter(|f| f.rule.region() == region);
+        let not_checked = self.not_checked.iter().filter(|n| n.region == region);
+        failed
+            .map(|f| f.message.clone())
+            .chain(not_checked.map(|n| format!("{} could not be checked for {region}: {}", n.rule, n.reason)))
+            .collect()
+    }
 }
 
 /// Everything the rules look at. `Err` values say why something could not be read.
@@ -110,11 +147,11 @@ pub struct Observed<'a> {
     pub topology: &'a Topology,
     /// Every cell's status in the ledger.
     pub statuses: &'a BTreeMap<String, RegionStatus>,
-    /// Active Regions whose DynamoDB API did not answer, with the error.
+    /// Probed Regions (active and evacuated) whose DynamoDB API did not answer, with the error.
     pub unreachable: &'a BTreeMap<String, String>,
-    /// Each reachable active Region's view of the table (`Ok(None)`: no table there).
+    /// Each reachable Region's view of the table (`Ok(None)`: no table there).
     pub tables: &'a BTreeMap<String, Result<Option<TableView>, String>>,
-    /// Each reachable active Region's group sizes.
+    /// Each reachable Region's group sizes.
     pub groups: &'a BTreeMap<String, Result<GroupSizes, String>>,
     /// The global cluster, when the topology has one.
     pub aurora: Option<&'a Result<GlobalClusterView, String>>,
@@ -173,6 +210,30 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
         }
     }
 
+    // Failback capacity: an evacuated Region must be able to take back its share of what the
+    // active Regions carry now (they carry the whole load while it is out).
+    let mut failback_failures = Vec::new();
+    let regions_after = active.len() + 1;
+    let share = (total_desired + regions_after as i64 - 1) / regions_after as i64;
+    for region in o.topology.regions().filter(|r| status(r) == RegionStatus::Evacuated) {
+        let Some(cell) = o.topology.cell(region) else { continue };
+        match o.groups.get(region) {
+            Some(Ok(sizes)) if i64::from(sizes.max) < share || (share > 0 && sizes.desired < 1) => failback_failures
+                .push(Rule::AsgCannotTakeShare {
+                    region: region.to_owned(),
+                    asg: cell.auto_scaling_group.clone(),
+                    max_size: sizes.max,
+                    desired: sizes.desired,
+                    required: share,
+                    total_desired,
+                    regions_after,
+                }),
+            Some(Ok(_)) => {}
+            Some(Err(reason)) => skip("AsgCannotTakeShare", region, reason.clone()),
+            None => skip("AsgCannotTakeShare", region, "not read: the Region is unreachable".into()),
+        }
+    }
+
     // Replicas: every cell's replica, as seen by itself and by every other readable view.
     for region in o.topology.regions() {
         let mut verdict: Option<Rule> = None;
@@ -210,7 +271,7 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
         match verdict {
             Some(rule) => failures.push(rule),
             None if !seen => {
-                skip("ReplicaNotActive", region, "no active Region's view of the global table could be read".into())
+                skip("ReplicaNotActive", region, "no reachable Region's view of the global table could be read".into())
             }
             None => {}
         }
@@ -255,8 +316,11 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
         }
     }
 
-    let failures: Vec<Failure> = failures.into_iter().map(|rule| Failure { message: rule.to_string(), rule }).collect();
-    Readiness { ok: failures.is_empty(), failures, not_checked }
+    let reported = |rules: Vec<Rule>| -> Vec<Failure> {
+        rules.into_iter().map(|rule| Failure { message: rule.to_string(), rule }).collect()
+    };
+    let (failures, failback_failures) = (reported(failures), reported(failback_failures));
+    Readiness { ok: failures.is_empty(), failures, failback_failures, not_checked }
 }
 
 #[cfg(test)]
@@ -362,7 +426,89 @@ mod tests {
     fn a_healthy_world_is_ready() {
         let r = World::healthy().evaluate();
         assert!(r.ok, "{:?}", r.failures);
+        assert!(r.failback_failures.is_empty(), "{:?}", r.failback_failures);
         assert!(r.not_checked.is_empty(), "{:?}", r.not_checked);
+        assert!(REGIONS.iter().all(|region| r.about(region).is_empty()));
+    }
+
+    /// us-east-1 evacuated as failover leaves it (health check inverted and disabled), the two
+    /// survivors at desired 4 with room for everything (MaxSize 12).
+    fn us_east_1_evacuated() -> World {
+        let mut w = World::healthy();
+        w.statuses.insert("us-east-1".into(), RegionStatus::Evacuated);
+        w.health_checks.insert("us-east-1".into(), Ok(HealthCheckFlags { inverted: true, disabled: true }));
+        w.groups.iter_mut().for_each(|(_, g)| *g = Ok(GroupSizes { min: 1, desired: 4, max: 12 }));
+        w
+    }
+
+    #[test]
+    fn an_evacuated_region_that_can_take_its_share_back_is_ready_for_failback() {
+        let r = us_east_1_evacuated().evaluate();
+        assert!(r.ok, "{:?}", r.failures);
+        assert!(r.failback_failures.is_empty(), "{:?}", r.failback_failures);
+        assert_eq!(r.about("us-east-1"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_evacuated_region_that_cannot_take_its_share_back_fails_its_failback_not_the_fleet() {
+        // The survivors carry 4 + 4: once back, us-east-1's share is ceil(8 / 3) = 3.
+        for (sizes, why) in [
+            (GroupSizes { min: 1, desired: 2, max: 2 }, "MaxSize 2"),
+            (GroupSizes { min: 0, desired: 0, max: 12 }, "desired 0"),
+        ] {
+            let mut w = us_east_1_evacuated();
+            w.groups.insert("us-east-1".into(), Ok(sizes));
+            let r = w.evaluate();
+            assert!(r.ok, "the active fleet is unaffected: {:?}", r.failures);
+            let [failure] = r.failback_failures.as_slice() else { panic!("{:?}", r.failback_failures) };
+            assert!(
+                matches!(&failure.rule, Rule::AsgCannotTakeShare { region, required: 3, total_desired: 8, regions_after: 3, .. } if region == "us-east-1"),
+                "{:?}",
+                failure.rule
+            );
+            assert!(failure.message.contains(why) && failure.message.contains("web-us-east-1"), "{}", failure.message);
+            assert_eq!(r.about("us-east-1"), std::slice::from_ref(&failure.message));
+            assert!(r.about("eu-west-1").is_empty());
+        }
+
+        // Its group not readable: not checked, and so not ready.
+        let mut w = us_east_1_evacuated();
+        w.groups.insert("us-east-1".into(), Err("DescribeAutoScalingGroups in us-east-1 failed".into()));
+        let r = w.evaluate();
+        assert!(r.failback_failures.is_empty());
+        let about = r.about("us-east-1");
+        assert_eq!(about.len(), 1, "{about:?}");
+        assert!(about[0].starts_with("AsgCannotTakeShare could not be checked for us-east-1"), "{about:?}");
+    }
+
+    #[test]
+    fn an_evacuated_region_is_not_held_to_the_active_only_rules() {
+        // Unreachable and its group unread: no RegionUnreachable, no AsgMaxSizeTooSmall for it.
+        let mut w = us_east_1_evacuated();
+        w.unreachable.insert("us-east-1".into(), "503".into());
+        w.tables.remove("us-east-1");
+        w.groups.remove("us-east-1");
+        let r = w.evaluate();
+        assert!(r.ok, "{:?}", r.failures);
+        assert!(r.not_checked.iter().any(|n| n.rule == "AsgCannotTakeShare" && n.region == "us-east-1"));
+        assert!(!r.not_checked.iter().any(|n| n.rule == "AsgMaxSizeTooSmall" && n.region == "us-east-1"));
+    }
+
+    #[test]
+    fn a_rule_about_a_region_counts_against_that_region_only() {
+        let mut w = World::healthy();
+        if let Some(Ok(Some(view))) = w.tables.get_mut("us-east-1") {
+            view.replicas = vec![("eu-west-1".into(), "ACTIVE".into()), ("ap-southeast-1".into(), "CREATING".into())];
+        }
+        w.health_checks.insert("eu-west-1".into(), Err("GetHealthCheck failed".into()));
+        let r = w.evaluate();
+        assert!(r.about("us-east-1").is_empty(), "seen from us-east-1 is not about us-east-1");
+        let ap = r.about("ap-southeast-1");
+        assert!(ap.len() == 1 && ap[0].contains("CREATING"), "{ap:?}");
+        assert_eq!(
+            r.about("eu-west-1"),
+            ["HealthCheckUnexpected could not be checked for eu-west-1: GetHealthCheck failed"]
+        );
     }
 
     #[test]

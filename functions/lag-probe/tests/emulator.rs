@@ -1,6 +1,7 @@
 //! lag-probe through its real handler against the emulator, fed by `events/scheduled-lag-probe.json`:
-//! measured lag against injected replication delays, breaches, an unreachable Region, readiness
-//! rules, the Aurora report, canary keys and TTL, the ledger record, malformed input.
+//! measured lag against injected replication delays, breaches, an unreachable Region, an evacuated
+//! Region measured for its failback, readiness rules, the Aurora report, canary keys and TTL, the
+//! ledger record and its per-Region entries, malformed input.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -19,7 +20,7 @@ use multisite_tests::fixtures::{
 use multisite_tests::roles::{Function, function_clients};
 use serde_json::{Value, json};
 use shared::clock::{Clock, SystemClock};
-use shared::ledger::{self, ProbeSummary};
+use shared::ledger::{self, FleetStatus, ProbeSummary, RegionProbe, RegionStatus, RegionStatusEntry};
 use shared::{Ledger, RegionalClients, Topology};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ use std::time::{Duration, Instant};
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 const HOME: &str = "eu-west-1";
 const LEDGER: &str = "multisite-ledger";
+/// The failback gate's freshness limit in these tests (failover's own is its business).
+const MAX_AGE_MS: u64 = 60_000;
 
 /// The accuracy benchmark runs alone (write lock); the other tests of this binary share the
 /// machine with each other (read lock). Each test has its own emulator either way.
@@ -169,6 +172,24 @@ impl World {
         Ledger::new(self.clients.region(HOME).expect("home").dynamodb.clone(), LEDGER, HOME)
     }
 
+    async fn stored(&self) -> ProbeSummary {
+        self.ledger().latest_probe().await.expect("ledger").expect("stored").body
+    }
+
+    /// Records `region` as Evacuated in the ledger and forces its health check unhealthy (both
+    /// flags), as failover leaves an evacuated Region.
+    async fn evacuate(&self, region: &str) {
+        let now = SystemClock.now_ms();
+        let mut fleet = FleetStatus::default();
+        let entry = RegionStatusEntry { status: RegionStatus::Evacuated, changed_at_ms: now, cause: "test".into() };
+        fleet.regions.insert(region.to_owned(), entry);
+        let written = self.ledger().put_fleet_if_version(&fleet, 0, now).await.expect("fleet status");
+        assert_eq!(written, ledger::WriteOutcome::Written);
+        let check = &self.topology.cell(region).expect("cell").health_check_id;
+        let route53 = &self.clients.region(HOME).expect("home").route53;
+        route53.update_health_check().health_check_id(check).inverted(true).disabled(true).send().await.expect("force");
+    }
+
     fn ddb(&self, region: &str) -> &aws_sdk_dynamodb::Client {
         &self.clients.region(region).expect("region").dynamodb
     }
@@ -248,10 +269,17 @@ async fn a_delay_beyond_the_budget_is_a_breach_and_a_timeout_too() {
     let fast = pair(&report, "eu-west-1", "us-east-1");
     assert!(!fast.breached && fast.outcome == PairOutcome::Measured, "{fast:#?}");
     assert!(report.rpo_breached);
-    let stored = world.ledger().latest_probe().await.expect("ledger").expect("stored").body;
+    let stored = world.stored().await;
     assert!(stored.rpo_breached);
     assert_eq!(stored.rpo_budget_ms, 300);
     assert_eq!(stored.max_lag_ms, Some(max));
+    // The slow pair is both Regions' pair: neither may fail back on this verdict.
+    for region in ["us-east-1", "eu-west-1"] {
+        let entry = &stored.regions[region];
+        assert!(entry.rpo_breached && entry.pairs_measured == 2 && entry.max_lag_ms == Some(max), "{entry:?}");
+        let reason = stored.failback_verdict(region, SystemClock.now_ms(), MAX_AGE_MS).expect_err("breached");
+        assert!(reason.contains(&format!("{max} ms")) && reason.contains("300 ms"), "{reason}");
+    }
 
     // Never visible within the sample timeout: a timeout is a breach too.
     world.emulator.set_pair_replication_delay("us-east-1", "eu-west-1", 5_000);
@@ -263,9 +291,16 @@ async fn a_delay_beyond_the_budget_is_a_breach_and_a_timeout_too() {
     assert_eq!(lost.skipped_samples, 2, "a pair stops at its first timeout");
     assert!(lost.waited_ms.is_some_and(|w| (1_500..2_000).contains(&w)), "{lost:?}");
     assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
-    let stored = world.ledger().latest_probe().await.expect("ledger").expect("stored").body;
+    let stored = world.stored().await;
     assert!(stored.rpo_breached);
     assert!(stored.max_lag_ms.is_some_and(|m| m >= 1_500), "{stored:?}");
+    // A timed-out pair is not measured: 1 of each Region's 2 pairs.
+    for region in ["us-east-1", "eu-west-1"] {
+        let entry = &stored.regions[region];
+        assert!(entry.rpo_breached && entry.pairs_measured == 1 && entry.pairs_expected == 2, "{entry:?}");
+        let reason = stored.failback_verdict(region, SystemClock.now_ms(), MAX_AGE_MS).expect_err("timed out");
+        assert!(reason.contains("measured 1 of"), "{reason}");
+    }
 }
 
 #[tokio::test]
@@ -297,9 +332,20 @@ async fn a_region_whose_apis_are_down_is_unreachable_and_the_others_are_measured
     let to_down: Vec<_> = world.emulator.requests().into_iter().filter(|r| r.region == "ap-southeast-1").collect();
     assert!(to_down.iter().all(|r| r.operation != "PutItem" && r.operation != "GetItem"), "{to_down:?}");
     assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
-    let stored = world.ledger().latest_probe().await.expect("ledger").expect("stored").body;
+    let stored = world.stored().await;
     assert_eq!(stored.unreachable_regions, ["ap-southeast-1"]);
     assert_eq!(stored.readiness_failures, 1);
+    let ap = &stored.regions["ap-southeast-1"];
+    assert_eq!((ap.reachable, ap.pairs_measured, ap.pairs_expected, ap.ready), (false, 0, 4, false), "{ap:?}");
+    assert!(ap.readiness_failures.iter().any(|f| f.contains("active but unreachable")), "{ap:?}");
+    // The others answered and are ready, but only their pair with each other was measured.
+    for region in ["us-east-1", "eu-west-1"] {
+        let entry = &stored.regions[region];
+        assert_eq!((entry.reachable, entry.pairs_measured, entry.pairs_expected, entry.ready), (true, 2, 4, true));
+    }
+    let now = SystemClock.now_ms();
+    let reason = stored.failback_verdict("ap-southeast-1", now, MAX_AGE_MS).expect_err("down");
+    assert!(reason.contains("could not reach ap-southeast-1"), "{reason}");
     eprintln!("run with a Region down: {elapsed:?}, {} canary calls", report.replication.calls);
 }
 
@@ -376,12 +422,94 @@ async fn readiness_names_each_failed_rule_with_its_region_and_numbers() {
     assert!(p.error.as_deref().unwrap_or_default().contains("CREATING"), "{p:?}");
     assert!(report.rpo_breached);
     assert_eq!(pair(&report, "us-east-1", "eu-west-1").outcome, PairOutcome::Measured);
+    // Each Region's entry carries the rules about it, and only those.
+    let stored = world.stored().await;
+    let ap = &stored.regions["ap-southeast-1"];
+    assert!(ap.reachable && !ap.ready && ap.pairs_measured == 0, "{ap:?}");
+    for failure in report.readiness.failures.iter().filter(|f| f.rule.region() == "ap-southeast-1") {
+        assert!(
+            ap.readiness_failures.contains(&failure.message),
+            "{:?} lacks {}",
+            ap.readiness_failures,
+            failure.message
+        );
+    }
+    let us = &stored.regions["us-east-1"];
+    assert!(!us.ready && us.readiness_failures.iter().all(|f| f.contains("health check")), "{us:?}");
+    let eu = &stored.regions["eu-west-1"];
+    assert!(eu.ready && eu.readiness_failures.is_empty(), "{eu:?}");
+    // Its pairs with ap-southeast-1 could not be measured, which the verdict says first.
+    let reason = stored.failback_verdict("us-east-1", SystemClock.now_ms(), MAX_AGE_MS).expect_err("unready");
+    assert!(reason.contains("measured 2 of us-east-1's 4"), "{reason}");
     let json = serde_json::to_value(&report).expect("json");
     assert!(
         json["readiness"]["failures"]
             .as_array()
             .is_some_and(|f| f.iter().all(|f| f["rule"].is_string() && f["message"].is_string()))
     );
+}
+
+#[tokio::test]
+async fn an_evacuated_region_that_answers_is_measured_for_its_failback() {
+    let _shared = EXCLUSIVE.read().await;
+    let mut world = World::new(Setup { regions: 3, rpo_budget_ms: 500, ..Setup::default() }).await;
+    world.config.timeout = Some(Duration::from_millis(2_000));
+    world.emulator.set_replication_delay(0);
+    world.evacuate("us-east-1").await;
+
+    // While it is down: reported unreachable, not measured, and its failback stays closed; the
+    // rules for active Regions do not hold it (no RegionUnreachable), the fleet is fine.
+    world.emulator.set_outage("us-east-1", true);
+    world.emulator.clear_requests();
+    let report = world.run().await;
+    assert_eq!(report.active_regions, ["eu-west-1", "ap-southeast-1"]);
+    assert_eq!(report.evacuated_regions, ["us-east-1"]);
+    assert_eq!(report.unreachable_regions.iter().map(|u| u.region.as_str()).collect::<Vec<_>>(), ["us-east-1"]);
+    let with_us: Vec<_> = report.replication.pairs.iter().filter(|p| p.involves("us-east-1")).collect();
+    assert!(with_us.len() == 4 && with_us.iter().all(|p| p.outcome == PairOutcome::Unreachable), "{with_us:#?}");
+    assert!(!report.rpo_breached && report.readiness.ok, "{report:#?}");
+    let requests = world.emulator.requests();
+    assert!(
+        !requests.iter().any(|r| r.region == "us-east-1" && (r.operation == "PutItem" || r.operation == "GetItem")),
+        "no canary to a Region that is down: {requests:?}"
+    );
+    let stored = world.stored().await;
+    let us = &stored.regions["us-east-1"];
+    assert_eq!((us.reachable, us.pairs_measured, us.pairs_expected, us.ready), (false, 0, 4, false), "{us:?}");
+    let reason = stored.failback_verdict("us-east-1", SystemClock.now_ms(), MAX_AGE_MS).expect_err("down");
+    assert!(reason.contains("could not reach us-east-1"), "{reason}");
+
+    // Back: its four pairs are measured (the fleet's figures stay the active pairs'), it is ready
+    // (replica ACTIVE, group able to take its share, health check as failover left it), and the
+    // verdict lets it fail back.
+    world.emulator.set_outage("us-east-1", false);
+    let report = world.run().await;
+    assert!(report.unreachable_regions.is_empty(), "{:?}", report.unreachable_regions);
+    assert_eq!(report.replication.pairs.len(), 6);
+    for p in report.replication.pairs.iter().filter(|p| p.involves("us-east-1")) {
+        assert!(p.outcome == PairOutcome::Measured && p.samples.len() == 3 && !p.breached, "{p:#?}");
+    }
+    assert_eq!(report.replication.overall.expect("samples").samples, 6, "3 samples x the 2 active pairs");
+    assert!(report.readiness.ok && report.readiness.failback_failures.is_empty(), "{:#?}", report.readiness);
+    let stored = world.stored().await;
+    assert_eq!(stored, report.summary());
+    let us = &stored.regions["us-east-1"];
+    assert_eq!((us.reachable, us.pairs_measured, us.pairs_expected, us.ready), (true, 4, 4, true), "{us:?}");
+    assert!(!us.rpo_breached && us.max_lag_ms.is_some(), "{us:?}");
+    assert_eq!(stored.failback_verdict("us-east-1", SystemClock.now_ms(), MAX_AGE_MS), Ok(()));
+    // ... until the verdict is too old.
+    let later = stored.measured_at_ms + MAX_AGE_MS + 1;
+    assert!(stored.failback_verdict("us-east-1", later, MAX_AGE_MS).is_err_and(|r| r.contains("fresh")));
+
+    // Catching up slowly: its own entry is breached and keeps it out; the serving fleet is not.
+    world.emulator.set_pair_replication_delay("us-east-1", "eu-west-1", 900);
+    let report = world.run().await;
+    assert!(pair(&report, "us-east-1", "eu-west-1").breached);
+    assert!(!report.rpo_breached, "the active pairs are within the budget: {report:#?}");
+    let stored = world.stored().await;
+    assert!(stored.regions["us-east-1"].rpo_breached && !stored.regions["ap-southeast-1"].rpo_breached);
+    let reason = stored.failback_verdict("us-east-1", SystemClock.now_ms(), MAX_AGE_MS).expect_err("slow");
+    assert!(reason.contains("RPO budget of 500 ms"), "{reason}");
 }
 
 fn arn(region: &str) -> String {
@@ -577,6 +705,21 @@ async fn the_result_is_stored_for_the_failback_gate_and_as_a_full_report() {
     assert_eq!(summary, report.summary());
     assert!(!summary.rpo_breached);
     assert_eq!(summary.max_lag_ms, report.replication.overall.map(|s| s.max_ms));
+    for region in ["us-east-1", "eu-west-1"] {
+        assert_eq!(
+            summary.regions[region],
+            RegionProbe {
+                reachable: true,
+                pairs_measured: 2,
+                pairs_expected: 2,
+                max_lag_ms: summary.max_lag_ms,
+                rpo_breached: false,
+                ready: true,
+                readiness_failures: vec![],
+            }
+        );
+        assert_eq!(summary.failback_verdict(region, SystemClock.now_ms(), MAX_AGE_MS), Ok(()));
+    }
     let full =
         world.ledger().get::<Value>(ledger::PROBE_PK, ledger::PROBE_REPORT_SK).await.expect("ledger").expect("report");
     assert_eq!(full.body, serde_json::to_value(&report).expect("json"));

@@ -26,7 +26,7 @@ use crate::config::ScalerConfig;
 use crate::record::{Covering, GroupPlan, GroupScaling, Planned, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::alarm::{AlarmChange, AlarmState, decode_alarm_changes};
+use shared::alarm::{AlarmChange, AlarmState, Identity, Screened, decode_alarm_changes};
 use shared::clock::Clock;
 use shared::error::FailureClass;
 use shared::ledger::{RegionStatus, SCALING_PK, WriteOutcome};
@@ -45,6 +45,8 @@ pub struct Deps<'a> {
     /// The Region this function runs in; its ledger replica is the one it reads and writes.
     pub home_region: &'a str,
     pub clock: &'a dyn Clock,
+    /// This deployment's account and partition: alarm changes of any other are foreign.
+    pub identity: &'a Identity,
 }
 
 impl Deps<'_> {
@@ -62,13 +64,20 @@ pub enum Trigger {
     AlarmChange,
     /// The restore sweep (a scheduled event, or the pass after alarm changes).
     RestoreSweep,
+    /// A scheduled event covering an evacuation no survivor covered yet.
+    ScheduledCover,
 }
 
 /// How a change was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Outcome {
-    /// Not for this function (unknown alarm, INSUFFICIENT_DATA, nothing recorded to restore).
+    /// Not for this function here (unknown alarm, INSUFFICIENT_DATA, another Region acts on it,
+    /// nothing recorded to restore).
     Ignored,
+    /// Not authentic (another account, partition or Region than the topology names).
+    Rejected,
+    /// Older than the newest handled change of its alarm: nothing scaled.
+    Stale,
     /// The shared safety rules refuse the evacuation: nothing was scaled.
     Refused,
     /// Targets computed, nothing changed.
@@ -225,12 +234,9 @@ impl Report {
     }
 }
 
-/// An EventBridge scheduled event (`"detail-type": "Scheduled Event"` from `aws.events`): the
-/// periodic restore sweep. Anything else must be an alarm change.
-pub fn is_scheduled_event(payload: &Value) -> bool {
-    payload.get("source").and_then(Value::as_str) == Some("aws.events")
-        && payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
-}
+/// A scheduled event, from an EventBridge rule or from EventBridge Scheduler: the periodic
+/// restore sweep. Anything else must be an alarm change.
+pub use shared::alarm::is_scheduled_event;
 
 /// Handles one invocation: every alarm change in the payload, then the restore sweep; or, for a
 /// scheduled event, the sweep alone.
@@ -251,6 +257,12 @@ pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Vec<Report>, Erro
         report
     };
     if is_scheduled_event(&payload) {
+        // Level-triggered: first cover what the fleet record says is evacuated and no survivor
+        // covers yet (an ALARM the scaler never handled, or whose resize kept failing), then give
+        // back what failbacks released.
+        for (report, error) in cover_sweep(dry_run, deps).await {
+            reports.push(log_report(report, error, &mut first_error));
+        }
         let sweep_started = Instant::now();
         let (mut report, error) = sweep(None, dry_run, deps).await;
         report.duration_ms = sweep_started.elapsed().as_millis() as u64;
@@ -263,8 +275,10 @@ pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Vec<Report>, Erro
             let started_change = Instant::now();
             let (mut report, error) = handle_change(change, dry_run, deps).await;
             report.duration_ms = started_change.elapsed().as_millis() as u64;
-            mapped |= report.region.is_some() && report.outcome != Outcome::Ignored;
-            swept |= change.state == AlarmState::Ok && report.region.is_some();
+            // A rejected change is not authentic: it must cause no call, not even the sweep.
+            let authentic = report.region.is_some() && report.outcome != Outcome::Rejected;
+            mapped |= authentic && report.outcome != Outcome::Ignored;
+            swept |= change.state == AlarmState::Ok && authentic;
             reports.push(log_report(report, error, &mut first_error));
         }
         // An OK that raced ahead of failover's failback left work for a later pass: every mapped
@@ -289,11 +303,22 @@ pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Vec<Report>, Erro
 }
 
 async fn handle_change(change: &AlarmChange, dry_run: bool, deps: &Deps<'_>) -> (Report, Option<Error>) {
-    let Some(cell) = deps.topology.cell_for_alarm(&change.alarm_name) else {
-        tracing::info!(alarm = %change.alarm_name, "alarm is not in the topology: ignored");
-        let mut report = Report::for_change(change, None, Outcome::Ignored);
-        report.reason = Some("alarm not mapped to any Region in the topology".into());
-        return (report, None);
+    // The same screen as failover: mapped, authentic, a status change, and this Region its actor.
+    let cell = match shared::alarm::screen(change, deps.topology, deps.identity, deps.home_region) {
+        Ok((cell, _)) => cell,
+        Err(Screened::Ignored { region, reason }) => {
+            tracing::info!(alarm = %change.alarm_name, reason = %reason, "alarm change ignored");
+            let mut report = Report::for_change(change, region.as_deref(), Outcome::Ignored);
+            report.reason = Some(reason);
+            return (report, None);
+        }
+        Err(Screened::Rejected { region, reason }) => {
+            tracing::error!(alarm = %change.alarm_name, region = %region, reason = %reason, "alarm change rejected: not authentic");
+            metric("RejectedChanges", 1.0, &region, None);
+            let mut report = Report::for_change(change, Some(&region), Outcome::Rejected);
+            report.reason = Some(reason);
+            return (report, None);
+        }
     };
     let region = cell.region.as_str();
     match change.state {
@@ -313,9 +338,12 @@ async fn handle_change(change: &AlarmChange, dry_run: bool, deps: &Deps<'_>) -> 
     }
 }
 
+/// The arbiter replica of the ledger (see `Topology::arbiter`): the fleet status failover
+/// decided, and the scaler's group records, whose version checks must hold across Regions.
 fn ledger(deps: &Deps<'_>) -> Result<Ledger, Error> {
-    let clients = deps.clients.region(deps.home_region)?;
-    Ok(Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region))
+    let region = deps.topology.arbiter_region();
+    let clients = deps.clients.region(region)?;
+    Ok(Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, region))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,6 +359,16 @@ async fn evacuate(change: &AlarmChange, region: &str, dry_run: bool, deps: &Deps
         Err(err) => return (report, Some(err)),
     };
     let now = deps.clock.now_ms();
+    if let Some(newest) = fleet.alarm_mark(&change.alarm_name).filter(|m| *m > change.changed_at_ms) {
+        tracing::warn!(alarm = %change.alarm_name, region, newest, "alarm change is stale: nothing scaled");
+        metric("StaleChanges", 1.0, region, None);
+        report.outcome = Outcome::Stale;
+        report.reason = Some(format!(
+            "a newer change of {} (at {newest} ms) was handled already; this one is of {} ms",
+            change.alarm_name, change.changed_at_ms
+        ));
+        return (report, None);
+    }
     let recorded = fleet.statuses();
     // The verdict failover reaches on the same event: an evacuation already recorded passes
     // (a duplicate); a new one must respect min-healthy and the cool-down.
@@ -351,8 +389,7 @@ async fn evacuate(change: &AlarmChange, region: &str, dry_run: bool, deps: &Deps
     let survivors = policy::survivors(deps.topology, &recorded, region);
     let n_active_before = survivors.len() + 1;
     report.n_active_before = Some(n_active_before);
-    let covering =
-        Covering { since_ms: parse_time_ms(&change.changed_at).unwrap_or(now), change_id: change.change_id() };
+    let covering = Covering { since_ms: change.changed_at_ms, change_id: change.change_id(), recorded_at_ms: now };
     let step = Step::Cover { evacuated: region, covering, n_active_before };
     let groups: Vec<(&str, &str)> = survivors
         .iter()
@@ -386,12 +423,53 @@ async fn evacuate(change: &AlarmChange, region: &str, dry_run: bool, deps: &Deps
     (report, error)
 }
 
-/// Epoch milliseconds of a CloudWatch timestamp (`2026-11-26T10:00:00.000+0000` or RFC 3339).
-fn parse_time_ms(text: &str) -> Option<u64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+/// The evacuations the fleet record holds that a survivor's group record does not cover, for
+/// the cells this Region acts for (the actor of the cell's first alarm): each is scaled as if its
+/// ALARM had just arrived. Nothing to cover: no report, one fleet read and one Query.
+async fn cover_sweep(dry_run: bool, deps: &Deps<'_>) -> Vec<(Report, Option<Error>)> {
+    let ledger = match ledger(deps) {
+        Ok(ledger) => ledger,
+        Err(err) => return vec![(Report::for_sweep(), Some(err))],
+    };
+    let (fleet, records) =
+        match futures_util::future::try_join(ledger.fleet_status(), ledger.list::<GroupScaling>(SCALING_PK)).await {
+            Ok(((fleet, _), records)) => (fleet, records),
+            Err(err) => return vec![(Report::for_sweep(), Some(err))],
+        };
+    let open: Vec<GroupScaling> = records.into_iter().map(|r| r.body).filter(GroupScaling::is_open).collect();
+    let mut reports = Vec::new();
+    for cell in &deps.topology.cells {
+        let region = cell.region.as_str();
+        let Some(alarm) = cell.alarms.first() else { continue };
+        let Some(entry) = fleet.regions.get(region).filter(|e| e.status == RegionStatus::Evacuated) else { continue };
+        if deps.topology.actor_region(cell, alarm) != deps.home_region {
+            continue;
+        }
+        let survivors = policy::survivors(deps.topology, &fleet.statuses(), region);
+        let uncovered =
+            survivors.iter().any(|s| !open.iter().any(|r| r.region == *s && r.covering.contains_key(region)));
+        if !uncovered {
+            continue;
+        }
+        let changed_at_ms = fleet.alarm_mark(&alarm.name).unwrap_or(entry.changed_at_ms);
+        let change = AlarmChange {
+            alarm_name: alarm.name.clone(),
+            state: AlarmState::Alarm,
+            previous_state: None,
+            changed_at: shared::alarm::format_alarm_time(changed_at_ms),
+            changed_at_ms,
+            alarm_arn: None,
+            reason: format!("scheduled cover of {region}'s evacuation ({})", entry.cause),
+            delivery: shared::alarm::Delivery::Schedule,
+        };
+        tracing::info!(region, cause = %entry.cause, "an evacuation no survivor covers yet: scaling for it");
+        let started = Instant::now();
+        let (mut report, error) = evacuate(&change, region, dry_run, deps).await;
+        report.trigger = Trigger::ScheduledCover;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        reports.push((report, error));
+    }
+    reports
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,12 +818,10 @@ mod tests {
         let alarm = serde_json::json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch"});
         assert!(!is_scheduled_event(&alarm));
         assert!(!is_scheduled_event(&serde_json::json!("Scheduled Event")));
-    }
-
-    #[test]
-    fn cloudwatch_timestamps_parse_to_epoch_ms() {
-        assert_eq!(parse_time_ms("2026-11-26T10:00:00.000+0000"), Some(1_795_687_200_000));
-        assert_eq!(parse_time_ms("2026-11-26T10:00:00Z"), Some(1_795_687_200_000));
-        assert_eq!(parse_time_ms("yesterday"), None);
+        // EventBridge Scheduler's envelope: another source, `detail` the string "{}".
+        let scheduler = serde_json::json!({"version": "0", "id": "2", "detail-type": "Scheduled Event", "source": "aws.scheduler",
+            "account": "123456789012", "time": "2026-11-26T10:00:00Z", "region": "eu-west-1",
+            "resources": ["arn:aws:scheduler:eu-west-1:123456789012:schedule/default/multisite-reconcile"], "detail": "{}"});
+        assert!(is_scheduled_event(&scheduler));
     }
 }

@@ -4,6 +4,7 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
+use shared::alarm::Identity;
 use shared::clock::SystemClock;
 
 // One event at a time and I/O-bound (parallel AWS calls are concurrent futures, not threads): a
@@ -14,9 +15,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let topology = shared::Topology::from_env()?;
     let clients = shared::RegionalClients::new(&topology).await;
     let home_region = std::env::var("AWS_REGION").map_err(|_| "AWS_REGION is not set (Lambda always sets it)")?;
-    let deps = scaler::Deps { topology: &topology, clients: &clients, home_region: &home_region, clock: &SystemClock };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
-        scaler::handle(event.payload, &deps).await.map(|reports| serde_json::json!({ "reports": reports }))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let (topology, clients, home_region) = (&topology, &clients, &home_region);
+        async move {
+            // The account and partition alarm changes must come from: this function's own.
+            let identity = Identity::from_function_arn(&event.context.invoked_function_arn).ok_or_else(|| {
+                format!(
+                    "cannot read the account from the invoked function ARN `{}`",
+                    event.context.invoked_function_arn
+                )
+            })?;
+            let deps = scaler::Deps { topology, clients, home_region, clock: &SystemClock, identity: &identity };
+            let reports = scaler::handle(event.payload, &deps).await?;
+            Ok::<Value, lambda_runtime::Error>(serde_json::json!({ "reports": reports }))
+        }
     }))
     .await
 }

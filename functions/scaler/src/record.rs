@@ -61,6 +61,10 @@ pub struct Covering {
     /// after it releases the coverage.
     pub since_ms: u64,
     pub change_id: String,
+    /// When the scaler recorded it (its own clock; 0 in records of earlier builds): an
+    /// evacuation failover never recorded is released a cool-down after this.
+    #[serde(default)]
+    pub recorded_at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,9 +109,22 @@ pub fn release_blocker(
     cooldown_ms: u64,
     now_ms: u64,
 ) -> Option<String> {
-    let Some(entry) = fleet.regions.get(region) else {
-        return Some(format!("failback of {region} is not recorded in the fleet status: the capacity stays"));
+    // An evacuation failover never recorded (it refused it: the scaler's verdict is made at the
+    // same time as failover's, from what the fleet record said then, e.g. two Regions alarming
+    // at once) is released once failover has had a cool-down's time to record it.
+    let never_evacuated = match fleet.regions.get(region) {
+        None => true,
+        Some(entry) => entry.status == RegionStatus::Active && entry.changed_at_ms < covering.since_ms,
     };
+    if never_evacuated {
+        if now_ms >= covering.since_ms.max(covering.recorded_at_ms).saturating_add(cooldown_ms) {
+            return None;
+        }
+        return Some(format!(
+            "failback of {region} is not recorded in the fleet status (nor its evacuation, yet): the capacity stays"
+        ));
+    }
+    let Some(entry) = fleet.regions.get(region) else { return None };
     if entry.status != RegionStatus::Active || entry.changed_at_ms < covering.since_ms {
         return Some(format!(
             "{region} is still Evacuated in the fleet status: the capacity stays until failback is recorded"
@@ -310,7 +327,7 @@ mod tests {
     fn cover<'a>(evacuated: &'a str, since_ms: u64, n: usize) -> Step<'a> {
         Step::Cover {
             evacuated,
-            covering: Covering { since_ms, change_id: format!("{evacuated}#{since_ms}") },
+            covering: Covering { since_ms, change_id: format!("{evacuated}#{since_ms}"), recorded_at_ms: since_ms },
             n_active_before: n,
         }
     }
@@ -409,13 +426,13 @@ mod tests {
     fn release_waits_for_a_failback_recorded_after_the_evacuation_and_the_cooldown() {
         let r = settle(change(plan("eu", "web", None, BASE, &cover("us-east-1", 500, 2), NO_RAISE, 600).0).0);
         let cases: [(&str, FleetStatus, u64, &str); 4] = [
-            ("no status", fleet(&[]), 10_000, "not recorded"),
+            ("no status yet", fleet(&[]), 2_000, "nor its evacuation, yet"),
             ("evacuated", fleet(&[("us-east-1", RegionStatus::Evacuated, 550)]), 10_000, "still Evacuated"),
             (
-                "active before the evacuation",
+                "active before the evacuation, failover not recorded it yet",
                 fleet(&[("us-east-1", RegionStatus::Active, 100)]),
-                10_000,
-                "still Evacuated",
+                2_000,
+                "nor its evacuation, yet",
             ),
             ("inside the cool-down", fleet(&[("us-east-1", RegionStatus::Active, 5_000)]), 6_000, "cool-down"),
         ];
@@ -433,6 +450,13 @@ mod tests {
             plan("eu", "web", Some(&r), r.applied, &Step::Release { fleet: &f, cooldown_ms: 3_000 }, NO_RAISE, 8_000).0,
         );
         assert_eq!(resize, Some(BASE));
+        // An evacuation failover never recorded (it refused it) is released a cool-down after it
+        // began: the capacity was never needed.
+        for never in [fleet(&[]), fleet(&[("us-east-1", RegionStatus::Active, 100)])] {
+            let release = Step::Release { fleet: &never, cooldown_ms: 3_000 };
+            let (_, resize, _) = change(plan("eu", "web", Some(&r), r.applied, &release, NO_RAISE, 3_500).0);
+            assert_eq!(resize, Some(BASE), "{never:?}");
+        }
     }
 
     #[test]

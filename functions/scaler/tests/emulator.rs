@@ -1,15 +1,21 @@
 //! scaler through its real handler against the emulator, fed by the `events/` files: Auto Scaling
 //! groups with a launch configuration in every Region (moto starts their instances), evacuation,
 //! duplicates, static stability with the failed Region's APIs down, restore after failback,
-//! restore skipped after a change by hand, refusals, bounds, dry run, failures and malformed input.
+//! restore skipped after a change by hand, refusals, bounds, dry run, failures and malformed input;
+//! the alarm screen shared with failover (actor Region, authenticity, ordering) and both scheduled
+//! envelopes.
+//!
+//! In these deployments each Region's alarm lives in its watcher Region (the next cell): the
+//! `events/` samples are us-east-1's alarm as it comes from eu-west-1, where the handler runs.
 
 use multisite_tests::Emulator;
-use multisite_tests::deployment::Deployment;
+use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::roles::Function;
 use scaler::capacity::Capacity;
 use scaler::record::GroupScaling;
 use scaler::{Deps, GroupAction, Outcome, Report, Trigger};
 use serde_json::{Value, json};
+use shared::alarm::Identity;
 use shared::clock::{Clock, FixedClock};
 use shared::ledger::{self, FleetStatus, RegionStatus, RegionStatusEntry};
 use shared::{Ledger, RegionalClients, Topology};
@@ -30,12 +36,14 @@ fn event(name: &str) -> Value {
 /// own set-up and checks use the administrator's clients.
 struct World {
     emulator: Emulator,
+    deployment: Deployment,
     topology: Topology,
     /// The administrator's clients (set-up and checks).
     clients: RegionalClients,
     /// scaler's role, as the stack in HOME deploys it.
     function_clients: RegionalClients,
     clock: FixedClock,
+    identity: Identity,
 }
 
 impl World {
@@ -50,15 +58,55 @@ impl World {
         let clients = emulator.clients(&REGIONS).await;
         let function_clients = deployment.function_clients(&emulator, Function::Scaler, HOME).await;
         emulator.clear_requests();
-        Self { emulator, topology: deployment.topology, clients, function_clients, clock: FixedClock::at(T0) }
+        let topology = deployment.topology.clone();
+        Self {
+            emulator,
+            deployment,
+            topology,
+            clients,
+            function_clients,
+            clock: FixedClock::at(T0),
+            identity: deployment::identity(),
+        }
     }
 
     fn deps(&self) -> Deps<'_> {
-        Deps { topology: &self.topology, clients: &self.function_clients, home_region: HOME, clock: &self.clock }
+        Deps {
+            topology: &self.topology,
+            clients: &self.function_clients,
+            home_region: HOME,
+            clock: &self.clock,
+            identity: &self.identity,
+        }
     }
 
     async fn handle(&self, payload: Value) -> Result<Vec<Report>, shared::Error> {
         scaler::handle(payload, &self.deps()).await
+    }
+
+    /// The handler as the stack in `region` runs it (its own role, its own home Region).
+    async fn handle_in(&self, region: &str, payload: Value) -> Result<Vec<Report>, shared::Error> {
+        if region == HOME {
+            return self.handle(payload).await;
+        }
+        let clients = self.deployment.function_clients(&self.emulator, Function::Scaler, region).await;
+        let deps = Deps {
+            topology: &self.topology,
+            clients: &clients,
+            home_region: region,
+            clock: &self.clock,
+            identity: &self.identity,
+        };
+        scaler::handle(payload, &deps).await
+    }
+
+    /// Records, as failover does with each transition it makes, the state-change time of the
+    /// newest change of `alarm`.
+    async fn set_alarm_mark(&self, alarm: &str, changed_at_ms: u64) {
+        let (mut fleet, version): (FleetStatus, u64) = self.ledger().fleet_status().await.expect("fleet");
+        fleet.alarms.insert(alarm.to_owned(), changed_at_ms);
+        let written = self.ledger().put_fleet_if_version(&fleet, version, self.clock.now_ms()).await.expect("fleet");
+        assert_eq!(written, ledger::WriteOutcome::Written, "nothing else writes the fleet in these tests");
     }
 
     async fn sizes(&self, region: &str) -> Capacity {
@@ -306,9 +354,11 @@ async fn overlapping_evacuations_give_the_capacity_back_in_any_order() {
     only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("first"));
     world.set_status("us-east-1", RegionStatus::Evacuated).await;
     world.clock.advance_ms(120_000);
+    // eu-west-1's alarm lives in its watcher, ap-southeast-1, whose scaler acts on it.
     let mut eu = event("alarm-alarm-action-us-east-1-alarm.json");
     eu["alarmData"]["alarmName"] = "web-eu-west-1-unhealthy".into();
-    let second = only(world.handle(eu).await.expect("second"));
+    eu["alarmArn"] = "arn:aws:cloudwatch:ap-southeast-1:123456789012:alarm:web-eu-west-1-unhealthy".into();
+    let second = only(world.handle_in("ap-southeast-1", eu).await.expect("second"));
     assert_eq!(second.outcome, Outcome::Scaled, "{second:?}");
     world.set_status("eu-west-1", RegionStatus::Evacuated).await;
     assert_eq!(world.sizes("ap-southeast-1").await, Capacity::new(6, 6, 10), "2 x 3 / 1");
@@ -452,4 +502,186 @@ async fn malformed_events_and_unknown_alarms_make_no_aws_call() {
     assert_eq!(only(world.handle(insufficient).await.expect("ignored")).outcome, Outcome::Ignored);
 
     assert!(world.emulator.requests().is_empty(), "no AWS call: {:?}", world.emulator.requests());
+}
+
+/// An alarm change sample (any delivery) whose alarm ARN is replaced.
+fn with_arn(mut payload: Value, arn: &str) -> Value {
+    if payload.get("Records").is_some() {
+        let sns = &mut payload["Records"][0]["Sns"];
+        let mut message: Value = serde_json::from_str(sns["Message"].as_str().expect("message")).expect("JSON");
+        message["AlarmArn"] = arn.into();
+        sns["Message"] = message.to_string().into();
+    } else if payload.get("resources").is_some() {
+        payload["resources"] = json!([arn]);
+    } else {
+        payload["alarmArn"] = arn.into();
+    }
+    payload
+}
+
+#[tokio::test]
+async fn a_change_delivered_to_a_region_that_is_not_its_actor_is_ignored() {
+    let world = World::new(3, SIZES, json!({}), json!({})).await;
+    // eu-west-1's alarm lives in (and is acted on by) its watcher, ap-southeast-1: the real event.
+    assert_eq!(world.deployment.watcher("eu-west-1"), "ap-southeast-1");
+    let change = world.deployment.alarm_change(&world.emulator, "eu-west-1", "ALARM").await;
+    assert_eq!(change["resources"][0], "arn:aws:cloudwatch:ap-southeast-1:123456789012:alarm:web-eu-west-1-unhealthy");
+    world.emulator.clear_requests();
+
+    // Delivered to HOME (eu-west-1, e.g. through SNS): not its actor, nothing is called.
+    let report = only(world.handle(change.clone()).await.expect("ignored"));
+    assert_eq!((report.outcome, report.region.as_deref()), (Outcome::Ignored, Some("eu-west-1")), "{report:?}");
+    assert!(report.reason.as_deref().unwrap_or_default().contains("ap-southeast-1"), "{report:?}");
+    assert!(world.emulator.requests().is_empty(), "no AWS call: {:?}", world.emulator.requests());
+    // Nor in us-east-1, which neither hosts the alarm.
+    let report = only(world.handle_in("us-east-1", change.clone()).await.expect("ignored"));
+    assert_eq!(report.outcome, Outcome::Ignored, "{report:?}");
+    assert!(world.updates().is_empty());
+    assert!(world.records().await.is_empty());
+
+    // In ap-southeast-1, its actor, the same event scales the survivors; the ledger is the
+    // arbiter replica (HOME), not ap-southeast-1's.
+    world.emulator.clear_requests();
+    let report = only(world.handle_in("ap-southeast-1", change).await.expect("scaled"));
+    assert_eq!((report.outcome, report.region.as_deref()), (Outcome::Scaled, Some("eu-west-1")), "{report:?}");
+    for region in ["us-east-1", "ap-southeast-1"] {
+        assert_eq!(world.sizes(region).await, Capacity::new(3, 3, 10), "{region}");
+    }
+    assert_eq!(world.sizes("eu-west-1").await, SIZES, "the evacuated Region is not touched");
+    let ledger_calls: Vec<_> = world.emulator.requests().into_iter().filter(|r| r.service == "dynamodb").collect();
+    assert!(!ledger_calls.is_empty());
+    assert!(ledger_calls.iter().all(|r| r.region == HOME), "every ledger call goes to the arbiter: {ledger_calls:?}");
+    assert_eq!(world.records().await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_alarm_change_from_another_account_is_rejected_and_scales_nothing() {
+    let world = World::new(3, SIZES, json!({"cooldown_seconds": 60}), json!({})).await;
+    // An evacuation whose failback is recorded and past the cool-down: a sweep would restore it.
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
+    world.clock.advance_ms(120_000);
+    world.set_status("us-east-1", RegionStatus::Active).await;
+    world.clock.advance_ms(61_000);
+    world.emulator.clear_requests();
+
+    let foreign = "arn:aws:cloudwatch:eu-west-1:210987654321:alarm:web-us-east-1-unhealthy";
+    // The right account, but not the Region the topology says the alarm lives in.
+    let wrong_region = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-us-east-1-unhealthy";
+    for (what, arn) in [("another account", foreign), ("another Region", wrong_region)] {
+        for name in [
+            "alarm-alarm-action-us-east-1-alarm.json",
+            "alarm-eventbridge-us-east-1-alarm.json",
+            "alarm-sns-us-east-1-alarm.json",
+            "alarm-alarm-action-us-east-1-ok.json",
+            "alarm-eventbridge-us-east-1-ok.json",
+            "alarm-sns-us-east-1-ok.json",
+        ] {
+            let report = only(world.handle(with_arn(event(name), arn)).await.expect("rejected"));
+            assert_eq!(
+                (report.outcome, report.region.as_deref()),
+                (Outcome::Rejected, Some("us-east-1")),
+                "{what}, {name}: {report:?}"
+            );
+            assert!(report.groups.is_empty(), "{what}, {name}: {report:?}");
+        }
+    }
+    let reasons =
+        only(world.handle(with_arn(event("alarm-sns-us-east-1-alarm.json"), foreign)).await.expect("rejected")).reason;
+    assert!(reasons.as_deref().unwrap_or_default().contains("210987654321"), "{reasons:?}");
+
+    // Not even the ledger is read: a foreign change starts nothing, not the restore sweep.
+    assert!(world.emulator.requests().is_empty(), "no AWS call: {:?}", world.emulator.requests());
+    for region in ["eu-west-1", "ap-southeast-1"] {
+        assert_eq!(world.sizes(region).await, Capacity::new(3, 3, 10), "{region} keeps its capacity");
+        assert!(world.record(region).await.is_open());
+    }
+}
+
+#[tokio::test]
+async fn a_late_alarm_after_a_newer_change_scales_nothing() {
+    let world = World::new(3, SIZES, json!({}), json!({})).await;
+    // failover has handled the OK (10:30:04.456) of the alarm already: the ALARM of 10:00:04.123
+    // arrives after it.
+    let ok = event("alarm-alarm-action-us-east-1-ok.json");
+    let ok_at = shared::alarm::parse_alarm_time(ok["alarmData"]["state"]["timestamp"].as_str().expect("timestamp"))
+        .expect("time")
+        .timestamp_millis() as u64;
+    world.set_alarm_mark("web-us-east-1-unhealthy", ok_at).await;
+    world.emulator.clear_requests();
+
+    for name in [
+        "alarm-alarm-action-us-east-1-alarm.json",
+        "alarm-eventbridge-us-east-1-alarm.json",
+        "alarm-sns-us-east-1-alarm.json",
+    ] {
+        let report = only(world.handle(event(name)).await.expect("stale"));
+        assert_eq!(
+            (report.outcome, report.region.as_deref()),
+            (Outcome::Stale, Some("us-east-1")),
+            "{name}: {report:?}"
+        );
+        assert!(report.reason.as_deref().unwrap_or_default().contains("newer change"), "{name}: {report:?}");
+        assert!(report.groups.is_empty());
+    }
+    assert!(world.updates().is_empty(), "nothing scaled: {:?}", world.updates());
+    assert!(world.records().await.is_empty(), "nothing recorded");
+    for region in REGIONS {
+        assert_eq!(world.sizes(region).await, SIZES, "{region}");
+    }
+
+    // A change newer than the mark is handled.
+    let mut newer = event("alarm-alarm-action-us-east-1-alarm.json");
+    newer["alarmData"]["state"]["timestamp"] = "2026-11-26T11:00:00.000+0000".into();
+    let report = only(world.handle(newer).await.expect("scaled"));
+    assert_eq!(report.outcome, Outcome::Scaled, "{report:?}");
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(3, 3, 10));
+}
+
+#[tokio::test]
+async fn the_scheduler_envelope_runs_the_restore_sweep() {
+    let world = World::new(2, SIZES, json!({"cooldown_seconds": 60}), json!({})).await;
+    only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
+    world.clock.advance_ms(120_000);
+    world.set_status("us-east-1", RegionStatus::Active).await;
+    world.clock.advance_ms(61_000);
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+
+    // EventBridge Scheduler: source aws.scheduler, `detail` the string "{}".
+    let mut schedule = scheduled();
+    schedule["source"] = "aws.scheduler".into();
+    schedule["resources"] =
+        json!(["arn:aws:scheduler:eu-west-1:123456789012:schedule/default/multisite-restore-sweep"]);
+    schedule["detail"] = "{}".into();
+    let sweep = only(world.handle(schedule.clone()).await.expect("sweep"));
+
+    assert_eq!((sweep.trigger, sweep.outcome), (Trigger::RestoreSweep, Outcome::Restored), "{sweep:?}");
+    assert_eq!(group(&sweep, "eu-west-1").action, GroupAction::Restored);
+    assert_eq!(world.sizes("eu-west-1").await, SIZES);
+    assert!(!world.record("eu-west-1").await.is_open());
+
+    world.emulator.clear_requests();
+    let idle = only(world.handle(schedule).await.expect("idle sweep"));
+    assert_eq!((idle.trigger, idle.outcome), (Trigger::RestoreSweep, Outcome::Ignored), "{idle:?}");
+    assert!(world.updates().is_empty());
+}
+
+#[tokio::test]
+async fn the_scheduled_sweep_scales_for_an_evacuation_the_scaler_never_handled() {
+    let world = World::new(2, SIZES, json!({"cooldown_seconds": 60}), json!({})).await;
+    // failover evacuated us-east-1; the scaler's ALARM delivery was lost (or kept failing).
+    world.set_status("us-east-1", RegionStatus::Evacuated).await;
+    assert_eq!(world.sizes("eu-west-1").await, SIZES);
+
+    let reports = world.handle(scheduled()).await.expect("sweep");
+    let cover = reports.iter().find(|r| r.trigger == Trigger::ScheduledCover).expect("a cover report");
+    assert_eq!((cover.region.as_deref(), cover.outcome), (Some("us-east-1"), Outcome::Scaled), "{reports:?}");
+    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10), "the survivor carries 100%");
+
+    // Covered now: the next run has nothing to cover and makes no Auto Scaling write.
+    world.emulator.clear_requests();
+    let again = world.handle(scheduled()).await.expect("sweep");
+    assert!(again.iter().all(|r| r.trigger != Trigger::ScheduledCover), "{again:?}");
+    assert!(world.updates().is_empty());
 }

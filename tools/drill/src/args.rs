@@ -29,9 +29,21 @@ pub enum JsonOut {
     File(String),
 }
 
+/// What happens to the deployment (emulator mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// One Region goes down, is evacuated and fails back.
+    Default,
+    /// The alarms of two Regions (the failing one and the next) go to ALARM at the same moment,
+    /// delivered at once to their actors (different Regions), with min_healthy_regions = Regions - 1:
+    /// exactly one is evacuated, the other refused; then both recover.
+    Simultaneous,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub mode: Mode,
+    pub scenario: Scenario,
     pub regions: Vec<String>,
     /// The Region the drill takes down (default: the first).
     pub fail_region: Option<String>,
@@ -59,6 +71,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             mode: Mode::Emulator,
+            scenario: Scenario::Default,
             regions: DEFAULT_REGIONS[..3].iter().map(|r| r.to_string()).collect(),
             fail_region: None,
             replication_delay_ms: 100,
@@ -80,6 +93,19 @@ impl Options {
     pub fn failing(&self) -> &str {
         self.fail_region.as_deref().unwrap_or_else(|| self.regions.first().map(String::as_str).unwrap_or("us-east-1"))
     }
+
+    /// The Regions whose alarms the scenario sets to ALARM: the failing one, and with
+    /// `--scenario simultaneous` the next one in priority order too.
+    pub fn alarming(&self) -> Vec<String> {
+        let failing = self.failing().to_owned();
+        match self.scenario {
+            Scenario::Default => vec![failing],
+            Scenario::Simultaneous => {
+                let i = self.regions.iter().position(|r| *r == failing).unwrap_or(0);
+                vec![failing, self.regions[(i + 1) % self.regions.len()].clone()]
+            }
+        }
+    }
 }
 
 pub const USAGE: &str = "\
@@ -100,6 +126,18 @@ OPTIONS:
                                 to Region4): a count (from us-east-1, eu-west-1, ap-southeast-1,
                                 us-west-2) or a list, in failover priority order [3]
     --fail REGION               the Region taken down [the first Region]
+    --scenario NAME             default: the failing Region goes down, is evacuated and fails back;
+                                simultaneous: two Regions alarm at once (needs 3 or more Regions;
+                                min_healthy_regions = Regions - 1, so at most one may be
+                                evacuated): the alarms of the --fail Region and the next one go to
+                                ALARM at the same moment (SetAlarmState, no outage) and their
+                                recorded events are delivered at once to their actors (failover
+                                and scaler in each alarm's Region, two different Regions); checks
+                                that exactly one Region is evacuated and the other's evacuation
+                                Refused, the Aurora writer moved at most once and never into an
+                                evacuated Region, and that the arbiter's fleet record equals the
+                                world (health checks inverted exactly for evacuated Regions);
+                                then both alarms go back to OK and everything recovers [default]
     --route53-control-plane-down
                                 Route 53's control plane fails too, for the whole outage (HTTP 503
                                 whichever Region signs; DNS answers, TestDNSAnswer, keep working):
@@ -156,6 +194,13 @@ where
             "-h" | "--help" => return Err(USAGE.to_owned()),
             "--regions" => options.regions = parse_regions(&value("--regions")?)?,
             "--fail" | "--fail-region" => options.fail_region = Some(value("--fail")?),
+            "--scenario" => {
+                options.scenario = match value("--scenario")?.as_str() {
+                    "default" => Scenario::Default,
+                    "simultaneous" => Scenario::Simultaneous,
+                    other => return Err(format!("--scenario {other}: expected `default` or `simultaneous`")),
+                }
+            }
             "--replication-delay-ms" => {
                 options.replication_delay_ms = number(&flag, &value(&flag)?, 0..=60_000)?;
             }
@@ -197,6 +242,17 @@ where
         if let Some(fail) = &options.fail_region {
             if !options.regions.contains(fail) {
                 return Err(format!("--fail {fail}: not one of the drill's Regions ({})", options.regions.join(", ")));
+            }
+        }
+        if options.scenario == Scenario::Simultaneous {
+            if options.regions.len() < 3 {
+                return Err(format!(
+                    "--scenario simultaneous needs 3 or more Regions (two alarm, min_healthy_regions = Regions - 1); got {}",
+                    options.regions.len()
+                ));
+            }
+            if options.planned || options.route53_control_plane_down {
+                return Err("--scenario simultaneous takes neither --planned nor --route53-control-plane-down".into());
             }
         }
     }
@@ -306,5 +362,10 @@ mod tests {
         assert!(parse(["--fail", "sa-east-1"]).expect_err("not in").contains("not one of"));
         assert!(parse(["--replication-delay-ms", "soon"]).is_err());
         assert!(parse(["--frobnicate"]).expect_err("unknown").contains("unknown argument"));
+        assert!(parse(["--scenario", "both"]).expect_err("scenario").contains("simultaneous"));
+        assert!(parse(["--scenario", "simultaneous", "--regions", "2"]).expect_err("2 Regions").contains("3 or more"));
+        let o = parse(["--scenario=simultaneous"]).expect("simultaneous");
+        assert_eq!(o.scenario, Scenario::Simultaneous);
+        assert_eq!(o.alarming(), ["us-east-1", "eu-west-1"]);
     }
 }

@@ -1,6 +1,6 @@
 //! The drill against the local emulator: every step of the README's "The drill" section.
 
-use crate::args::{Mode, Options};
+use crate::args::{Mode, Options, Scenario};
 use crate::dns::{self, Area};
 use crate::error::{Ctx, Result, fail};
 use crate::report::{AreaRouting, Check, Lag, Report, Timeline, Writes};
@@ -19,6 +19,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+mod simultaneous;
+
+/// The emulator's account (moto's default), in the aws partition: who the handlers run as.
+pub const ACCOUNT: &str = "123456789012";
+
+fn drill_identity() -> shared::alarm::Identity {
+    shared::alarm::Identity { partition: "aws".into(), account: ACCOUNT.into() }
+}
 
 const PROBE_EVENT: &str = include_str!("../../../events/scheduled-lag-probe.json");
 const SWEEP_EVENT: &str = include_str!("../../../events/scheduled-restore-sweep.json");
@@ -70,13 +79,23 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
     // The administrator: set-up, the users' traffic, CloudWatch (the drill plays the alarm) and
     // every check. The handlers get their role's clients (`Identities`).
     let clients = emulator.clients(&regions.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    let deployment = world::build(&clients, &regions, options.rpo_budget_ms, options.cooldown_seconds).await?;
+    let alarming = options.alarming();
+    let policy = world::Policy {
+        rpo_budget_ms: options.rpo_budget_ms,
+        cooldown_seconds: options.cooldown_seconds,
+        // Simultaneous: at most one Region may be evacuated.
+        min_healthy_regions: if options.scenario == Scenario::Simultaneous { regions.len() - 1 } else { 1 },
+        arbiter: world::arbiter_for(&regions, &alarming),
+    };
+    let deployment = world::build(&clients, &regions, &policy).await?;
     tl.event(format!(
-        "deployment built: hosted zone {} ({}) with {} latency records + health checks, ledger {} (Global Table, a replica in every Region), Aurora global cluster {} (writer {}), {} Auto Scaling groups {}/{}/{} (min/desired/max), CloudWatch alarms {} (PutMetricAlarm; OK from a HealthCheckStatus 1 datapoint)",
+        "deployment built: hosted zone {} ({}) with {} latency records + health checks, ledger {} (Global Table created in the arbiter Region {}, a replica in every other Region; min_healthy_regions {}), Aurora global cluster {} (writer {}), {} Auto Scaling groups {}/{}/{} (min/desired/max), CloudWatch alarms {} (PutMetricAlarm; OK from a HealthCheckStatus 1 datapoint)",
         world::ZONE,
         deployment.zone_id,
         regions.len(),
         world::LEDGER,
+        policy.arbiter,
+        policy.min_healthy_regions,
         world::GLOBAL_CLUSTER,
         regions[0],
         regions.len(),
@@ -93,9 +112,16 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
     let roles_path = identities
         .write_file(&emulator, topology_path.parent().unwrap_or_else(|| std::path::Path::new("target/drill")))?;
     let provisioner_region = regions[0].clone();
+    let mut failover_clients = BTreeMap::new();
+    let mut scaler_clients = BTreeMap::new();
+    for region in &regions {
+        failover_clients
+            .insert(region.clone(), identities.clients(&emulator, Function::Failover, region, &regions).await?);
+        scaler_clients.insert(region.clone(), identities.clients(&emulator, Function::Scaler, region, &regions).await?);
+    }
     let handlers = Handlers {
-        failover: identities.clients(&emulator, Function::Failover, &home, &regions).await?,
-        scaler: identities.clients(&emulator, Function::Scaler, &home, &regions).await?,
+        failover: failover_clients,
+        scaler: scaler_clients,
         lag_probe: identities.clients(&emulator, Function::LagProbe, &home, &regions).await?,
         provisioner: identities.sdk_config(&emulator, Function::Provisioner, &provisioner_region).await?,
     };
@@ -143,7 +169,10 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         return Ok(drill.finish(started));
     }
 
-    drill.run_scenario().await?;
+    match options.scenario {
+        Scenario::Default => Box::pin(drill.run_scenario()).await?,
+        Scenario::Simultaneous => Box::pin(drill.run_simultaneous()).await?,
+    }
     let report = drill.finish(started);
     if options.keep_running {
         tl.print(&report.render_summary());
@@ -202,7 +231,7 @@ fn ms_since(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
-struct Drill<'a> {
+pub(crate) struct Drill<'a> {
     options: &'a Options,
     tl: &'a Timeline,
     emulator: &'a Emulator,
@@ -223,9 +252,10 @@ struct Drill<'a> {
 /// Each handler's clients, signed with a session of its function's role (template.yaml, rendered
 /// for the drill's parameters) in the stack of the Region it runs in.
 struct Handlers {
-    /// failover, scaler and lag-probe run in the failing Region's watcher Region (`home`).
-    failover: RegionalClients,
-    scaler: RegionalClients,
+    /// failover and scaler as deployed in each Region (a change is acted on in its alarm's Region,
+    /// `Topology::actor_region`); lag-probe runs in the failing Region's watcher Region (`home`).
+    failover: BTreeMap<String, RegionalClients>,
+    scaler: BTreeMap<String, RegionalClients>,
     lag_probe: RegionalClients,
     /// The provisioner runs in the first Region (DataTableHomeRegion); it builds its own clients.
     provisioner: aws_config::SdkConfig,
@@ -282,7 +312,7 @@ fn delivered_as(change: &AlarmChange, overrides: Option<&Value>) -> String {
 
 /// What one delivery of an alarm change did.
 struct Delivery {
-    failover: std::result::Result<Vec<failover::Report>, String>,
+    failover: std::result::Result<failover::Response, String>,
     scaler: std::result::Result<Vec<scaler::Report>, String>,
 }
 
@@ -336,8 +366,13 @@ impl Drill<'_> {
     /// Sets the failing Region's alarm to `state` (SetAlarmState in its watcher Region) and reads
     /// the EventBridge event CloudWatch recorded for that change (waiting briefly for it).
     async fn change_alarm(&self, state: StateValue, reason: &str) -> Result<AlarmChange> {
-        let alarm = world::alarm_name(&self.failing);
-        let watcher = self.watcher();
+        self.change_alarm_of(&self.failing, state, reason).await
+    }
+
+    /// [`Self::change_alarm`] for `region`'s alarm.
+    async fn change_alarm_of(&self, region: &str, state: StateValue, reason: &str) -> Result<AlarmChange> {
+        let alarm = world::alarm_name(region);
+        let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
         let seen = self.recorded_alarm_events(&watcher)?.len();
         world::set_alarm(&self.clients, &watcher, &alarm, state.clone(), reason).await?;
         let changed = Instant::now();
@@ -376,8 +411,18 @@ impl Drill<'_> {
         Ok(())
     }
 
+    /// The ledger's arbiter replica (the topology's `arbiter`): where every fleet decision goes.
     fn ledger(&self) -> Result<Ledger> {
-        Ok(Ledger::new(self.clients.region(&self.home)?.dynamodb.clone(), world::LEDGER, &self.home))
+        let arbiter = self.deployment.topology.arbiter_region();
+        Ok(Ledger::new(self.clients.region(arbiter)?.dynamodb.clone(), world::LEDGER, arbiter))
+    }
+
+    fn failover_clients(&self, region: &str) -> Result<&RegionalClients> {
+        self.handlers.failover.get(region).ok_or_else(|| fail(format!("no failover deployed in {region}")))
+    }
+
+    fn scaler_clients(&self, region: &str) -> Result<&RegionalClients> {
+        self.handlers.scaler.get(region).ok_or_else(|| fail(format!("no scaler deployed in {region}")))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -582,7 +627,8 @@ impl Drill<'_> {
             config: &config,
         };
         let payload: Value = serde_json::from_str(PROBE_EVENT).map_err(|e| fail(format!("scheduled event: {e}")))?;
-        let report = lag_probe::handle(payload, &deps).await.map_err(|e| fail(format!("lag-probe ({label}): {e}")))?;
+        let report =
+            Box::pin(lag_probe::handle(payload, &deps)).await.map_err(|e| fail(format!("lag-probe ({label}): {e}")))?;
         self.tl.event(format!("lag-probe ({label}, in {}): {}", self.home, probe_detail(&report)));
         if self.options.verbose {
             self.tl.detail(serde_json::to_string(&report).unwrap_or_default());
@@ -597,21 +643,35 @@ impl Drill<'_> {
     /// Lambda targets of the alarm's EventBridge rule; a failed invocation is retried twice, as
     /// Lambda retries an asynchronous invocation.
     async fn deliver(&self, payload: &Value, label: &str) -> Delivery {
+        self.deliver_in(&self.home, payload, label).await
+    }
+
+    /// [`Self::deliver`] to failover and scaler as deployed in `region`.
+    async fn deliver_in(&self, region: &str, payload: &Value, label: &str) -> Delivery {
+        let identity = drill_identity();
+        let (Some(failover_clients), Some(scaler_clients)) =
+            (self.handlers.failover.get(region), self.handlers.scaler.get(region))
+        else {
+            let e = format!("no handler deployed in {region}");
+            return Delivery { failover: Err(e.clone()), scaler: Err(e) };
+        };
         let failover_deps = failover::Deps {
             topology: &self.deployment.topology,
-            clients: &self.handlers.failover,
-            home_region: &self.home,
+            clients: failover_clients,
+            home_region: region,
             clock: &SystemClock,
+            identity: &identity,
         };
         let scaler_deps = scaler::Deps {
             topology: &self.deployment.topology,
-            clients: &self.handlers.scaler,
-            home_region: &self.home,
+            clients: scaler_clients,
+            home_region: region,
             clock: &SystemClock,
+            identity: &identity,
         };
         let (failover, scaler) = tokio::join!(
-            retried(|| failover::handle(payload.clone(), &failover_deps)),
-            retried(|| scaler::handle(payload.clone(), &scaler_deps)),
+            retried(|| Box::pin(failover::handle(payload.clone(), &failover_deps))),
+            retried(|| Box::pin(scaler::handle(payload.clone(), &scaler_deps))),
         );
         let delivery = Delivery { failover, scaler };
         self.tl.event(format!("{label}: failover -> {}", summarize_failover(&delivery.failover)));
@@ -739,7 +799,7 @@ impl Drill<'_> {
         let recorded: usize = [&first, &second]
             .iter()
             .filter_map(|d| d.failover.as_ref().ok())
-            .flatten()
+            .flat_map(|r| &r.reports)
             .filter(|r| r.transition_recorded)
             .count();
         if first.failover.is_err() || second.failover.is_err() {
@@ -976,11 +1036,13 @@ impl Drill<'_> {
         let changed = fleet.last_change_ms(&self.failing).unwrap_or(0);
         let cooldown_ms = self.options.cooldown_seconds * 1000;
         let elapsed = world::now_ms().saturating_sub(changed);
+        let identity = drill_identity();
         let failover_deps = failover::Deps {
             topology: &self.deployment.topology,
-            clients: &self.handlers.failover,
-            home_region: &self.home,
+            clients: self.failover_clients(&ok.watcher)?,
+            home_region: &ok.watcher,
             clock: &SystemClock,
+            identity: &identity,
         };
         let probe_line = format!(
             "lag-probe verdict {} ms old, max lag {} ms vs budget {} ms, breached={}",
@@ -990,11 +1052,13 @@ impl Drill<'_> {
             probe.rpo_breached
         );
         let dry_run = json!({"dry_run": true});
-        let dry = failover::handle(ok.payload(Some(dry_run.clone())), &failover_deps).await;
+        let dry = Box::pin(failover::handle(ok.payload(Some(dry_run.clone())), &failover_deps)).await;
         let gate_closed_reason = match &dry {
-            Ok(reports) => {
-                reports.iter().find(|r| r.outcome == failover::Outcome::FailbackPending).and_then(|r| r.reason.clone())
-            }
+            Ok(response) => response
+                .reports
+                .iter()
+                .find(|r| r.outcome == failover::Outcome::FailbackPending)
+                .and_then(|r| r.reason.clone()),
             Err(e) => Some(e.to_string()),
         };
         self.tl.event(format!(
@@ -1025,7 +1089,7 @@ impl Drill<'_> {
         let failed_back = delivery
             .failover
             .as_ref()
-            .map(|r| r.iter().any(|r| r.outcome == failover::Outcome::Reconciled))
+            .map(|r| r.reports.iter().any(|r| r.outcome == failover::Outcome::Reconciled))
             .unwrap_or(false);
         let gate_shown = gate_closed_reason.is_some() || elapsed >= cooldown_ms;
         self.check(
@@ -1057,14 +1121,16 @@ impl Drill<'_> {
         let mut last_summary = String::new();
         while !restored(&sizes) && Instant::now() < deadline {
             attempt += 1;
+            let identity = drill_identity();
             let scaler_deps = scaler::Deps {
                 topology: &self.deployment.topology,
-                clients: &self.handlers.scaler,
+                clients: self.scaler_clients(&self.home)?,
                 home_region: &self.home,
                 clock: &SystemClock,
+                identity: &identity,
             };
             let sweep: Value = serde_json::from_str(SWEEP_EVENT).unwrap_or_default();
-            let result = scaler::handle(sweep, &scaler_deps).await.map_err(|e| e.to_string());
+            let result = Box::pin(scaler::handle(sweep, &scaler_deps)).await.map_err(|e| e.to_string());
             let summary = summarize_scaler(&result);
             sizes = self.survivor_sizes().await?;
             if summary != last_summary || restored(&sizes) {
@@ -1200,10 +1266,11 @@ fn probe_detail(report: &lag_probe::report::ProbeReport) -> String {
     )
 }
 
-fn summarize_failover(result: &std::result::Result<Vec<failover::Report>, String>) -> String {
+fn summarize_failover(result: &std::result::Result<failover::Response, String>) -> String {
     match result {
         Err(e) => format!("ERROR {e}"),
-        Ok(reports) => reports
+        Ok(response) => response
+            .reports
             .iter()
             .map(|r| {
                 let actions: Vec<String> = r
@@ -1240,6 +1307,7 @@ fn action_text(action: &failover::plan::Action) -> String {
         Action::MoveAuroraWriter { from_region, to_region, mode, .. } => {
             format!("{mode:?} Aurora writer {from_region} -> {to_region}")
         }
+        Action::ObserveAurora { from_region } => format!("observe Aurora from {from_region}"),
     }
 }
 

@@ -17,7 +17,7 @@
 
 pub mod args;
 mod dns;
-mod drill;
+pub(crate) mod drill;
 pub mod error;
 pub mod plan;
 mod provision;
@@ -26,7 +26,7 @@ mod roles;
 mod traffic;
 mod world;
 
-pub use args::{JsonOut, Mode, Options, parse};
+pub use args::{JsonOut, Mode, Options, Scenario, parse};
 pub use drill::run;
 pub use error::DrillError;
 pub use report::Report;

@@ -21,16 +21,39 @@ pub struct PlanReport {
     pub home_region: String,
     pub planned: bool,
     pub endpoint_override: Option<String>,
-    pub failover: std::result::Result<Vec<failover::Report>, String>,
+    pub failover: std::result::Result<failover::Response, String>,
     pub scaler: std::result::Result<Vec<scaler::Report>, String>,
 }
 
+/// The deployment's account and partition (what its functions run as, and the account of its
+/// alarms' ARNs): from the topology's Aurora cluster ARNs, else `MULTISITE_ACCOUNT_ID` (partition
+/// `aws`). The drill builds no STS client (it adds no crate the workspace does not build).
+fn deployment_identity(topology: &Topology) -> Result<shared::alarm::Identity> {
+    let from_arn = topology
+        .cells
+        .iter()
+        .filter_map(|c| c.aurora_cluster_arn.as_deref())
+        .find_map(shared::topology::RdsClusterArn::parse)
+        .map(|a| shared::alarm::Identity { partition: a.partition.to_owned(), account: a.account.to_owned() });
+    match from_arn {
+        Some(identity) => Ok(identity),
+        None => std::env::var("MULTISITE_ACCOUNT_ID")
+            .ok()
+            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            .map(|account| shared::alarm::Identity { partition: "aws".into(), account })
+            .ok_or_else(|| {
+                fail("the topology has no Aurora cluster ARN to read the account from: set MULTISITE_ACCOUNT_ID")
+            }),
+    }
+}
+
 /// The alarm event (EventBridge delivery) for `alarm`, as CloudWatch in `watcher` would send it.
-fn alarm_payload(alarm: &str, watcher: &str, planned: bool) -> Value {
+fn alarm_payload(alarm: &str, watcher: &str, account: &str, partition: &str, planned: bool) -> Value {
     let mut event: Value = serde_json::from_str(ALARM_EVENT).unwrap_or_default();
     let now = chrono::DateTime::from_timestamp_millis(crate::world::now_ms() as i64).unwrap_or_default();
     event["region"] = json!(watcher);
-    event["resources"] = json!([format!("arn:aws:cloudwatch:{watcher}:123456789012:alarm:{alarm}")]);
+    event["account"] = json!(account);
+    event["resources"] = json!([format!("arn:{partition}:cloudwatch:{watcher}:{account}:alarm:{alarm}")]);
     event["detail"]["alarmName"] = json!(alarm);
     event["detail"]["state"]["timestamp"] = json!(now.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
     event["detail"]["state"]["reason"] = json!("multisite drill --plan: synthetic ALARM (dry run)");
@@ -48,23 +71,34 @@ pub async fn run(path: &str, failing: Option<&str>, home: Option<&str>, planned:
         None => topology.cells[0].region.clone(),
     };
     let cell = topology.cell(&failing).ok_or_else(|| fail("no such cell"))?;
-    let alarm = cell.alarms.first().cloned().ok_or_else(|| fail(format!("{failing} has no alarm")))?;
+    let alarm_ref = cell.alarms.first().cloned().ok_or_else(|| fail(format!("{failing} has no alarm")))?;
+    let alarm = alarm_ref.name.clone();
+    // The alarm lives (and its events start) in its own Region; only its actor Region acts.
+    let alarm_region = cell.alarm_region(&alarm_ref).to_owned();
     let home = match home {
         Some(h) => h.to_owned(),
-        None => topology
-            .regions()
-            .find(|r| *r != failing)
-            .map(str::to_owned)
-            .ok_or_else(|| fail("no survivor to run from"))?,
+        None => topology.actor_region(cell, &alarm_ref).to_owned(),
     };
     if topology.cell(&home).is_none() {
         return Err(fail(format!("--home-region {home}: not a cell of the topology")));
     }
     let clients = RegionalClients::new(&topology).await;
-    let payload = alarm_payload(&alarm, &home, planned);
-    let failover_deps =
-        failover::Deps { topology: &topology, clients: &clients, home_region: &home, clock: &SystemClock };
-    let scaler_deps = scaler::Deps { topology: &topology, clients: &clients, home_region: &home, clock: &SystemClock };
+    let identity = deployment_identity(&topology)?;
+    let payload = alarm_payload(&alarm, &alarm_region, &identity.account, &identity.partition, planned);
+    let failover_deps = failover::Deps {
+        topology: &topology,
+        clients: &clients,
+        home_region: &home,
+        clock: &SystemClock,
+        identity: &identity,
+    };
+    let scaler_deps = scaler::Deps {
+        topology: &topology,
+        clients: &clients,
+        home_region: &home,
+        clock: &SystemClock,
+        identity: &identity,
+    };
     let (failover, scaler) =
         tokio::join!(failover::handle(payload.clone(), &failover_deps), scaler::handle(payload.clone(), &scaler_deps));
     Ok(PlanReport {
@@ -96,8 +130,8 @@ impl PlanReport {
         s.push_str("\nfailover would:\n");
         match &self.failover {
             Err(e) => s.push_str(&format!("  ERROR {e}\n")),
-            Ok(reports) => {
-                for r in reports {
+            Ok(response) => {
+                for r in &response.reports {
                     s.push_str(&format!(
                         "  outcome {:?}{}\n",
                         r.outcome,

@@ -57,13 +57,26 @@ pub fn watcher_of(regions: &[String], region: &str) -> String {
     regions[(i + 1) % regions.len()].clone()
 }
 
-pub async fn build(
-    clients: &RegionalClients,
-    regions: &[String],
-    rpo_budget_ms: u64,
-    cooldown_seconds: u64,
-) -> Result<Deployment> {
+/// The Region where the drill creates the ledger (its replicas in every other Region) and that
+/// the topology names as the arbiter (`"arbiter": {"region"}`): every fleet decision goes to that
+/// replica. The last Region that no scenario alarms (`alarming`): a failing Region never takes the
+/// arbiter with it, as the README advises (an arbiter in a Region that serves no alarm of the drill).
+pub fn arbiter_for(regions: &[String], alarming: &[String]) -> String {
+    regions.iter().rev().find(|r| !alarming.contains(r)).unwrap_or(&regions[0]).clone()
+}
+
+/// What the topology's policy says, besides the defaults.
+pub struct Policy {
+    pub rpo_budget_ms: u64,
+    pub cooldown_seconds: u64,
+    pub min_healthy_regions: usize,
+    /// The ledger's (and arbiter's) Region, see [`arbiter_for`].
+    pub arbiter: String,
+}
+
+pub async fn build(clients: &RegionalClients, regions: &[String], policy: &Policy) -> Result<Deployment> {
     let first = regions[0].as_str();
+    let arbiter = policy.arbiter.as_str();
     let route53 = &clients.region(first)?.route53;
 
     // Route 53: zone, one health check and one latency record per Region.
@@ -127,8 +140,8 @@ pub async fn build(
         .await
         .ctx("ChangeResourceRecordSets (latency records)")?;
 
-    // DynamoDB: the application table and the ledger in the first Region; the provisioner adds
-    // their replicas (a CloudFormation Create event each).
+    // DynamoDB: the application table in the first Region (the provisioner adds its replicas, a
+    // CloudFormation Create event); the ledger in the arbiter Region, replicas everywhere else.
     let ddb = &clients.region(first)?.dynamodb;
     ddb.create_table()
         .table_name(TABLE)
@@ -153,11 +166,13 @@ pub async fn build(
         .send()
         .await
         .ctx("UpdateTimeToLive")?;
-    // The ledger, as the Region1 stack's LedgerTable (AWS::DynamoDB::GlobalTable) creates it:
-    // CloudFormation's identity, a replica in every Region (one replica change at a time, as
-    // DynamoDB allows).
-    Ledger::create_table(ddb, LEDGER, first).await?;
-    for region in &regions[1..] {
+    // The ledger, as the template's LedgerTable (AWS::DynamoDB::GlobalTable) creates it:
+    // CloudFormation's identity, created in the arbiter Region (the topology's `arbiter`, where
+    // every fleet decision goes) with a replica in every other Region (one replica change at a
+    // time, as DynamoDB allows).
+    let ddb = &clients.region(arbiter)?.dynamodb;
+    Ledger::create_table(ddb, LEDGER, arbiter).await?;
+    for region in regions.iter().filter(|r| r.as_str() != arbiter) {
         ddb.update_table()
             .table_name(LEDGER)
             .replica_updates(
@@ -277,7 +292,8 @@ pub async fn build(
         .enumerate()
         .map(|(i, r)| {
             json!({"region": r, "health_check_id": health_checks[i], "auto_scaling_group": asg_name(r),
-                   "aurora_cluster_arn": cluster_arns[i], "alarms": [alarm_name(r)]})
+                   "aurora_cluster_arn": cluster_arns[i],
+                   "alarms": [{"name": alarm_name(r), "region": watcher_of(regions, r)}]})
         })
         .collect();
     let topology_json = json!({
@@ -287,8 +303,9 @@ pub async fn build(
         "global_table": TABLE,
         "aurora": {"global_cluster_id": GLOBAL_CLUSTER},
         "ledger_table": LEDGER,
-        "rpo_budget_ms": rpo_budget_ms,
-        "failover_policy": {"min_healthy_regions": 1, "cooldown_seconds": cooldown_seconds, "auto_failback": true, "dry_run": false},
+        "arbiter": {"region": arbiter},
+        "rpo_budget_ms": policy.rpo_budget_ms,
+        "failover_policy": {"min_healthy_regions": policy.min_healthy_regions, "cooldown_seconds": policy.cooldown_seconds, "auto_failback": true, "dry_run": false},
         "scaling": {"raise_max_size": false, "readiness_wait_seconds": 0, "readiness_poll_ms": 5000}
     });
     let topology = Topology::from_json(&topology_json.to_string()).map_err(|e| fail(e.to_string()))?;

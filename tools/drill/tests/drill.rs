@@ -1,6 +1,7 @@
 //! The drill as an end-to-end test (CI runs it with `cargo test --workspace`): the full default
 //! drill against a fresh emulator, through the same library the `drill` binary runs, with the JSON
-//! report checked: every check PASSED and the figures are sane.
+//! report checked: every check PASSED and the figures are sane; and `--scenario simultaneous`
+//! (two Regions alarm at once, at most one may be evacuated).
 
 #![recursion_limit = "512"]
 
@@ -13,7 +14,7 @@ async fn default_drill_passes_every_check_with_sane_figures() {
     let started = Instant::now();
 
     // When it runs against a fresh emulator.
-    let report = drill::run(&options, Box::new(std::io::stderr())).await.expect("the drill ran");
+    let report = Box::pin(drill::run(&options, Box::new(std::io::stderr()))).await.expect("the drill ran");
     let elapsed = started.elapsed();
     let json = serde_json::to_value(&report).expect("report serializes");
     eprintln!("{}", report.render_summary());
@@ -59,4 +60,36 @@ async fn default_drill_passes_every_check_with_sane_figures() {
     );
     assert!(json["timeline"].as_array().is_some_and(|t| t.len() > 15));
     assert!(elapsed < Duration::from_secs(120), "the drill took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_alarms_evacuate_exactly_one_region() {
+    // Given the simultaneous scenario (3 Regions, min_healthy_regions 2: us-east-1 and eu-west-1
+    // alarm at the same moment, their actors in eu-west-1 and ap-southeast-1).
+    let options = drill::parse(["--scenario", "simultaneous", "--json"]).expect("options");
+    let started = Instant::now();
+
+    // When it runs against a fresh emulator.
+    let report = Box::pin(drill::run(&options, Box::new(std::io::stderr()))).await.expect("the drill ran");
+    let json = serde_json::to_value(&report).expect("report serializes");
+    eprintln!("{}", report.render_summary());
+
+    // Then every check passed, the scenario's among them.
+    let checks = json["checks"].as_array().expect("checks");
+    let failed: Vec<_> = checks.iter().filter(|c| c["passed"] != true).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    assert_eq!(json["passed"], true);
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
+    for expected in [
+        "simultaneous: exactly one Region evacuated, the other's evacuation Refused",
+        "simultaneous: the Aurora writer moved at most once, never into an evacuated Region",
+        "simultaneous: the ledger (arbiter fleet record) equals the world",
+        "handlers ran as their template.yaml roles, no call denied",
+    ] {
+        assert!(names.contains(&expected), "missing check `{expected}` in {names:?}");
+    }
+    let one = checks.iter().find(|c| c["name"].as_str().is_some_and(|n| n.contains("exactly one"))).expect("check");
+    let detail = one["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("Refused") && detail.contains("Reconciled"), "{detail}");
+    assert!(started.elapsed() < Duration::from_secs(120), "the scenario took {:?}", started.elapsed());
 }
