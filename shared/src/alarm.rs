@@ -100,15 +100,15 @@ pub struct Identity {
 impl Identity {
     /// From the invoked function's ARN (`arn:<partition>:lambda:<region>:<account>:function:...`),
     /// which Lambda gives every invocation.
-    pub fn from_function_arn(arn: &str) -> Option<Self> {
+    pub fn from_function_arn(arn: &str) -> Result<Self, String> {
         let parts: Vec<&str> = arn.split(':').collect();
         match parts.as_slice() {
             ["arn", partition, "lambda", _, account, "function", ..]
                 if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
             {
-                Some(Self { partition: (*partition).to_owned(), account: (*account).to_owned() })
+                Ok(Self { partition: (*partition).to_owned(), account: (*account).to_owned() })
             }
-            _ => None,
+            _ => Err(format!("cannot read the account from the invoked function ARN `{arn}`")),
         }
     }
 }
@@ -475,7 +475,7 @@ mod tests {
         let mut renamed = change.clone();
         renamed.alarm_arn = Some("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:other".into());
         assert!(check_authentic(&renamed, &me, "eu-west-1").expect_err("name").contains("names another alarm"));
-        assert_eq!(Identity::from_function_arn("arn:aws:lambda:eu-west-1:12345:function:f"), None);
+        assert!(Identity::from_function_arn("arn:aws:lambda:eu-west-1:12345:function:f").is_err());
     }
 
     #[test]

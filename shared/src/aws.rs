@@ -183,23 +183,40 @@ pub async fn current_alarms(
         Some(StateValue::InsufficientData) => Some(crate::alarm::AlarmState::InsufficientData),
         _ => None,
     };
-    let metric = out.metric_alarms().iter().filter_map(|a| {
+    // Metric and composite alarms carry the same fields under two types.
+    let current = |name: Option<&str>,
+                   arn: Option<&str>,
+                   value: Option<&StateValue>,
+                   transitioned: Option<&aws_smithy_types::DateTime>,
+                   updated: Option<&aws_smithy_types::DateTime>,
+                   reason: Option<&str>| {
         Some(CurrentAlarm {
-            name: a.alarm_name()?.to_owned(),
-            arn: a.alarm_arn().map(str::to_owned),
-            state: state(a.state_value())?,
-            changed_at_ms: millis(a.state_transitioned_timestamp()).or_else(|| millis(a.state_updated_timestamp())),
-            reason: a.state_reason().unwrap_or_default().to_owned(),
+            name: name?.to_owned(),
+            arn: arn.map(str::to_owned),
+            state: state(value)?,
+            changed_at_ms: millis(transitioned).or_else(|| millis(updated)),
+            reason: reason.unwrap_or_default().to_owned(),
         })
+    };
+    let metric = out.metric_alarms().iter().filter_map(|a| {
+        current(
+            a.alarm_name(),
+            a.alarm_arn(),
+            a.state_value(),
+            a.state_transitioned_timestamp(),
+            a.state_updated_timestamp(),
+            a.state_reason(),
+        )
     });
     let composite = out.composite_alarms().iter().filter_map(|a| {
-        Some(CurrentAlarm {
-            name: a.alarm_name()?.to_owned(),
-            arn: a.alarm_arn().map(str::to_owned),
-            state: state(a.state_value())?,
-            changed_at_ms: millis(a.state_transitioned_timestamp()).or_else(|| millis(a.state_updated_timestamp())),
-            reason: a.state_reason().unwrap_or_default().to_owned(),
-        })
+        current(
+            a.alarm_name(),
+            a.alarm_arn(),
+            a.state_value(),
+            a.state_transitioned_timestamp(),
+            a.state_updated_timestamp(),
+            a.state_reason(),
+        )
     });
     Ok(metric.chain(composite).collect())
 }

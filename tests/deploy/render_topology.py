@@ -252,6 +252,8 @@ def render(template, given, region, account, partition, stack_name, skip_rules):
         "topology": topology,
         "functions": functions,
         "alarm_rule_names": rule["detail"]["alarmName"],
+        "alarm_rule_accounts": rule.get("account"),
+        "alarm_rule_resources": rule.get("resources"),
         "ledger_replicas": ledger,
         "replica_resource_regions": replicas,
         "conditions": resolver.conditions,

@@ -302,6 +302,20 @@ fn alarm_regions_and_the_arbiter_reach_the_topology() {
         assert!(has_alarm_rule(r), "an alarm lives in this Region: {}", r.output["conditions"]);
     }
     assert!(!has_alarm_rule(&rendered[0]), "no alarm lives in us-east-1: its stack has no alarm rule");
+    // The rule takes only this account's changes of the alarms that live in its Region.
+    for (r, region, living_here) in [(&rendered[1], "eu-west-1", 1), (&rendered[2], "ap-southeast-1", 2)] {
+        let accounts = r.output["alarm_rule_accounts"].as_array().cloned().unwrap_or_default();
+        assert_eq!(accounts.len(), 1, "{region}: the rule filters one account: {accounts:?}");
+        let resources: Vec<String> = r.output["alarm_rule_resources"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        assert_eq!(resources.len(), living_here, "{region}: {resources:?}");
+        let account = accounts[0].as_str().unwrap_or_default();
+        for arn in &resources {
+            assert!(arn.starts_with(&format!("arn:aws:cloudwatch:{region}:{account}:alarm:")), "{region}: {arn}");
+        }
+    }
     assert_eq!(rendered[0].output["alarm_rule_names"].as_array().map(Vec::len), Some(3), "the name filter stays");
 
     // The ledger (Region1's stack) has a replica in the arbiter Region; not twice when the arbiter

@@ -297,13 +297,7 @@ async fn reconcile_change_inner(
         tokio::join!(decide(change, region, overrides, &ledger, deps, calls), confirm, observe_expected)
     } else {
         match confirm.await {
-            Ok(Some(Some(stale))) => {
-                tracing::warn!(alarm = %change.alarm_name, region, reason = %stale, "alarm change is stale: nothing changed");
-                metric("StaleChanges", 1.0, region);
-                report.outcome = Outcome::Stale;
-                report.reason = Some(stale);
-                return (report, None);
-            }
+            Ok(Some(Some(reason))) => return (stale(report, change, reason), None),
             Err(err) => return (report, Some(err)),
             Ok(_) => {}
         }
@@ -334,13 +328,7 @@ async fn reconcile_change_inner(
             }
         }
         return match unconfirmed {
-            Ok(stale) => {
-                tracing::warn!(alarm = %change.alarm_name, region, reason = %stale, "alarm change is stale: nothing changed");
-                metric("StaleChanges", 1.0, region);
-                report.outcome = Outcome::Stale;
-                report.reason = Some(stale);
-                (report, None)
-            }
+            Ok(reason) => (stale(report, change, reason), None),
             Err(err) => (report, Some(err)),
         };
     }
@@ -349,30 +337,14 @@ async fn reconcile_change_inner(
     match decision.verdict {
         Verdict::Refused(refusal) => {
             tracing::error!(alarm = %change.alarm_name, region, refusal = %refusal, "evacuation refused by a safety rule");
-            metric("Refusals", 1.0, region);
-            report.outcome = Outcome::Refused;
-            report.reason = Some(refusal.to_string());
-            return (report, None);
+            return (stop(report, Outcome::Refused, refusal.to_string(), Some("Refusals")), None);
         }
         Verdict::FailbackPending(reason) => {
             tracing::warn!(alarm = %change.alarm_name, region, reason = %reason, "failback pending");
-            metric("FailbacksPending", 1.0, region);
-            report.outcome = Outcome::FailbackPending;
-            report.reason = Some(reason);
-            return (report, None);
+            return (stop(report, Outcome::FailbackPending, reason, Some("FailbacksPending")), None);
         }
-        Verdict::Stale(reason) => {
-            tracing::warn!(alarm = %change.alarm_name, region, reason = %reason, "alarm change is stale: nothing changed");
-            metric("StaleChanges", 1.0, region);
-            report.outcome = Outcome::Stale;
-            report.reason = Some(reason);
-            return (report, None);
-        }
-        Verdict::AlreadyDone(reason) => {
-            report.outcome = Outcome::Ignored;
-            report.reason = Some(reason);
-            return (report, None);
-        }
+        Verdict::Stale(reason) => return (stale(report, change, reason), None),
+        Verdict::AlreadyDone(reason) => return (stop(report, Outcome::Ignored, reason, None), None),
         Verdict::Proceed => {}
     }
     if decision.transition_recorded {
@@ -444,6 +416,22 @@ async fn reconcile_change_inner(
         return (report, error.or(Some(err)));
     }
     (report, error)
+}
+
+/// The report of a change that ends without acting, with its metric (per Region).
+fn stop(mut report: Report, outcome: Outcome, reason: String, metric_name: Option<&str>) -> Report {
+    if let (Some(name), Some(region)) = (metric_name, report.region.as_deref()) {
+        metric(name, 1.0, region);
+    }
+    report.outcome = outcome;
+    report.reason = Some(reason);
+    report
+}
+
+/// A change that is older than the newest handled one, or that the alarm no longer shows.
+fn stale(report: Report, change: &AlarmChange, reason: String) -> Report {
+    tracing::warn!(alarm = %change.alarm_name, reason = %reason, "alarm change is stale: nothing changed");
+    stop(report, Outcome::Stale, reason, Some("StaleChanges"))
 }
 
 /// Records the steps' outcomes: in the transition record, and, when every step succeeded, as the

@@ -19,12 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let (topology, clients, home_region) = (&topology, &clients, &home_region);
         async move {
             // The account and partition alarm changes must come from: this function's own.
-            let identity = Identity::from_function_arn(&event.context.invoked_function_arn).ok_or_else(|| {
-                format!(
-                    "cannot read the account from the invoked function ARN `{}`",
-                    event.context.invoked_function_arn
-                )
-            })?;
+            let identity = Identity::from_function_arn(&event.context.invoked_function_arn)?;
             let deps = failover::Deps { topology, clients, home_region, clock: &SystemClock, identity: &identity };
             let response = failover::handle(event.payload, &deps).await?;
             Ok::<Value, lambda_runtime::Error>(serde_json::to_value(response)?)
