@@ -284,6 +284,9 @@ async fn reconcile_change_inner(
             None => None,
         }
     };
+    // A dry run asks what this change would do, whatever the alarm says now (e.g. `drill --plan`
+    // for a healthy Region): it is not confirmed, and writes nothing to withdraw.
+    let confirmed = if dry_run { Some(Confirmed) } else { confirmed };
     let confirm = async {
         match confirmed {
             Some(Confirmed) => Ok(None),

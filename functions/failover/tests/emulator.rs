@@ -1212,3 +1212,21 @@ async fn two_regions_alarming_at_once_in_each_others_region_evacuate_only_one() 
         assert_eq!(flags.forced_unhealthy(), evacuated.contains(&region), "{region}: the world matches the ledger");
     }
 }
+
+/// `drill --plan` asks what an ALARM would do to a Region that is healthy now: a dry run plans
+/// as if the alarm had fired (no confirmation, nothing to withdraw), and writes nothing.
+#[tokio::test]
+async fn a_dry_run_plans_for_a_region_whose_alarm_is_ok_now() {
+    let world = World::new(2, json!({})).await;
+    let mut payload = alarm_action(&world.change("us-east-1", "ALARM").await);
+    world.change("us-east-1", "OK").await;
+    payload["multisite"] = json!({"dry_run": true});
+
+    let report = only(world.deliver("us-east-1", payload).await.expect("dry run"));
+
+    assert_eq!(report.outcome, Outcome::DryRun, "{report:?}");
+    let actions: Vec<&str> = report.plan.as_ref().expect("plan").actions.iter().map(|a| a.name()).collect();
+    assert_eq!(actions, ["InvertHealthCheck", "MoveAuroraWriter"]);
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+    assert!(!world.inverted("us-east-1").await);
+}
