@@ -327,7 +327,20 @@ def build_world(emulator: Emulator) -> dict:
         cell["health_check_id"] = hc["HealthCheck"]["Id"]
         cell["aurora_cluster_arn"] = arn
         cell["auto_scaling_group"] = f"web-{region}"
+        # Each Region's health alarm lives in its watcher (the next cell), whose functions act on it.
+        watcher = REGIONS[(i + 1) % len(REGIONS)]
+        alarm = f"web-{region}-unhealthy"
+        cell["alarms"] = [{"name": alarm, "region": watcher}]
+        cloudwatch = client("cloudwatch", watcher)
+        cloudwatch.put_metric_alarm(AlarmName=alarm, Namespace="AWS/Route53", MetricName="HealthCheckStatus",
+                                    Dimensions=[{"Name": "HealthCheckId", "Value": hc["HealthCheck"]["Id"]}],
+                                    Statistic="Minimum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                                    ComparisonOperator="LessThanThreshold")
+        # us-east-1 is the Region the sample events evacuate: failover confirms its alarm is in ALARM.
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM" if i == 0 else "OK", StateReason="bench")
     topology["aurora"]["global_cluster_id"] = global_id
+    # The ledger replica that decides (the only one this world creates).
+    topology["arbiter"] = {"region": HOME}
 
     def table(ddb, name: str, keys: list[str]):
         ddb.create_table(
