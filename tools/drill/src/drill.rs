@@ -421,6 +421,20 @@ impl Drill<'_> {
         self.handlers.failover.get(region).ok_or_else(|| fail(format!("no failover deployed in {region}")))
     }
 
+    /// The scaler's scheduled restore sweep, as deployed in the drill's home Region.
+    async fn restore_sweep(&self) -> Result<std::result::Result<Vec<scaler::Report>, String>> {
+        let identity = drill_identity();
+        let scaler_deps = scaler::Deps {
+            topology: &self.deployment.topology,
+            clients: self.scaler_clients(&self.home)?,
+            home_region: &self.home,
+            clock: &SystemClock,
+            identity: &identity,
+        };
+        let sweep: Value = serde_json::from_str(SWEEP_EVENT).unwrap_or_default();
+        Ok(Box::pin(scaler::handle(sweep, &scaler_deps)).await.map_err(|e| e.to_string()))
+    }
+
     fn scaler_clients(&self, region: &str) -> Result<&RegionalClients> {
         self.handlers.scaler.get(region).ok_or_else(|| fail(format!("no scaler deployed in {region}")))
     }
@@ -1121,16 +1135,7 @@ impl Drill<'_> {
         let mut last_summary = String::new();
         while !restored(&sizes) && Instant::now() < deadline {
             attempt += 1;
-            let identity = drill_identity();
-            let scaler_deps = scaler::Deps {
-                topology: &self.deployment.topology,
-                clients: self.scaler_clients(&self.home)?,
-                home_region: &self.home,
-                clock: &SystemClock,
-                identity: &identity,
-            };
-            let sweep: Value = serde_json::from_str(SWEEP_EVENT).unwrap_or_default();
-            let result = Box::pin(scaler::handle(sweep, &scaler_deps)).await.map_err(|e| e.to_string());
+            let result = self.restore_sweep().await?;
             let summary = summarize_scaler(&result);
             sizes = self.survivor_sizes().await?;
             if summary != last_summary || restored(&sizes) {

@@ -255,16 +255,7 @@ impl Drill<'_> {
             if restored {
                 break;
             }
-            let identity = drill_identity();
-            let scaler_deps = scaler::Deps {
-                topology: &self.deployment.topology,
-                clients: self.scaler_clients(&self.home)?,
-                home_region: &self.home,
-                clock: &SystemClock,
-                identity: &identity,
-            };
-            let sweep: Value = serde_json::from_str(SWEEP_EVENT).unwrap_or_default();
-            let result = Box::pin(scaler::handle(sweep, &scaler_deps)).await.map_err(|e| e.to_string());
+            let result = self.restore_sweep().await?;
             self.tl.event(format!("scheduled restore sweep: scaler -> {}", summarize_scaler(&result)));
             tokio::time::sleep(Duration::from_millis(1_000)).await;
         }
