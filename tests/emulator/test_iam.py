@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -456,6 +457,96 @@ def test_template_roles_are_replaced_on_repost_and_cleared_by_reset(emu):
     assert len(names) == 4
     emu.post("reset")
     assert emu.get("iam/roles") == {"roles": [], "stacks": {}}
+
+
+ARC = "route53-recovery-cluster"
+ARC_WRITES = (f"{ARC}:UpdateRoutingControlStates", f"{ARC}:UpdateRoutingControlState")
+# What an identity could otherwise do to the routing setup itself: the control-config API.
+ARC_CONFIG = tuple(
+    f"route53-recovery-control-config:{a}"
+    for a in ("UpdateSafetyRule", "DeleteSafetyRule", "CreateSafetyRule", "UpdateRoutingControl",
+              "DeleteRoutingControl", "DeleteControlPanel", "DeleteCluster")
+)
+OVERRIDE = {f"{ARC}_AllowSafetyRulesOverrides": "true"}
+
+
+def arc_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of a policy document that name an ARC (route53-recovery-*) action."""
+    def actions(statement: dict[str, Any]) -> list[str]:
+        return [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+    return [s for s in document["Statement"] if any(a.startswith("route53-recovery") for a in actions(s))]
+
+
+def test_template_roles_with_arc_let_failover_set_only_the_cells_routing_controls(emu):
+    params = json.loads((PARAMS / "arc-four-regions.json").read_text())
+    controls = [params[f"Region{n}RoutingControlArn"] for n in "1234"]
+    panel = params["ArcControlPanelArn"]
+    out = template_roles(emu, "arc-four-regions.json")
+    failover = out["roles"]["FailoverRole"]["policies"]["failover"]
+    statements = failover["Statement"]
+
+    # The ARC statements: state reads and writes on the cells' controls, the list (no resource-level
+    # permission), and the explicit Deny of safety-rule overrides. No route53 health check at all.
+    by_sid = {s["Sid"]: s for s in arc_statements(failover)}
+    assert set(by_sid) == {"RoutingControls", "ListRoutingControls", "NeverOverrideSafetyRules"}
+    assert by_sid["RoutingControls"]["Effect"] == "Allow"
+    assert sorted(by_sid["RoutingControls"]["Action"]) == sorted(
+        [f"{ARC}:GetRoutingControlState", *ARC_WRITES])
+    assert by_sid["RoutingControls"]["Resource"] == controls
+    assert by_sid["ListRoutingControls"] == {
+        "Sid": "ListRoutingControls", "Effect": "Allow", "Action": f"{ARC}:ListRoutingControls", "Resource": "*"}
+    assert by_sid["NeverOverrideSafetyRules"]["Effect"] == "Deny"
+    assert by_sid["NeverOverrideSafetyRules"]["Condition"] == {
+        "Bool": {f"{ARC}:AllowSafetyRulesOverrides": "true"}}
+    assert not [s for s in statements if "HealthChecks" == s.get("Sid")], "arc: no health check statement"
+
+    # Evaluated as IAM would: UpdateRoutingControlStates on each cell's control, nothing else of ARC.
+    for control in controls:
+        assert evaluate(statements, f"{ARC}:UpdateRoutingControlStates", control)
+        for action in ARC_WRITES:
+            assert not evaluate(statements, action, control, **OVERRIDE), "never override a safety rule"
+    other = f"{panel}/routingcontrol/ffffffffffffffff"
+    assert not evaluate(statements, f"{ARC}:UpdateRoutingControlStates", other), "not another control"
+    assert not evaluate(statements, f"{ARC}:UpdateRoutingControlStates", "*")
+    for action in ARC_CONFIG:
+        for resource in (params["ArcSafetyRuleArn"], panel, params["ArcClusterArn"], controls[0], "*"):
+            assert not evaluate(statements, action, resource), (action, resource)
+    for n in "1234":
+        health_check = f"arn:aws:route53:::healthcheck/{params[f'Region{n}HealthCheckId']}"
+        assert not evaluate(statements, "route53:UpdateHealthCheck", health_check)
+
+    # lag-probe reads the states (and lists), writes none.
+    lag_probe = out["roles"]["LagProbeRole"]["policies"]["lag-probe"]["Statement"]
+    for control in controls:
+        assert evaluate(lag_probe, f"{ARC}:GetRoutingControlState", control)
+        for action in ARC_WRITES:
+            assert not evaluate(lag_probe, action, control)
+    assert evaluate(lag_probe, f"{ARC}:ListRoutingControls", "*")
+    # The scaler and the provisioner have no ARC permission at all.
+    for role, policy in (("ScalerRole", "scaler"), ("ProvisionerRole", "provisioner")):
+        assert not arc_statements(out["roles"][role]["policies"][policy]), role
+
+
+def test_template_roles_with_arc_create_name_the_created_controls_in_aws_format(emu):
+    """ArcResources=create (the Region1 stack): the roles name the routing controls and health checks
+    the stack creates, rendered as AWS would (ARNs of the created control panel's controls)."""
+    out = template_roles(emu, "arc-create.json", region=US, stack_name="multisite-us-east-1")
+    failover = out["roles"]["FailoverRole"]["policies"]["failover"]
+    controls = {s["Sid"]: s for s in arc_statements(failover)}["RoutingControls"]["Resource"]
+    assert len(controls) == 3, "one per cell"
+    panel = re.compile(rf"^arn:aws:route53-recovery-control::{ACCOUNT}:controlpanel/[0-9a-f]{{32}}$")
+    prefixes = {c.rsplit("/routingcontrol/", 1)[0] for c in controls}
+    assert len(prefixes) == 1 and panel.match(prefixes.pop()), controls
+    assert all(re.fullmatch(r".*/routingcontrol/[0-9a-f]{16}", c) for c in controls), controls
+    for control in controls:
+        assert evaluate(failover["Statement"], f"{ARC}:UpdateRoutingControlStates", control)
+        assert not evaluate(failover["Statement"], f"{ARC}:UpdateRoutingControlStates", control, **OVERRIDE)
+    lag_probe = {s["Sid"]: s for s in out["roles"]["LagProbeRole"]["policies"]["lag-probe"]["Statement"]}
+    assert lag_probe["RoutingControlStates"]["Resource"] == controls
+    health_checks = lag_probe["HealthChecks"]["Resource"]
+    uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    assert len(health_checks) == 3 and all(re.fullmatch(rf"arn:aws:route53:::healthcheck/{uuid}", h)
+                                            for h in health_checks), health_checks
 
 
 def test_bad_control_input_answers_400(emu):

@@ -10,7 +10,7 @@ import json
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
-from . import cloudwatch_alarms, dns_geo, iam
+from . import arc, cloudwatch_alarms, dns_geo, iam
 from .faults import CONTROL_PLANE_MODES, GLOBAL_CONTROL_PLANES
 from .protocols import UNAVAILABLE
 from .state import EmulatorState
@@ -84,6 +84,7 @@ class ControlApi:
             ("GET", "state"): lambda _: self.state.snapshot(),
             ("GET", "dns-areas"): lambda _: dns_geo.areas_document(),
             **iam.for_state(state).control_routes(),
+            **arc.for_state(state).control_routes(),
             **self._alarm_routes(cloudwatch_alarms.for_state(state)),
         }
 

@@ -41,6 +41,14 @@ DATA_PLANE: dict[str, frozenset[str]] = {"route53": frozenset({"TestDNSAnswer"})
 # renders it; InternalFailure (500) is an unknown server error, not an outage.
 CONTROL_PLANE_MODES = (UNAVAILABLE, THROTTLING)
 
+# HTTP status of the throttling error where a service's model gives its ThrottlingException
+# another status than the usual 400 (Smithy httpError 429 for both Route 53 ARC services).
+THROTTLING_STATUS = {"route53-recovery-cluster": 429, "route53-recovery-control-config": 429}
+
+
+def _throttled(info: CallInfo) -> ErrorResponse:
+    return render_error(info, THROTTLING_STATUS.get(info.service or "", 400), error_code(info, THROTTLING), "Rate exceeded", "Sender")
+
 
 def apply_latency(state: EmulatorState, info: CallInfo) -> None:
     # Read under the lock, sleep outside it: other calls must not wait for us.
@@ -73,9 +81,9 @@ def injected_error(state: EmulatorState, info: CallInfo) -> ErrorResponse | None
             "Receiver",
         )
     if mode == THROTTLING:
-        return render_error(info, 400, error_code(info, THROTTLING), "Rate exceeded", "Sender")
+        return _throttled(info)
     if state.take_throttle(info.region, info.service, info.operation):
-        return render_error(info, 400, error_code(info, THROTTLING), "Rate exceeded", "Sender")
+        return _throttled(info)
     return None
 
 

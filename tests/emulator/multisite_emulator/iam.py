@@ -732,6 +732,98 @@ def _assume_role(req: _Request, action: str) -> list[Check]:
     return [Check(action, req.params.get("RoleArn") or "*")]
 
 
+# -- Route 53 ARC (Service Authorization Reference: "Amazon Route 53 Recovery Controls" and
+# "Amazon Route 53 Recovery Cluster"; ARNs arn:aws:route53-recovery-control::ACCOUNT:cluster/ID,
+# ...:controlpanel/ID, ...:controlpanel/ID/routingcontrol/ID, ...:controlpanel/ID/safetyrule/ID) --
+
+ARC_OVERRIDE_KEY = "route53-recovery-cluster:allowsafetyrulesoverrides"
+
+
+def _arc_str(value: Any) -> str:
+    return value if isinstance(value, str) and value else "*"
+
+
+def _arc_path(label: str) -> ResourceFn:
+    """A control-config call naming its resource in the path (DescribeCluster, DeleteSafetyRule, ...)."""
+
+    def resources(req: _Request, action: str) -> list[Check]:
+        from .arc import route
+
+        return [Check(action, _arc_str(route(req.environ)[1].get(label)))]
+
+    return resources
+
+
+def _arc_body(*members: str) -> ResourceFn:
+    """The resource ARN is a body member (``members`` is its path: UpdateSafetyRule's
+    ``AssertionRuleUpdate.SafetyRuleArn`` or ``GatingRuleUpdate.SafetyRuleArn``, whichever is given)."""
+
+    def resources(req: _Request, action: str) -> list[Check]:
+        for member in members:
+            value: Any = req.json
+            for part in member.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is not None:
+                return [Check(action, _arc_str(value))]
+        return [Check(action, "*")]
+
+    return resources
+
+
+def _arc_create(req: _Request, action: str) -> list[Check]:
+    """Create*: CreateCluster on no resource, CreateControlPanel / CreateRoutingControl on the body's
+    ClusterArn, CreateSafetyRule on the cluster of its control panel (``*`` if that panel is
+    unknown: stricter). With Tags also route53-recovery-control-config:TagResource (the reference
+    lists it for CreateCluster, CreateControlPanel, CreateSafetyRule), on ``*``: the new
+    resource has no ARN yet."""
+    operation = req.info.operation
+    if operation == "CreateCluster":
+        resource = "*"
+    elif operation == "CreateSafetyRule":
+        spec = req.json.get("AssertionRule") or req.json.get("GatingRule") or {}
+        panel = spec.get("ControlPanelArn") if isinstance(spec, dict) else None
+        resource = _arc_str(_arc_panel_cluster(panel) if isinstance(panel, str) else None)
+    else:
+        resource = _arc_str(req.json.get("ClusterArn"))
+    checks = [Check(action, resource)]
+    if req.json.get("Tags") and operation != "CreateRoutingControl":
+        checks.append(Check("route53-recovery-control-config:TagResource", "*"))
+    return checks
+
+
+def _arc_panel_cluster(panel_arn: str) -> str | None:
+    """The cluster ARN of a control panel, from the emulator's ARC feature."""
+    from . import arc
+
+    for feature in list(arc.REGISTERED):
+        cluster = feature.cluster_of_panel(panel_arn)
+        if cluster is not None:
+            return cluster
+    return None
+
+
+def _arc_data_plane(req: _Request, action: str) -> list[Check]:
+    """GetRoutingControlState / UpdateRoutingControlState: the body's RoutingControlArn;
+    UpdateRoutingControlStates: each entry's. The two updates carry the condition key
+    route53-recovery-cluster:AllowSafetyRulesOverrides (Bool): true when SafetyRulesToOverride
+    names any rule, else false."""
+    body = req.json
+    if req.info.operation == "UpdateRoutingControlStates":
+        entries = body.get("UpdateRoutingControlStateEntries")
+        arns = [_arc_str(e.get("RoutingControlArn")) for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    else:
+        arns = [_arc_str(body.get("RoutingControlArn"))]
+    if req.info.operation == "GetRoutingControlState":
+        return _one_each(action, arns)
+    overrides = body.get("SafetyRulesToOverride")
+    context = {ARC_OVERRIDE_KEY: ("true" if isinstance(overrides, list) and overrides else "false",)}
+    return [Check(action, arn, context) for arn in arns] or [Check(action, "*", context)]
+
+
+_ARC_CONFIG = "route53-recovery-control-config"
+_ARC_CLUSTER = "route53-recovery-cluster"
+
+
 # (SigV4 signing name, operation) -> (IAM action, resource function). Anything else from a role
 # session is checked as "{prefix}:{Operation}" on "*" (stricter than AWS, never kinder).
 OPERATIONS: dict[tuple[str, str], tuple[str, ResourceFn]] = {
@@ -796,6 +888,39 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ResourceFn]] = {
     ("sts", "GetCallerIdentity"): ("sts:GetCallerIdentity", _no_check),
     ("sts", "AssumeRole"): ("sts:AssumeRole", _assume_role),
     ("iam", "CreateServiceLinkedRole"): ("iam:CreateServiceLinkedRole", _create_service_linked_role),
+    **{
+        (_ARC_CONFIG, op): (f"{_ARC_CONFIG}:{op}", fn)
+        for op, fn in {
+            "CreateCluster": _arc_create,
+            "DescribeCluster": _arc_path("ClusterArn"),
+            "DeleteCluster": _arc_path("ClusterArn"),
+            "UpdateCluster": _arc_body("ClusterArn"),
+            "ListClusters": _everything,
+            "CreateControlPanel": _arc_create,
+            "DescribeControlPanel": _arc_path("ControlPanelArn"),
+            "DeleteControlPanel": _arc_path("ControlPanelArn"),
+            "UpdateControlPanel": _arc_body("ControlPanelArn"),
+            "ListControlPanels": _everything,
+            "ListRoutingControls": _arc_path("ControlPanelArn"),
+            "ListSafetyRules": _arc_path("ControlPanelArn"),
+            "CreateRoutingControl": _arc_create,
+            "DescribeRoutingControl": _arc_path("RoutingControlArn"),
+            "DeleteRoutingControl": _arc_path("RoutingControlArn"),
+            "UpdateRoutingControl": _arc_body("RoutingControlArn"),
+            "ListAssociatedRoute53HealthChecks": _arc_path("RoutingControlArn"),
+            "CreateSafetyRule": _arc_create,
+            "DescribeSafetyRule": _arc_path("SafetyRuleArn"),
+            "DeleteSafetyRule": _arc_path("SafetyRuleArn"),
+            "UpdateSafetyRule": _arc_body("AssertionRuleUpdate.SafetyRuleArn", "GatingRuleUpdate.SafetyRuleArn"),
+            "ListTagsForResource": _arc_path("ResourceArn"),
+            "TagResource": _arc_path("ResourceArn"),
+            "UntagResource": _arc_path("ResourceArn"),
+        }.items()
+    },
+    (_ARC_CLUSTER, "GetRoutingControlState"): (f"{_ARC_CLUSTER}:GetRoutingControlState", _arc_data_plane),
+    (_ARC_CLUSTER, "ListRoutingControls"): (f"{_ARC_CLUSTER}:ListRoutingControls", _everything),
+    (_ARC_CLUSTER, "UpdateRoutingControlState"): (f"{_ARC_CLUSTER}:UpdateRoutingControlState", _arc_data_plane),
+    (_ARC_CLUSTER, "UpdateRoutingControlStates"): (f"{_ARC_CLUSTER}:UpdateRoutingControlStates", _arc_data_plane),
 }
 
 
@@ -922,7 +1047,9 @@ def denial_response(info: CallInfo, message: str) -> ErrorResponse:
         body = cbor_encode_text_map(payload) if info.protocol == "cbor" else json.dumps(payload).encode()
         return status, headers, body
     if info.protocol == "json":
-        return render_error(info, 400, "AccessDeniedException", message, "Sender")
+        # DynamoDB answers 400; the ARC data plane's model gives AccessDeniedException httpError 403.
+        status = 403 if info.service == _ARC_CLUSTER else 400
+        return render_error(info, status, "AccessDeniedException", message, "Sender")
     return render_error(info, 403, "AccessDeniedException", message, "Sender")
 
 

@@ -8,17 +8,27 @@ moto (whose classes the feature modules have patched in-process), and logged.
 from __future__ import annotations
 
 import io
+import socket
 import sys
 import traceback
 from typing import Any, Callable, Iterable
 
-from . import aurora_global, cloudwatch_alarms, cloudwatch_rpcv2, dynamodb_global, iam, route53_dns, route53_health
+from . import arc, aurora_global, cloudwatch_alarms, cloudwatch_rpcv2, dynamodb_global, iam, route53_dns, route53_health
 from .control import PREFIX, ControlApi
 from .faults import apply_latency, injected_error
 from .protocols import CallInfo, classify, render_error
 from .state import Defaults, EmulatorState
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
@@ -44,6 +54,7 @@ class EmulatorMiddleware:
         self.state = state
         self.control = ControlApi(state)
         self.iam = iam.for_state(state)
+        self.arc = arc.for_state(state)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -57,18 +68,29 @@ class EmulatorMiddleware:
 
         body = _read_body(environ)
         info = classify(environ, body)
-        started = self.state.now_ms()
+        arc_call = self.arc.intercepts(info, path)  # Route 53 ARC: our own handlers, not moto
+        if arc_call:
+            self.arc.refine(info, environ)
+        started, resets = self.state.now_ms(), self.state.resets
         status = 500
         caller, denial = self.iam.identify(info), None
         try:
             apply_latency(self.state, info)
-            injected = injected_error(self.state, info)
+            # ARC endpoints: existence, per-endpoint faults and the signature's scope come first.
+            injected = self.arc.gate(environ, info) if arc_call else None
+            if injected == arc.DROP:  # an endpoint that does not exist: no HTTP answer at all
+                status = 0
+                return _drop_connection(environ, start_response)
+            if injected is None:
+                injected = injected_error(self.state, info)
             if injected is None:  # an endpoint that is down answers 503 even to a denied caller
                 denied = self.iam.authorize(caller, info, environ, body)
                 if denied is not None:
                     denial, injected = denied
             if injected is not None:
                 status, headers, payload = injected
+            elif arc_call:
+                status, headers, payload = self.arc.handle(environ, body, info)
             elif info.protocol == "cbor" and info.service == "monitoring":  # moto lacks rpcv2Cbor
                 status, headers, payload = cloudwatch_rpcv2.handle(environ, body, info, self._call_moto)
             else:
@@ -83,7 +105,8 @@ class EmulatorMiddleware:
                     "operation": info.operation,
                     "status": status,
                     **self.iam.log_fields(caller, denial),
-                }
+                },
+                since_reset=resets,
             )
         start_response(f"{status} {_REASONS.get(status, 'Unknown')}", headers)
         return [payload]
@@ -111,12 +134,26 @@ class EmulatorMiddleware:
         return captured["status"], headers, payload
 
 
+def _drop_connection(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Close the client's connection without an HTTP response, as a host that does not exist
+    would fail the call (SDKs see an I/O error, not a service error). werkzeug's write then
+    meets a shut-down socket, which it treats as a dropped connection (silently)."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    start_response("500 Internal Server Error", [("Content-Length", "0")])
+    return [b""]
+
+
 def build_app(defaults: Defaults) -> tuple[EmulatorMiddleware, EmulatorState]:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     state = EmulatorState(defaults)
     # route53_dns reuses route53_health's HealthChecks: keep it after route53_health.
-    for module in (dynamodb_global, aurora_global, route53_health, route53_dns, cloudwatch_alarms):
+    for module in (dynamodb_global, aurora_global, route53_health, route53_dns, cloudwatch_alarms, arc):
         state.features.append(module.install(state))
     moto_app = DomainDispatcherApplication(create_backend_app)
     return EmulatorMiddleware(moto_app, state), state

@@ -116,6 +116,9 @@ class EmulatorState:
         self._t0 = time.monotonic()
         self.scheduler = Scheduler(self.lock)
         self.features: list[Feature] = []
+        # Number of resets so far: a call that straddles a reset (e.g. one an ARC endpoint held
+        # in "timeout" mode) belongs to the previous test and is not logged after it.
+        self.resets = 0
         self._clear_settings()
 
     # -- time -------------------------------------------------------------
@@ -237,8 +240,12 @@ class EmulatorState:
                     {"region": region, "service": service, "operation": operation, "remaining": count}
                 )
 
-    def log_request(self, entry: dict[str, Any]) -> None:
+    def log_request(self, entry: dict[str, Any], since_reset: int | None = None) -> None:
+        """Append to the request log; ``since_reset`` (``resets`` when the call arrived): a call
+        that a reset overtook is dropped, so the fresh log holds only calls made after it."""
         with self.lock:
+            if since_reset is not None and since_reset != self.resets:
+                return
             if len(self.requests) >= self.REQUEST_LOG_LIMIT:
                 del self.requests[: self.REQUEST_LOG_LIMIT // 10]
             self.requests.append(entry)
@@ -249,6 +256,7 @@ class EmulatorState:
         from moto.moto_api._internal.models import moto_api_backend
 
         with self.lock:
+            self.resets += 1
             self.scheduler.clear()
             self._clear_settings()
             for feature in self.features:
