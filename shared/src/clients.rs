@@ -5,8 +5,9 @@
 //! each Region's `SdkConfig` and clients are derived from it the first time that Region is used,
 //! so a cold start never pays for Regions an invocation does not touch.
 
+use crate::arc::ArcCluster;
 use crate::error::Error;
-use crate::topology::Topology;
+use crate::topology::{ArcRouting, Topology};
 use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
 use aws_config::meta::region::ProvideRegion;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -56,11 +57,12 @@ impl RegionClients {
     }
 }
 
-/// Lazily built clients for every Region of the topology.
+/// Lazily built clients for every Region of the topology, and for the ARC cluster's endpoints.
 #[derive(Debug)]
 pub struct RegionalClients {
     base: SdkConfig,
     regions: BTreeMap<String, OnceLock<RegionClients>>,
+    arc: OnceLock<ArcCluster>,
 }
 
 impl RegionalClients {
@@ -78,7 +80,13 @@ impl RegionalClients {
         S: Into<String>,
     {
         let regions = regions.into_iter().map(|r| (r.into(), OnceLock::new())).collect();
-        Self { base, regions }
+        Self { base, regions, arc: OnceLock::new() }
+    }
+
+    /// The data plane of the topology's ARC cluster, built on first use; the endpoint in
+    /// `home_region` (if the cluster has one) is tried first.
+    pub fn arc(&self, arc: &ArcRouting, home_region: &str) -> &ArcCluster {
+        self.arc.get_or_init(|| ArcCluster::new(&self.base, arc, Some(home_region)))
     }
 
     /// The clients of `region`, built on first use.

@@ -2,6 +2,7 @@
 //! the shared error type, tracing set-up and Embedded Metric Format metrics.
 
 pub mod alarm;
+pub mod arc;
 pub mod aws;
 pub mod clients;
 pub mod clock;

@@ -117,13 +117,92 @@ pub struct Arbiter {
     pub region: String,
 }
 
-/// The Route 53 records that route users by latency.
+/// The Route 53 records that route users by latency, and how failover takes a Region out of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
     pub hosted_zone_id: String,
     /// Fully qualified record name, e.g. `app.example.com`.
     pub record_name: String,
+    /// How a Region leaves routing: `health_check` (the default) or `arc`.
+    #[serde(default)]
+    pub backend: RoutingBackend,
+    /// The ARC cluster and controls; required with `backend: "arc"`, not allowed otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arc: Option<ArcRouting>,
+}
+
+/// How failover takes a Region out of routing and gives it back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingBackend {
+    /// Force the Region's Route 53 health check unhealthy (`UpdateHealthCheck`, a call to Route
+    /// 53's control plane in us-east-1).
+    #[default]
+    HealthCheck,
+    /// Turn the Region's Route 53 ARC routing control Off through the ARC cluster's data plane
+    /// (five Regional endpoints, any one suffices); the records' health checks are of type
+    /// RECOVERY_CONTROL and follow the controls, and ARC's safety rule is enforced atomically.
+    Arc,
+}
+
+/// A Route 53 ARC cluster, its control panel, one routing control per cell and the assertion
+/// rule that keeps `failover_policy.min_healthy_regions` of them On.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArcRouting {
+    /// `arn:aws:route53-recovery-control::<account>:cluster/<id>`.
+    pub cluster_arn: String,
+    /// The cluster's Regional data-plane endpoints (DescribeCluster's `ClusterEndpoints`, kept in
+    /// the configuration as AWS advises: the control-config API is not needed to fail over).
+    pub cluster_endpoints: Vec<ArcEndpoint>,
+    /// `arn:aws:route53-recovery-control::<account>:controlpanel/<id>`.
+    pub control_panel_arn: String,
+    /// One routing control of that control panel per cell, by the cell's Region.
+    pub routing_controls: std::collections::BTreeMap<String, String>,
+    /// The assertion rule over those controls.
+    pub safety_rule: ArcSafetyRule,
+}
+
+/// One Regional endpoint of an ARC cluster. Accepts AWS's own shape too
+/// (`{"Region", "Endpoint"}`, as `DescribeCluster` and CloudFormation's `ClusterEndpoints` give).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArcEndpoint {
+    #[serde(alias = "Region")]
+    pub region: String,
+    #[serde(alias = "Endpoint")]
+    pub url: String,
+}
+
+/// The assertion safety rule (type ATLEAST over every cell's control) and its threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArcSafetyRule {
+    /// `arn:aws:route53-recovery-control::<account>:controlpanel/<id>/safetyrule/<id>`.
+    pub arn: String,
+    /// The rule's threshold: at least this many controls On; must equal
+    /// `failover_policy.min_healthy_regions`, so ARC and the ledger refuse the same evacuations.
+    pub at_least: usize,
+}
+
+/// The parts of an ARC (`route53-recovery-control`) ARN: `arn:<partition>:route53-recovery-control::<account>:<path>`.
+fn arc_arn_path(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("route53-recovery-control"), Some(""), Some(account), Some(path)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let ok = !partition.is_empty() && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    ok.then_some(path)
+}
+
+/// `<kind>/<id>` paths of ARC ARNs, checked segment by segment.
+fn arc_path_is(path: &str, kinds: &[&str]) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    segments.len() == kinds.len() * 2
+        && segments.chunks(2).zip(kinds).all(|(pair, kind)| pair[0] == *kind && !pair[1].is_empty())
 }
 
 /// The Aurora Global Database spanning the cells.
@@ -380,6 +459,7 @@ impl Topology {
                 "must not be empty: give the Route 53 hosted zone id holding the latency records".into(),
             );
         }
+        self.validate_arc(&mut bad);
         if self.routing.record_name.trim().is_empty() {
             bad(
                 "routing.record_name".into(),
@@ -482,6 +562,146 @@ impl Topology {
         }
 
         if v.is_empty() { Ok(()) } else { Err(TopologyError::Invalid(v)) }
+    }
+
+    /// The routing backend's own rules: an `arc` block exactly when the backend is `arc`, one
+    /// routing control per cell, all of the control panel, and a safety rule consistent with the
+    /// failover policy.
+    fn validate_arc(&self, bad: &mut impl FnMut(String, String)) {
+        let arc = match (self.routing.backend, &self.routing.arc) {
+            (RoutingBackend::HealthCheck, None) => return,
+            (RoutingBackend::HealthCheck, Some(_)) => {
+                return bad(
+                    "routing.arc".into(),
+                    "is set but `routing.backend` is `health_check`: set `\"backend\": \"arc\"` or remove the block"
+                        .into(),
+                );
+            }
+            (RoutingBackend::Arc, None) => {
+                return bad(
+                    "routing.arc".into(),
+                    "is missing: `backend: arc` needs the cluster endpoints, the control panel, one routing control per \
+                     cell and the safety rule"
+                        .into(),
+                );
+            }
+            (RoutingBackend::Arc, Some(arc)) => arc,
+        };
+        let at = |f: &str| format!("routing.arc.{f}");
+        if !arc_arn_path(&arc.cluster_arn).is_some_and(|p| arc_path_is(p, &["cluster"])) {
+            bad(
+                at("cluster_arn"),
+                format!(
+                    "`{}` is not an ARC cluster ARN (arn:aws:route53-recovery-control::<account>:cluster/<id>)",
+                    arc.cluster_arn
+                ),
+            );
+        }
+        if arc.cluster_endpoints.is_empty() {
+            bad(
+                at("cluster_endpoints"),
+                "is empty: list the cluster's Regional endpoints (DescribeCluster's ClusterEndpoints, five)".into(),
+            );
+        }
+        let mut endpoints_seen = HashSet::new();
+        for (i, endpoint) in arc.cluster_endpoints.iter().enumerate() {
+            if !is_region_name(&endpoint.region) {
+                bad(
+                    format!("routing.arc.cluster_endpoints[{i}].region"),
+                    format!("`{}` is not an AWS Region name", endpoint.region),
+                );
+            }
+            let url = endpoint.url.as_str();
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+                bad(
+                    format!("routing.arc.cluster_endpoints[{i}].url"),
+                    format!(
+                        "`{url}` is not an endpoint URL (https://<id>.route53-recovery-cluster.<region>.amazonaws.com/v1)"
+                    ),
+                );
+            }
+            if !endpoints_seen.insert(url) {
+                bad(format!("routing.arc.cluster_endpoints[{i}].url"), format!("`{url}` is listed twice"));
+            }
+        }
+        let panel = arc_arn_path(&arc.control_panel_arn).filter(|p| arc_path_is(p, &["controlpanel"]));
+        if panel.is_none() {
+            bad(
+                at("control_panel_arn"),
+                format!(
+                    "`{}` is not an ARC control panel ARN (arn:aws:route53-recovery-control::<account>:controlpanel/<id>)",
+                    arc.control_panel_arn
+                ),
+            );
+        }
+        // With a bad panel ARN only its shape can be checked (the panel is reported once).
+        let in_panel = |path: &str, kind: &str| match panel {
+            Some(panel) => path
+                .strip_prefix(panel)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| arc_path_is(rest, &[kind])),
+            None => arc_path_is(path, &["controlpanel", kind]),
+        };
+        let mut controls_seen: HashMap<&str, &str> = HashMap::new();
+        for cell in &self.cells {
+            match arc.routing_controls.get(&cell.region) {
+                None => bad(
+                    at("routing_controls"),
+                    format!("has no routing control for cell {}: give one per cell", cell.region),
+                ),
+                Some(control) => {
+                    let field = format!("routing.arc.routing_controls.{}", cell.region);
+                    if !arc_arn_path(control).is_some_and(|p| in_panel(p, "routingcontrol")) {
+                        bad(
+                            field.clone(),
+                            format!(
+                                "`{control}` is not a routing control of the control panel `{}` \
+                                 (<control panel ARN>/routingcontrol/<id>)",
+                                arc.control_panel_arn
+                            ),
+                        );
+                    }
+                    if let Some(other) = controls_seen.insert(control.as_str(), cell.region.as_str()) {
+                        bad(field, format!("`{control}` also routes {other}; each cell needs its own routing control"));
+                    }
+                }
+            }
+        }
+        for region in arc.routing_controls.keys() {
+            if self.cell(region).is_none() {
+                bad(
+                    format!("routing.arc.routing_controls.{region}"),
+                    format!("`{region}` is not a cell: remove it or add the cell"),
+                );
+            }
+        }
+        if !arc_arn_path(&arc.safety_rule.arn).is_some_and(|p| in_panel(p, "safetyrule")) {
+            bad(
+                at("safety_rule.arn"),
+                format!(
+                    "`{}` is not a safety rule of the control panel `{}` (<control panel ARN>/safetyrule/<id>)",
+                    arc.safety_rule.arn, arc.control_panel_arn
+                ),
+            );
+        }
+        if arc.safety_rule.at_least != self.failover_policy.min_healthy_regions {
+            bad(
+                at("safety_rule.at_least"),
+                format!(
+                    "is {} but failover_policy.min_healthy_regions is {}: the assertion rule must keep exactly as many \
+                     Regions On as the policy, or ARC and the ledger disagree on what may be evacuated",
+                    arc.safety_rule.at_least, self.failover_policy.min_healthy_regions
+                ),
+            );
+        }
+    }
+
+    /// The ARC routing of this deployment, when its backend is `arc`.
+    pub fn arc(&self) -> Option<&ArcRouting> {
+        match self.routing.backend {
+            RoutingBackend::Arc => self.routing.arc.as_ref(),
+            RoutingBackend::HealthCheck => None,
+        }
     }
 
     /// The cell serving `region`.
@@ -810,5 +1030,135 @@ mod tests {
         assert!(RdsClusterArn::parse("arn:aws:rds:eu-west-1:123456789012:db:shop").is_none());
         assert!(RdsClusterArn::parse("arn:aws:rds:eu-west-1:12:cluster:shop").is_none());
         assert!(RdsClusterArn::parse("arn:aws:s3:::bucket").is_none());
+    }
+
+    const PANEL: &str = "arn:aws:route53-recovery-control::123456789012:controlpanel/p1";
+
+    fn arc_json() -> serde_json::Value {
+        let mut j = valid_json();
+        j["routing"]["backend"] = "arc".into();
+        j["routing"]["arc"] = serde_json::json!({
+            "cluster_arn": "arn:aws:route53-recovery-control::123456789012:cluster/c1",
+            "cluster_endpoints": [
+                {"region": "us-east-1", "url": "https://c1.route53-recovery-cluster.us-east-1.amazonaws.com/v1"},
+                {"Region": "us-west-2", "Endpoint": "https://c1.route53-recovery-cluster.us-west-2.amazonaws.com/v1"}
+            ],
+            "control_panel_arn": PANEL,
+            "routing_controls": {
+                "us-east-1": format!("{PANEL}/routingcontrol/rc-use1"),
+                "eu-west-1": format!("{PANEL}/routingcontrol/rc-euw1")
+            },
+            "safety_rule": {"arn": format!("{PANEL}/safetyrule/sr1"), "at_least": 1}
+        });
+        j
+    }
+
+    #[test]
+    fn the_routing_backend_is_health_check_unless_arc_is_named() {
+        let t = load(&valid_json()).expect("valid");
+        assert_eq!(t.routing.backend, RoutingBackend::HealthCheck);
+        assert!(t.arc().is_none());
+
+        let t = load(&arc_json()).expect("valid arc topology");
+        let arc = t.arc().expect("arc backend");
+        assert_eq!(arc.routing_controls["eu-west-1"], format!("{PANEL}/routingcontrol/rc-euw1"));
+        // AWS's own endpoint shape (DescribeCluster, CloudFormation's ClusterEndpoints) is accepted.
+        assert_eq!(arc.cluster_endpoints[1].region, "us-west-2");
+        assert!(arc.cluster_endpoints[1].url.ends_with("us-west-2.amazonaws.com/v1"));
+        let again = Topology::from_json(&serde_json::to_string(&t).expect("serialize")).expect("reload");
+        assert_eq!(t, again);
+    }
+
+    #[test]
+    fn table_of_invalid_arc_routings_names_each_bad_field() {
+        type Mutate = fn(&mut serde_json::Value);
+        let cases: &[(&str, Mutate, &str)] = &[
+            ("arc block without the backend", |j| j["routing"]["backend"] = "health_check".into(), "routing.arc"),
+            (
+                "arc backend without the block",
+                |j| {
+                    j["routing"].as_object_mut().map(|o| o.remove("arc"));
+                },
+                "routing.arc",
+            ),
+            (
+                "bad cluster arn",
+                |j| j["routing"]["arc"]["cluster_arn"] = "cluster/c1".into(),
+                "routing.arc.cluster_arn",
+            ),
+            (
+                "no endpoints",
+                |j| j["routing"]["arc"]["cluster_endpoints"] = serde_json::json!([]),
+                "routing.arc.cluster_endpoints",
+            ),
+            (
+                "endpoint without a URL scheme",
+                |j| j["routing"]["arc"]["cluster_endpoints"][0]["url"] = "c1.example.com".into(),
+                "routing.arc.cluster_endpoints[0].url",
+            ),
+            (
+                "endpoint Region",
+                |j| j["routing"]["arc"]["cluster_endpoints"][0]["region"] = "Virginia".into(),
+                "routing.arc.cluster_endpoints[0].region",
+            ),
+            (
+                "panel arn",
+                |j| {
+                    j["routing"]["arc"]["control_panel_arn"] =
+                        "arn:aws:route53-recovery-control::123456789012:cluster/p1".into()
+                },
+                "routing.arc.control_panel_arn",
+            ),
+            (
+                "a cell without a control",
+                |j| {
+                    j["routing"]["arc"]["routing_controls"].as_object_mut().map(|o| o.remove("eu-west-1"));
+                },
+                "routing.arc.routing_controls",
+            ),
+            (
+                "a control of another panel",
+                |j| {
+                    j["routing"]["arc"]["routing_controls"]["eu-west-1"] =
+                        "arn:aws:route53-recovery-control::123456789012:controlpanel/p2/routingcontrol/x".into()
+                },
+                "routing.arc.routing_controls.eu-west-1",
+            ),
+            (
+                "one control for two cells",
+                |j| {
+                    j["routing"]["arc"]["routing_controls"]["eu-west-1"] =
+                        format!("{PANEL}/routingcontrol/rc-use1").into()
+                },
+                "routing.arc.routing_controls.eu-west-1",
+            ),
+            (
+                "a control for a Region that is no cell",
+                |j| j["routing"]["arc"]["routing_controls"]["sa-east-1"] = format!("{PANEL}/routingcontrol/x").into(),
+                "routing.arc.routing_controls.sa-east-1",
+            ),
+            (
+                "a rule of another panel",
+                |j| {
+                    j["routing"]["arc"]["safety_rule"]["arn"] =
+                        "arn:aws:route53-recovery-control::123456789012:controlpanel/p2/safetyrule/sr1".into()
+                },
+                "routing.arc.safety_rule.arn",
+            ),
+            (
+                "a threshold the policy does not have",
+                |j| j["routing"]["arc"]["safety_rule"]["at_least"] = 2.into(),
+                "routing.arc.safety_rule.at_least",
+            ),
+        ];
+        for (what, mutate, field) in cases {
+            let mut j = arc_json();
+            mutate(&mut j);
+            let err = load(&j).expect_err(what);
+            assert_eq!(fields(err), [field.to_string()], "{what}");
+        }
+        let mut j = arc_json();
+        j["routing"]["backend"] = "dns".into();
+        assert!(matches!(load(&j), Err(TopologyError::Malformed { field, .. }) if field == "routing.backend"));
     }
 }

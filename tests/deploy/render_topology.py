@@ -13,7 +13,13 @@ Rules are evaluated; a rejected set exits with status 2 and one `rejected: ...` 
 
 Output (stdout, JSON): {"topology": "<the JSON string>", "functions": {logical id: {"env": {...},
 "timeout": ..., "code_uri": ...}}, "alarm_rule_names": [...], "ledger_replicas": [...] | null,
-"replica_resource_regions": [...] | null, "conditions": {...}}
+"replica_resource_regions": [...] | null, "arc_resources": {logical id: {"type", "properties"}},
+"outputs": {name: value}, "conditions": {...}}
+
+Resources' Ref / GetAtt values are unknown offline and render as "<Ref:X>" / "<GetAtt:X.Y>", except
+those of the Route 53 ARC resources and health checks the stack creates with ArcResources=create
+(they reach the topology): those render as AWS-shaped stand-ins, stable per stack name and logical
+id (`arc_stand_in`), so the rendered topology is one the shared crate can validate.
 
 `--cases` renders many sets in one process (importing cfn-lint takes seconds): the file is a list
 of {"params": {...}, "region": R?, "skip_rules": bool?}; the output is a list of {"status": 0 or 2,
@@ -24,6 +30,7 @@ that scripts/check-template.sh creates; no hand-written YAML loader.
 """
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -31,6 +38,51 @@ import sys
 from cfnlint.decode import decode
 
 NO_VALUE = object()
+
+# The ARC cluster's five Regional data-plane endpoints of a created cluster (stand-ins).
+ARC_ENDPOINT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "ap-southeast-2")
+# Ref / GetAtt of the resource types whose values the topology carries, as AWS returns them:
+# Ref of each ARC type is its ARN (also its *Arn attribute), Ref of a health check is its id.
+ARC_TYPES = {
+    "AWS::Route53RecoveryControl::Cluster": "ClusterArn",
+    "AWS::Route53RecoveryControl::ControlPanel": "ControlPanelArn",
+    "AWS::Route53RecoveryControl::RoutingControl": "RoutingControlArn",
+    "AWS::Route53RecoveryControl::SafetyRule": "SafetyRuleArn",
+    "AWS::Route53::HealthCheck": "HealthCheckId",
+}
+
+
+def _digest(*parts):
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def arc_stand_in(resolver, logical_id):
+    """The Ref value AWS would give `logical_id` (an ARC resource or a health check), stable per
+    stack name and logical id: cluster/<uuid>, controlpanel/<32 hex>, <panel>/routingcontrol/<16
+    hex>, <panel>/safetyrule/<16 hex>, a health check's lower-case UUID."""
+    resource = resolver.resources[logical_id]
+    kind = resource.get("Type")
+    h = _digest(resolver.pseudo["AWS::StackName"], logical_id)
+    uuid = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
+    prefix = f"arn:{resolver.pseudo['AWS::Partition']}:route53-recovery-control::{resolver.pseudo['AWS::AccountId']}"
+    if kind == "AWS::Route53::HealthCheck":
+        return uuid
+    if kind == "AWS::Route53RecoveryControl::Cluster":
+        return f"{prefix}:cluster/{uuid}"
+    if kind == "AWS::Route53RecoveryControl::ControlPanel":
+        return f"{prefix}:controlpanel/{h[:32]}"
+    panel = str(resolver.value(resource.get("Properties", {}).get("ControlPanelArn")))
+    leaf = "routingcontrol" if kind == "AWS::Route53RecoveryControl::RoutingControl" else "safetyrule"
+    return f"{panel}/{leaf}/{h[:16]}"
+
+
+def arc_cluster_endpoints(resolver, logical_id):
+    """GetAtt Cluster.ClusterEndpoints: a list of {"Endpoint", "Region"} objects (stand-ins)."""
+    h = _digest(resolver.pseudo["AWS::StackName"], logical_id)
+    return [
+        {"Endpoint": f"https://{h[i * 8:i * 8 + 8]}.route53-recovery-cluster.{region}.amazonaws.com/v1", "Region": region}
+        for i, region in enumerate(ARC_ENDPOINT_REGIONS)
+    ]
 
 
 class Rejected(Exception):
@@ -71,11 +123,20 @@ class Resolver:
         raise KeyError(f"Ref to unknown name {name}")
 
     # -- hooks: resources' Ref / GetAtt values are unknown offline; a subclass may know them ---
+    # (the ARC resources' and health checks' are AWS-shaped stand-ins: they reach the topology)
     def resource_ref(self, logical_id):
+        if self.resources[logical_id].get("Type") in ARC_TYPES:
+            return arc_stand_in(self, logical_id)
         return f"<Ref:{logical_id}>"
 
     def get_att(self, target):
         """`target` is "LogicalId.Attribute" (from !GetAtt or ${LogicalId.Attribute} in !Sub)."""
+        logical_id, _, attribute = target.partition(".")
+        kind = self.resources.get(logical_id, {}).get("Type")
+        if kind in ARC_TYPES and attribute == ARC_TYPES[kind]:
+            return arc_stand_in(self, logical_id)
+        if kind == "AWS::Route53RecoveryControl::Cluster" and attribute == "ClusterEndpoints":
+            return arc_cluster_endpoints(self, logical_id)
         return f"<GetAtt:{target}>"
 
     def sub(self, text, variables):
@@ -248,9 +309,21 @@ def render(template, given, region, account, partition, stack_name, skip_rules):
         if active("DataTableReplicas")
         else None
     )
+    arc_resources = {
+        logical_id: {"type": resource["Type"], "properties": resolver.value(resource.get("Properties", {}))}
+        for logical_id, resource in template["Resources"].items()
+        if resource.get("Type") in ARC_TYPES and active(logical_id)
+    }
+    outputs = {}
+    for name, output in template.get("Outputs", {}).items():
+        if "Condition" in output and not resolver.condition(output["Condition"]):
+            continue
+        outputs[name] = resolver.value(output["Value"])
     return {
         "topology": topology,
         "functions": functions,
+        "arc_resources": arc_resources,
+        "outputs": outputs,
         "alarm_rule_names": rule["detail"]["alarmName"],
         "alarm_rule_accounts": rule.get("account"),
         "alarm_rule_resources": rule.get("resources"),

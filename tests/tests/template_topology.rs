@@ -531,3 +531,272 @@ fn the_readme_least_privilege_table_matches_the_template_roles() {
     }
     assert_eq!(in_readme, in_template, "README.md's least-privilege table and template.yaml's roles disagree");
 }
+
+/// `ArcClusterEndpoints` (`region=url,...`) as the JSON list the topology carries.
+fn endpoints_of(param: &str) -> Value {
+    Value::Array(
+        param
+            .split(',')
+            .map(|entry| {
+                let (region, url) = entry.split_once('=').expect("region=url");
+                serde_json::json!({"region": region, "url": url})
+            })
+            .collect(),
+    )
+}
+
+/// The `routing` block the template must render for RoutingBackend=arc: the cluster, its five
+/// endpoints, the control panel, one routing control per cell (by the cell's Region) and the safety
+/// rule with `at_least` = MinHealthyRegions.
+fn expected_arc_routing(params: &Value, cluster: &str, panel: &str, rule: &str, controls: &[String]) -> Value {
+    let regions: Vec<&str> = (1..=4).map(|n| params[format!("Region{n}")].as_str().unwrap_or("")).collect();
+    let controls: serde_json::Map<String, Value> = regions
+        .iter()
+        .filter(|r| !r.is_empty())
+        .zip(controls)
+        .map(|(r, c)| ((*r).to_owned(), c.clone().into()))
+        .collect();
+    let at_least: u64 = params["MinHealthyRegions"].as_str().unwrap_or("1").parse().expect("MinHealthyRegions");
+    serde_json::json!({
+        "hosted_zone_id": params["HostedZoneId"],
+        "record_name": params["RecordName"],
+        "backend": "arc",
+        "arc": {
+            "cluster_arn": cluster,
+            "cluster_endpoints": endpoints_of(p(params, "ArcClusterEndpoints")),
+            "control_panel_arn": panel,
+            "routing_controls": controls,
+            "safety_rule": {"arn": rule, "at_least": at_least},
+        },
+    })
+}
+
+/// RoutingBackend=arc with ArcResources=existing (2 and 4 Regions): `routing` gains `"backend":"arc"`
+/// and the `arc` block, exactly the parameters'; each cell's `health_check_id` is its
+/// RECOVERY_CONTROL health check; every Region's stack renders the same topology, and none creates
+/// an ARC resource. RoutingBackend=health_check (the default) renders `routing` as before.
+#[test]
+fn arc_existing_parameters_reach_the_topology() {
+    let two = params("arc-two-regions.json");
+    let four = params("arc-four-regions.json");
+    let plain = params("two-regions.json");
+    let rendered = render_all(&[
+        Case::new(&two),
+        Case { region: Some(p(&two, "Region2")), ..Case::new(&two) },
+        Case::new(&four),
+        Case { region: Some("sa-east-1"), ..Case::new(&four) },
+        Case::new(&plain),
+    ]);
+    for (params, region1, other) in [(&two, &rendered[0], &rendered[1]), (&four, &rendered[2], &rendered[3])] {
+        let cells = if params["Region4"].is_string() { 4 } else { 2 };
+        let controls: Vec<String> =
+            (1..=cells).map(|n| p(params, &format!("Region{n}RoutingControlArn")).to_owned()).collect();
+        let raw = raw_topology(region1);
+        assert_eq!(
+            raw["routing"],
+            expected_arc_routing(
+                params,
+                p(params, "ArcClusterArn"),
+                p(params, "ArcControlPanelArn"),
+                p(params, "ArcSafetyRuleArn"),
+                &controls
+            )
+        );
+        assert_eq!(raw["routing"]["arc"]["cluster_endpoints"].as_array().map(Vec::len), Some(5));
+        let health_checks: Vec<&Value> =
+            raw["cells"].as_array().expect("cells").iter().map(|c| &c["health_check_id"]).collect();
+        let given: Vec<Value> = (1..=cells).map(|n| params[format!("Region{n}HealthCheckId")].clone()).collect();
+        assert_eq!(health_checks, given.iter().collect::<Vec<_>>(), "the RECOVERY_CONTROL health checks");
+        assert_eq!(raw_topology(other), raw, "every Region's stack renders the same topology");
+        for r in [region1, other] {
+            assert_eq!(r.output["arc_resources"], serde_json::json!({}), "existing: nothing created");
+            assert!(!r.output["outputs"].as_object().expect("outputs").contains_key("ArcClusterArn"));
+        }
+        // Needs the shared crate's `backend`/`arc` (the topology's routing backend) to pass.
+        let topology = accepted(region1);
+        assert_eq!(topology.cells.len(), cells);
+    }
+    let raw = raw_topology(&rendered[4]);
+    assert_eq!(
+        raw["routing"],
+        serde_json::json!({"hosted_zone_id": plain["HostedZoneId"], "record_name": plain["RecordName"]}),
+        "health_check: routing as before (no backend, no arc block)"
+    );
+}
+
+/// ArcResources=create: the Region1 stack creates the cluster, control panel, one routing control
+/// per cell, the assertion rule (ATLEAST MinHealthyRegions over every cell's control) and one
+/// RECOVERY_CONTROL health check per cell following its control; its own topology names them
+/// (Ref/GetAtt); its outputs, given to another Region's stack as parameters (ArcResources=existing),
+/// render the same topology there. The first deploy (RoutingBackend=health_check) already creates
+/// them while health checks still route; a stack in another Region creates nothing.
+#[test]
+fn arc_create_parameters_create_the_arc_resources_and_refer_to_them() {
+    let create = params("arc-create.json");
+    let first = params("arc-create-first-deploy.json");
+    let rendered = render_all(&[
+        Case::new(&create),
+        Case::new(&first),
+        Case { region: Some(p(&first, "Region2")), ..Case::new(&first) },
+    ]);
+    let out = &rendered[0].output;
+    let outputs = out["outputs"].as_object().expect("outputs");
+    let output = |name: &str| outputs.get(name).and_then(Value::as_str).unwrap_or_else(|| panic!("output {name}"));
+    let controls: Vec<String> = (1..=3).map(|n| output(&format!("Region{n}RoutingControlArn")).to_owned()).collect();
+    let (cluster, panel, rule) = (output("ArcClusterArn"), output("ArcControlPanelArn"), output("ArcSafetyRuleArn"));
+    let raw = raw_topology(&rendered[0]);
+    assert_eq!(raw["routing"], expected_arc_routing(&create, cluster, panel, rule, &controls));
+    let health_checks: Vec<&str> = (1..=3).map(|n| output(&format!("Region{n}HealthCheckId"))).collect();
+    let in_cells: Vec<&str> =
+        raw["cells"].as_array().expect("cells").iter().map(|c| c["health_check_id"].as_str().expect("id")).collect();
+    assert_eq!(in_cells, health_checks, "the cells route with the created RECOVERY_CONTROL health checks");
+    assert!(cluster.starts_with("arn:aws:route53-recovery-control::123456789012:cluster/"), "{cluster}");
+    for control in &controls {
+        assert!(control.starts_with(&format!("{panel}/routingcontrol/")), "{control} is not in {panel}");
+    }
+    assert!(rule.starts_with(&format!("{panel}/safetyrule/")), "{rule}");
+
+    // The resources themselves.
+    let resources = out["arc_resources"].as_object().expect("arc_resources");
+    let resource =
+        |id: &str| &resources.get(id).unwrap_or_else(|| panic!("{id} not created: {resources:?}"))["properties"];
+    assert_eq!(resources["ArcCluster"]["type"], "AWS::Route53RecoveryControl::Cluster");
+    assert_eq!(resource("ArcControlPanel")["ClusterArn"], cluster);
+    for (n, control) in (1..=3).zip(&controls) {
+        let routing_control = resource(&format!("Region{n}RoutingControl"));
+        assert_eq!(routing_control["ClusterArn"], cluster);
+        assert_eq!(routing_control["ControlPanelArn"], panel);
+        assert_eq!(routing_control["Name"], create[format!("Region{n}")]);
+        let health_check = resource(&format!("Region{n}RecoveryHealthCheck"));
+        assert_eq!(
+            health_check["HealthCheckConfig"],
+            serde_json::json!({"Type": "RECOVERY_CONTROL", "RoutingControlArn": control})
+        );
+    }
+    assert!(!resources.contains_key("Region4RoutingControl") && !resources.contains_key("Region4RecoveryHealthCheck"));
+    let safety_rule = resource("ArcSafetyRule");
+    assert_eq!(safety_rule["ControlPanelArn"], panel);
+    assert_eq!(
+        safety_rule["RuleConfig"],
+        serde_json::json!({"Type": "ATLEAST", "Threshold": create["MinHealthyRegions"], "Inverted": false})
+    );
+    assert_eq!(safety_rule["AssertionRule"]["AssertedControls"], serde_json::json!(controls));
+    assert!(safety_rule["AssertionRule"]["WaitPeriodMs"].as_u64().is_some_and(|ms| ms > 0));
+
+    // Another Region's stack, given the outputs as parameters (ArcResources=existing), renders the
+    // same topology.
+    let mut elsewhere = create.clone();
+    elsewhere["ArcResources"] = "existing".into();
+    for name in ["ArcClusterArn", "ArcControlPanelArn", "ArcSafetyRuleArn"] {
+        elsewhere[name] = output(name).into();
+    }
+    for n in 1..=3 {
+        for name in [format!("Region{n}RoutingControlArn"), format!("Region{n}HealthCheckId")] {
+            elsewhere[&name] = output(&name).into();
+        }
+    }
+    let again = render_all(&[Case { region: Some(p(&create, "Region2")), ..Case::new(&elsewhere) }]);
+    assert_eq!(raw_topology(&again[0]), raw, "the outputs are the other stacks' parameters");
+    assert_eq!(again[0].output["arc_resources"], serde_json::json!({}));
+
+    // The first deploy: health checks still route (topology as without ARC), the ARC resources exist.
+    let raw_first = raw_topology(&rendered[1]);
+    assert!(raw_first["routing"].get("backend").is_none() && raw_first["routing"].get("arc").is_none());
+    assert_eq!(raw_first["cells"][0]["health_check_id"], first["Region1HealthCheckId"]);
+    assert_eq!(rendered[1].output["arc_resources"].as_object().map(|r| r.len()), Some(2 + 3 + 1 + 3));
+    assert_eq!(rendered[2].output["arc_resources"], serde_json::json!({}), "only the Region1 stack creates");
+    assert_eq!(raw_topology(&rendered[2]), raw_first);
+    accepted(&rendered[1]);
+
+    // Needs the shared crate's `backend`/`arc` (the topology's routing backend) to pass.
+    accepted(&rendered[0]);
+}
+
+/// Inconsistent routing-backend parameter sets are refused, each naming its parameter or rule; and
+/// with the Rules bypassed, the shared crate refuses an `arc` block without a cell's control.
+#[test]
+fn invalid_arc_parameter_sets_are_rejected() {
+    let four = params("arc-four-regions.json");
+    let two = params("arc-two-regions.json");
+    let create = params("arc-create.json");
+    let plain = params("three-regions-aurora.json");
+    let arn = |path: &str| format!("arn:aws:route53-recovery-control::123456789012:{path}");
+    let panel = p(&four, "ArcControlPanelArn").to_owned();
+    let one_endpoint = "us-east-1=https://a.route53-recovery-cluster.us-east-1.amazonaws.com/v1".to_owned();
+    let mistakes: Vec<(&Value, &str, String, &str)> = vec![
+        (&four, "ArcClusterEndpoints", String::new(), "rule ArcNeedsClusterEndpoints"),
+        (&four, "ArcClusterEndpoints", one_endpoint, "ArcClusterEndpoints: `"),
+        (
+            &four,
+            "ArcClusterEndpoints",
+            p(&four, "ArcClusterEndpoints").replace("/v1,", "/v1\",\""),
+            "ArcClusterEndpoints: `",
+        ),
+        (&four, "ArcClusterEndpoints", p(&four, "ArcClusterEndpoints").replace(",", ", "), "ArcClusterEndpoints: `"),
+        (&four, "ArcClusterArn", String::new(), "rule ArcExistingIsComplete"),
+        (&four, "ArcSafetyRuleArn", String::new(), "rule ArcExistingIsComplete"),
+        (&four, "Region1RoutingControlArn", String::new(), "rule ArcExistingIsComplete"),
+        (&four, "Region4RoutingControlArn", String::new(), "rule ArcExistingIsComplete"),
+        (&four, "Region1RoutingControlArn", arn("cluster/x"), "Region1RoutingControlArn: `"),
+        (&four, "ArcSafetyRuleArn", format!("{panel}/routingcontrol/x"), "ArcSafetyRuleArn: `"),
+        (&four, "ArcControlPanelArn", "arn:aws:route53:::controlpanel/x".to_owned(), "ArcControlPanelArn: `"),
+        (&four, "RoutingBackend", "route53".to_owned(), "RoutingBackend: `route53` is not one of"),
+        (&four, "ArcResources", "import".to_owned(), "ArcResources: `import` is not one of"),
+        (&two, "Region3RoutingControlArn", format!("{panel}/routingcontrol/x"), "rule RoutingControlsNeedTheirSlot"),
+        (&plain, "Region1RoutingControlArn", format!("{panel}/routingcontrol/x"), "rule HealthCheckBackendTakesNoArc"),
+        (
+            &plain,
+            "ArcClusterEndpoints",
+            p(&four, "ArcClusterEndpoints").to_owned(),
+            "rule HealthCheckBackendTakesNoArc",
+        ),
+        (&plain, "Region1HealthCheckId", String::new(), "rule HealthChecksAreGiven"),
+        (&plain, "Region3HealthCheckId", String::new(), "rule Region3IsComplete"),
+        (&create, "ArcClusterArn", p(&four, "ArcClusterArn").to_owned(), "rule ArcCreateMakesItsOwn"),
+        (&create, "Region2RoutingControlArn", format!("{panel}/routingcontrol/x"), "rule ArcCreateMakesItsOwn"),
+        (&create, "Region1", "eu-central-1".to_owned(), "rule ArcCreateMakesItsOwn"),
+        (
+            &create,
+            "Region2HealthCheckId",
+            "22222222-2222-4222-8222-222222222222".to_owned(),
+            "rule ArcCreatesTheHealthChecks",
+        ),
+    ];
+    let variants: Vec<Value> = mistakes
+        .iter()
+        .map(|(base, key, value, _)| {
+            let mut params = (*base).clone();
+            params[*key] = Value::String(value.clone());
+            params
+        })
+        .collect();
+    let files = [
+        ("invalid-arc-missing-routing-control.json", "rule ArcExistingIsComplete"),
+        ("invalid-arc-values-with-health-check.json", "rule HealthCheckBackendTakesNoArc"),
+        ("invalid-arc-create-region.json", "rule ArcCreateMakesItsOwn"),
+    ];
+    let file_params: Vec<Value> = files.iter().map(|(f, _)| params(f)).collect();
+    let mut cases: Vec<Case> = variants.iter().map(Case::new).collect();
+    cases.extend(file_params.iter().map(Case::new));
+    cases.push(Case { skip_rules: true, ..Case::new(&file_params[0]) });
+    let rendered = render_all(&cases);
+
+    let expected = mistakes
+        .iter()
+        .map(|(_, k, v, e)| (format!("{k}={v:?}"), *e))
+        .chain(files.iter().map(|(f, e)| ((*f).to_owned(), *e)));
+    for ((what, expected), r) in expected.zip(&rendered) {
+        assert_eq!(r.status, 2, "{what} was accepted");
+        assert!(r.problems.iter().any(|p| p.contains(expected)), "{what}: expected `{expected}` in {:?}", r.problems);
+    }
+    // Rules bypassed: the arc block lacks Region3's control, which the shared crate refuses (needs
+    // the shared crate's routing-backend validation).
+    let bypassed = rendered.last().expect("bypassed case");
+    assert_eq!(bypassed.status, 0, "{:?}", bypassed.problems);
+    let json = bypassed.output["topology"].as_str().expect("topology");
+    let err = Topology::from_json(json).expect_err("a cell without a routing control");
+    assert!(
+        matches!(&err, TopologyError::Invalid(v) if v.iter().any(|v| v.field.starts_with("routing.arc.routing_controls"))),
+        "{err}"
+    );
+}
