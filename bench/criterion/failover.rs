@@ -58,6 +58,7 @@ fn observed_world(topology: &Topology) -> Observed {
                 inverted: Some(false),
             })
             .collect(),
+        routing_controls: Vec::new(),
         aurora: Some(ObservedAurora {
             global_cluster_id: "sessions-global".into(),
             members: topology

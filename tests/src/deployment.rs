@@ -4,6 +4,7 @@
 //! describes them.
 
 use crate::Emulator;
+use crate::arc::ArcSetup;
 use crate::fixtures::{
     create_aurora_global, create_global_table, create_group, request_replica, unique_name, wait_replicas_active,
 };
@@ -13,6 +14,7 @@ use aws_sdk_route53::types::{
     ResourceRecordSetRegion, RrType,
 };
 use serde_json::{Value, json};
+use shared::topology::RoutingBackend;
 use shared::{Ledger, RegionalClients, Topology};
 use std::collections::BTreeMap;
 
@@ -53,11 +55,26 @@ pub struct DeploymentSpec {
     /// The ledger as a Global Table with a replica in every Region (as the template creates it),
     /// instead of a table in the home Region only.
     pub ledger_replicas: bool,
+    /// How failover takes a Region out of routing: health checks (default) or ARC routing
+    /// controls (a cluster, controls, safety rule and RECOVERY_CONTROL health checks are built).
+    pub routing: RoutingBackend,
 }
 
 impl DeploymentSpec {
     pub fn with_ledger_replicas(mut self) -> Self {
         self.ledger_replicas = true;
+        self
+    }
+
+    /// Route with ARC routing controls instead of health checks.
+    pub fn with_arc(mut self) -> Self {
+        self.routing = RoutingBackend::Arc;
+        self
+    }
+
+    /// Route with `backend` (a test suite run against both backends).
+    pub fn with_routing(mut self, backend: RoutingBackend) -> Self {
+        self.routing = backend;
         self
     }
 
@@ -107,8 +124,10 @@ pub struct Deployment {
     pub topology: Topology,
     pub clients: RegionalClients,
     pub home: String,
-    /// Health check id per Region.
+    /// The endpoint health check of each Region (its alarm watches it).
     pub health_checks: BTreeMap<String, String>,
+    /// With the ARC backend: the cluster, controls, rule and RECOVERY_CONTROL health checks.
+    pub arc: Option<ArcSetup>,
     pub hosted_zone_id: Option<String>,
     pub global_cluster_id: Option<String>,
 }
@@ -130,6 +149,7 @@ impl Deployment {
             failover_policy: json!({}),
             scaling: json!({}),
             ledger_replicas: false,
+            routing: RoutingBackend::HealthCheck,
         }
     }
 
@@ -159,6 +179,16 @@ impl Deployment {
             health_checks.insert((*region).to_owned(), created.health_check.map(|h| h.id).expect("health check id"));
         }
 
+        let arc = match spec.routing {
+            RoutingBackend::HealthCheck => None,
+            RoutingBackend::Arc => {
+                let at_least = spec.failover_policy["min_healthy_regions"].as_u64().unwrap_or(1) as usize;
+                Some(crate::arc::create(emulator, &regions, at_least, route53).await)
+            }
+        };
+        // The health check that guards each Region's record: its routing control's with ARC.
+        let record_checks = arc.as_ref().map(|a| a.health_checks.clone()).unwrap_or_else(|| health_checks.clone());
+
         let hosted_zone_id = if spec.dns {
             let zone = route53
                 .create_hosted_zone()
@@ -177,7 +207,7 @@ impl Deployment {
                     .set_identifier(*region)
                     .region(ResourceRecordSetRegion::from(*region))
                     .ttl(60)
-                    .health_check_id(&health_checks[*region])
+                    .health_check_id(&record_checks[*region])
                     .resource_records(ResourceRecord::builder().value(address_of(i)).build().expect("record"))
                     .build()
                     .expect("record set");
@@ -278,7 +308,7 @@ impl Deployment {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let mut cell = json!({"region": r, "health_check_id": health_checks[*r],
+                let mut cell = json!({"region": r, "health_check_id": record_checks[*r],
                     "auto_scaling_group": format!("web-{r}"),
                     "alarms": [{"name": alarm_name(r), "region": watcher_of(&regions, r)}]});
                 if let Some(arn) = arns.get(i) {
@@ -298,8 +328,12 @@ impl Deployment {
         if let Some(id) = &global_cluster_id {
             topology["aurora"] = json!({"global_cluster_id": id});
         }
+        if let Some(arc) = &arc {
+            topology["routing"]["backend"] = "arc".into();
+            topology["routing"]["arc"] = arc.topology_block();
+        }
         let topology = Topology::from_json(&topology.to_string()).expect("the deployment's topology is valid");
-        Deployment { topology, clients, home: spec.home, health_checks, hosted_zone_id, global_cluster_id }
+        Deployment { topology, clients, home: spec.home, health_checks, arc, hosted_zone_id, global_cluster_id }
     }
 
     /// The roles of the stack deployed in `region`, rendered from `template.yaml` for this

@@ -5,6 +5,7 @@
 //!
 //! Test code only: panics here are test failures with a message, never production behaviour.
 
+pub mod arc;
 pub mod deployment;
 pub mod fixtures;
 mod http;

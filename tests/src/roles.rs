@@ -272,6 +272,34 @@ pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, St
             put(format!("Region{n}AuroraClusterId"), parsed.cluster_id.to_owned());
         }
     }
+    if let Some(arc) = topology.arc() {
+        put("RoutingBackend".into(), "arc".into());
+        put("ArcResources".into(), "existing".into());
+        put("ArcClusterArn".into(), arc.cluster_arn.clone());
+        put("ArcControlPanelArn".into(), arc.control_panel_arn.clone());
+        put("ArcSafetyRuleArn".into(), arc.safety_rule.arn.clone());
+        // The template takes AWS's https endpoints; the emulator's are local http URLs. No policy
+        // depends on an endpoint URL, so the canonical AWS URL of each endpoint stands in.
+        let cluster_id = arc.cluster_arn.rsplit('/').next().unwrap_or_default();
+        let endpoints: Vec<String> = arc
+            .cluster_endpoints
+            .iter()
+            .map(|e| {
+                let url = if e.url.starts_with("https://") {
+                    e.url.clone()
+                } else {
+                    format!("https://{cluster_id}.route53-recovery-cluster.{}.amazonaws.com/v1", e.region)
+                };
+                format!("{}={url}", e.region)
+            })
+            .collect();
+        put("ArcClusterEndpoints".into(), endpoints.join(","));
+        for (i, cell) in topology.cells.iter().enumerate() {
+            if let Some(control) = arc.routing_controls.get(&cell.region) {
+                put(format!("Region{}RoutingControlArn", i + 1), control.clone());
+            }
+        }
+    }
     put("ArbiterRegion".into(), topology.arbiter_region().to_owned());
     let policy = &topology.failover_policy;
     put("MinHealthyRegions".into(), policy.min_healthy_regions.to_string());

@@ -405,12 +405,26 @@ async fn reconcile_change_inner(
             Err(err) => Some(err),
         }
     };
-    let (mut steps, transition_error) =
+    let (applied, transition_error) =
         tokio::join!(apply(deps, &acting_region, &plan.actions, calls), record_transition);
+    let mut steps = applied.steps;
     if let Some(failed) = observation.failed_step {
         steps.push(failed);
     }
     report.steps = steps;
+    if let Some(reason) = applied.refused {
+        // ARC's safety rule said no: the Region stays in routing, so the claim goes back too.
+        if let Some(claim) = decision.claim.as_ref().filter(|_| change.state == AlarmState::Alarm) {
+            calls.add("UpdateItem", 1);
+            let withdrawn = ledger
+                .withdraw_region_status(region, claim.previous.as_ref(), &change.change_id(), deps.clock.now_ms())
+                .await;
+            if let Err(err) = withdrawn {
+                tracing::error!(region, error = %err, "could not withdraw a claim ARC refused; the scheduled reconcile corrects it");
+            }
+        }
+        report = refused_by_arc(report, reason);
+    }
     let cause = decision.fleet.regions.get(region).map(|e| e.cause.clone());
     let error = record_outcome(&mut report, region, cause.as_deref(), change, &ledger, &local, deps, calls).await;
     if let Some(err) = transition_error {
@@ -429,6 +443,12 @@ fn stop(mut report: Report, outcome: Outcome, reason: String, metric_name: Optio
     report.outcome = outcome;
     report.reason = Some(reason);
     report
+}
+
+/// A routing change ARC's safety rule refused: nothing else of the plan ran.
+fn refused_by_arc(report: Report, reason: String) -> Report {
+    tracing::error!(alarm = %report.alarm, region = ?report.region, reason = %reason, "ARC safety rule refused the routing change");
+    stop(report, Outcome::Refused, format!("ARC safety rule refused the routing change: {reason}"), Some("Refusals"))
 }
 
 /// A change that is older than the newest handled one, or that the alarm no longer shows.
@@ -450,7 +470,10 @@ async fn record_outcome(
     deps: &Deps<'_>,
     calls: &Calls,
 ) -> Option<Error> {
-    let failures = report.steps.iter().filter(|s| !s.ok).count();
+    // A refusal is an answer, not a failure: the history keeps its steps, nothing is settled,
+    // and retrying the invocation cannot help (the scheduled reconcile asks again).
+    let refused = report.outcome == Outcome::Refused;
+    let failures = if refused { 0 } else { report.steps.iter().filter(|s| !s.ok).count() };
     let now = deps.clock.now_ms();
     let history = async {
         if report.steps.is_empty() {
@@ -473,7 +496,7 @@ async fn record_outcome(
         }
     };
     let settle = async {
-        let Some(cause) = cause.filter(|_| failures == 0) else { return };
+        let Some(cause) = cause.filter(|_| failures == 0 && !refused) else { return };
         calls.add("UpdateItem", 1);
         if let Err(err) = arbiter.mark_settled(region, cause, now).await {
             tracing::warn!(region, error = %err, "transition not marked settled: the scheduled reconcile checks it again");
@@ -720,12 +743,34 @@ async fn observe(deps: &Deps<'_>, acting_region: &str, changing: &str, calls: &C
     let started = Instant::now();
     let Ok(acting) = deps.clients.region(acting_region) else {
         return Observation {
-            observed: Observed { health_checks: Vec::new(), aurora: None },
+            observed: Observed { health_checks: Vec::new(), routing_controls: Vec::new(), aurora: None },
             writer_region_answers: false,
             failed_step: None,
         };
     };
-    let checks = deps.topology.cells.iter().map(|cell| {
+    // Backend `arc`: the routing controls, from the ARC cluster's data plane (no Route 53 call).
+    let arc = deps.topology.arc();
+    let controls = async {
+        let Some(arc) = arc else { return Vec::new() };
+        calls.add("ListRoutingControls", 1);
+        let states = match deps.clients.arc(arc, deps.home_region).states(&arc.control_panel_arn).await {
+            Ok(states) => Some(states.on),
+            Err(err) => {
+                tracing::warn!(error = %err, "routing controls not observed; acting idempotently");
+                None
+            }
+        };
+        deps.topology
+            .cells
+            .iter()
+            .filter_map(|cell| {
+                let arn = arc.routing_controls.get(&cell.region)?;
+                let on = states.as_ref().map(|s| s.get(arn).copied().unwrap_or(false));
+                Some(plan::ObservedRoutingControl { region: cell.region.clone(), routing_control_arn: arn.clone(), on })
+            })
+            .collect()
+    };
+    let checks = deps.topology.cells.iter().filter(|_| arc.is_none()).map(|cell| {
         let route53 = acting.route53.clone();
         async move {
             calls.add("GetHealthCheck", 1);
@@ -750,7 +795,8 @@ async fn observe(deps: &Deps<'_>, acting_region: &str, changing: &str, calls: &C
         calls.add("DescribeGlobalClusters", 1);
         Some(aws::region_answers(rds, &global.global_cluster_id).await)
     };
-    let (health_checks, aurora, answers) = tokio::join!(futures_util::future::join_all(checks), aurora, answers);
+    let (health_checks, routing_controls, aurora, answers) =
+        tokio::join!(futures_util::future::join_all(checks), controls, aurora, answers);
     let (aurora, failed_step) = match aurora {
         None => (None, None),
         Some(Ok(observed)) => (Some(observed), None),
@@ -773,12 +819,62 @@ async fn observe(deps: &Deps<'_>, acting_region: &str, changing: &str, calls: &C
         Some(_) => true,
         None => false,
     };
-    Observation { observed: Observed { health_checks, aurora }, writer_region_answers, failed_step }
+    Observation { observed: Observed { health_checks, routing_controls, aurora }, writer_region_answers, failed_step }
 }
 
-/// Applies the actions concurrently; one failing never stops the others.
-async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action], calls: &Calls) -> Vec<StepResult> {
-    let steps = actions.iter().map(|action| async move {
+/// The steps that ran, and ARC's reason when a safety rule refused the routing change.
+struct Applied {
+    steps: Vec<StepResult>,
+    refused: Option<String>,
+}
+
+/// Applies the actions concurrently; one failing never stops the others. With the ARC backend
+/// the routing-control change goes first, in one atomic `UpdateRoutingControlStates`: when a
+/// safety rule refuses it, no other action of the plan runs.
+async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action], calls: &Calls) -> Applied {
+    let (routing, others): (Vec<&Action>, Vec<&Action>) = match deps.topology.arc() {
+        Some(_) => actions.iter().partition(|a| a.is_routing_control()),
+        None => (Vec::new(), actions.iter().collect()),
+    };
+    let mut steps = Vec::new();
+    if let (false, Some(arc)) = (routing.is_empty(), deps.topology.arc()) {
+        let started = Instant::now();
+        let entries: Vec<(String, bool)> = routing
+            .iter()
+            .filter_map(|a| match a {
+                Action::SetRoutingControl { routing_control_arn, on, .. } => Some((routing_control_arn.clone(), *on)),
+                _ => None,
+            })
+            .collect();
+        calls.add("UpdateRoutingControlStates", 1);
+        let result = deps.clients.arc(arc, deps.home_region).set_states(&entries).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (error, failure, refused) = match result {
+            Ok(shared::arc::ChangeOutcome::Applied { endpoint_region }) => {
+                tracing::info!(entries = entries.len(), endpoint = %endpoint_region, duration_ms, "routing controls set");
+                (None, None, None)
+            }
+            Ok(shared::arc::ChangeOutcome::Refused { reason }) => {
+                let message = format!("ARC safety rule refused the change: {reason}");
+                (Some(message), None, Some(reason))
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "routing controls not set");
+                (Some(err.to_string()), Some(err.class()), None)
+            }
+        };
+        steps.extend(routing.iter().map(|action| StepResult {
+            action: (*action).clone(),
+            ok: error.is_none(),
+            error: error.clone(),
+            failure,
+            duration_ms,
+        }));
+        if refused.is_some() {
+            return Applied { steps, refused };
+        }
+    }
+    let concurrent = others.into_iter().map(|action| async move {
         let started = Instant::now();
         let result = apply_one(deps, acting_region, action, calls).await;
         let step = StepResult {
@@ -794,7 +890,8 @@ async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action], calls: 
         }
         step
     });
-    futures_util::future::join_all(steps).await
+    steps.extend(futures_util::future::join_all(concurrent).await);
+    Applied { steps, refused: None }
 }
 
 async fn apply_one(deps: &Deps<'_>, acting_region: &str, action: &Action, calls: &Calls) -> Result<(), Error> {
@@ -823,6 +920,9 @@ async fn apply_one(deps: &Deps<'_>, acting_region: &str, action: &Action, calls:
             aws::move_writer(rds, to_region, &global.global_cluster_id, target_cluster_arn, *mode).await
         }
         Action::ObserveAurora { .. } => Err(Error::Unexpected("ObserveAurora is an observation, not an action".into())),
+        Action::SetRoutingControl { .. } => {
+            Err(Error::Unexpected("a routing control is set by apply's ARC step, not on its own".into()))
+        }
     }
 }
 
@@ -1013,11 +1113,15 @@ async fn converge(
         Ok(clients) => Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region),
         Err(err) => return (report, Some(err)),
     };
-    let mut steps = apply(deps, &acting_region, &plan.actions, calls).await;
+    let applied = apply(deps, &acting_region, &plan.actions, calls).await;
+    let mut steps = applied.steps;
     if let Some(failed) = observation.failed_step {
         steps.push(failed);
     }
     report.steps = steps;
+    if let Some(reason) = applied.refused {
+        report = refused_by_arc(report, reason);
+    }
     let cause = fleet.regions.get(region).map(|e| e.cause.clone());
     let error = record_outcome(&mut report, region, cause.as_deref(), change, ledger, &local, deps, calls).await;
     report.duration_ms = started.elapsed().as_millis() as u64;

@@ -17,6 +17,16 @@ pub struct ObservedHealthCheck {
     pub inverted: Option<bool>,
 }
 
+/// What the observation step saw of one Region's ARC routing control (backend `arc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedRoutingControl {
+    pub region: String,
+    pub routing_control_arn: String,
+    /// The control is On (traffic flows to the Region). `None` when the cluster could not be
+    /// read: the planner acts as if it were not in the desired state (the change is idempotent).
+    pub on: Option<bool>,
+}
+
 /// One member cluster of the Aurora global database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuroraMember {
@@ -45,7 +55,11 @@ impl ObservedAurora {
 /// Everything observed before planning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Observed {
+    /// Backend `health_check`: every Region's health check (empty with `arc`).
     pub health_checks: Vec<ObservedHealthCheck>,
+    /// Backend `arc`: every Region's routing control (empty with `health_check`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routing_controls: Vec<ObservedRoutingControl>,
     /// `None` when the topology has no Aurora database or it could not be read.
     pub aurora: Option<ObservedAurora>,
 }
@@ -68,6 +82,9 @@ pub enum Action {
     InvertHealthCheck { region: String, health_check_id: String },
     /// Give the health check back to its endpoint checks on failback (both flags cleared).
     RestoreHealthCheck { region: String, health_check_id: String },
+    /// Backend `arc`: set the Region's routing control Off (evacuation) or On (failback) through
+    /// the ARC cluster's data plane; ARC's safety rules may refuse it.
+    SetRoutingControl { region: String, routing_control_arn: String, on: bool },
     /// Move the Aurora writer, calling RDS in the target's Region.
     MoveAuroraWriter { from_region: String, to_region: String, target_cluster_arn: String, mode: WriterMove },
     /// Not planned: the step that reports an Aurora global cluster that could not be observed
@@ -80,16 +97,25 @@ impl Action {
         match self {
             Action::InvertHealthCheck { .. } => "InvertHealthCheck",
             Action::RestoreHealthCheck { .. } => "RestoreHealthCheck",
+            Action::SetRoutingControl { on: false, .. } => "RoutingControlOff",
+            Action::SetRoutingControl { on: true, .. } => "RoutingControlOn",
             Action::MoveAuroraWriter { .. } => "MoveAuroraWriter",
             Action::ObserveAurora { .. } => "ObserveAurora",
         }
+    }
+
+    /// Whether this action changes routing (ARC's safety rules may refuse it: it runs first).
+    pub fn is_routing_control(&self) -> bool {
+        matches!(self, Action::SetRoutingControl { .. })
     }
 
     /// Whether this action is part of `region`'s transition: its health check, or the writer
     /// leaving it or returning to it.
     pub fn concerns(&self, region: &str) -> bool {
         match self {
-            Action::InvertHealthCheck { region: r, .. } | Action::RestoreHealthCheck { region: r, .. } => r == region,
+            Action::InvertHealthCheck { region: r, .. }
+            | Action::RestoreHealthCheck { region: r, .. }
+            | Action::SetRoutingControl { region: r, .. } => r == region,
             Action::MoveAuroraWriter { from_region, to_region, .. } => from_region == region || to_region == region,
             Action::ObserveAurora { .. } => false,
         }
@@ -146,6 +172,21 @@ pub fn plan(
             }
             _ => {}
         }
+    }
+
+    for control in &observed.routing_controls {
+        let failing_back = options.failback_region.as_deref() == Some(control.region.as_str());
+        let on = match status(&control.region) {
+            RegionStatus::Evacuated if control.on != Some(false) => false,
+            // As with health checks: only the Region being failed back is turned On again.
+            RegionStatus::Active if failing_back && control.on != Some(true) => true,
+            _ => continue,
+        };
+        result.actions.push(Action::SetRoutingControl {
+            region: control.region.clone(),
+            routing_control_arn: control.routing_control_arn.clone(),
+            on,
+        });
     }
 
     if let Some(aurora) = &observed.aurora {
@@ -264,6 +305,7 @@ mod tests {
                     inverted: Some(inverted.contains(r)),
                 })
                 .collect(),
+            routing_controls: Vec::new(),
             aurora: Some(ObservedAurora {
                 global_cluster_id: "g".into(),
                 members: REGIONS[..n]
@@ -438,9 +480,57 @@ mod tests {
             ),
         ];
         for (what, n, evacuated, inverted, writer, in_progress, options, expected) in cases {
-            let got = plan(&topology(n), &desired(&evacuated), &observed(n, &inverted, writer, in_progress), &options);
+            let seen = observed(n, &inverted, writer, in_progress);
+            let got = plan(&topology(n), &desired(&evacuated), &seen, &options);
             assert_eq!(got.actions, expected, "{what}");
+
+            // The same table with the ARC backend: a forced-unhealthy check is a control that is
+            // Off, inverting is turning Off, restoring is turning On; the writer moves the same.
+            let arc_seen = Observed { health_checks: Vec::new(), routing_controls: controls(&seen), ..seen };
+            let arc_expected: Vec<Action> = expected.iter().map(as_arc).collect();
+            let got = plan(&topology(n), &desired(&evacuated), &arc_seen, &options);
+            assert_eq!(got.actions, arc_expected, "{what} (arc)");
         }
+    }
+
+    fn control_arn(region: &str) -> String {
+        format!("arn:aws:route53-recovery-control::123456789012:controlpanel/p/routingcontrol/rc-{region}")
+    }
+
+    fn controls(seen: &Observed) -> Vec<ObservedRoutingControl> {
+        seen.health_checks
+            .iter()
+            .map(|c| ObservedRoutingControl {
+                region: c.region.clone(),
+                routing_control_arn: control_arn(&c.region),
+                on: c.inverted.map(|forced| !forced),
+            })
+            .collect()
+    }
+
+    fn as_arc(action: &Action) -> Action {
+        match action {
+            Action::InvertHealthCheck { region, .. } => Action::SetRoutingControl {
+                region: region.clone(),
+                routing_control_arn: control_arn(region),
+                on: false,
+            },
+            Action::RestoreHealthCheck { region, .. } => {
+                Action::SetRoutingControl { region: region.clone(), routing_control_arn: control_arn(region), on: true }
+            }
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn unknown_routing_control_state_is_acted_on_idempotently() {
+        let seen = observed(2, &[], "eu-west-1", false);
+        let mut arc_seen = Observed { health_checks: Vec::new(), routing_controls: controls(&seen), ..seen };
+        arc_seen.routing_controls[0].on = None;
+        let got = plan(&topology(2), &desired(&["us-east-1"]), &arc_seen, &PlanOptions::default());
+        assert_eq!(got.actions, vec![as_arc(&invert("us-east-1"))]);
+        assert!(got.actions[0].is_routing_control() && got.actions[0].concerns("us-east-1"));
+        assert!(!got.actions[0].concerns("eu-west-1"));
     }
 
     #[test]

@@ -147,7 +147,15 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
 
     // 2. Observe everything at once.
     let regions_future = join_all(probed.iter().map(|region| observe_region(deps, region)));
-    let health_future = join_all(topology.cells.iter().map(|cell| async move {
+    // Backend `arc`: every cluster endpoint asked once; the records' health checks follow the
+    // controls (RECOVERY_CONTROL), so Route 53 is not read at all.
+    let arc_future = async {
+        let arc = topology.arc()?;
+        let cluster = deps.clients.arc(arc, deps.home_region);
+        // Each endpoint's client has its own short deadline (shared::arc::ENDPOINT_TIMEOUT).
+        Some(cluster.probe_endpoints(&arc.control_panel_arn).await)
+    };
+    let health_future = join_all(topology.cells.iter().filter(|_| topology.arc().is_none()).map(|cell| async move {
         let flags = within(
             config.call_timeout,
             "GetHealthCheck",
@@ -158,7 +166,10 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         (cell.region.clone(), flags.map_err(|e| e.to_string()))
     }));
     let aurora_future = observe_aurora(deps, &active);
-    let (views, health, aurora) = futures_util::join!(regions_future, health_future, aurora_future);
+    let (views, health, aurora, endpoints) =
+        futures_util::join!(regions_future, health_future, aurora_future, arc_future);
+    let routing = topology.arc().map(|arc| report::RoutingReport::from_answers(arc, endpoints.clone()));
+    let routing_read = routing.as_ref().map(report::RoutingReport::states_by_region);
     // Without the ledger's statuses there is nothing to compare the health checks with.
     let health_checks: BTreeMap<String, Result<HealthCheckFlags, String>> = health
         .into_iter()
@@ -271,6 +282,7 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         groups: &groups,
         aurora: cluster_result.as_ref(),
         health_checks: &health_checks,
+        routing_controls: routing_read.as_ref().map(|read| (deps.home_region, read)),
     });
     for failure in &readiness.failures {
         tracing::warn!(rule = failure.rule.name(), region = failure.rule.region(), "{}", failure.message);
@@ -310,6 +322,7 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         },
         aurora,
         readiness,
+        routing,
         notes,
     })
 }

@@ -8,7 +8,9 @@
 //! | `AsgCannotTakeShare` | Evacuated Regions | MaxSize < its share once back, ceil(total desired of the active Regions / (active Regions + 1)), or no desired instance while that share is above 0 |
 //! | `ReplicaMissing` / `ReplicaNotActive` | every cell | a Region's replica is absent, or not `ACTIVE`, in a replica's view of the table |
 //! | `AuroraMemberDetached` | every cell with a cluster ARN | the cluster is not a member of the global cluster |
-//! | `HealthCheckUnexpected` | every cell | `Inverted`/`Disabled` differ from what the ledger's status implies (Evacuated = both set: failover forces the check unhealthy; Active = both clear) |
+//! | `HealthCheckUnexpected` | every cell (backend `health_check`) | `Inverted`/`Disabled` differ from what the ledger's status implies (Evacuated = both set: failover forces the check unhealthy; Active = both clear) |
+//! | `RoutingControlUnexpected` | every cell (backend `arc`) | the routing control's state differs from what the ledger's status implies (Evacuated = Off, Active = On) |
+//! | `ArcClusterUnreachable` | the prober's Region (backend `arc`) | no endpoint of the ARC cluster answered: failover could not move traffic |
 //!
 //! A rule that could not be evaluated (its data could not be read) is listed in `not_checked`
 //! with the reason; it is not a failure. `AsgCannotTakeShare` failures are listed apart, in
@@ -75,6 +77,13 @@ pub enum Rule {
         expected_inverted: bool,
         ledger_status: RegionStatus,
     },
+    #[error(
+        "{region}: routing control {routing_control_arn} is {} but the ledger says the Region is {ledger_status:?} (expected {})",
+        if *on { "On" } else { "Off" }, if *on { "Off" } else { "On" }
+    )]
+    RoutingControlUnexpected { region: String, routing_control_arn: String, on: bool, ledger_status: RegionStatus },
+    #[error("no endpoint of the ARC cluster answered from {region}: failover could not change routing ({reason})")]
+    ArcClusterUnreachable { region: String, reason: String },
 }
 
 impl Rule {
@@ -87,6 +96,8 @@ impl Rule {
             Rule::ReplicaNotActive { .. } => "ReplicaNotActive",
             Rule::AuroraMemberDetached { .. } => "AuroraMemberDetached",
             Rule::HealthCheckUnexpected { .. } => "HealthCheckUnexpected",
+            Rule::RoutingControlUnexpected { .. } => "RoutingControlUnexpected",
+            Rule::ArcClusterUnreachable { .. } => "ArcClusterUnreachable",
         }
     }
 
@@ -98,7 +109,9 @@ impl Rule {
             | Rule::ReplicaMissing { region, .. }
             | Rule::ReplicaNotActive { region, .. }
             | Rule::AuroraMemberDetached { region, .. }
-            | Rule::HealthCheckUnexpected { region, .. } => region,
+            | Rule::HealthCheckUnexpected { region, .. }
+            | Rule::RoutingControlUnexpected { region, .. }
+            | Rule::ArcClusterUnreachable { region, .. } => region,
         }
     }
 }
@@ -155,9 +168,15 @@ pub struct Observed<'a> {
     pub groups: &'a BTreeMap<String, Result<GroupSizes, String>>,
     /// The global cluster, when the topology has one.
     pub aurora: Option<&'a Result<GlobalClusterView, String>>,
-    /// Every cell's health-check flags.
+    /// Every cell's health-check flags (backend `health_check`).
     pub health_checks: &'a BTreeMap<String, Result<HealthCheckFlags, String>>,
+    /// Backend `arc`: every cell's routing control On, by Region, as the first cluster endpoint
+    /// that answered read it (`Err`: none answered), and the Region the probe ran in.
+    pub routing_controls: Option<RoutingRead<'a>>,
 }
+
+/// The prober's Region and what the ARC cluster answered it: each cell's control On, by Region.
+pub type RoutingRead<'a> = (&'a str, &'a Result<BTreeMap<String, bool>, String>);
 
 pub fn evaluate(o: &Observed<'_>) -> Readiness {
     let mut failures = Vec::new();
@@ -296,8 +315,36 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
         }
     }
 
-    // Health checks against the ledger.
-    for cell in &o.topology.cells {
+    // Routing controls against the ledger (backend `arc`); the health checks are then of type
+    // RECOVERY_CONTROL and follow the controls, so their flags say nothing.
+    if let (Some(arc), Some((prober, read))) = (o.topology.arc(), o.routing_controls) {
+        match read {
+            Err(reason) => {
+                failures.push(Rule::ArcClusterUnreachable { region: prober.to_owned(), reason: reason.clone() })
+            }
+            Ok(on) => {
+                for cell in &o.topology.cells {
+                    let ledger_status = status(&cell.region);
+                    let Some(arn) = arc.routing_controls.get(&cell.region) else { continue };
+                    match on.get(&cell.region) {
+                        Some(on) if *on != (ledger_status == RegionStatus::Active) => {
+                            failures.push(Rule::RoutingControlUnexpected {
+                                region: cell.region.clone(),
+                                routing_control_arn: arn.clone(),
+                                on: *on,
+                                ledger_status,
+                            })
+                        }
+                        Some(_) => {}
+                        None => skip("RoutingControlUnexpected", &cell.region, "not in the control panel".into()),
+                    }
+                }
+            }
+        }
+    }
+
+    // Health checks against the ledger (backend `health_check`).
+    for cell in o.topology.cells.iter().filter(|_| o.topology.arc().is_none()) {
         let ledger_status = status(&cell.region);
         let expected_inverted = ledger_status == RegionStatus::Evacuated;
         match o.health_checks.get(&cell.region) {
@@ -360,6 +407,7 @@ mod tests {
         groups: BTreeMap<String, Result<GroupSizes, String>>,
         aurora: Result<GlobalClusterView, String>,
         health_checks: BTreeMap<String, Result<HealthCheckFlags, String>>,
+        routing_controls: Option<Result<BTreeMap<String, bool>, String>>,
     }
 
     impl World {
@@ -402,7 +450,29 @@ mod tests {
                     .iter()
                     .map(|r| (r.to_string(), Ok(HealthCheckFlags { inverted: false, disabled: false })))
                     .collect(),
+                routing_controls: None,
             }
+        }
+
+        /// The healthy world routed by ARC: every control On.
+        fn healthy_arc() -> Self {
+            let mut w = Self::healthy();
+            let mut topology = serde_json::to_value(&w.topology).expect("topology JSON");
+            let panel = "arn:aws:route53-recovery-control::123456789012:controlpanel/p";
+            topology["routing"]["backend"] = "arc".into();
+            topology["routing"]["arc"] = serde_json::json!({
+                "cluster_arn": "arn:aws:route53-recovery-control::123456789012:cluster/c",
+                "cluster_endpoints": [{"region": "us-west-2", "url": "https://c.example.com/v1"}],
+                "control_panel_arn": panel,
+                "routing_controls": REGIONS.iter().map(|r| (r.to_string(), format!("{panel}/routingcontrol/rc-{r}")))
+                    .collect::<BTreeMap<_, _>>(),
+                "safety_rule": {"arn": format!("{panel}/safetyrule/s"), "at_least": 1}
+            });
+            w.topology = Topology::from_json(&topology.to_string()).expect("arc topology");
+            w.routing_controls = Some(Ok(REGIONS.iter().map(|r| (r.to_string(), true)).collect()));
+            // RECOVERY_CONTROL checks are never inverted: their flags must not be judged.
+            w.health_checks.insert("us-east-1".into(), Ok(HealthCheckFlags { inverted: true, disabled: true }));
+            w
         }
 
         fn evaluate(&self) -> Readiness {
@@ -414,6 +484,7 @@ mod tests {
                 groups: &self.groups,
                 aurora: Some(&self.aurora),
                 health_checks: &self.health_checks,
+                routing_controls: self.routing_controls.as_ref().map(|r| ("eu-west-1", r)),
             })
         }
     }
@@ -617,5 +688,45 @@ mod tests {
         assert!(r.ok, "{:?}", r.failures);
         assert_eq!(r.not_checked.iter().filter(|n| n.rule == "AuroraMemberDetached").count(), 3);
         assert!(r.not_checked.iter().any(|n| n.rule == "HealthCheckUnexpected" && n.region == "us-east-1"));
+    }
+
+    #[test]
+    fn with_arc_the_routing_controls_are_judged_against_the_ledger_and_the_checks_are_not() {
+        let w = World::healthy_arc();
+        let r = w.evaluate();
+        assert!(r.ok, "{r:?}");
+
+        // Evacuated but On; Active but Off.
+        let mut w = World::healthy_arc();
+        w.statuses.insert("us-east-1".into(), RegionStatus::Evacuated);
+        if let Some(Ok(on)) = &mut w.routing_controls {
+            on.insert("ap-southeast-1".into(), false);
+        }
+        let r = w.evaluate();
+        // (Capacity rules also fail with one Region fewer; only routing is asserted here.)
+        let rules: Vec<(&str, &str)> = r
+            .failures
+            .iter()
+            .map(|f| (f.rule.name(), f.rule.region()))
+            .filter(|(name, _)| name.starts_with("Routing"))
+            .collect();
+        assert_eq!(
+            rules,
+            [("RoutingControlUnexpected", "us-east-1"), ("RoutingControlUnexpected", "ap-southeast-1")],
+            "{r:?}"
+        );
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.message.contains("is On but the ledger says the Region is Evacuated (expected Off)"))
+        );
+
+        // No endpoint answered: failover could not move traffic.
+        let mut w = World::healthy_arc();
+        w.routing_controls = Some(Err("five endpoints down".into()));
+        let r = w.evaluate();
+        assert!(!r.ok);
+        assert_eq!(r.failures[0].rule.name(), "ArcClusterUnreachable");
+        assert_eq!(r.failures[0].rule.region(), "eu-west-1", "the prober's Region");
     }
 }

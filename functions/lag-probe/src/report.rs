@@ -42,8 +42,73 @@ pub struct ProbeReport {
     pub replication: Replication,
     pub aurora: Option<AuroraReport>,
     pub readiness: Readiness,
+    /// Backend `arc`: the routing controls' states and which cluster endpoints answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingReport>,
     /// Things worth knowing that are not failures (e.g. a table without TTL, a ledger read error).
     pub notes: Vec<String>,
+}
+
+/// The ARC routing seen by the probe: every cluster endpoint asked once, in parallel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoutingReport {
+    /// Each cell's routing control: `"On"`, `"Off"`, or `null` when no endpoint answered.
+    pub routing_controls: BTreeMap<String, Option<&'static str>>,
+    pub endpoints: Vec<EndpointReport>,
+    /// How many endpoints answered (one is enough for failover).
+    pub endpoints_answering: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointReport {
+    pub region: String,
+    pub answered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RoutingReport {
+    /// From every endpoint's answer: the states are the first answering endpoint's (the cluster
+    /// holds one state; any endpoint that answers reads it).
+    pub fn from_answers(arc: &shared::topology::ArcRouting, answers: Option<Vec<shared::arc::EndpointAnswer>>) -> Self {
+        let answers = answers.unwrap_or_default();
+        let states = answers.iter().find_map(|a| a.states.as_ref().ok());
+        let routing_controls = arc
+            .routing_controls
+            .iter()
+            .map(|(region, arn)| {
+                let state = states.and_then(|s| s.get(arn)).map(|on| if *on { "On" } else { "Off" });
+                (region.clone(), state)
+            })
+            .collect();
+        let endpoints: Vec<EndpointReport> = answers
+            .iter()
+            .map(|a| EndpointReport {
+                region: a.region.clone(),
+                answered: a.states.is_ok(),
+                error: a.states.as_ref().err().cloned(),
+            })
+            .collect();
+        let endpoints_answering = endpoints.iter().filter(|e| e.answered).count();
+        Self { routing_controls, endpoints, endpoints_answering }
+    }
+
+    /// Each cell's control On, by Region, for the readiness rules; `Err` when no endpoint answered.
+    pub fn states_by_region(&self) -> Result<BTreeMap<String, bool>, String> {
+        if self.endpoints_answering == 0 {
+            let errors: Vec<String> = self
+                .endpoints
+                .iter()
+                .map(|e| format!("{}: {}", e.region, e.error.as_deref().unwrap_or("no answer")))
+                .collect();
+            return Err(format!("{} endpoint(s) asked: {}", self.endpoints.len(), errors.join("; ")));
+        }
+        Ok(self
+            .routing_controls
+            .iter()
+            .filter_map(|(region, state)| state.map(|s| (region.clone(), s == "On")))
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -268,6 +333,9 @@ impl ProbeReport {
         if let Some(overall) = &self.replication.overall {
             run = run.metric("ReplicationLagMaxMs", overall.max_ms as f64, Unit::Milliseconds);
         }
+        if let Some(routing) = &self.routing {
+            run = run.metric("ArcEndpointsAnswering", routing.endpoints_answering as f64, Unit::Count);
+        }
         sets.push(run);
         sets
     }
@@ -416,6 +484,7 @@ mod tests {
             },
             aurora: None,
             readiness,
+            routing: None,
             notes: vec![],
         };
 

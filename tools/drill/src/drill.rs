@@ -1313,6 +1313,9 @@ fn action_text(action: &failover::plan::Action) -> String {
             format!("{mode:?} Aurora writer {from_region} -> {to_region}")
         }
         Action::ObserveAurora { from_region } => format!("observe Aurora from {from_region}"),
+        Action::SetRoutingControl { region, on, .. } => {
+            format!("routing control {region} {}", if *on { "On" } else { "Off" })
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! failover through its real handler against the emulator: 2- and 3-Region evacuations, static
 //! stability with the failed Region's APIs down, the min-healthy rule, duplicate deliveries,
 //! failback gates, dry run and malformed input; authenticity, actor Regions, confirmation and
-//! ordering of alarm changes; and the scheduled reconcile.
+//! ordering of alarm changes; and the scheduled reconcile. The same suite runs once per routing
+//! backend (`emulator.rs`: health checks, `emulator_arc.rs`: ARC routing controls): every
+//! behaviour is asserted on the routing state itself, whichever backend holds it.
 //!
 //! Every delivery is a real alarm state change: the test sets the alarm's state in its watcher
 //! Region (SetAlarmState) and delivers the EventBridge event CloudWatch emitted for it (or the
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use shared::alarm::Identity;
 use shared::clock::{Clock, FixedClock};
 use shared::ledger::{self, ProbeSummary, RegionProbe, RegionStatus};
+use shared::topology::RoutingBackend;
 use shared::{Ledger, RegionalClients, Topology};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +28,33 @@ use std::time::Duration;
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 const HOME: &str = "eu-west-1";
 const T0: u64 = 1_800_000_000_000;
+
+/// The routing backend this binary runs the suite with.
+const BACKEND: RoutingBackend = crate::BACKEND;
+
+/// The plan action that takes a Region out of routing, by backend.
+fn out_of_routing_action() -> &'static str {
+    match BACKEND {
+        RoutingBackend::HealthCheck => "InvertHealthCheck",
+        RoutingBackend::Arc => "RoutingControlOff",
+    }
+}
+
+/// The AWS operation that changes routing, by backend.
+fn routing_write() -> &'static str {
+    match BACKEND {
+        RoutingBackend::HealthCheck => "UpdateHealthCheck",
+        RoutingBackend::Arc => "UpdateRoutingControlStates",
+    }
+}
+
+/// The AWS operation that reads routing, by backend.
+fn routing_read() -> &'static str {
+    match BACKEND {
+        RoutingBackend::HealthCheck => "GetHealthCheck",
+        RoutingBackend::Arc => "ListRoutingControls",
+    }
+}
 
 fn event(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name);
@@ -132,6 +162,7 @@ impl World {
             .with_dns()
             .with_ledger_replicas()
             .with_failover_policy(policy)
+            .with_routing(BACKEND)
             .create(&emulator)
             .await;
         let global_id = deployment.global_cluster_id.clone().expect("global cluster");
@@ -195,14 +226,47 @@ impl World {
         self.deliver(region, change).await
     }
 
-    async fn inverted(&self, region: &str) -> bool {
-        let id = &self.topology.cell(region).expect("cell").health_check_id;
-        let route53 = &self.clients.region(HOME).expect("home").route53;
-        let hc = route53.get_health_check().health_check_id(id).send().await.expect("health check");
-        // Forced unhealthy: Inverted and Disabled together.
-        let config = hc.health_check.and_then(|h| h.health_check_config).expect("config");
-        assert_eq!(config.inverted, config.disabled, "Inverted and Disabled move together: {config:?}");
-        config.inverted == Some(true)
+    /// Whether failover took `region` out of routing: its health check forced unhealthy, or its
+    /// routing control Off.
+    async fn out_of_routing(&self, region: &str) -> bool {
+        out_of_routing(&self.emulator, &self.deployment, region).await
+    }
+
+    /// Makes every routing write fail (transiently) until [`World::mend_routing`]: Route 53's
+    /// `UpdateHealthCheck` throttled, or every ARC cluster endpoint unavailable.
+    fn break_routing(&self) {
+        match BACKEND {
+            RoutingBackend::HealthCheck => {
+                // Route 53 calls are made from the acting (surviving) Region's client.
+                for region in REGIONS {
+                    self.emulator.throttle(region, 1000, Some("route53"), Some("UpdateHealthCheck"));
+                }
+            }
+            RoutingBackend::Arc => {
+                for region in self.arc().cluster_endpoints.iter().map(|e| e.region.clone()) {
+                    multisite_tests::arc::set_endpoint_down(&self.emulator, &region, true, "unavailable");
+                }
+            }
+        }
+    }
+
+    fn mend_routing(&self) {
+        match BACKEND {
+            RoutingBackend::HealthCheck => {
+                for region in REGIONS {
+                    self.emulator.throttle(region, 0, Some("route53"), Some("UpdateHealthCheck"));
+                }
+            }
+            RoutingBackend::Arc => {
+                for region in self.arc().cluster_endpoints.iter().map(|e| e.region.clone()) {
+                    multisite_tests::arc::set_endpoint_down(&self.emulator, &region, false, "unavailable");
+                }
+            }
+        }
+    }
+
+    fn arc(&self) -> &shared::topology::ArcRouting {
+        self.topology.arc().expect("the ARC backend")
     }
 
     /// The Region Route 53 answers users in North America with (the emulator's latency routing).
@@ -275,6 +339,25 @@ impl World {
     }
 }
 
+/// Whether `region` is out of routing in `deployment` (either backend).
+async fn out_of_routing(emulator: &Emulator, deployment: &Deployment, region: &str) -> bool {
+    match BACKEND {
+        RoutingBackend::HealthCheck => {
+            let id = &deployment.topology.cell(region).expect("cell").health_check_id;
+            let route53 = &deployment.clients.region(HOME).expect("home").route53;
+            let hc = route53.get_health_check().health_check_id(id).send().await.expect("health check");
+            // Forced unhealthy: Inverted and Disabled together.
+            let config = hc.health_check.and_then(|h| h.health_check_config).expect("config");
+            assert_eq!(config.inverted, config.disabled, "Inverted and Disabled move together: {config:?}");
+            config.inverted == Some(true)
+        }
+        RoutingBackend::Arc => {
+            let arc = deployment.topology.arc().expect("the ARC backend");
+            !multisite_tests::arc::states(emulator, arc).await[region]
+        }
+    }
+}
+
 fn only(response: Response) -> Report {
     assert_eq!(response.reports.len(), 1, "{:?}", response.reports);
     response.reports.into_iter().next().expect("one report")
@@ -294,8 +377,8 @@ async fn two_region_evacuation_inverts_the_check_and_moves_the_writer() {
 
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert!(report.transition_recorded);
-    assert!(world.inverted("us-east-1").await, "latency routing no longer answers with us-east-1");
-    assert!(!world.inverted("eu-west-1").await);
+    assert!(world.out_of_routing("us-east-1").await, "latency routing no longer answers with us-east-1");
+    assert!(!world.out_of_routing("eu-west-1").await);
     world.wait_writer("eu-west-1").await;
     assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
     assert_eq!(world.transitions("us-east-1").await, 1);
@@ -318,7 +401,7 @@ async fn three_region_evacuation_via_eventbridge_and_sns_moves_the_writer_only_f
     // ap-southeast-1 holds no writer: only its check flips (its actor is us-east-1).
     let report = only(world.alarm("ap-southeast-1", "ALARM").await.expect("ap evacuated"));
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
-    assert!(world.inverted("ap-southeast-1").await);
+    assert!(world.out_of_routing("ap-southeast-1").await);
     assert_eq!(world.writer_region().await, "us-east-1", "writer untouched");
     assert!(!world.emulator.requests().iter().any(|r| r.operation.ends_with("GlobalCluster")
         && (r.operation.starts_with("Failover") || r.operation.starts_with("Switchover"))));
@@ -328,7 +411,7 @@ async fn three_region_evacuation_via_eventbridge_and_sns_moves_the_writer_only_f
     let change = world.change("us-east-1", "ALARM").await;
     let report = only(world.deliver("us-east-1", sns(&change)).await.expect("us-east-1 evacuated"));
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
     world.wait_writer("eu-west-1").await;
 }
 
@@ -348,7 +431,7 @@ async fn when_the_own_region_is_out_the_observation_is_made_again_from_an_active
     let report = only(world.handle_in("ap-southeast-1", change).await.expect("eu-west-1 evacuated"));
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert_eq!(report.acting_region.as_deref(), Some("us-east-1"));
-    assert!(world.inverted("eu-west-1").await);
+    assert!(world.out_of_routing("eu-west-1").await);
     assert!(report.observed.as_ref().and_then(|o| o.aurora.as_ref()).is_some(), "{report:?}");
     let describes: Vec<String> = world
         .emulator
@@ -381,7 +464,7 @@ async fn evacuation_completes_with_the_failed_regions_apis_down() {
     let report = only(world.deliver("us-east-1", alarm_action(&change)).await.expect("evacuated"));
 
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
     world.wait_writer("eu-west-1").await;
     let to_failed: Vec<_> = world
         .emulator
@@ -397,22 +480,21 @@ async fn evacuation_completes_with_the_failed_regions_apis_down() {
 }
 
 #[tokio::test]
-async fn when_route53_fails_the_aurora_step_still_runs_and_the_retry_converges() {
+async fn when_the_routing_step_fails_the_aurora_step_still_runs_and_the_retry_converges() {
     let world = World::new(2, json!({})).await;
     let change = world.change("us-east-1", "ALARM").await;
-    // Route 53 calls are made from the acting (surviving) Region's client.
-    world.emulator.throttle("eu-west-1", 1000, Some("route53"), Some("UpdateHealthCheck"));
+    world.break_routing();
 
-    let err = world.deliver("us-east-1", alarm_action(&change)).await.expect_err("route53 step fails");
+    let err = world.deliver("us-east-1", alarm_action(&change)).await.expect_err("the routing step fails");
     assert!(err.is_retryable(), "{err}");
     world.wait_writer("eu-west-1").await;
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
 
-    world.emulator.throttle("eu-west-1", 0, Some("route53"), Some("UpdateHealthCheck"));
+    world.mend_routing();
     let report = only(world.deliver("us-east-1", alarm_action(&change)).await.expect("retry converges"));
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert!(!report.transition_recorded, "the retry is the same transition");
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
     assert_eq!(world.transitions("us-east-1").await, 1);
 }
 
@@ -426,7 +508,7 @@ async fn both_regions_alarming_evacuates_one_and_refuses_the_other() {
     let outcomes = [only(a.expect("a")).outcome, only(b.expect("b")).outcome];
 
     assert!(outcomes.contains(&Outcome::Reconciled) && outcomes.contains(&Outcome::Refused), "{outcomes:?}");
-    let inverted = [world.inverted("us-east-1").await, world.inverted("eu-west-1").await];
+    let inverted = [world.out_of_routing("us-east-1").await, world.out_of_routing("eu-west-1").await];
     assert_eq!(inverted.iter().filter(|i| **i).count(), 1, "exactly one Region out of DNS: {inverted:?}");
     let statuses = [world.status("us-east-1").await, world.status("eu-west-1").await];
     assert!(statuses.contains(&RegionStatus::Active), "one Region stays active: {statuses:?}");
@@ -444,7 +526,7 @@ async fn ten_concurrent_duplicate_deliveries_record_exactly_one_transition() {
     let recorded = results.iter().filter_map(|r| r.as_ref().ok()).filter(|r| r.transition_recorded).count();
     assert_eq!(recorded, 1);
     assert_eq!(world.transitions("us-east-1").await, 1);
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
     world.wait_writer("eu-west-1").await;
     let moves = world
         .emulator
@@ -461,7 +543,7 @@ async fn ten_concurrent_duplicate_deliveries_record_exactly_one_transition() {
     let again = only(world.handle(payload).await.expect("again"));
     assert_eq!(again.outcome, Outcome::Reconciled, "{again:?}");
     assert!(again.plan.expect("plan").actions.is_empty());
-    assert!(!world.emulator.requests().iter().any(|r| r.operation == "UpdateHealthCheck"
+    assert!(!world.emulator.requests().iter().any(|r| r.operation == routing_write()
         || r.operation.starts_with("Failover")
         || r.operation.starts_with("Switchover")));
 }
@@ -483,7 +565,7 @@ async fn failback_waits_for_the_gates_then_restores_the_region() {
     let pending = only(world.deliver("us-east-1", alarm_action(&ok)).await.expect("gated"));
     assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
     assert!(reason(&pending).contains("cool-down"), "{:?}", pending.reason);
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
 
     // Cool-down over, but the lag-probe says us-east-1's pairs breach the RPO budget: pending.
     world.clock.advance_ms(120_000);
@@ -503,7 +585,7 @@ async fn failback_waits_for_the_gates_then_restores_the_region() {
     let done = only(world.deliver("us-east-1", ok).await.expect("failback"));
     assert_eq!(done.outcome, Outcome::Reconciled, "{done:?}");
     assert!(done.transition_recorded);
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
     world.wait_writer("us-east-1").await;
 }
@@ -518,7 +600,7 @@ async fn failback_without_auto_failback_is_reported_pending() {
     let pending = only(world.deliver("us-east-1", sns(&ok)).await.expect("pending"));
     assert_eq!(pending.outcome, Outcome::FailbackPending, "{pending:?}");
     assert!(reason(&pending).contains("manually"), "{:?}", pending.reason);
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
 }
 
 #[tokio::test]
@@ -532,15 +614,17 @@ async fn dry_run_returns_the_plan_and_changes_nothing() {
 
     assert_eq!(report.outcome, Outcome::DryRun, "{report:?}");
     let actions: Vec<&str> = report.plan.as_ref().expect("plan").actions.iter().map(|a| a.name()).collect();
-    assert_eq!(actions, ["InvertHealthCheck", "MoveAuroraWriter"]);
-    assert!(!world.inverted("us-east-1").await);
+    assert_eq!(actions, [out_of_routing_action(), "MoveAuroraWriter"]);
+    assert!(!world.out_of_routing("us-east-1").await);
     assert_eq!(world.writer_region().await, "us-east-1");
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
     let writes: Vec<_> = world
         .emulator
         .requests()
         .into_iter()
-        .filter(|r| !r.operation.starts_with("Get") && !r.operation.starts_with("Describe") && r.operation != "Query")
+        .filter(|r| {
+            !["Get", "Describe", "List"].iter().any(|read| r.operation.starts_with(read)) && r.operation != "Query"
+        })
         .filter(|r| r.operation != "TestDNSAnswer")
         .map(|r| r.operation)
         .collect();
@@ -584,13 +668,24 @@ async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
     assert_eq!(world.answer_for_north_america().await, "us-east-1");
     // The Region really fails: its endpoint checks fail too. Inverting alone would turn that
     // failing check healthy again and send North America back to the failed Region.
-    let us_check = world.topology.cell("us-east-1").expect("cell").health_check_id.clone();
+    // The endpoint health check (with ARC, the records' checks follow the routing controls).
+    let us_check = world.deployment.health_checks["us-east-1"].clone();
     world.emulator.set_health_check_failure(&us_check, true);
-    assert_eq!(world.answer_for_north_america().await, "eu-west-1", "plain health checks already route away");
+    match BACKEND {
+        RoutingBackend::HealthCheck => {
+            assert_eq!(world.answer_for_north_america().await, "eu-west-1", "plain health checks already route away")
+        }
+        // The records' RECOVERY_CONTROL checks follow the routing controls only.
+        RoutingBackend::Arc => assert_eq!(
+            world.answer_for_north_america().await,
+            "us-east-1",
+            "with ARC the Region is answered until its control is Off"
+        ),
+    }
 
     only(world.alarm("us-east-1", "ALARM").await.expect("evacuated"));
 
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "forced unhealthy stays unhealthy");
     world.emulator.set_health_check_failure(&us_check, false);
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "until failback, whatever the endpoint does");
@@ -689,18 +784,33 @@ async fn one_alarm_change_reaches_failover_in_three_regions_at_once() {
     assert_eq!(fleet.status_of("us-east-1"), RegionStatus::Evacuated);
 }
 
-/// Enforcement bites: the rendered role minus `route53:UpdateHealthCheck` fails the routing step
-/// with a permanent AccessDenied that names the action and the health check; the independent
-/// Aurora step still runs.
+/// Enforcement bites: the rendered role minus the routing write (`route53:UpdateHealthCheck`, or
+/// `route53-recovery-cluster:UpdateRoutingControlStates`) fails the routing step with a permanent
+/// AccessDenied that names the action (and the health check); the independent Aurora step still
+/// runs.
 #[tokio::test]
 async fn a_role_missing_one_action_fails_that_step_with_a_permanent_access_denied() {
     let world = World::new(2, json!({})).await;
     let deployment_roles = multisite_tests::roles::stack_roles_for(&world.emulator, &world.topology, HOME);
     let role = deployment_roles.role_of(Function::Failover);
     let mut policy = role.policies["failover"].clone();
+    let write = match BACKEND {
+        RoutingBackend::HealthCheck => "route53:UpdateHealthCheck",
+        RoutingBackend::Arc => "route53-recovery-cluster:UpdateRoutingControlStates",
+    };
     let statements = policy["Statement"].as_array_mut().expect("statements");
-    let health_checks = statements.iter_mut().find(|s| s["Sid"] == "HealthChecks").expect("HealthChecks statement");
-    health_checks["Action"] = json!(["route53:GetHealthCheck"]);
+    let grants = |s: &Value| match &s["Action"] {
+        Value::String(a) => a == write,
+        Value::Array(actions) => actions.iter().any(|a| a == write),
+        _ => false,
+    };
+    let statement = statements.iter_mut().find(|s| grants(s)).unwrap_or_else(|| panic!("a statement grants {write}"));
+    let kept: Vec<Value> = match &statement["Action"] {
+        Value::Array(actions) => actions.iter().filter(|a| *a != write).cloned().collect(),
+        _ => Vec::new(),
+    };
+    // A statement with no action left is not valid IAM: grant something harmless instead.
+    statement["Action"] = if kept.is_empty() { json!(["sqs:GetQueueUrl"]) } else { Value::Array(kept) };
     deployment_roles.put_policy(&world.emulator, Function::Failover, "failover", Some(&policy));
     let clients = deployment_roles.clients(&world.emulator, Function::Failover, &REGIONS[..2]).await;
     let deps = Deps {
@@ -717,15 +827,17 @@ async fn a_role_missing_one_action_fails_that_step_with_a_permanent_access_denie
 
     assert_eq!(err.error_type(), "AccessDenied", "{err}");
     assert!(!err.is_retryable(), "a denial is permanent: Lambda's retries cannot help ({err})");
-    let us_check = &world.topology.cell("us-east-1").expect("cell").health_check_id;
     let text = err.to_string();
-    assert!(text.contains("route53:UpdateHealthCheck"), "names the action: {text}");
-    assert!(text.contains(&format!("arn:aws:route53:::healthcheck/{us_check}")), "names the resource: {text}");
-    assert!(!world.inverted("us-east-1").await, "the denied step changed nothing");
+    assert!(text.contains(write), "names the action: {text}");
+    if BACKEND == RoutingBackend::HealthCheck {
+        let us_check = &world.topology.cell("us-east-1").expect("cell").health_check_id;
+        assert!(text.contains(&format!("arn:aws:route53:::healthcheck/{us_check}")), "names the resource: {text}");
+    }
+    assert!(!world.out_of_routing("us-east-1").await, "the denied step changed nothing");
     world.wait_writer("eu-west-1").await;
     let denied: Vec<_> = world.emulator.requests().into_iter().filter_map(|r| r.denied).collect();
-    assert_eq!(denied.len(), 1, "one denied call: {denied:?}");
-    assert_eq!(denied[0].action, "route53:UpdateHealthCheck");
+    assert_eq!(denied.len(), 1, "one denied call (a denial ends the endpoint search): {denied:?}");
+    assert_eq!(denied[0].action, write);
 }
 
 /// Enforcement bites on resources too: failover running in HOME with the role of a stack whose
@@ -753,7 +865,7 @@ async fn a_role_scoped_to_another_regions_ledger_is_denied_and_changes_nothing()
     assert!(!err.is_retryable());
     let text = err.to_string();
     assert!(text.contains("arn:aws:dynamodb:eu-west-1:123456789012:table/multisite-ledger"), "{text}");
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
     assert_eq!(world.writer_region().await, "us-east-1");
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
 }
@@ -827,7 +939,7 @@ async fn a_change_delivered_to_a_region_that_is_not_its_actor_is_ignored() {
     }
     assert!(world.emulator.requests().is_empty(), "{:?}", world.emulator.requests());
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
 }
 
 #[tokio::test]
@@ -899,7 +1011,7 @@ async fn a_late_alarm_after_its_ok_changes_nothing() {
     // The one-shot claim made in the same round trip as the confirmation is withdrawn.
     let fleet = world.fleet().await;
     assert_eq!(fleet.status_of("us-east-1"), RegionStatus::Active, "{fleet:?}");
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
     assert_eq!(world.writer_region().await, "us-east-1");
     assert_eq!(world.transitions("us-east-1").await, 0);
     // And the region can still be evacuated by the next real change.
@@ -927,12 +1039,12 @@ async fn a_late_ok_after_a_newer_alarm_changes_nothing() {
     assert_eq!(late_alarm.outcome, Outcome::Stale, "{late_alarm:?}");
     assert!(reason(&late_alarm).contains("newer change"), "{:?}", late_alarm.reason);
     assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
 
     // Failback by a newer OK; then the old OK, though the alarm is OK again, is older than the mark.
     let back = only(world.alarm("us-east-1", "OK").await.expect("failback"));
     assert_eq!(back.outcome, Outcome::Reconciled, "{back:?}");
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
     world.clock.advance_ms(1_000);
     let old_ok = only(world.deliver("us-east-1", ok).await.expect("stale"));
     assert_eq!(old_ok.outcome, Outcome::Stale, "{old_ok:?}");
@@ -954,7 +1066,7 @@ async fn the_scheduler_envelope_runs_the_reconcile() {
     assert_eq!(report.trigger, Trigger::Schedule, "{report:?}");
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     assert_eq!(report.region.as_deref(), Some("us-east-1"));
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
     assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
     world.wait_writer("eu-west-1").await;
     // The plain EventBridge rule's envelope then has nothing to do.
@@ -974,7 +1086,7 @@ async fn the_scheduled_reconcile_evacuates_once_the_rules_allow_it() {
     let refused = only(world.handle(scheduled()).await.expect("still refused"));
     assert_eq!(refused.trigger, Trigger::Schedule);
     assert_eq!(refused.outcome, Outcome::Refused, "{refused:?}");
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
 
     // eu-west-1 recovers and fails back (its actor is us-east-1, which reads its own replica's probe).
     world.clock.advance_ms(120_000);
@@ -989,7 +1101,7 @@ async fn the_scheduled_reconcile_evacuates_once_the_rules_allow_it() {
     assert_eq!(now.trigger, Trigger::Schedule);
     assert_eq!(now.outcome, Outcome::Reconciled, "{now:?}");
     assert!(now.transition_recorded);
-    assert!(world.inverted("us-east-1").await);
+    assert!(world.out_of_routing("us-east-1").await);
     assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated);
     world.wait_writer("eu-west-1").await;
 }
@@ -998,13 +1110,24 @@ async fn the_scheduled_reconcile_evacuates_once_the_rules_allow_it() {
 async fn the_scheduled_reconcile_finishes_a_step_that_failed() {
     let world = World::new(2, json!({})).await;
     let change = world.change("us-east-1", "ALARM").await;
-    world.emulator.set_control_plane_down("route53", true, ControlPlaneFailure::Throttling);
+    // Health checks: Route 53's control plane throttles everything; ARC: no endpoint answers.
+    match BACKEND {
+        RoutingBackend::HealthCheck => {
+            world.emulator.set_control_plane_down("route53", true, ControlPlaneFailure::Throttling)
+        }
+        RoutingBackend::Arc => world.break_routing(),
+    }
 
-    let err = world.deliver("us-east-1", change).await.expect_err("the Route 53 step fails");
+    let err = world.deliver("us-east-1", change).await.expect_err("the routing step fails");
     assert!(err.is_retryable(), "{err}");
     world.wait_writer("eu-west-1").await;
-    world.emulator.set_control_plane_down("route53", false, ControlPlaneFailure::Throttling);
-    assert!(!world.inverted("us-east-1").await);
+    match BACKEND {
+        RoutingBackend::HealthCheck => {
+            world.emulator.set_control_plane_down("route53", false, ControlPlaneFailure::Throttling)
+        }
+        RoutingBackend::Arc => world.mend_routing(),
+    }
+    assert!(!world.out_of_routing("us-east-1").await);
     let fleet = world.fleet().await;
     assert_eq!(fleet.status_of("us-east-1"), RegionStatus::Evacuated);
     assert!(fleet.unsettled("us-east-1"), "{fleet:?}");
@@ -1014,8 +1137,8 @@ async fn the_scheduled_reconcile_finishes_a_step_that_failed() {
     assert_eq!(report.trigger, Trigger::Schedule);
     assert_eq!(report.outcome, Outcome::Reconciled, "{report:?}");
     let done: Vec<&str> = report.steps.iter().map(|s| s.action.name()).collect();
-    assert_eq!(done, ["InvertHealthCheck"], "only the step left: {report:?}");
-    assert!(world.inverted("us-east-1").await);
+    assert_eq!(done, [out_of_routing_action()], "only the step left: {report:?}");
+    assert!(world.out_of_routing("us-east-1").await);
     assert!(!world.fleet().await.unsettled("us-east-1"), "settled");
     let again = world.handle(scheduled()).await.expect("nothing left");
     assert!(again.reports.is_empty(), "{:?}", again.reports);
@@ -1032,7 +1155,7 @@ async fn the_scheduled_reconcile_with_nothing_to_do_only_reads() {
 
     eprintln!("scheduled reconcile with nothing to do: calls {:?}", response.calls);
     assert!(response.reports.is_empty(), "{:?}", response.reports);
-    let reads = ["DescribeAlarms", "GetItem", "GetHealthCheck", "DescribeGlobalClusters"];
+    let reads = ["DescribeAlarms", "GetItem", routing_read(), "DescribeGlobalClusters"];
     assert!(response.calls.keys().all(|op| reads.contains(&op.as_str())), "{:?}", response.calls);
     assert!(response.calls.contains_key("DescribeAlarms") && response.calls.contains_key("GetItem"));
     let made: Vec<String> = world.emulator.requests().into_iter().map(|r| r.operation).collect();
@@ -1052,7 +1175,7 @@ async fn an_unobservable_aurora_cluster_is_a_failed_step() {
 
     let err = world.deliver("us-east-1", change.clone()).await.expect_err("a failed step");
     assert!(err.is_retryable(), "{err}");
-    assert!(world.inverted("us-east-1").await, "the routing step still ran");
+    assert!(world.out_of_routing("us-east-1").await, "the routing step still ran");
     assert_eq!(world.writer_region_from("us-east-1").await, "us-east-1", "the writer was not moved blind");
     assert!(world.fleet().await.unsettled("us-east-1"));
 
@@ -1140,7 +1263,7 @@ async fn failback_waits_for_a_probe_verdict_of_the_returning_region() {
     world.put_probe(HOME, &good_probe(world.clock.now_ms(), &["us-east-1", "eu-west-1"]), 4).await;
     let done = only(world.deliver("us-east-1", ok).await.expect("failback"));
     assert_eq!(done.outcome, Outcome::Reconciled, "{done:?}");
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
 }
 
@@ -1158,6 +1281,7 @@ async fn two_regions_alarming_at_once_in_each_others_region_evacuate_only_one() 
         .with_dns()
         .with_ledger_replicas()
         .with_failover_policy(json!({"min_healthy_regions": 2}))
+        .with_routing(BACKEND)
         .create(&emulator)
         .await;
     emulator.set_replication_delay(1_000);
@@ -1205,11 +1329,9 @@ async fn two_regions_alarming_at_once_in_each_others_region_evacuate_only_one() 
     let evacuated: Vec<&str> =
         REGIONS.iter().copied().filter(|r| status.status_of(r) == RegionStatus::Evacuated).collect();
     assert_eq!(evacuated.len(), 1, "exactly one Region evacuated: {evacuated:?}");
-    let route53 = &deployment.clients.region(HOME).expect("home").route53;
     for region in REGIONS {
-        let flags =
-            shared::aws::health_check_flags(route53, HOME, &deployment.health_checks[region]).await.expect("hc");
-        assert_eq!(flags.forced_unhealthy(), evacuated.contains(&region), "{region}: the world matches the ledger");
+        let out = out_of_routing(&emulator, &deployment, region).await;
+        assert_eq!(out, evacuated.contains(&region), "{region}: the world matches the ledger");
     }
 }
 
@@ -1226,7 +1348,9 @@ async fn a_dry_run_plans_for_a_region_whose_alarm_is_ok_now() {
 
     assert_eq!(report.outcome, Outcome::DryRun, "{report:?}");
     let actions: Vec<&str> = report.plan.as_ref().expect("plan").actions.iter().map(|a| a.name()).collect();
-    assert_eq!(actions, ["InvertHealthCheck", "MoveAuroraWriter"]);
+    assert_eq!(actions, [out_of_routing_action(), "MoveAuroraWriter"]);
     assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
-    assert!(!world.inverted("us-east-1").await);
+    assert!(!world.out_of_routing("us-east-1").await);
 }
+
+backend_tests!();
