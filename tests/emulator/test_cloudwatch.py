@@ -294,6 +294,25 @@ def test_set_alarm_state_alarm_then_ok_emits_two_documented_events(emu: Emulator
     assert (alarm["StateValue"], alarm["StateReason"]) == (OK, "again")
 
 
+def test_the_events_state_time_is_describe_alarms_transition_time_to_the_millisecond(
+        emu: Emulator, cbor: Callable[..., Any]) -> None:
+    # CloudWatch keeps state times to the millisecond: a consumer that sees a change both as its
+    # event and through DescribeAlarms must find the same instant (multisite's change identity).
+    client = cbor()
+    params = alarm_params()
+    client.put_metric_alarm(**params)
+    for state in [ALARM, OK] * 10:
+        client.set_alarm_state(AlarmName=params["AlarmName"], StateValue=state, StateReason="x")
+        event = events(emu)[-1]
+        # The raw CBOR answer (botocore's parser would round to the millisecond itself).
+        _, _, body = raw_cbor(emu, "DescribeAlarms", encode_cbor({"AlarmNames": [params["AlarmName"]]}))
+        [alarm] = decode_cbor(body)["MetricAlarms"]
+        transitioned = alarm["StateTransitionedTimestamp"]
+        assert transitioned.microsecond % 1000 == 0, transitioned
+        from_event = datetime.strptime(event["detail"]["state"]["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        assert from_event == transitioned.astimezone(timezone.utc), (event["detail"]["state"], transitioned)
+
+
 def test_error_responses_are_rpcv2cbor_and_query_compatible(emu: Emulator, cbor: Callable[..., Any]) -> None:
     client = cbor()
     with pytest.raises(ClientError) as excinfo:

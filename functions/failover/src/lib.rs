@@ -560,8 +560,10 @@ struct Decision {
     claim: Option<ledger::Claimed>,
 }
 
+/// One record per (alarm change, target status), whichever way the change came: its time is
+/// normalised (an event's `+0000` and the schedule's `Z` from DescribeAlarms are the same instant).
 fn transition_sk(change: &AlarmChange, to: RegionStatus) -> String {
-    format!("{}#{:?}", change.changed_at, to)
+    format!("{}#{:?}", shared::alarm::format_alarm_time(change.changed_at_ms), to)
 }
 
 /// Reads the fleet status, applies the safety rules and records the change, retrying when a
@@ -1030,7 +1032,7 @@ async fn reconcile_cell(
     if fleet.status_of(region) != wanted {
         // As if the change had just arrived (its identity is the alarm's own state change, so the
         // event and the schedule recognise each other as duplicates).
-        let change = synthesize_change(cell, alarm, now_state, deps);
+        let change = synthesize_change(cell, alarm, now_state, fleet, deps);
         let (report, error) = reconcile_change(&change, &Overrides::default(), Some(Confirmed), deps, calls).await;
         return (Some(report), error);
     }
@@ -1045,13 +1047,35 @@ async fn reconcile_cell(
         return (None, None);
     }
     // The status is right but the world is not, or its transition has steps left: finish them.
-    let change = synthesize_change(cell, alarm, now_state, deps);
+    let change = synthesize_change(cell, alarm, now_state, fleet, deps);
     let (report, error) = converge(cell, &change, fleet, ledger, deps, calls).await;
     (Some(report), error)
 }
 
-fn synthesize_change(cell: &Cell, alarm: &AlarmRef, now: &shared::aws::CurrentAlarm, deps: &Deps<'_>) -> AlarmChange {
-    let changed_at_ms = now.changed_at_ms.unwrap_or(0);
+/// How far DescribeAlarms' state time may sit below the event's for the same change: the SDK
+/// reads rpcv2Cbor's float epoch seconds and truncates them to the millisecond, so `.915`
+/// (stored as 0.91499...) reads back as `.914`.
+const DESCRIBE_ALARMS_TIME_SLACK_MS: u64 = 1;
+
+/// The state-change time of a change seen through DescribeAlarms (`described`): the fleet's
+/// mark for the alarm when that is the same instant before the SDK's truncation.
+fn change_time(described: u64, mark: Option<u64>) -> u64 {
+    match mark {
+        Some(mark) if mark >= described && mark - described <= DESCRIBE_ALARMS_TIME_SLACK_MS => mark,
+        _ => described,
+    }
+}
+
+fn synthesize_change(
+    cell: &Cell,
+    alarm: &AlarmRef,
+    now: &shared::aws::CurrentAlarm,
+    fleet: &FleetStatus,
+    deps: &Deps<'_>,
+) -> AlarmChange {
+    // The same change as the one the fleet recorded for this alarm (its mark is the event's exact
+    // time), when DescribeAlarms' time is that instant less the SDK's truncation.
+    let changed_at_ms = change_time(now.changed_at_ms.unwrap_or(0), fleet.alarm_mark(&alarm.name));
     let changed_at = shared::alarm::format_alarm_time(changed_at_ms);
     let arn = now.arn.clone().or_else(|| {
         Some(format!(
@@ -1161,6 +1185,21 @@ mod tests {
 
     fn statuses(pairs: &[(&str, RegionStatus)]) -> HashMap<String, RegionStatus> {
         pairs.iter().map(|(r, s)| ((*r).to_owned(), *s)).collect()
+    }
+
+    #[test]
+    fn a_described_change_one_ms_below_the_fleets_mark_is_the_marked_change() {
+        // (described, mark) -> the change's time
+        let cases = [
+            (1_000, None, 1_000),
+            (1_000, Some(1_000), 1_000),
+            (1_000, Some(1_001), 1_001), // the SDK truncated .001 away
+            (1_000, Some(1_002), 1_000), // another change
+            (1_001, Some(1_000), 1_001), // newer than the mark: a newer change
+        ];
+        for (described, mark, expected) in cases {
+            assert_eq!(change_time(described, mark), expected, "{described} {mark:?}");
+        }
     }
 
     #[test]

@@ -169,7 +169,10 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
     let (views, health, aurora, endpoints) =
         futures_util::join!(regions_future, health_future, aurora_future, arc_future);
     let routing = topology.arc().map(|arc| report::RoutingReport::from_answers(arc, endpoints.clone()));
-    let routing_read = routing.as_ref().map(report::RoutingReport::states_by_region);
+    // As with the health checks: without the ledger's statuses there is nothing to compare the
+    // routing controls with.
+    let routing_states = routing.as_ref().map(report::RoutingReport::states_by_region);
+    let unjudged = fleet_error.as_ref().map(|err| format!("the ledger's fleet status could not be read: {err}"));
     // Without the ledger's statuses there is nothing to compare the health checks with.
     let health_checks: BTreeMap<String, Result<HealthCheckFlags, String>> = health
         .into_iter()
@@ -282,7 +285,11 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         groups: &groups,
         aurora: cluster_result.as_ref(),
         health_checks: &health_checks,
-        routing_controls: routing_read.as_ref().map(|read| (deps.home_region, read)),
+        routing_controls: routing_states.as_ref().map(|read| match (read, &unjudged) {
+            (Err(reason), _) => readiness::RoutingRead::ClusterUnreachable { prober: deps.home_region, reason },
+            (Ok(_), Some(reason)) => readiness::RoutingRead::Unjudged(reason),
+            (Ok(on), None) => readiness::RoutingRead::Read(on),
+        }),
     });
     for failure in &readiness.failures {
         tracing::warn!(rule = failure.rule.name(), region = failure.rule.region(), "{}", failure.message);

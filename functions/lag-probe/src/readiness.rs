@@ -175,8 +175,16 @@ pub struct Observed<'a> {
     pub routing_controls: Option<RoutingRead<'a>>,
 }
 
-/// The prober's Region and what the ARC cluster answered it: each cell's control On, by Region.
-pub type RoutingRead<'a> = (&'a str, &'a Result<BTreeMap<String, bool>, String>);
+/// What the ARC cluster answered the prober (backend `arc`).
+#[derive(Debug, Clone, Copy)]
+pub enum RoutingRead<'a> {
+    /// Each cell's control On, by Region.
+    Read(&'a BTreeMap<String, bool>),
+    /// No endpoint answered the prober in `prober`.
+    ClusterUnreachable { prober: &'a str, reason: &'a str },
+    /// The states cannot be judged (e.g. the ledger's statuses are unknown).
+    Unjudged(&'a str),
+}
 
 pub fn evaluate(o: &Observed<'_>) -> Readiness {
     let mut failures = Vec::new();
@@ -317,12 +325,24 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
 
     // Routing controls against the ledger (backend `arc`); the health checks are then of type
     // RECOVERY_CONTROL and follow the controls, so their flags say nothing.
-    if let (Some(arc), Some((prober, read))) = (o.topology.arc(), o.routing_controls) {
+    if let (Some(arc), Some(read)) = (o.topology.arc(), o.routing_controls) {
         match read {
-            Err(reason) => {
-                failures.push(Rule::ArcClusterUnreachable { region: prober.to_owned(), reason: reason.clone() })
+            RoutingRead::ClusterUnreachable { prober, reason } => {
+                failures.push(Rule::ArcClusterUnreachable { region: prober.to_owned(), reason: reason.to_owned() });
+                for cell in &o.topology.cells {
+                    skip(
+                        "RoutingControlUnexpected",
+                        &cell.region,
+                        format!("no ARC cluster endpoint answered: {reason}"),
+                    );
+                }
             }
-            Ok(on) => {
+            RoutingRead::Unjudged(reason) => {
+                for cell in &o.topology.cells {
+                    skip("RoutingControlUnexpected", &cell.region, reason.to_owned());
+                }
+            }
+            RoutingRead::Read(on) => {
                 for cell in &o.topology.cells {
                     let ledger_status = status(&cell.region);
                     let Some(arn) = arc.routing_controls.get(&cell.region) else { continue };
@@ -484,7 +504,10 @@ mod tests {
                 groups: &self.groups,
                 aurora: Some(&self.aurora),
                 health_checks: &self.health_checks,
-                routing_controls: self.routing_controls.as_ref().map(|r| ("eu-west-1", r)),
+                routing_controls: self.routing_controls.as_ref().map(|r| match r {
+                    Ok(on) => RoutingRead::Read(on),
+                    Err(reason) => RoutingRead::ClusterUnreachable { prober: "eu-west-1", reason },
+                }),
             })
         }
     }
@@ -728,5 +751,25 @@ mod tests {
         assert!(!r.ok);
         assert_eq!(r.failures[0].rule.name(), "ArcClusterUnreachable");
         assert_eq!(r.failures[0].rule.region(), "eu-west-1", "the prober's Region");
+        // Every cell's control is unknown: not checked, so no Region counts as ready.
+        let unchecked: Vec<&str> =
+            r.not_checked.iter().filter(|n| n.rule == "RoutingControlUnexpected").map(|n| n.region.as_str()).collect();
+        assert_eq!(unchecked, REGIONS);
+
+        // The ledger's statuses unknown: the controls cannot be judged, and nothing fails.
+        let w = World::healthy_arc();
+        let on = w.routing_controls.clone().expect("read").expect("answered");
+        let r = evaluate(&Observed {
+            topology: &w.topology,
+            statuses: &w.statuses,
+            unreachable: &w.unreachable,
+            tables: &w.tables,
+            groups: &w.groups,
+            aurora: Some(&w.aurora),
+            health_checks: &w.health_checks,
+            routing_controls: Some(RoutingRead::Unjudged("the ledger's fleet status could not be read")),
+        });
+        assert!(r.ok && r.failures.is_empty(), "{r:?}");
+        assert_eq!(r.not_checked.iter().filter(|n| n.rule == "RoutingControlUnexpected").count(), on.len());
     }
 }

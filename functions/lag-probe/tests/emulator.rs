@@ -1,7 +1,8 @@
 //! lag-probe through its real handler against the emulator, fed by `events/scheduled-lag-probe.json`:
 //! measured lag against injected replication delays, breaches, an unreachable Region, an evacuated
 //! Region measured for its failback, readiness rules, the Aurora report, canary keys and TTL, the
-//! ledger record and its per-Region entries, malformed input.
+//! ledger record and its per-Region entries, malformed input; with the ARC routing backend, the
+//! routing report (each cell's control, which cluster endpoints answered) and its two rules.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -10,9 +11,10 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
 use lag_probe::canary::{self, CANARY_PREFIX};
 use lag_probe::config::ProbeConfig;
-use lag_probe::report::{PairOutcome, ProbeReport};
+use lag_probe::report::{PairOutcome, ProbeReport, RoutingReport};
 use lag_probe::{Deps, readiness::Rule};
 use multisite_tests::Emulator;
+use multisite_tests::arc::ArcSetup;
 use multisite_tests::fixtures::{
     create_aurora_global, create_global_table, create_group, put_value, request_replica, unique_name,
     wait_replicas_active,
@@ -49,11 +51,22 @@ struct Setup {
     ttl_attribute: Option<&'static str>,
     /// MaxSize per Region (desired 2 everywhere).
     max_size: i32,
+    /// Route with ARC routing controls: a cluster (five endpoints), a control per cell (On), the
+    /// assertion rule (at least `min_healthy_regions`, 1) and the cells' RECOVERY_CONTROL health
+    /// checks, as `DeploymentSpec::with_arc()` builds them.
+    arc: bool,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { regions: 2, rpo_budget_ms: 2000, aurora: false, ttl_attribute: Some("ttl_epoch"), max_size: 10 }
+        Self {
+            regions: 2,
+            rpo_budget_ms: 2000,
+            aurora: false,
+            ttl_attribute: Some("ttl_epoch"),
+            max_size: 10,
+            arc: false,
+        }
     }
 }
 
@@ -71,6 +84,8 @@ struct World {
     config: ProbeConfig,
     table: String,
     global_id: String,
+    /// With `Setup::arc`: the cluster, controls, rule and RECOVERY_CONTROL health checks.
+    arc: Option<ArcSetup>,
 }
 
 impl World {
@@ -101,7 +116,7 @@ impl World {
         }
         let route53 = &clients.region(HOME).expect("home").route53;
         let mut health_checks = Vec::new();
-        for region in regions {
+        for region in regions.iter().filter(|_| !setup.arc) {
             let created = route53
                 .create_health_check()
                 .caller_reference(unique_name(region))
@@ -118,6 +133,14 @@ impl World {
                 .await
                 .expect("health check");
             health_checks.push(created.health_check.map(|h| h.id).expect("id"));
+        }
+        // With ARC the cells' health checks are the RECOVERY_CONTROL ones that follow the controls.
+        let arc = match setup.arc {
+            true => Some(multisite_tests::arc::create(&emulator, regions, 1, route53).await),
+            false => None,
+        };
+        if let Some(arc) = &arc {
+            health_checks = regions.iter().map(|r| arc.health_checks[*r].clone()).collect();
         }
         let global_id = unique_name("orders");
         let arns = if setup.aurora {
@@ -148,10 +171,14 @@ impl World {
         if setup.aurora {
             topology["aurora"] = json!({"global_cluster_id": global_id});
         }
+        if let Some(arc) = &arc {
+            topology["routing"]["backend"] = json!("arc");
+            topology["routing"]["arc"] = arc.topology_block();
+        }
         let topology = Topology::from_json(&topology.to_string()).expect("topology");
         let function_clients = function_clients(&emulator, &topology, Function::LagProbe, HOME).await;
         emulator.clear_requests();
-        Self { emulator, topology, clients, function_clients, config: ProbeConfig::default(), table, global_id }
+        Self { emulator, topology, clients, function_clients, config: ProbeConfig::default(), table, global_id, arc }
     }
 
     fn deps(&self) -> Deps<'_> {
@@ -176,18 +203,28 @@ impl World {
         self.ledger().latest_probe().await.expect("ledger").expect("stored").body
     }
 
-    /// Records `region` as Evacuated in the ledger and forces its health check unhealthy (both
-    /// flags), as failover leaves an evacuated Region.
+    /// Records `region` as Evacuated in the ledger (the first fleet status written) and forces its
+    /// health check unhealthy (both flags), as failover leaves an evacuated Region.
     async fn evacuate(&self, region: &str) {
+        self.record_evacuated(region).await;
+        let check = &self.topology.cell(region).expect("cell").health_check_id;
+        let route53 = &self.clients.region(HOME).expect("home").route53;
+        route53.update_health_check().health_check_id(check).inverted(true).disabled(true).send().await.expect("force");
+    }
+
+    /// Records `region` as Evacuated in the ledger's fleet status (its first version), nothing else.
+    async fn record_evacuated(&self, region: &str) {
         let now = SystemClock.now_ms();
         let mut fleet = FleetStatus::default();
         let entry = RegionStatusEntry { status: RegionStatus::Evacuated, changed_at_ms: now, cause: "test".into() };
         fleet.regions.insert(region.to_owned(), entry);
         let written = self.ledger().put_fleet_if_version(&fleet, 0, now).await.expect("fleet status");
         assert_eq!(written, ledger::WriteOutcome::Written);
-        let check = &self.topology.cell(region).expect("cell").health_check_id;
-        let route53 = &self.clients.region(HOME).expect("home").route53;
-        route53.update_health_check().health_check_id(check).inverted(true).disabled(true).send().await.expect("force");
+    }
+
+    /// The ARC routing of a world built with `Setup::arc`.
+    fn arc(&self) -> &shared::topology::ArcRouting {
+        &self.arc.as_ref().expect("a world with the ARC backend").routing
     }
 
     fn ddb(&self, region: &str) -> &aws_sdk_dynamodb::Client {
@@ -767,4 +804,193 @@ async fn malformed_events_and_a_home_region_outside_the_topology_are_clear_error
     let err =
         Topology::from_lookup(|k| (k == shared::topology::TOPOLOGY_ENV).then(|| bad.to_string())).expect_err("invalid");
     assert!(err.to_string().contains("rpo_budget_ms"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ARC routing backend: lag-probe reads the routing controls from every cluster endpoint and
+// no Route 53 health check.
+// ---------------------------------------------------------------------------------------------
+
+fn routing_of(report: &ProbeReport) -> &RoutingReport {
+    report.routing.as_ref().unwrap_or_else(|| panic!("a routing report with the ARC backend: {report:#?}"))
+}
+
+/// The value of one of the run's EMF metrics (dimension `Function` only).
+fn run_metric(report: &ProbeReport, name: &str) -> Option<f64> {
+    report.metric_sets().iter().flat_map(|set| set.to_documents(0)).find_map(|doc| {
+        let dimensions = &doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0];
+        (dimensions == &json!(["Function"])).then(|| doc[name].as_f64()).flatten()
+    })
+}
+
+fn failed_rules(report: &ProbeReport) -> Vec<(&str, &str)> {
+    report.readiness.failures.iter().map(|f| (f.rule.name(), f.rule.region())).collect()
+}
+
+#[tokio::test]
+async fn with_arc_a_healthy_world_reports_every_control_on_every_endpoint_answering_and_calls_no_route53() {
+    let _shared = EXCLUSIVE.read().await;
+    let world = World::new(Setup { regions: 3, arc: true, ..Setup::default() }).await;
+    world.emulator.set_replication_delay(0);
+
+    let report = world.run().await;
+
+    let routing = routing_of(&report);
+    let controls: Vec<(&str, Option<&str>)> =
+        routing.routing_controls.iter().map(|(region, state)| (region.as_str(), *state)).collect();
+    assert_eq!(controls, [("ap-southeast-1", Some("On")), ("eu-west-1", Some("On")), ("us-east-1", Some("On"))]);
+    let endpoint_regions: Vec<&str> = world.arc().cluster_endpoints.iter().map(|e| e.region.as_str()).collect();
+    assert_eq!(endpoint_regions.len(), 5, "an ARC cluster has five endpoints");
+    assert_eq!(routing.endpoints.iter().map(|e| e.region.as_str()).collect::<Vec<_>>(), endpoint_regions);
+    assert!(routing.endpoints.iter().all(|e| e.answered && e.error.is_none()), "{routing:#?}");
+    assert_eq!(routing.endpoints_answering, 5);
+    assert!(report.readiness.ok && report.readiness.failures.is_empty(), "{:#?}", report.readiness);
+    assert!(report.readiness.not_checked.is_empty(), "{:#?}", report.readiness.not_checked);
+    assert_eq!(run_metric(&report, "ArcEndpointsAnswering"), Some(5.0));
+    assert!(report.replication.pairs.iter().all(|p| p.outcome == PairOutcome::Measured), "{report:#?}");
+
+    // The calls: each endpoint asked once (ListRoutingControls, as lag-probe's role, allowed), and
+    // not one Route 53 call by the function (its health checks follow the controls).
+    let requests = world.emulator.requests();
+    let by_function = |r: &&multisite_tests::RequestRecord| r.principal.as_deref() != Some("admin");
+    let route53: Vec<_> = requests.iter().filter(by_function).filter(|r| r.service == "route53").collect();
+    assert!(route53.is_empty(), "lag-probe made no Route 53 call with ARC: {route53:?}");
+    assert_eq!(requests.iter().filter(|r| r.operation == "GetHealthCheck").count(), 0);
+    let lists: Vec<_> = requests.iter().filter(|r| r.operation == "ListRoutingControls").collect();
+    let mut asked: Vec<&str> = lists.iter().map(|r| r.region.as_str()).collect();
+    asked.sort_unstable();
+    let mut expected = endpoint_regions.clone();
+    expected.sort_unstable();
+    assert_eq!(asked, expected, "one ListRoutingControls per endpoint: {lists:?}");
+    assert!(
+        lists.iter().all(|r| r.status == 200 && r.principal.as_deref().is_some_and(|p| p.contains("LagProbe"))),
+        "signed by lag-probe's role and answered: {lists:?}"
+    );
+    assert!(requests.iter().all(|r| r.denied.is_none()), "no call denied: {requests:?}");
+
+    // The report as returned and stored: `routing` with each cell's state and each endpoint.
+    let expected_routing = json!({
+        "routing_controls": {"ap-southeast-1": "On", "eu-west-1": "On", "us-east-1": "On"},
+        "endpoints": endpoint_regions.iter().map(|r| json!({"region": r, "answered": true})).collect::<Vec<_>>(),
+        "endpoints_answering": 5
+    });
+    assert_eq!(serde_json::to_value(&report).expect("json")["routing"], expected_routing);
+    let full =
+        world.ledger().get::<Value>(ledger::PROBE_PK, ledger::PROBE_REPORT_SK).await.expect("ledger").expect("report");
+    assert_eq!(full.body["routing"], expected_routing);
+    let stored = world.stored().await;
+    for region in &REGIONS {
+        let entry = &stored.regions[*region];
+        assert!(entry.ready && entry.readiness_failures.is_empty(), "{region}: {entry:?}");
+    }
+}
+
+#[tokio::test]
+async fn with_arc_an_endpoint_that_does_not_answer_is_named_and_a_control_off_for_an_active_region_fails_readiness() {
+    let _shared = EXCLUSIVE.read().await;
+    let world = World::new(Setup { regions: 3, arc: true, ..Setup::default() }).await;
+    world.emulator.set_replication_delay(0);
+    let arc = world.arc().clone();
+    // An operator turns us-east-1's control Off by hand (the rule keeps at least 1 On: allowed);
+    // the ledger still says us-east-1 is Active. The prober's own, nearest endpoint is down.
+    assert!(multisite_tests::arc::set(&world.emulator, &arc, "us-east-1", false).await);
+    multisite_tests::arc::set_endpoint_down(&world.emulator, HOME, true, "unavailable");
+
+    let report = world.run().await;
+
+    let routing = routing_of(&report);
+    assert_eq!(routing.endpoints_answering, 4, "{routing:#?}");
+    let silent: Vec<_> = routing.endpoints.iter().filter(|e| !e.answered).collect();
+    assert_eq!(silent.iter().map(|e| e.region.as_str()).collect::<Vec<_>>(), [HOME], "{routing:#?}");
+    let error = silent[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "ListRoutingControls in eu-west-1 failed (unavailable, EndpointTemporarilyUnavailableException)"
+        ),
+        "{error}"
+    );
+    assert!(routing.endpoints.iter().filter(|e| e.answered).all(|e| e.error.is_none()), "{routing:#?}");
+    let controls: Vec<(&str, Option<&str>)> =
+        routing.routing_controls.iter().map(|(region, state)| (region.as_str(), *state)).collect();
+    assert_eq!(controls, [("ap-southeast-1", Some("On")), ("eu-west-1", Some("On")), ("us-east-1", Some("Off"))]);
+    assert_eq!(run_metric(&report, "ArcEndpointsAnswering"), Some(4.0));
+    // The endpoint that did not answer is reported, not a failure: one endpoint is enough.
+    assert_eq!(failed_rules(&report), [("RoutingControlUnexpected", "us-east-1")], "{:#?}", report.readiness);
+    assert!(!report.readiness.ok);
+    let failure = &report.readiness.failures[0];
+    assert_eq!(
+        failure.rule,
+        Rule::RoutingControlUnexpected {
+            region: "us-east-1".into(),
+            routing_control_arn: arc.routing_controls["us-east-1"].clone(),
+            on: false,
+            ledger_status: RegionStatus::Active,
+        }
+    );
+    assert!(
+        failure.message.contains(&arc.routing_controls["us-east-1"])
+            && failure.message.contains("is Off but the ledger says the Region is Active (expected On)"),
+        "{}",
+        failure.message
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["routing"]["routing_controls"]["us-east-1"], "Off");
+    let down = json["routing"]["endpoints"].as_array().and_then(|e| e.iter().find(|e| e["region"] == HOME)).cloned();
+    assert!(down.is_some_and(|e| e["answered"] == false && e["error"].is_string()), "{}", json["routing"]);
+    // us-east-1's own entry carries the rule; the others are ready.
+    let stored = world.stored().await;
+    let us = &stored.regions["us-east-1"];
+    assert!(!us.ready && us.readiness_failures == [failure.message.clone()], "{us:?}");
+    for region in ["eu-west-1", "ap-southeast-1"] {
+        assert!(stored.regions[region].ready, "{region}: {:?}", stored.regions[region]);
+    }
+
+    // Once the ledger says us-east-1 is Evacuated (as failover leaves it), Off is what it implies.
+    world.record_evacuated("us-east-1").await;
+    let report = world.run().await;
+    assert_eq!(report.evacuated_regions, ["us-east-1"]);
+    assert_eq!(routing_of(&report).routing_controls["us-east-1"], Some("Off"));
+    assert!(report.readiness.ok && report.readiness.failures.is_empty(), "{:#?}", report.readiness);
+    assert!(report.readiness.failback_failures.is_empty(), "{:#?}", report.readiness);
+}
+
+#[tokio::test]
+async fn with_arc_no_endpoint_answering_is_arc_cluster_unreachable_in_the_probers_region() {
+    let _shared = EXCLUSIVE.read().await;
+    let world = World::new(Setup { arc: true, ..Setup::default() }).await;
+    world.emulator.set_replication_delay(0);
+    // Four endpoints refuse at once, the fifth holds the call: each is waited for at most its
+    // deadline (shared::arc::ENDPOINT_TIMEOUT), all at the same time.
+    let endpoints: Vec<String> = world.arc().cluster_endpoints.iter().map(|e| e.region.clone()).collect();
+    for (i, region) in endpoints.iter().enumerate() {
+        let mode = if i == 0 { "timeout" } else { "unavailable" };
+        multisite_tests::arc::set_endpoint_down(&world.emulator, region, true, mode);
+    }
+
+    let started = Instant::now();
+    let report = world.run().await;
+    let elapsed = started.elapsed();
+
+    let routing = routing_of(&report);
+    assert_eq!(routing.endpoints_answering, 0, "{routing:#?}");
+    assert_eq!(routing.endpoints.len(), 5);
+    assert!(routing.endpoints.iter().all(|e| !e.answered && e.error.is_some()), "{routing:#?}");
+    assert!(routing.routing_controls.values().all(Option::is_none), "nothing read: {routing:#?}");
+    assert_eq!(routing.routing_controls.len(), 2);
+    assert_eq!(run_metric(&report, "ArcEndpointsAnswering"), Some(0.0));
+    assert_eq!(failed_rules(&report), [("ArcClusterUnreachable", HOME)], "{:#?}", report.readiness);
+    assert!(!report.readiness.ok);
+    let message = &report.readiness.failures[0].message;
+    assert!(message.starts_with("no endpoint of the ARC cluster answered from eu-west-1"), "{message}");
+    assert!(endpoints.iter().all(|region| message.contains(region.as_str())), "names every endpoint: {message}");
+    assert!(
+        elapsed < shared::arc::ENDPOINT_TIMEOUT + Duration::from_secs(8),
+        "the held endpoint cost one deadline at most: {elapsed:?}"
+    );
+    // The replication is still measured; the prober's Region is not ready.
+    assert!(report.replication.pairs.iter().all(|p| p.outcome == PairOutcome::Measured), "{report:#?}");
+    let stored = world.stored().await;
+    let home = &stored.regions[HOME];
+    assert!(!home.ready && home.readiness_failures.iter().any(|f| f == message), "{home:?}");
+    eprintln!("run with every ARC endpoint down: {elapsed:?}");
 }

@@ -98,6 +98,10 @@ def _period_start(moment: datetime, period: int) -> int:
     return math.floor(_epoch(moment) / period) * period
 
 
+def _whole_ms(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def _millis(moment: datetime) -> str:
     """``2019-10-02T17:04:40.989+0000``: how alarm state timestamps appear in events."""
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}+0000"
@@ -402,6 +406,9 @@ class CloudWatchAlarms:
         """Emit the event if the alarm's state value changed since ``previous``."""
         if alarm.state_value == previous.value:
             return
+        # CloudWatch keeps state times to the millisecond: the event's timestamp and
+        # DescribeAlarms' StateTransitionedTimestamp are then the same instant, as on AWS.
+        alarm.state_updated_timestamp = _whole_ms(alarm.state_updated_timestamp)
         alarm.state_transitioned_timestamp = alarm.state_updated_timestamp
         self.events.append(state_change_event(alarm, previous, AlarmState.of(alarm)))
 

@@ -65,6 +65,8 @@ pub struct Options {
     /// Route 53's control plane fails for the whole outage (whichever Region signs), not only the
     /// failing Region's APIs.
     pub route53_control_plane_down: bool,
+    /// How failover takes a Region out of routing.
+    pub routing: shared::topology::RoutingBackend,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             cooldown_seconds: 5,
             verbose: false,
             route53_control_plane_down: false,
+            routing: shared::topology::RoutingBackend::HealthCheck,
         }
     }
 }
@@ -138,16 +141,24 @@ OPTIONS:
                                 evacuated Region, and that the arbiter's fleet record equals the
                                 world (health checks inverted exactly for evacuated Regions);
                                 then both alarms go back to OK and everything recovers [default]
-    --route53-control-plane-down
-                                Route 53's control plane fails too, for the whole outage (HTTP 503
-                                whichever Region signs; DNS answers, TestDNSAnswer, keep working):
-                                failover cannot take the Region out of DNS, reports its failed
-                                Route 53 step and a retryable error, while Aurora and scaling
-                                complete. The checks 'both deliveries handled' and 'routing
-                                during' then FAIL and the drill exits 1: that is the scenario's
-                                finding (multisite's DNS evacuation needs Route 53's control
-                                plane), not passed off as expected [default: a Regional outage;
-                                Route 53's control plane, global, keeps answering]
+    --routing BACKEND           how failover takes a Region out of routing: health_check (force its
+                                Route 53 health check unhealthy, a Route 53 control-plane call) or
+                                arc (turn its Route 53 ARC routing control Off through the ARC
+                                cluster's five Regional data-plane endpoints; the records are
+                                guarded by RECOVERY_CONTROL health checks, and ARC's assertion
+                                rule keeps min_healthy_regions controls On) [health_check]
+    --route53-down              Route 53's control plane fails (HTTP 503 whichever Region signs; DNS
+                                answers, TestDNSAnswer, keep working) from just before the outage,
+                                and the failing Region's endpoint health check fails with it.
+                                With --routing arc: nothing of failover needs Route 53, so the whole
+                                outage, failback included, runs with it down (it answers again at
+                                the end) and the checks are the default drill's. With health_check:
+                                failover's forced inversion fails (retryable) and routing is left
+                                to the endpoint health checks; Route 53 answers again before the
+                                Region recovers, the scheduled reconcile finishes the inversion,
+                                and the checks say so (alias: --route53-control-plane-down)
+                                [default: a Regional outage; Route 53's control plane, global,
+                                keeps answering]
     --replication-delay-ms MS   Global Table replication delay, every Region pair [100]
     --planned                   planned drill: switchover (no data loss) before the Region goes down
                                 [default: unplanned failover with AllowDataLoss]
@@ -218,7 +229,14 @@ where
                 })
             }
             "--verbose" | "-v" => options.verbose = true,
-            "--route53-control-plane-down" => options.route53_control_plane_down = true,
+            "--route53-down" | "--route53-control-plane-down" => options.route53_control_plane_down = true,
+            "--routing" => {
+                options.routing = match value("--routing")?.as_str() {
+                    "health_check" => shared::topology::RoutingBackend::HealthCheck,
+                    "arc" => shared::topology::RoutingBackend::Arc,
+                    other => return Err(format!("--routing {other}: expected `health_check` or `arc`")),
+                }
+            }
             "--plan" => plan = true,
             "--setup-only" => setup_only = true,
             "--topology" => topology = Some(value("--topology")?),
@@ -252,7 +270,7 @@ where
                 ));
             }
             if options.planned || options.route53_control_plane_down {
-                return Err("--scenario simultaneous takes neither --planned nor --route53-control-plane-down".into());
+                return Err("--scenario simultaneous takes neither --planned nor --route53-down".into());
             }
         }
     }
@@ -337,6 +355,11 @@ mod tests {
         assert_eq!(o.cooldown_seconds, 1);
         assert_eq!(parse(["--json"]).expect("json").json, Some(JsonOut::Stdout));
         assert!(parse(["--route53-control-plane-down"]).expect("flag").route53_control_plane_down);
+        let arc = parse(["--routing", "arc", "--route53-down"]).expect("flags");
+        assert!(arc.route53_control_plane_down);
+        assert_eq!(arc.routing, shared::topology::RoutingBackend::Arc);
+        assert_eq!(o.routing, shared::topology::RoutingBackend::HealthCheck);
+        assert!(parse(["--routing", "dns"]).expect_err("unknown backend").contains("health_check"));
         assert!(!o.route53_control_plane_down);
     }
 

@@ -31,6 +31,7 @@ fn drill_identity() -> shared::alarm::Identity {
 
 const PROBE_EVENT: &str = include_str!("../../../events/scheduled-lag-probe.json");
 const SWEEP_EVENT: &str = include_str!("../../../events/scheduled-restore-sweep.json");
+const RECONCILE_EVENT: &str = include_str!("../../../events/scheduled-reconcile.json");
 
 /// Emulator timings: replicas CREATING for 200 ms, a global-cluster failover/switchover in
 /// progress for 500 ms (AWS: minutes; the drill measures the orchestration, not AWS's speed).
@@ -40,9 +41,6 @@ const AURORA_FAILOVER_MS: u64 = 500;
 const SURVIVOR_TRAFFIC_MS: u64 = 1_000;
 /// Longest wait for any converging state.
 const CONVERGE: Duration = Duration::from_secs(30);
-/// Longest wait for routing that cannot converge (`--route53-control-plane-down`: failover cannot
-/// change a health check), so the drill reports it without waiting the full `CONVERGE`.
-const ROUTING_WITHOUT_CONTROL_PLANE: Duration = Duration::from_secs(8);
 /// Longest wait for CloudWatch's EventBridge event of an alarm state change to be recorded.
 const ALARM_EVENT_WAIT: Duration = Duration::from_secs(5);
 
@@ -86,8 +84,19 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         // Simultaneous: at most one Region may be evacuated.
         min_healthy_regions: if options.scenario == Scenario::Simultaneous { regions.len() - 1 } else { 1 },
         arbiter: world::arbiter_for(&regions, &alarming),
+        routing: options.routing,
     };
-    let deployment = world::build(&clients, &regions, &policy).await?;
+    let deployment = world::build(&emulator, &clients, &regions, &policy).await?;
+    if let Some(arc) = &deployment.arc {
+        tl.event(format!(
+            "routing backend arc: ARC cluster {} ({} endpoints: {}), control panel {}, a routing control per Region (all On), assertion rule ATLEAST {} (WaitPeriodMs 0), RECOVERY_CONTROL health checks guarding the latency records",
+            arc.routing.cluster_arn,
+            arc.routing.cluster_endpoints.len(),
+            arc.routing.cluster_endpoints.iter().map(|e| e.region.as_str()).collect::<Vec<_>>().join(", "),
+            arc.routing.control_panel_arn,
+            arc.routing.safety_rule.at_least
+        ));
+    }
     tl.event(format!(
         "deployment built: hosted zone {} ({}) with {} latency records + health checks, ledger {} (Global Table created in the arbiter Region {}, a replica in every other Region; min_healthy_regions {}), Aurora global cluster {} (writer {}), {} Auto Scaling groups {}/{}/{} (min/desired/max), CloudWatch alarms {} (PutMetricAlarm; OK from a HealthCheckStatus 1 datapoint)",
         world::ZONE,
@@ -336,6 +345,8 @@ impl Drill<'_> {
         r.replication_delay_ms = self.options.replication_delay_ms;
         r.rpo_budget_ms = self.options.rpo_budget_ms;
         r.cooldown_seconds = self.options.cooldown_seconds;
+        r.routing_backend = if self.deployment.arc.is_some() { "arc" } else { "health_check" }.into();
+        r.route53_control_plane_down = self.options.route53_control_plane_down;
         r.figures.total_ms = ms_since(started);
         r.timeline = self.tl.events();
         r.passed = !r.checks.is_empty() && r.checks.iter().all(|c| c.passed);
@@ -344,6 +355,29 @@ impl Drill<'_> {
 
     fn cell_health_check(&self, region: &str) -> String {
         self.deployment.topology.cell(region).map(|c| c.health_check_id.clone()).unwrap_or_default()
+    }
+
+    /// Whether failover has taken `region` out of routing: its health check forced unhealthy
+    /// (GetHealthCheck, Route 53's control plane: unreadable while it is down), or its ARC
+    /// routing control Off (as the emulator holds it).
+    pub(crate) async fn out_of_routing(&self, region: &str) -> std::result::Result<bool, String> {
+        match &self.deployment.arc {
+            Some(arc) => Ok(!multisite_tests::arc::states(self.emulator, &arc.routing).await[region]),
+            None => world::health_check_inverted(&self.clients, &self.home, &self.cell_health_check(region))
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// What failover's routing step is called in this deployment.
+    fn routing_step(&self) -> &'static str {
+        if self.deployment.arc.is_some() { "routing control" } else { "health check" }
+    }
+
+    /// Route 53's control plane is down and routing depends on it (`--routing health_check
+    /// --route53-down`): failover cannot force the health check, the endpoint checks route alone.
+    fn routing_degraded(&self) -> bool {
+        self.options.route53_control_plane_down && self.deployment.arc.is_none()
     }
 
     /// The Region whose CloudWatch evaluates the failing Region's alarm (where failover, scaler
@@ -564,15 +598,25 @@ impl Drill<'_> {
         let expected_during: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.survivors)).collect();
         // GetHealthCheck is Route 53's control plane: unreadable while it is down (then the DNS
         // answers, its data plane, decide alone).
-        let inverted =
-            world::health_check_inverted(&self.clients, &self.home, &self.cell_health_check(&self.failing)).await;
-        self.check(
-            &format!("routing during: {} out of DNS, every area answered by its nearest survivor", self.failing),
-            !matches!(inverted, Ok(false)) && during == expected_during,
+        let out = self.out_of_routing(&self.failing).await;
+        let name = if self.routing_degraded() {
             format!(
-                "health check {}; {}",
-                match &inverted {
-                    Ok(inverted) => format!("inverted={inverted}"),
+                "routing during: {} out of DNS by its failing endpoint health check (the forced inversion waits for Route 53), every area answered by its nearest survivor",
+                self.failing
+            )
+        } else {
+            format!("routing during: {} out of DNS, every area answered by its nearest survivor", self.failing)
+        };
+        let forced_ok = if self.routing_degraded() { !matches!(out, Ok(true)) } else { matches!(out, Ok(true)) };
+        self.check(
+            &name,
+            forced_ok && during == expected_during,
+            format!(
+                "{} {}; {}",
+                self.routing_step(),
+                match &out {
+                    Ok(true) => "taken out by failover".to_owned(),
+                    Ok(false) => "not taken out by failover".to_owned(),
                     Err(e) => format!("unreadable ({e})"),
                 },
                 routing_detail(&self.areas, &during)
@@ -585,6 +629,12 @@ impl Drill<'_> {
         .await?;
         self.end_state_checks().await?;
         let lost_keys = self.rpo(&writes, outage_ms).await?;
+
+        // 6b. Health checks with Route 53 down: it answers again (the Region is still down) and the
+        // scheduled reconcile finishes the forced inversion before the endpoint recovers.
+        if self.routing_degraded() {
+            self.finish_inversion_after_route53().await?;
+        }
 
         // 7. Back up, gated failback.
         self.failback(&lost_keys).await?;
@@ -615,7 +665,51 @@ impl Drill<'_> {
             })
             .collect();
         self.check_authorization();
+        if self.options.route53_control_plane_down {
+            self.route53_findings();
+        }
         Ok(())
+    }
+
+    /// `--route53-down`: what the functions asked of Route 53's control plane while it was down,
+    /// and (ARC) its return after the failback.
+    fn route53_findings(&mut self) {
+        let (_, log) = self.emulator.control("GET", "/_multisite/requests", None);
+        let by_functions: Vec<String> = log["requests"]
+            .as_array()
+            .map(|requests| {
+                requests
+                    .iter()
+                    .filter(|r| r["service"] == "route53" && r["operation"] != "TestDNSAnswer")
+                    .filter(|r| r["principal"].as_str().is_some_and(|p| p.contains(":assumed-role/")))
+                    .map(|r| format!("{} {}", r["operation"].as_str().unwrap_or("?"), r["status"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if self.deployment.arc.is_some() {
+            self.emulator.set_control_plane_down("route53", false, multisite_tests::ControlPlaneFailure::Unavailable);
+            self.tl.event("Route 53's control plane answers again (after the failback: nothing needed it)");
+            self.check(
+                "Route 53's control plane down from before the outage until after failback: no function called it",
+                by_functions.is_empty(),
+                format!(
+                    "{} Route 53 control-plane call(s) by the functions' roles{}",
+                    by_functions.len(),
+                    if by_functions.is_empty() { String::new() } else { format!(": {}", by_functions.join(", ")) }
+                ),
+            );
+        } else {
+            let degradation = format!(
+                "routing backend health_check with Route 53's control plane down: failover could not force {}'s health check unhealthy; routing was left to its endpoint health check until Route 53 answered again, and the scheduled reconcile finished the forced inversion then (a Region whose endpoints answered while unhealthy, or came back before Route 53, would have been routed to); --routing arc does not depend on Route 53's control plane",
+                self.failing
+            );
+            self.tl.event(format!("DEGRADED: {degradation}"));
+            self.report.degradations.push(degradation);
+            self.tl.event(format!(
+                "Route 53 control-plane calls by the functions' roles during the drill: {}",
+                if by_functions.is_empty() { "none".into() } else { by_functions.join(", ") }
+            ));
+        }
     }
 
     /// The Region Route 53 answers with for each area (TestDNSAnswer), as users would see it.
@@ -709,21 +803,23 @@ impl Drill<'_> {
     /// Regional outage does not take it), unless `--route53-control-plane-down` fails it too, for
     /// the whole outage. Returns the outage's timeline offset.
     fn take_region_down(&self, planned: bool) -> u64 {
+        if self.options.route53_control_plane_down {
+            self.emulator.set_control_plane_down("route53", true, multisite_tests::ControlPlaneFailure::Unavailable);
+            // The Region's endpoints fail with it: its endpoint health check sees that.
+            self.emulator.set_health_check_failure(&self.deployment.endpoint_health_checks[&self.failing], true);
+        }
         self.emulator.control(
             "POST",
             "/_multisite/outage",
             Some(&json!({"region": self.failing, "down": true, "except_services": ["route53"]})),
         );
-        if self.options.route53_control_plane_down {
-            self.emulator.set_control_plane_down("route53", true, multisite_tests::ControlPlaneFailure::Unavailable);
-        }
         let outage_ms = self.tl.ms();
         self.tl.event(format!(
             "OUTAGE{}: every {} API now fails with HTTP 503{}",
             if planned { " (planned maintenance)" } else { "" },
             self.failing,
             if self.options.route53_control_plane_down {
-                ", and Route 53's control plane with it (POST /_multisite/control-plane: HTTP 503 whichever Region signs; DNS answers, TestDNSAnswer, keep working)"
+                ", and Route 53's control plane just before it (POST /_multisite/control-plane: HTTP 503 whichever Region signs; DNS answers, TestDNSAnswer, keep working); its endpoint health check fails (POST /_multisite/health-check-failure)"
             } else {
                 " (Route 53's global control plane spared)"
             }
@@ -765,8 +861,7 @@ impl Drill<'_> {
             self.home,
             if overrides.is_some() { " (operator override: a planned switchover)" } else { "" }
         ));
-        let routing_limit =
-            if self.options.route53_control_plane_down { ROUTING_WITHOUT_CONTROL_PLANE } else { CONVERGE };
+        let routing_limit = CONVERGE;
 
         let baseline_desired = world::BASELINE.1;
         let n = self.regions.len() as i32;
@@ -823,9 +918,30 @@ impl Drill<'_> {
                 self.recorded_steps().await
             ));
         }
+        let errors: Vec<&String> = [&first, &second].iter().filter_map(|d| d.failover.as_ref().err()).collect();
+        if self.routing_degraded() {
+            // What health checks can promise without Route 53's control plane: the routing step
+            // fails (retryable: Lambda retries, the schedule finishes it), everything else runs.
+            let steps = self.recorded_step_outcomes().await;
+            // (The latest record is the last retry's: the writer had moved by then, so its plan
+            // held only the routing step; the writer is checked on its own below.)
+            let routing_failed = steps.iter().any(|(a, ok)| a == "InvertHealthCheck" && !ok);
+            let only_routing_failed = steps.iter().all(|(a, ok)| *ok || a == "InvertHealthCheck");
+            let retryable = errors.len() == 2 && errors.iter().all(|e| e.contains("[retryable]"));
+            self.check(
+                "both deliveries handled: only the Route 53 step failed (retryable) while its control plane is down; the transition recorded, scaler done",
+                retryable && routing_failed && only_routing_failed && first.scaler.is_ok() && second.scaler.is_ok(),
+                format!(
+                    "failover answered a retryable error in {} of 2 deliveries ({}); recorded steps {}",
+                    errors.len(),
+                    errors.first().map(|e| e.as_str()).unwrap_or("none"),
+                    self.recorded_steps().await
+                ),
+            );
+            return Ok(());
+        }
         let handled =
             first.failover.is_ok() && second.failover.is_ok() && first.scaler.is_ok() && second.scaler.is_ok();
-        let errors: Vec<&String> = [&first, &second].iter().filter_map(|d| d.failover.as_ref().err()).collect();
         self.check(
             "both deliveries handled, the transition recorded by exactly one",
             handled && recorded == 1,
@@ -838,6 +954,70 @@ impl Drill<'_> {
                         errors.len()
                     ),
                 }
+            ),
+        );
+        Ok(())
+    }
+
+    /// (action, ok) of each step of the failing Region's latest transition record.
+    async fn recorded_step_outcomes(&self) -> Vec<(String, bool)> {
+        let Ok(ledger) = self.ledger() else { return Vec::new() };
+        let Ok(records) = ledger.list::<Value>(&ledger::transition_pk(&self.failing)).await else { return Vec::new() };
+        let Some(latest) = records.iter().max_by_key(|r| r.updated_at_ms) else { return Vec::new() };
+        latest.body["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .map(|s| (s["action"]["action"].as_str().unwrap_or("?").to_owned(), s["ok"] == true))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Health checks with Route 53 down: Route 53's control plane answers again while the Region
+    /// is still down, and the scheduled reconcile (failover in the alarm's Region, the minute's
+    /// `ReconcileSchedule` event) finishes the forced inversion, before the Region's endpoints
+    /// recover and would make its plain health check healthy again.
+    async fn finish_inversion_after_route53(&mut self) -> Result<()> {
+        self.emulator.set_control_plane_down("route53", false, multisite_tests::ControlPlaneFailure::Unavailable);
+        let back = Instant::now();
+        self.tl.event(format!(
+            "Route 53's control plane answers again ({} still down); until now routing was left to the endpoint health checks",
+            self.failing
+        ));
+        let payload: Value =
+            serde_json::from_str(RECONCILE_EVENT).map_err(|e| fail(format!("scheduled reconcile event: {e}")))?;
+        let identity = drill_identity();
+        let region = self.watcher();
+        let deps = failover::Deps {
+            topology: &self.deployment.topology,
+            clients: self.failover_clients(&region)?,
+            home_region: &region,
+            clock: &SystemClock,
+            identity: &identity,
+        };
+        let result = Box::pin(failover::handle(payload, &deps)).await;
+        let summary = match &result {
+            Ok(response) => summarize_failover(&Ok(response.clone())),
+            Err(e) => format!("ERROR {e}"),
+        };
+        self.tl.event(format!("scheduled reconcile (failover in {region}): {summary}"));
+        let out = self.out_of_routing(&self.failing).await;
+        let settled = self.ledger()?.fleet_status().await?.0;
+        self.report.figures.route53_return_to_inversion_ms =
+            matches!(out, Ok(true)).then(|| back.elapsed().as_millis() as u64);
+        self.check(
+            "the scheduled reconcile finished the forced inversion once Route 53 answered",
+            result.is_ok() && matches!(out, Ok(true)) && !settled.unsettled(&self.failing),
+            format!(
+                "health check {}; transition {}; {} ms after Route 53 answered",
+                match &out {
+                    Ok(v) => format!("forced unhealthy={v}"),
+                    Err(e) => format!("unreadable ({e})"),
+                },
+                if settled.unsettled(&self.failing) { "still unsettled" } else { "settled" },
+                back.elapsed().as_millis()
             ),
         );
         Ok(())
@@ -1032,12 +1212,16 @@ impl Drill<'_> {
     async fn failback(&mut self, lost_keys: &[String]) -> Result<()> {
         self.emulator.set_outage(&self.failing, false);
         if self.options.route53_control_plane_down {
-            self.emulator.set_control_plane_down("route53", false, multisite_tests::ControlPlaneFailure::Unavailable);
+            self.emulator.set_health_check_failure(&self.deployment.endpoint_health_checks[&self.failing], false);
         }
         self.tl.event(format!(
             "RECOVERY: {} APIs answer again (held replication released){}",
             self.failing,
-            if self.options.route53_control_plane_down { "; Route 53's control plane is back" } else { "" }
+            match (self.options.route53_control_plane_down, self.deployment.arc.is_some()) {
+                (true, true) => "; its endpoint health check passes; Route 53's control plane is still down (failback needs only ARC)",
+                (true, false) => "; its endpoint health check passes",
+                _ => "",
+            }
         ));
         // The failback gate reads the latest lag-probe verdict: run it before the OK.
         let probe = self.lag_probe("before failback").await?;
@@ -1169,16 +1353,18 @@ impl Drill<'_> {
             (writer.as_deref() == Some(this.failing.as_str()) && !in_progress).then_some(())
         })
         .await;
-        let inverted =
-            world::health_check_inverted(&self.clients, &self.home, &self.cell_health_check(&self.failing)).await?;
+        let out = self.out_of_routing(&self.failing).await.map_err(fail)?;
         let transitions = self.ledger()?.list::<Value>(&ledger::transition_pk(&self.failing)).await?;
         self.check(
-            "failback complete: health check restored, writer back (switchover), two transitions",
-            writer_back.is_some() && !inverted && transitions.len() == 2,
+            &format!("failback complete: {} restored, writer back (switchover), two transitions", self.routing_step()),
+            writer_back.is_some() && !out && transitions.len() == 2,
             format!(
-                "health check inverted={inverted}, writer {}, {} transition records (evacuation + failback)",
+                "{} {}, writer {}, {} transition records (evacuation + failback: {})",
+                self.routing_step(),
+                if out { "still out of routing" } else { "back in routing" },
                 if writer_back.is_some() { format!("back in {}", self.failing) } else { "not back".into() },
-                transitions.len()
+                transitions.len(),
+                transitions.iter().map(|t| t.sk.as_str()).collect::<Vec<_>>().join(", ")
             ),
         );
 

@@ -78,6 +78,10 @@ pub struct Figures {
     pub writes: Writes,
     /// Wall-clock time of the whole drill, ms.
     pub total_ms: u64,
+    /// `--routing health_check --route53-down`: Route 53 answers again -> the scheduled reconcile
+    /// has forced the failed Region's health check unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route53_return_to_inversion_ms: Option<u64>,
 }
 
 /// The CloudFormation answer the provisioner sent to the drill's ResponseURL.
@@ -103,6 +107,13 @@ pub struct Report {
     pub replication_delay_ms: u64,
     pub rpo_budget_ms: u64,
     pub cooldown_seconds: u64,
+    /// How failover took the Region out of routing: `health_check` or `arc`.
+    pub routing_backend: String,
+    /// Route 53's control plane was down from just before the outage (`--route53-down`).
+    pub route53_control_plane_down: bool,
+    /// What this run could not promise, and why (e.g. routing left to the endpoint health checks
+    /// while Route 53's control plane was down).
+    pub degradations: Vec<String>,
     pub provisioner: Vec<ProvisionerAnswer>,
     pub timeline: Vec<Event>,
     pub traffic_split: Vec<AreaRouting>,
@@ -230,6 +241,9 @@ impl Report {
             ("scale-up (alarm -> survivors at target, InService)".into(), figure(f.scale_up_ms)),
             ("failback (gates open -> original routing)".into(), figure(f.failback_ms)),
         ];
+        if let Some(ms) = f.route53_return_to_inversion_ms {
+            rows.push(("forced inversion (Route 53 back -> reconcile done)".into(), format!("{ms} ms")));
+        }
         if let Some(lag) = f.replication_lag {
             rows.push((
                 "replication lag, lag-probe (p50 / p99 / max)".into(),

@@ -40,6 +40,10 @@ pub struct Deployment {
     pub alarm_regions: BTreeMap<String, String>,
     /// template.yaml's parameters that deploy this topology (one stack per Region).
     pub parameters: Map<String, Value>,
+    /// Each Region's endpoint health check (its alarm's metric; it fails when the Region does).
+    pub endpoint_health_checks: BTreeMap<String, String>,
+    /// With `--routing arc`: the ARC cluster, controls, rule and RECOVERY_CONTROL health checks.
+    pub arc: Option<multisite_tests::arc::ArcSetup>,
 }
 
 pub fn alarm_name(region: &str) -> String {
@@ -72,9 +76,16 @@ pub struct Policy {
     pub min_healthy_regions: usize,
     /// The ledger's (and arbiter's) Region, see [`arbiter_for`].
     pub arbiter: String,
+    /// How failover takes a Region out of routing.
+    pub routing: shared::topology::RoutingBackend,
 }
 
-pub async fn build(clients: &RegionalClients, regions: &[String], policy: &Policy) -> Result<Deployment> {
+pub async fn build(
+    emulator: &multisite_tests::Emulator,
+    clients: &RegionalClients,
+    regions: &[String],
+    policy: &Policy,
+) -> Result<Deployment> {
     let first = regions[0].as_str();
     let arbiter = policy.arbiter.as_str();
     let route53 = &clients.region(first)?.route53;
@@ -90,9 +101,7 @@ pub async fn build(clients: &RegionalClients, regions: &[String], policy: &Polic
     let zone_id = zone.hosted_zone.map(|z| z.id).ok_or_else(|| fail("CreateHostedZone answered no zone"))?;
     let zone_id = zone_id.trim_start_matches("/hostedzone/").to_owned();
     let mut health_checks = Vec::new();
-    let mut record_values = BTreeMap::new();
-    let mut changes = Vec::new();
-    for (i, region) in regions.iter().enumerate() {
+    for region in regions {
         let config = HealthCheckConfig::builder()
             .r#type(HealthCheckType::Https)
             .fully_qualified_domain_name(format!("{region}.{RECORD}"))
@@ -110,6 +119,28 @@ pub async fn build(clients: &RegionalClients, regions: &[String], policy: &Polic
             .await
             .ctx(format!("CreateHealthCheck for {region}"))?;
         let id = created.health_check.map(|h| h.id).ok_or_else(|| fail("CreateHealthCheck answered no id"))?;
+        health_checks.push(id);
+    }
+    let endpoint_health_checks: BTreeMap<String, String> =
+        regions.iter().cloned().zip(health_checks.iter().cloned()).collect();
+    // ARC: a cluster, a control panel, a routing control per Region (turned On), the assertion
+    // rule at min_healthy_regions, and a RECOVERY_CONTROL health check per Region, which guards
+    // its latency record instead of the endpoint check.
+    let arc = match policy.routing {
+        shared::topology::RoutingBackend::HealthCheck => None,
+        shared::topology::RoutingBackend::Arc => {
+            let names: Vec<&str> = regions.iter().map(String::as_str).collect();
+            Some(multisite_tests::arc::create(emulator, &names, policy.min_healthy_regions, route53).await)
+        }
+    };
+    let record_checks: Vec<String> = match &arc {
+        Some(arc) => regions.iter().map(|r| arc.health_checks[r].clone()).collect(),
+        None => health_checks.clone(),
+    };
+    let mut record_values = BTreeMap::new();
+    let mut changes = Vec::new();
+    for (i, region) in regions.iter().enumerate() {
+        let id = &record_checks[i];
         let value = format!("198.18.{}.10", i + 1);
         record_values.insert(value.clone(), region.clone());
         changes.push(
@@ -123,14 +154,13 @@ pub async fn build(clients: &RegionalClients, regions: &[String], policy: &Polic
                         .region(ResourceRecordSetRegion::from(region.as_str()))
                         .ttl(60)
                         .resource_records(ResourceRecord::builder().value(value).build().ctx("record")?)
-                        .health_check_id(&id)
+                        .health_check_id(id)
                         .build()
                         .ctx("record set")?,
                 )
                 .build()
                 .ctx("change")?,
         );
-        health_checks.push(id);
     }
     route53
         .change_resource_record_sets()
@@ -291,7 +321,7 @@ pub async fn build(clients: &RegionalClients, regions: &[String], policy: &Polic
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            json!({"region": r, "health_check_id": health_checks[i], "auto_scaling_group": asg_name(r),
+            json!({"region": r, "health_check_id": record_checks[i], "auto_scaling_group": asg_name(r),
                    "aurora_cluster_arn": cluster_arns[i],
                    "alarms": [{"name": alarm_name(r), "region": watcher_of(regions, r)}]})
         })
@@ -308,13 +338,27 @@ pub async fn build(clients: &RegionalClients, regions: &[String], policy: &Polic
         "failover_policy": {"min_healthy_regions": policy.min_healthy_regions, "cooldown_seconds": policy.cooldown_seconds, "auto_failback": true, "dry_run": false},
         "scaling": {"raise_max_size": false, "readiness_wait_seconds": 0, "readiness_poll_ms": 5000}
     });
+    let mut topology_json = topology_json;
+    if let Some(arc) = &arc {
+        topology_json["routing"]["backend"] = "arc".into();
+        topology_json["routing"]["arc"] = arc.topology_block();
+    }
     let topology = Topology::from_json(&topology_json.to_string()).map_err(|e| fail(e.to_string()))?;
     // What the stacks are deployed with. The Region1 stack manages the data table's replicas
     // (DataTableReplicas, Custom::GlobalTableReplicas: the provisioner) and creates the ledger.
     let mut parameters = multisite_tests::roles::template_parameters(&topology)
         .map_err(|e| fail(format!("the drill's topology cannot be expressed as template.yaml parameters: {e}")))?;
     parameters.insert("DataTableHomeRegion".into(), json!(first));
-    Ok(Deployment { topology, topology_json, zone_id, record_values, alarm_regions, parameters })
+    Ok(Deployment {
+        topology,
+        topology_json,
+        zone_id,
+        record_values,
+        alarm_regions,
+        parameters,
+        endpoint_health_checks,
+        arc,
+    })
 }
 
 pub async fn set_alarm(

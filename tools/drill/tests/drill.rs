@@ -93,3 +93,69 @@ async fn simultaneous_alarms_evacuate_exactly_one_region() {
     assert!(detail.contains("Refused") && detail.contains("Reconciled"), "{detail}");
     assert!(started.elapsed() < Duration::from_secs(120), "the scenario took {:?}", started.elapsed());
 }
+
+/// `--routing arc --route53-down`: Route 53's control plane fails from just before the outage
+/// until after failback, and the whole drill passes with ARC routing controls: traffic leaves and
+/// comes back, the writer moves and returns, and no function called Route 53's control plane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_arc_the_drill_passes_with_route53s_control_plane_down_throughout() {
+    let options = drill::parse(["--routing", "arc", "--route53-down", "--json"]).expect("options");
+
+    let report = Box::pin(drill::run(&options, Box::new(std::io::stderr()))).await.expect("the drill ran");
+    let json = serde_json::to_value(&report).expect("report serializes");
+    eprintln!("{}", report.render_summary());
+
+    let checks = json["checks"].as_array().expect("checks");
+    let failed: Vec<_> = checks.iter().filter(|c| c["passed"] != true).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    assert_eq!(
+        (json["routing_backend"].as_str(), json["route53_control_plane_down"].as_bool()),
+        (Some("arc"), Some(true))
+    );
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
+    for expected in [
+        "routing during: us-east-1 out of DNS, every area answered by its nearest survivor",
+        "failback complete: routing control restored, writer back (switchover), two transitions",
+        "Route 53's control plane down from before the outage until after failback: no function called it",
+    ] {
+        assert!(names.contains(&expected), "missing check `{expected}` in {names:?}");
+    }
+    assert!(json["degradations"].as_array().is_some_and(|d| d.is_empty()), "{}", json["degradations"]);
+    for key in ["detection_to_routing_ms", "writer_move_ms", "scale_up_ms", "failback_ms"] {
+        assert!(json["figures"][key].as_u64().is_some(), "{key} measured: {}", json["figures"]);
+    }
+    let na = json["traffic_split"].as_array().and_then(|s| s.iter().find(|a| a["area"] == "North America").cloned());
+    let na = na.expect("North America");
+    assert_eq!(
+        (na["before"].as_str(), na["during"].as_str(), na["after"].as_str()),
+        (Some("us-east-1"), Some("eu-west-1"), Some("us-east-1"))
+    );
+}
+
+/// `--routing health_check --route53-down`: the degradation is reported as it is: failover's only
+/// failed step is the Route 53 one (retryable), the failed Region leaves DNS by its endpoint
+/// health check, and the scheduled reconcile finishes the forced inversion once Route 53 answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_health_checks_and_route53_down_the_drill_reports_the_degradation() {
+    let options = drill::parse(["--routing", "health_check", "--route53-down", "--json"]).expect("options");
+
+    let report = Box::pin(drill::run(&options, Box::new(std::io::stderr()))).await.expect("the drill ran");
+    let json = serde_json::to_value(&report).expect("report serializes");
+    eprintln!("{}", report.render_summary());
+
+    let checks = json["checks"].as_array().expect("checks");
+    let failed: Vec<_> = checks.iter().filter(|c| c["passed"] != true).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
+    for expected in [
+        "both deliveries handled: only the Route 53 step failed (retryable) while its control plane is down; the transition recorded, scaler done",
+        "the scheduled reconcile finished the forced inversion once Route 53 answered",
+    ] {
+        assert!(names.contains(&expected), "missing check `{expected}` in {names:?}");
+    }
+    assert!(names.iter().any(|n| n.contains("by its failing endpoint health check")), "{names:?}");
+    let degradations = json["degradations"].as_array().expect("degradations");
+    assert_eq!(degradations.len(), 1, "{degradations:?}");
+    assert!(degradations[0].as_str().is_some_and(|d| d.contains("routing was left to its endpoint health check")));
+    assert!(json["figures"]["route53_return_to_inversion_ms"].as_u64().is_some(), "{}", json["figures"]);
+}

@@ -1140,6 +1140,8 @@ async fn the_scheduled_reconcile_finishes_a_step_that_failed() {
     assert_eq!(done, [out_of_routing_action()], "only the step left: {report:?}");
     assert!(world.out_of_routing("us-east-1").await);
     assert!(!world.fleet().await.unsettled("us-east-1"), "settled");
+    // The schedule's change (from DescribeAlarms) is the event's change: one transition record.
+    assert_eq!(world.transitions("us-east-1").await, 1);
     let again = world.handle(scheduled()).await.expect("nothing left");
     assert!(again.reports.is_empty(), "{:?}", again.reports);
 }

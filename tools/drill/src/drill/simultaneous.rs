@@ -25,15 +25,11 @@ impl Drill<'_> {
         Ok((statuses, evacuated))
     }
 
-    /// Whether each Region's health check is inverted (forced unhealthy), read from the arbiter.
+    /// Whether each Region is out of routing (health check forced unhealthy, or ARC control Off).
     async fn inverted_checks(&self) -> Result<BTreeMap<String, bool>> {
-        let from = self.deployment.topology.arbiter_region().to_owned();
         let mut out = BTreeMap::new();
         for region in &self.regions {
-            out.insert(
-                region.clone(),
-                world::health_check_inverted(&self.clients, &from, &self.cell_health_check(region)).await?,
-            );
+            out.insert(region.clone(), self.out_of_routing(region).await.map_err(crate::error::fail)?);
         }
         Ok(out)
     }
