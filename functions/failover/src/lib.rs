@@ -18,6 +18,7 @@
 //!    and the scheduled reconcile ([`reconcile_scheduled`]) finishes whatever retries did not.
 
 pub mod aws;
+pub mod break_glass;
 pub mod plan;
 
 use crate::plan::{Action, Observed, ObservedHealthCheck, Plan, PlanOptions};

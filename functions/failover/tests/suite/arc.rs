@@ -91,3 +91,65 @@ async fn with_route53s_control_plane_down_the_evacuation_completes() {
     assert_eq!(world.answer_for_north_america().await, "eu-west-1", "DNS answers follow the control");
     world.emulator.set_control_plane_down("route53", false, ControlPlaneFailure::Unavailable);
 }
+
+/// Break glass: both Regions must leave (say, a bad deployment everywhere) but the assertion
+/// rule keeps one On. failover cannot override it, not even with a request in hand (its role
+/// denies any override); an operator can, with their own credentials, only by naming the rule,
+/// who they are and why, and the ledger keeps the request and its outcome.
+#[tokio::test]
+async fn only_an_operator_overrides_the_safety_rule_and_the_ledger_records_who_and_why() {
+    use failover::break_glass::{BreakGlass, BreakGlassRecord, break_glass, break_glass_pk};
+    let world = World::new(2, json!({})).await;
+    let routing = world.arc().clone();
+    only(world.alarm("us-east-1", "ALARM").await.expect("evacuated"));
+    assert!(!arc::states(&world.emulator, &routing).await["us-east-1"]);
+    assert!(!arc::set(&world.emulator, &routing, "eu-west-1", false).await, "the rule keeps the last Region On");
+    let request = BreakGlass {
+        region: "eu-west-1".into(),
+        on: false,
+        safety_rules: vec![routing.safety_rule.arn.clone()],
+        operator: "arn:aws:sts::123456789012:assumed-role/oncall/alice".into(),
+        reason: "bad deployment in every Region: serve the maintenance page from the CDN".into(),
+    };
+
+    // Bad requests change nothing and call nothing.
+    world.emulator.clear_requests();
+    for (what, bad) in [
+        ("no rule named", BreakGlass { safety_rules: vec![], ..request.clone() }),
+        ("no reason", BreakGlass { reason: " ".into(), ..request.clone() }),
+        ("no operator", BreakGlass { operator: "".into(), ..request.clone() }),
+        ("not a cell", BreakGlass { region: "sa-east-1".into(), ..request.clone() }),
+        (
+            "a rule of another panel",
+            BreakGlass {
+                safety_rules: vec!["arn:aws:route53-recovery-control::123456789012:controlpanel/x/safetyrule/y".into()],
+                ..request.clone()
+            },
+        ),
+    ] {
+        let err = break_glass(&world.topology, &world.clients, HOME, &world.clock, bad).await.expect_err(what);
+        assert_eq!(err.error_type(), "InvalidEvent", "{what}: {err}");
+    }
+    assert!(world.emulator.requests().is_empty(), "{:?}", world.emulator.requests());
+
+    // failover's role: the override is denied by IAM (after the request was recorded).
+    let failover_clients = &world.function_clients[HOME];
+    let err = break_glass(&world.topology, failover_clients, HOME, &world.clock, request.clone())
+        .await
+        .expect_err("failover's role never overrides");
+    assert_eq!(err.error_type(), "AccessDenied", "{err}");
+    assert!(arc::states(&world.emulator, &routing).await["eu-west-1"], "still On");
+
+    // The operator (the administrator's credentials here): applied, and recorded.
+    world.clock.advance_ms(1_000);
+    let record = break_glass(&world.topology, &world.clients, HOME, &world.clock, request.clone())
+        .await
+        .expect("the operator overrides");
+    assert_eq!(record.outcome, "Applied", "{record:?}");
+    assert!(!arc::states(&world.emulator, &routing).await["eu-west-1"], "Off, against the rule, on purpose");
+    let records: Vec<BreakGlassRecord> =
+        world.ledger().list::<BreakGlassRecord>(&break_glass_pk("eu-west-1")).await.expect("records").into_iter().map(|r| r.body).collect();
+    let outcomes: Vec<&str> = records.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["Failed", "Applied"], "both attempts are on record: {records:?}");
+    assert!(records.iter().all(|r| r.request == request), "who, why and which rule: {records:?}");
+}
