@@ -47,7 +47,7 @@ pub async fn create(
     regions: &[&str],
     at_least: usize,
     route53: &aws_sdk_route53::Client,
-) -> ArcSetup {
+) -> Result<ArcSetup, String> {
     let base = emulator.sdk_config().await;
     let config = control_config(&base);
     let cluster = config
@@ -55,25 +55,27 @@ pub async fn create(
         .cluster_name(unique_name("cluster"))
         .send()
         .await
-        .expect("CreateCluster")
+        .map_err(|e| format!("CreateCluster: {e:?}"))?
         .cluster
-        .expect("cluster");
-    let cluster_arn = cluster.cluster_arn.clone().expect("cluster ARN");
+        .ok_or("cluster: missing in the answer")?;
+    let cluster_arn = cluster.cluster_arn.clone().ok_or("cluster ARN: missing in the answer")?;
     wait_deployed(|| async { config.describe_cluster().cluster_arn(&cluster_arn).send().await.ok()?.cluster?.status })
-        .await;
+        .await?;
     let endpoints: Vec<ArcEndpoint> = config
         .describe_cluster()
         .cluster_arn(&cluster_arn)
         .send()
         .await
-        .expect("DescribeCluster")
+        .map_err(|e| format!("DescribeCluster: {e:?}"))?
         .cluster
         .and_then(|c| c.cluster_endpoints)
         .unwrap_or_default()
         .into_iter()
         .map(|e| ArcEndpoint { region: e.region.unwrap_or_default(), url: e.endpoint.unwrap_or_default() })
         .collect();
-    assert_eq!(endpoints.len(), 5, "an ARC cluster has five Regional endpoints: {endpoints:?}");
+    if endpoints.len() != 5 {
+        return Err(format!("an ARC cluster has five Regional endpoints: {endpoints:?}"));
+    }
 
     let panel = config
         .create_control_panel()
@@ -81,14 +83,14 @@ pub async fn create(
         .control_panel_name(unique_name("panel"))
         .send()
         .await
-        .expect("CreateControlPanel")
+        .map_err(|e| format!("CreateControlPanel: {e:?}"))?
         .control_panel
-        .expect("control panel");
-    let control_panel_arn = panel.control_panel_arn.clone().expect("control panel ARN");
+        .ok_or("control panel: missing in the answer")?;
+    let control_panel_arn = panel.control_panel_arn.clone().ok_or("control panel ARN: missing in the answer")?;
     wait_deployed(|| async {
         config.describe_control_panel().control_panel_arn(&control_panel_arn).send().await.ok()?.control_panel?.status
     })
-    .await;
+    .await?;
 
     let mut routing_controls = BTreeMap::new();
     for region in regions {
@@ -99,10 +101,10 @@ pub async fn create(
             .routing_control_name(format!("cell-{region}"))
             .send()
             .await
-            .expect("CreateRoutingControl")
+            .map_err(|e| format!("CreateRoutingControl: {e:?}"))?
             .routing_control
             .and_then(|c| c.routing_control_arn)
-            .expect("routing control ARN");
+            .ok_or("routing control ARN: missing in the answer")?;
         routing_controls.insert((*region).to_owned(), control);
     }
 
@@ -122,10 +124,10 @@ pub async fn create(
         )
         .send()
         .await
-        .expect("CreateSafetyRule")
+        .map_err(|e| format!("CreateSafetyRule: {e:?}"))?
         .assertion_rule
         .and_then(|r| r.safety_rule_arn)
-        .expect("safety rule ARN");
+        .ok_or("safety rule ARN: missing in the answer")?;
 
     let routing = ArcRouting {
         cluster_arn,
@@ -136,8 +138,13 @@ pub async fn create(
     };
     // New routing controls are Off: turn every cell On before its record depends on it.
     let all_on: Vec<(String, bool)> = routing.routing_controls.values().map(|arn| (arn.clone(), true)).collect();
-    let outcome = ArcCluster::new(&base, &routing, None).set_states(&all_on).await.expect("every control On");
-    assert!(matches!(outcome, shared::arc::ChangeOutcome::Applied { .. }), "turning every control On: {outcome:?}");
+    let outcome = ArcCluster::new(&base, &routing, None)
+        .set_states(&all_on)
+        .await
+        .map_err(|e| format!("every control On: {e}"))?;
+    if !matches!(outcome, shared::arc::ChangeOutcome::Applied { .. }) {
+        return Err(format!("turning every control On: {outcome:?}"));
+    }
 
     let mut health_checks = BTreeMap::new();
     for region in regions {
@@ -149,17 +156,20 @@ pub async fn create(
                     .r#type(HealthCheckType::RecoveryControl)
                     .routing_control_arn(&routing.routing_controls[*region])
                     .build()
-                    .expect("RECOVERY_CONTROL health check config"),
+                    .map_err(|e| format!("RECOVERY_CONTROL health check config: {e}"))?,
             )
             .send()
             .await
-            .expect("create RECOVERY_CONTROL health check");
-        health_checks.insert((*region).to_owned(), created.health_check.map(|h| h.id).expect("health check id"));
+            .map_err(|e| format!("create RECOVERY_CONTROL health check: {e:?}"))?;
+        health_checks.insert(
+            (*region).to_owned(),
+            created.health_check.map(|h| h.id).ok_or("health check id: missing in the answer")?,
+        );
     }
-    ArcSetup { routing, health_checks }
+    Ok(ArcSetup { routing, health_checks })
 }
 
-async fn wait_deployed<F, Fut>(mut status: F)
+async fn wait_deployed<F, Fut>(mut status: F) -> Result<(), String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<Status>>,
@@ -169,7 +179,7 @@ where
         async move { (fut.await == Some(Status::Deployed)).then_some(()) }
     })
     .await;
-    deployed.expect("ARC resource DEPLOYED");
+    deployed.ok_or_else(|| "ARC resource not DEPLOYED within 10 s".to_owned())
 }
 
 /// The routing controls' states by Region, as the emulator holds them (its control API: a

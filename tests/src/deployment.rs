@@ -183,7 +183,7 @@ impl Deployment {
             RoutingBackend::HealthCheck => None,
             RoutingBackend::Arc => {
                 let at_least = spec.failover_policy["min_healthy_regions"].as_u64().unwrap_or(1) as usize;
-                Some(crate::arc::create(emulator, &regions, at_least, route53).await)
+                Some(crate::arc::create(emulator, &regions, at_least, route53).await.expect("the ARC routing setup"))
             }
         };
         // The health check that guards each Region's record: its routing control's with ARC.

@@ -136,7 +136,9 @@ impl World {
         }
         // With ARC the cells' health checks are the RECOVERY_CONTROL ones that follow the controls.
         let arc = match setup.arc {
-            true => Some(multisite_tests::arc::create(&emulator, regions, 1, route53).await),
+            true => {
+                Some(multisite_tests::arc::create(&emulator, regions, 1, route53).await.expect("the ARC routing setup"))
+            }
             false => None,
         };
         if let Some(arc) = &arc {

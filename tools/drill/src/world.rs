@@ -130,7 +130,11 @@ pub async fn build(
         shared::topology::RoutingBackend::HealthCheck => None,
         shared::topology::RoutingBackend::Arc => {
             let names: Vec<&str> = regions.iter().map(String::as_str).collect();
-            Some(multisite_tests::arc::create(emulator, &names, policy.min_healthy_regions, route53).await)
+            Some(
+                multisite_tests::arc::create(emulator, &names, policy.min_healthy_regions, route53)
+                    .await
+                    .map_err(|e| fail(format!("ARC routing setup: {e}")))?,
+            )
         }
     };
     let record_checks: Vec<String> = match &arc {

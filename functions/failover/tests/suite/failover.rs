@@ -235,31 +235,29 @@ impl World {
     /// Makes every routing write fail (transiently) until [`World::mend_routing`]: Route 53's
     /// `UpdateHealthCheck` throttled, or every ARC cluster endpoint unavailable.
     fn break_routing(&self) {
+        self.set_routing_broken(true);
+    }
+
+    fn mend_routing(&self) {
+        self.set_routing_broken(false);
+    }
+
+    fn set_routing_broken(&self, broken: bool) {
         match BACKEND {
             RoutingBackend::HealthCheck => {
                 // Route 53 calls are made from the acting (surviving) Region's client.
                 for region in REGIONS {
-                    self.emulator.throttle(region, 1000, Some("route53"), Some("UpdateHealthCheck"));
+                    self.emulator.throttle(
+                        region,
+                        if broken { 1000 } else { 0 },
+                        Some("route53"),
+                        Some("UpdateHealthCheck"),
+                    );
                 }
             }
             RoutingBackend::Arc => {
-                for region in self.arc().cluster_endpoints.iter().map(|e| e.region.clone()) {
-                    multisite_tests::arc::set_endpoint_down(&self.emulator, &region, true, "unavailable");
-                }
-            }
-        }
-    }
-
-    fn mend_routing(&self) {
-        match BACKEND {
-            RoutingBackend::HealthCheck => {
-                for region in REGIONS {
-                    self.emulator.throttle(region, 0, Some("route53"), Some("UpdateHealthCheck"));
-                }
-            }
-            RoutingBackend::Arc => {
-                for region in self.arc().cluster_endpoints.iter().map(|e| e.region.clone()) {
-                    multisite_tests::arc::set_endpoint_down(&self.emulator, &region, false, "unavailable");
+                for endpoint in &self.arc().cluster_endpoints {
+                    multisite_tests::arc::set_endpoint_down(&self.emulator, &endpoint.region, broken, "unavailable");
                 }
             }
         }
