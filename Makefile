@@ -5,18 +5,24 @@ PY := $(VENV)/bin/python
 # Never let the SDK probe the instance-metadata address on a developer machine or CI.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: test test-emulator test-rust venv emulator fmt
+.PHONY: test test-emulator test-rust venv venv-sam emulator fmt
 
 ## The full test suite on a fresh machine: venv + emulator self-tests + every Rust test.
 test: venv test-emulator test-rust
 
+## The venvs, from pinned requirements and reused while unchanged: .venv for the emulator;
+## .venv-sam (SAM CLI, cfn-lint) for the template tests. Prepared before the tests run: `cargo
+## test` installs nothing.
 venv:
 	@scripts/venv.sh
+
+venv-sam:
+	@scripts/check-template.sh venv > /dev/null
 
 test-emulator: venv
 	cd tests/emulator && ../../$(PY) -m pytest -q -p no:cacheprovider
 
-test-rust: venv
+test-rust: venv venv-sam
 	cargo test --workspace --locked
 
 ## Run the local AWS emulator in the foreground (port 4566) to explore it with the AWS CLI or SDKs.

@@ -21,8 +21,9 @@ use shared::RegionalClients;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// How long the emulator may take to import moto and start listening.
@@ -116,8 +117,9 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Starts a private emulator on a free loopback port and waits until it is ready. Use it in
-    /// tests that change emulator-wide settings (outages, latency, delays, reset).
+    /// Starts a new emulator process on a free loopback port and waits until it is ready. Tests
+    /// use [`Emulator::lease`], which reuses this binary's processes; `start` is for a program
+    /// that owns its emulator (the drill, the benchmarks).
     pub fn start() -> Self {
         let python = emulator_python();
         let mut child = Command::new(&python)
@@ -160,11 +162,10 @@ impl Emulator {
         emulator
     }
 
-    /// One emulator shared by all tests of this test binary. Tests that use it must use unique
-    /// resource names ([`fixtures::unique_name`]) and must not change emulator-wide settings.
-    pub fn shared() -> &'static Emulator {
-        static SHARED: OnceLock<Emulator> = OnceLock::new();
-        SHARED.get_or_init(Emulator::start)
+    /// An emulator for one test, from this test binary's pool ([`EmulatorPool::lease`]).
+    pub fn lease() -> EmulatorLease {
+        static POOL: EmulatorPool = EmulatorPool::new();
+        POOL.lease()
     }
 
     /// The endpoint URL, as `AWS_ENDPOINT_URL` would hold it.
@@ -312,6 +313,88 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("{method} {path} to the emulator failed: {e}"));
         let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         (response.status, json)
+    }
+
+    /// [`Emulator::control`] that answers `None` for the status when the process does not answer.
+    fn try_control(&self, method: &str, path: &str, body: Option<&Value>) -> (Option<u16>, Value) {
+        match http::request(&self.url, method, path, body.map(|b| b.to_string()).as_deref()) {
+            Ok(response) => (Some(response.status), serde_json::from_slice(&response.body).unwrap_or(Value::Null)),
+            Err(_) => (None, Value::Null),
+        }
+    }
+}
+
+/// Emulator processes that tests lease one at a time. A lease is reset to the emulator's
+/// start-up state (no AWS resources, no faults, default timings, an empty request log) before it
+/// is lent, as `tests/emulator/conftest.py` resets its one emulator before every test. An idle
+/// process is reused; a new one is started only when every process is lent to a running test,
+/// so a test binary starts as many as it runs tests at once (`--test-threads`).
+pub struct EmulatorPool {
+    idle: Mutex<Vec<Emulator>>,
+    started: AtomicUsize,
+}
+
+impl EmulatorPool {
+    pub const fn new() -> Self {
+        Self { idle: Mutex::new(Vec::new()), started: AtomicUsize::new(0) }
+    }
+
+    /// A reset emulator for one test. The lease gives the process back when dropped, unless the
+    /// test is panicking: a failed test may leave work in flight against it, so that process is
+    /// stopped instead.
+    pub fn lease(&'static self) -> EmulatorLease {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+            let Some(emulator) = idle else {
+                self.started.fetch_add(1, Ordering::Relaxed);
+                return EmulatorLease { emulator: Some(Emulator::start()), pool: self };
+            };
+            // A process that died or cannot reset is dropped (stopped) and the next one tried.
+            let (status, _) = emulator.try_control("POST", "/_multisite/reset", Some(&json!({})));
+            if status == Some(200) {
+                return EmulatorLease { emulator: Some(emulator), pool: self };
+            }
+        }
+    }
+
+    /// How many processes this pool has started.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// How many processes are idle (started and not lent).
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+}
+
+impl Default for EmulatorPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One test's emulator ([`Emulator::lease`]); derefs to [`Emulator`].
+pub struct EmulatorLease {
+    emulator: Option<Emulator>,
+    pool: &'static EmulatorPool,
+}
+
+impl std::ops::Deref for EmulatorLease {
+    type Target = Emulator;
+
+    fn deref(&self) -> &Emulator {
+        self.emulator.as_ref().expect("a lease holds its emulator until dropped")
+    }
+}
+
+impl Drop for EmulatorLease {
+    fn drop(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            if !std::thread::panicking() {
+                self.pool.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(emulator);
+            }
+        }
     }
 }
 

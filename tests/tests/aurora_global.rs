@@ -19,7 +19,8 @@ async fn wait_for_writer(rds: &aws_sdk_rds::Client, global_id: &str, arn: &str) 
 
 #[tokio::test]
 async fn the_writer_moves_on_failover_and_on_switchover() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let clients = emulator.clients(&REGIONS).await;
     let global_id = unique_name("orders");
     let members: Vec<(&str, String)> = REGIONS.iter().map(|r| (*r, format!("{global_id}-{r}"))).collect();
@@ -59,7 +60,8 @@ async fn the_writer_moves_on_failover_and_on_switchover() {
 
 #[tokio::test]
 async fn bad_failover_requests_get_aws_errors() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let clients = emulator.clients(&REGIONS).await;
     let global_id = unique_name("billing");
     let member = format!("{global_id}-use1");

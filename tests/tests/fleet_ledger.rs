@@ -50,7 +50,8 @@ fn rules_allow(topology: &Topology, fleet: &FleetStatus, region: &str) -> bool {
 
 #[tokio::test]
 async fn the_one_shot_claim_passes_exactly_when_the_rules_allow() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let old = NOW - COOLDOWN_S * 1000; // exactly one cool-down ago: outside it
     let recent = NOW - COOLDOWN_S * 1000 + 1; // inside it
     // (regions, min healthy, recorded entries) for an evacuation of us-east-1.
@@ -127,7 +128,8 @@ async fn the_one_shot_claim_passes_exactly_when_the_rules_allow() {
 
 #[tokio::test]
 async fn two_concurrent_claims_in_a_two_region_fleet_evacuate_exactly_one() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let ledger = fresh_ledger(emulator).await;
     let topology = topology(&REGIONS[..2], 1);
     let claim = |region: &'static str| {
@@ -147,7 +149,8 @@ async fn two_concurrent_claims_in_a_two_region_fleet_evacuate_exactly_one() {
 
 #[tokio::test]
 async fn a_record_in_the_earlier_doc_shape_is_read_refuses_the_one_shot_claim_and_is_migrated() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let ledger = fresh_ledger(emulator).await;
     let topology = topology(&REGIONS[..3], 1);
     let old = FleetStatus {
@@ -183,7 +186,8 @@ async fn a_record_in_the_earlier_doc_shape_is_read_refuses_the_one_shot_claim_an
 
 #[tokio::test]
 async fn a_claim_carrying_an_older_change_than_the_alarm_s_mark_fails_and_a_withdrawn_claim_restores_the_entry() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let ledger = fresh_ledger(emulator).await;
     let topology = topology(&REGIONS[..3], 1);
     let alarm = "alarm-us-east-1";

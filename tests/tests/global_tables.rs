@@ -13,7 +13,8 @@ const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 
 #[tokio::test]
 async fn a_table_in_us_east_1_gets_replicas_in_eu_west_1_and_ap_southeast_1() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let clients = emulator.clients(&REGIONS).await;
     let table = unique_name("Sessions");
     let home = &clients.region("us-east-1").expect("region").dynamodb;
@@ -45,7 +46,7 @@ async fn a_table_in_us_east_1_gets_replicas_in_eu_west_1_and_ap_southeast_1() {
 
 #[tokio::test]
 async fn an_item_is_read_in_every_other_region_after_the_lag_and_not_before() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     let clients = emulator.clients(&REGIONS).await;
     let table = unique_name("Lag");
     create_global_table(&clients, &table, "us-east-1", &["eu-west-1", "ap-southeast-1"]).await;
@@ -77,7 +78,7 @@ async fn an_item_is_read_in_every_other_region_after_the_lag_and_not_before() {
 
 #[tokio::test]
 async fn conflicting_writes_converge_on_the_last_writer_in_every_region() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     let clients = emulator.clients(&REGIONS).await;
     let table = unique_name("Conflict");
     create_global_table(&clients, &table, "us-east-1", &["eu-west-1", "ap-southeast-1"]).await;

@@ -2,13 +2,13 @@
 //! (retryable ServiceUnavailable) while the others work, a throttling burst the SDK rides out,
 //! and added latency.
 
-use multisite_tests::Emulator;
+use multisite_tests::{Emulator, EmulatorPool};
 use shared::{AwsErrorKind, AwsResultExt, Error};
 use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn with_us_east_1_down_its_calls_fail_retryably_while_eu_west_1_works() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     let clients = emulator.clients(&["us-east-1", "eu-west-1"]).await;
     let use1 = &clients.region("us-east-1").expect("region").dynamodb;
     let euw1 = &clients.region("eu-west-1").expect("region").dynamodb;
@@ -34,7 +34,7 @@ async fn with_us_east_1_down_its_calls_fail_retryably_while_eu_west_1_works() {
 
 #[tokio::test]
 async fn a_throttling_burst_is_retried_by_the_sdk_and_converges() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     let clients = emulator.clients(&["eu-west-1"]).await;
     let ddb = &clients.region("eu-west-1").expect("region").dynamodb;
 
@@ -51,7 +51,7 @@ async fn a_throttling_burst_is_retried_by_the_sdk_and_converges() {
 
 #[tokio::test]
 async fn injected_latency_slows_only_its_region() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     let clients = emulator.clients(&["us-east-1", "ap-southeast-1"]).await;
     let slow = &clients.region("ap-southeast-1").expect("region").dynamodb;
     let fast = &clients.region("us-east-1").expect("region").dynamodb;
@@ -66,4 +66,49 @@ async fn injected_latency_slows_only_its_region() {
     let started = Instant::now();
     fast.list_tables().send().await.expect("fast call");
     assert!(started.elapsed() < Duration::from_millis(1000), "other Regions unaffected: {:?}", started.elapsed());
+}
+
+/// The lease pool every emulator test relies on: a process given back is reused, and the next
+/// test gets it clean, whatever the last one changed (resources, faults, timings, request log).
+#[tokio::test]
+async fn a_leased_emulator_is_reused_and_reset_to_a_clean_world() {
+    static POOL: EmulatorPool = EmulatorPool::new();
+    let first = POOL.lease();
+    let url = first.url().to_owned();
+    let clients = first.clients(&["eu-west-1"]).await;
+    let ddb = &clients.region("eu-west-1").expect("region").dynamodb;
+    multisite_tests::fixtures::create_table(ddb, "left-behind").await;
+    first.set_outage("us-east-1", true);
+    first.set_latency("eu-west-1", 300);
+    first.set_replication_delay(5_000);
+    first.throttle("eu-west-1", 100, None, None);
+    let second = POOL.lease();
+    assert_ne!(second.url(), url, "a lent process is never lent twice");
+    assert_eq!(POOL.started(), 2);
+    // A process nobody has used yet: what a clean world's settings look like.
+    let pristine = settings(&second);
+    drop(second);
+    drop(first);
+    assert_eq!(POOL.idle(), 2);
+
+    // The last one given back is lent next: the one the first lease changed.
+    let again = POOL.lease();
+    assert_eq!(again.url(), url, "an idle process is reused");
+    assert_eq!(POOL.started(), 2, "no process started for it");
+    assert!(again.requests().is_empty(), "the request log starts empty");
+    assert_eq!(settings(&again), pristine, "every setting is back to its start-up value");
+    let clients = again.clients(&["us-east-1", "eu-west-1"]).await;
+    let started = Instant::now();
+    let tables = clients.region("eu-west-1").expect("region").dynamodb.list_tables().send().await;
+    let tables = tables.expect("not throttled any more").table_names.unwrap_or_default();
+    assert!(started.elapsed() < Duration::from_millis(300), "no latency left: {:?}", started.elapsed());
+    assert!(tables.is_empty(), "no resource left behind: {tables:?}");
+    clients.region("us-east-1").expect("region").dynamodb.list_tables().send().await.expect("no outage left");
+}
+
+/// The emulator's state dump without the request log's size (which counts the dump's own call).
+fn settings(emulator: &Emulator) -> serde_json::Value {
+    let mut state = emulator.state();
+    state.as_object_mut().expect("state is an object").remove("request_log_size");
+    state
 }

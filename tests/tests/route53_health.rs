@@ -46,7 +46,8 @@ async fn set_flags(route53: &aws_sdk_route53::Client, id: &str, inverted: bool, 
 
 #[tokio::test]
 async fn health_status_follows_inverted_disabled_and_endpoint_failure() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let clients = emulator.clients(&["us-east-1"]).await;
     let route53 = &clients.region("us-east-1").expect("region").route53;
     let id = create_check(route53).await;
@@ -74,7 +75,8 @@ async fn health_status_follows_inverted_disabled_and_endpoint_failure() {
 
 #[tokio::test]
 async fn unknown_health_check_is_no_such_health_check() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let clients = emulator.clients(&["us-east-1"]).await;
     let route53 = &clients.region("us-east-1").expect("region").route53;
     let err = route53

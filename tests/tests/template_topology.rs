@@ -5,38 +5,32 @@
 //! be rejected, by the template's AllowedPattern/Rules or, with the Rules skipped, by the
 //! topology's own validation.
 //!
-//! The script runs in the venv `scripts/check-template.sh venv` creates (pinned cfn-lint, whose
-//! decoder reads the template's short-form tags); `MULTISITE_DEPLOY_PYTHON` overrides it.
+//! The script runs in the deploy venv `.venv-sam` (pinned cfn-lint, whose decoder reads the
+//! template's short-form tags), which `make venv` creates before the tests;
+//! `MULTISITE_DEPLOY_PYTHON` overrides it.
 
 use serde_json::Value;
 use shared::topology::{AlarmRef, Arbiter, Topology, TopologyError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 fn root() -> PathBuf {
     multisite_tests::repo_root()
 }
 
-/// The deploy venv's python, created once per test binary.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Some(python) = std::env::var_os("MULTISITE_DEPLOY_PYTHON") {
-            return PathBuf::from(python);
-        }
-        let out = Command::new("bash")
-            .arg(root().join("scripts/check-template.sh"))
-            .arg("venv")
-            .output()
-            .expect("run scripts/check-template.sh venv");
-        assert!(
-            out.status.success(),
-            "scripts/check-template.sh venv failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8").trim())
-    })
+/// The deploy venv's python. `make test` creates the venv before any test runs (`cargo test`
+/// installs nothing); `MULTISITE_DEPLOY_PYTHON` names another interpreter.
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("MULTISITE_DEPLOY_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let python = root().join(".venv-sam/bin/python");
+    assert!(
+        python.exists(),
+        "the deploy venv is missing ({}): run `make venv` (or `make test`, which creates it) first",
+        python.display()
+    );
+    python
 }
 
 /// One parameter set to render: the parameters, the stack's Region (default Region1), and whether
@@ -344,7 +338,7 @@ fn alarm_regions_and_the_arbiter_reach_the_topology() {
 #[test]
 fn the_roles_name_each_alarm_in_its_region_and_the_arbiter_replica() {
     use multisite_tests::roles::{Function, StackRoles};
-    let emulator = multisite_tests::Emulator::start();
+    let emulator = multisite_tests::Emulator::lease();
     let statement = |roles: &StackRoles, function: Function, sid: &str| -> (Vec<String>, Vec<String>) {
         let found: Vec<&Value> = roles
             .role_of(function)
@@ -489,7 +483,7 @@ fn invalid_parameter_sets_are_rejected() {
 #[test]
 fn the_readme_least_privilege_table_matches_the_template_roles() {
     use std::collections::{BTreeMap, BTreeSet};
-    let emulator = multisite_tests::Emulator::start();
+    let emulator = multisite_tests::Emulator::lease();
     let params = params("three-regions-aurora.json");
     let roles = multisite_tests::roles::StackRoles::create(
         &emulator,

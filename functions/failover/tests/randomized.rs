@@ -13,11 +13,11 @@
 //! failure); `MULTISITE_SCHEDULES` sets how many run (default 100).
 
 use failover::{Deps, Outcome, Response};
-use multisite_tests::Emulator;
 use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::fixtures::{describe_global, eventually, writer_arn};
 use multisite_tests::instances::Instances;
 use multisite_tests::roles::Function;
+use multisite_tests::{Emulator, EmulatorLease};
 use serde_json::{Value, json};
 use shared::clock::SystemClock;
 use shared::ledger::{self, ProbeSummary, RegionProbe, RegionStatus};
@@ -65,7 +65,7 @@ struct Delivery {
 }
 
 struct World {
-    emulator: Emulator,
+    emulator: EmulatorLease,
     deployment: Deployment,
     instances: Instances,
     global_id: String,
@@ -73,7 +73,7 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let emulator = Emulator::start();
+        let emulator = Emulator::lease();
         emulator.set_timing(50, 50, 50);
         let deployment = Deployment::spec(&REGIONS)
             .with_aurora()

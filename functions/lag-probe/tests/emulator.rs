@@ -13,13 +13,13 @@ use lag_probe::canary::{self, CANARY_PREFIX};
 use lag_probe::config::ProbeConfig;
 use lag_probe::report::{PairOutcome, ProbeReport, RoutingReport};
 use lag_probe::{Deps, readiness::Rule};
-use multisite_tests::Emulator;
 use multisite_tests::arc::ArcSetup;
 use multisite_tests::fixtures::{
     create_aurora_global, create_global_table, create_group, put_value, request_replica, unique_name,
     wait_replicas_active,
 };
 use multisite_tests::roles::{Function, function_clients};
+use multisite_tests::{Emulator, EmulatorLease};
 use serde_json::{Value, json};
 use shared::clock::{Clock, SystemClock};
 use shared::ledger::{self, FleetStatus, ProbeSummary, RegionProbe, RegionStatus, RegionStatusEntry};
@@ -35,7 +35,8 @@ const LEDGER: &str = "multisite-ledger";
 const MAX_AGE_MS: u64 = 60_000;
 
 /// The accuracy benchmark runs alone (write lock); the other tests of this binary share the
-/// machine with each other (read lock). Each test has its own emulator either way.
+/// machine with each other (read lock). Each test leases its own emulator either way
+/// (`Emulator::lease`: reset, and reused within this binary).
 static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 fn event() -> Value {
@@ -70,12 +71,12 @@ impl Default for Setup {
     }
 }
 
-/// A multi-Region deployment in a private emulator: the global table (replicas ACTIVE, TTL on),
+/// A multi-Region deployment in a leased emulator: the global table (replicas ACTIVE, TTL on),
 /// Auto Scaling groups, health checks, optionally an Aurora global cluster, the ledger.
 /// The handler runs as deployed in HOME, signed with lag-probe's role from template.yaml; the
 /// test's own set-up and checks use the administrator's clients.
 struct World {
-    emulator: Emulator,
+    emulator: EmulatorLease,
     topology: Topology,
     /// The administrator's clients (set-up and checks).
     clients: RegionalClients,
@@ -90,7 +91,7 @@ struct World {
 
 impl World {
     async fn new(setup: Setup) -> Self {
-        let emulator = Emulator::start();
+        let emulator = Emulator::lease();
         emulator.set_timing(100, 100, 200);
         let regions = &REGIONS[..setup.regions];
         let clients = emulator.clients(&REGIONS).await;

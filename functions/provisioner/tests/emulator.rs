@@ -6,8 +6,9 @@
 //! emulator enforces as IAM would; a step that is a stack update re-renders the role first, as
 //! CloudFormation updates it before the custom resource. Set-up and checks use the administrator.
 //!
-//! Tests that change emulator-wide settings (replica timings, latency) start a private emulator;
-//! the others share one and use unique table and stack names.
+//! Each test leases an emulator of its own for its duration (`Emulator::lease`: reset before it
+//! is lent, reused within this binary), so tests may change emulator-wide settings (replica
+//! timings, latency).
 
 mod common;
 
@@ -81,7 +82,8 @@ fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 async fn create_of_three_regions_adds_the_replicas_and_answers_success_with_data() {
     init_logs();
     // Given a table in us-east-1 and a Create for the seed's three Regions
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("Sessions");
     let deps = deps(
@@ -133,7 +135,8 @@ async fn create_of_three_regions_adds_the_replicas_and_answers_success_with_data
 async fn update_adds_and_removes_regions_and_keeps_the_physical_id() {
     init_logs();
     // Given a resource that created replicas in eu-west-1 and ap-southeast-1
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("Carts");
     let mut stack = ProvisionerStack::deploy(emulator, &table, &SEED);
@@ -178,7 +181,8 @@ async fn update_adds_and_removes_regions_and_keeps_the_physical_id() {
 async fn delete_removes_only_the_replicas_this_resource_added() {
     init_logs();
     // Given a table that already had a replica in eu-west-1 before the stack adopted it
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("Orders");
     let deps = deps(
@@ -213,7 +217,8 @@ async fn delete_removes_only_the_replicas_this_resource_added() {
 #[tokio::test]
 async fn retain_replicas_on_delete_keeps_them_and_forgets_the_record() {
     init_logs();
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("Keep");
     let deps = deps(
@@ -246,7 +251,8 @@ async fn retain_replicas_on_delete_keeps_them_and_forgets_the_record() {
 #[tokio::test]
 async fn delete_after_a_failed_create_succeeds() {
     init_logs();
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let server = ResponseServer::start();
 
@@ -322,7 +328,7 @@ struct Replaced {
 
 const TWO: [&str; 2] = ["us-east-1", "eu-west-1"];
 
-async fn replace_the_table(emulator: &'static Emulator) -> Replaced {
+async fn replace_the_table(emulator: &Emulator) -> Replaced {
     // Given replicas of Old in eu-west-1, added by R in a stack whose GlobalTableName is Old
     let config = test_config();
     let (old, new) = (unique_name("Old"), unique_name("New"));
@@ -355,7 +361,8 @@ async fn replace_the_table(emulator: &'static Emulator) -> Replaced {
 #[tokio::test]
 async fn a_table_name_change_is_a_replacement_and_the_old_resource_is_deleted_afterwards() {
     init_logs();
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let Replaced { deps, server, old, new, old_id, .. } = replace_the_table(emulator).await;
 
     // When CloudFormation's clean-up deletes the old resource (old id, old properties), after the
@@ -391,7 +398,8 @@ async fn a_table_name_change_is_a_replacement_and_the_old_resource_is_deleted_af
 #[tokio::test]
 async fn a_table_name_change_cleans_up_the_old_table_when_the_role_still_covers_it() {
     init_logs();
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let Replaced { stack, deps, server, old, new, old_id } = replace_the_table(emulator).await;
     let grant = grant_for_table(&stack.policy(), &new, &old);
     stack.put_policy(emulator, "operator-old-table", Some(&grant));
@@ -412,7 +420,8 @@ async fn a_table_name_change_cleans_up_the_old_table_when_the_role_still_covers_
 async fn a_rolled_back_region_change_is_undone_under_either_version_of_the_role() {
     init_logs();
     // Given replicas in eu-west-1 and ap-southeast-1, and a stack update to another Region list
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("Rollback");
     let mut stack = ProvisionerStack::deploy(emulator, &table, &SEED);
@@ -463,7 +472,8 @@ async fn a_rolled_back_region_change_is_undone_under_either_version_of_the_role(
 async fn without_update_table_in_the_role_the_create_fails_naming_the_action_and_the_table() {
     init_logs();
     // Given ProvisionerRole as rendered, minus dynamodb:UpdateTable
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("Denied");
     let stack = ProvisionerStack::deploy(emulator, &table, &TWO);
@@ -501,7 +511,8 @@ async fn without_update_table_in_the_role_the_create_fails_naming_the_action_and
 #[tokio::test]
 async fn the_response_url_failing_twice_then_accepting_gets_the_same_answer_three_times() {
     init_logs();
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("Flaky");
     let deps = deps(
@@ -533,7 +544,8 @@ async fn a_panic_in_the_handler_is_still_answered_failed() {
     init_logs();
     // Given a continuation with a bug, reached at the first wait (a poll interval longer than
     // the invocation's remaining time means "continue now")
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let mut config = test_config();
     config.poll_interval = Duration::from_secs(3);
     let table = unique_name("Panic");
@@ -558,7 +570,7 @@ async fn a_panic_in_the_handler_is_still_answered_failed() {
 async fn the_wait_continues_across_invocations_and_one_of_them_answers() {
     init_logs();
     // Given replicas that stay CREATING longer than one (short) invocation
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     emulator.set_timing(1500, 300, 300);
     let config = test_config();
     let captured = Arc::new(CapturedContinuations::default());
@@ -598,7 +610,7 @@ async fn the_wait_continues_across_invocations_and_one_of_them_answers() {
 async fn a_spent_service_timeout_answers_failed_and_the_rollback_delete_cleans_up() {
     init_logs();
     // Given a replica that stays CREATING for 4 s and a ServiceTimeout of 2 s
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     emulator.set_timing(4000, 300, 300);
     let config = test_config();
     let captured = Arc::new(CapturedContinuations::default());
@@ -650,7 +662,7 @@ async fn a_spent_service_timeout_answers_failed_and_the_rollback_delete_cleans_u
 async fn the_deadline_guard_answers_failed_before_the_lambda_times_out() {
     init_logs();
     // Given every us-east-1 call takes 4 s and the invocation has 2.5 s left
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     let config = test_config();
     let table = unique_name("Stuck");
     let deps = deps(
@@ -707,7 +719,8 @@ impl LogBuffer {
 // current_thread: the handler's spawned task runs on this thread, under this thread's subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn each_request_logs_structured_events_and_no_echo_keeps_property_values_out_of_them() {
-    let emulator = Emulator::shared();
+    let lease = Emulator::lease();
+    let emulator = &*lease;
     let config = test_config();
     let table = unique_name("SecretTable");
     let deps = deps(

@@ -8,9 +8,9 @@
 //! In these deployments each Region's alarm lives in its watcher Region (the next cell): the
 //! `events/` samples are us-east-1's alarm as it comes from eu-west-1, where the handler runs.
 
-use multisite_tests::Emulator;
 use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::roles::Function;
+use multisite_tests::{Emulator, EmulatorLease};
 use scaler::capacity::Capacity;
 use scaler::record::GroupScaling;
 use scaler::{Deps, GroupAction, Outcome, Report, Trigger};
@@ -35,7 +35,7 @@ fn event(name: &str) -> Value {
 /// The handler runs as deployed in HOME, signed with scaler's role from template.yaml; the test's
 /// own set-up and checks use the administrator's clients.
 struct World {
-    emulator: Emulator,
+    emulator: EmulatorLease,
     deployment: Deployment,
     topology: Topology,
     /// The administrator's clients (set-up and checks).
@@ -48,7 +48,7 @@ struct World {
 
 impl World {
     async fn new(n: usize, sizes: Capacity, policy: Value, scaling: Value) -> Self {
-        let emulator = Emulator::start();
+        let emulator = Emulator::lease();
         let deployment = Deployment::spec(&REGIONS[..n])
             .with_groups(sizes.min, sizes.desired, sizes.max)
             .with_failover_policy(policy)

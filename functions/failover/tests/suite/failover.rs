@@ -14,7 +14,7 @@ use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::fixtures::{describe_global, eventually, writer_arn};
 use multisite_tests::instances::Instances;
 use multisite_tests::roles::Function;
-use multisite_tests::{ControlPlaneFailure, Emulator};
+use multisite_tests::{ControlPlaneFailure, Emulator, EmulatorLease};
 use serde_json::{Value, json};
 use shared::alarm::Identity;
 use shared::clock::{Clock, FixedClock};
@@ -141,7 +141,7 @@ fn region_probe(lag_ms: u64, breached: bool) -> RegionProbe {
 /// as deployed in each Region, signed with that stack's failover role from template.yaml; the
 /// test's own checks use the administrator's clients.
 struct World {
-    emulator: Emulator,
+    emulator: EmulatorLease,
     deployment: Deployment,
     topology: Topology,
     /// The administrator's clients (set-up and checks).
@@ -155,7 +155,7 @@ struct World {
 
 impl World {
     async fn new(n: usize, policy: Value) -> Self {
-        let emulator = Emulator::start();
+        let emulator = Emulator::lease();
         emulator.set_timing(100, 100, 200);
         let deployment = Deployment::spec(&REGIONS[..n])
             .with_aurora()
@@ -691,8 +691,8 @@ async fn an_evacuated_region_whose_endpoints_fail_gets_no_traffic_back() {
 
 /// Three Regions, the ledger a Global Table whose replicas are 1 s apart (arbiter in HOME), and
 /// failover as deployed in each Region (its own stack's role and ledger replica).
-async fn fleet_with_ledger_replicas_1_s_apart() -> (Emulator, Deployment, Instances) {
-    let emulator = Emulator::start();
+async fn fleet_with_ledger_replicas_1_s_apart() -> (EmulatorLease, Deployment, Instances) {
+    let emulator = Emulator::lease();
     emulator.set_timing(100, 100, 200);
     let deployment = Deployment::spec(&REGIONS).with_aurora().with_dns().with_ledger_replicas().create(&emulator).await;
     emulator.set_replication_delay(1_000);
@@ -1274,7 +1274,7 @@ async fn failback_waits_for_a_probe_verdict_of_the_returning_region() {
 /// go to one replica and exactly one Region leaves.
 #[tokio::test]
 async fn two_regions_alarming_at_once_in_each_others_region_evacuate_only_one() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::lease();
     emulator.set_timing(100, 100, 200);
     let deployment = Deployment::spec(&REGIONS)
         .with_aurora()
