@@ -1,5 +1,5 @@
 //! Shared by the emulator benches: request-log analysis (how many sequential round trips a run
-//! made), medians and the JSON each bench writes for `scripts/bench.py`.
+//! made), medians and the JSON each bench writes for `scripts/bench_report.py`.
 
 #![allow(dead_code)]
 

@@ -167,7 +167,7 @@ fn main() {
         );
         println!("  waves: {}", last.all["waves"]);
         if latency_ms > 0 {
-            // The budget (issue 9, DESIGN.md section 3): observe + act in 2 sequential round trips,
+            // The budget (docs/architecture.md, section 3): observe + act in 2 sequential round trips,
             // the ledger claim sharing the first and the transition record the second.
             assert_eq!(last.until_acted["sequential_round_trips"], 2, "observe + act: {}", last.until_acted);
         }

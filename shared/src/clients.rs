@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Short timeouts keep a call into a failed Region from eating the invocation: static stability
-/// (DESIGN.md section 3) means such calls are best-effort, never on the critical path.
+/// (docs/architecture.md, section 3) means such calls are best-effort, never on the critical path.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);

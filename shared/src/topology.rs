@@ -1,5 +1,5 @@
 //! The deployment description every function reads: N >= 2 Regions ("cells") and what guards,
-//! serves and stores data in each (DESIGN.md section 1).
+//! serves and stores data in each (docs/architecture.md, section 1).
 //!
 //! Loaded once at cold start from `MULTISITE_TOPOLOGY` (JSON) or `MULTISITE_TOPOLOGY_FILE` (a path
 //! to a JSON file), then validated. Every problem is reported with the field it is about and what

@@ -1,5 +1,5 @@
 //! failover: a CloudWatch health alarm changes the desired status of one Region; this function
-//! reconciles the world to it (DESIGN.md sections 2, 3 and 7):
+//! reconciles the world to it (docs/architecture.md, sections 2 to 4):
 //!
 //! 1. decode the alarm change (direct alarm action, EventBridge or SNS) and map it to a Region;
 //!    unknown alarms are ignored, foreign ones (another account, partition or Region than the

@@ -1,5 +1,5 @@
 //! The planner: pure code that turns observed state and desired Region statuses into the list of
-//! actions that reconcile them (DESIGN.md section 2). No I/O; table-tested.
+//! actions that reconcile them (docs/architecture.md, section 2). No I/O; table-tested.
 
 use serde::Serialize;
 use shared::ledger::RegionStatus;

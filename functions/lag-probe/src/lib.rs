@@ -1,7 +1,7 @@
 //! lag-probe: on an EventBridge schedule, measures the Global Table's replication lag for every
 //! ordered pair of Regions against the RPO budget, reports the Aurora global cluster's health and
 //! lag, checks every active Region can take 100% and every evacuated one its share back
-//! (DESIGN.md section 4).
+//! (docs/architecture.md, section 5).
 //!
 //! A run:
 //! 1. decodes the scheduled event (a malformed one is `InvalidEvent`, before any AWS call);

@@ -1,5 +1,5 @@
 //! scaler: when a Region is evacuated, the surviving Regions' Auto Scaling groups must carry 100%
-//! of the traffic; after failback they give the capacity back (DESIGN.md sections 3 and 4).
+//! of the traffic; after failback they give the capacity back (docs/architecture.md, sections 3 and 5).
 //!
 //! 1. decode the alarm change (direct alarm action, EventBridge or SNS: the decoder failover uses)
 //!    and map it to a Region; unknown alarms and INSUFFICIENT_DATA are ignored without AWS calls;
