@@ -1259,6 +1259,10 @@ impl Drill<'_> {
                 .and_then(|r| r.reason.clone()),
             Err(e) => Some(e.to_string()),
         };
+        // The gate judged the cool-down at some moment during the dry run: an open gate is right
+        // only if the cool-down was over by the time the dry run answered (a slow machine may
+        // reach this step at the cool-down's very end, or after it).
+        let elapsed_after_dry_run = world::now_ms().saturating_sub(changed);
         self.tl.event(format!(
             "failback gate (failover given {}): auto_failback on; cool-down {} s, {:.1} s since the evacuation; {probe_line} -> {}",
             delivered_as(&ok, Some(&dry_run)),
@@ -1289,7 +1293,7 @@ impl Drill<'_> {
             .as_ref()
             .map(|r| r.reports.iter().any(|r| r.outcome == failover::Outcome::Reconciled))
             .unwrap_or(false);
-        let gate_shown = gate_closed_reason.is_some() || elapsed >= cooldown_ms;
+        let gate_shown = gate_closed_reason.is_some() || elapsed_after_dry_run >= cooldown_ms;
         self.check(
             "failback gated: waits for the cool-down and a fresh lag-probe verdict, then proceeds",
             failed_back && gate_shown && !probe.rpo_breached,
