@@ -119,88 +119,172 @@ struct Invocation {
     no_echo: bool,
 }
 
+/// One log event about the request, with the fields every such event carries (request type,
+/// logical id, stack, CloudFormation's request id) before its own.
+macro_rules! request_event {
+    ($level:ident, $received:expr, $($rest:tt)+) => {
+        tracing::$level!(
+            request_type = %$received.log.request_type,
+            logical_resource_id = %$received.envelope.logical_resource_id,
+            stack_id = %$received.envelope.stack_id,
+            request_id = %$received.envelope.request_id,
+            $($rest)+
+        )
+    };
+}
+
 /// Handles one custom-resource event (or continuation). Never returns an error: every outcome is
 /// answered to CloudFormation (or logged when it cannot be), and a Lambda error would only make
 /// Lambda retry an event that was already answered.
+///
+/// The CloudFormation contract, in phases: read what any event has; refuse to work without a
+/// ResponseURL (nothing could be answered); run the replica work under the deadline guard, a panic
+/// or the guard becoming a FAILED answer; then answer, exactly once, unless the work continues in
+/// a new invocation (which answers).
 pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Result<Summary, Infallible> {
     let (payload, context) = event.into_parts();
-    let config = &deps.config;
-    let envelope = Envelope::read(&payload);
-    let lenient = LenientProperties::read(payload.get("ResourceProperties").unwrap_or(&Value::Null));
-    let continuation = payload
-        .get(request::CONTINUATION_KEY)
-        .and_then(|state| serde_json::from_value::<ContinuationState>(state.clone()).ok());
-    let log = LogContext {
-        request_type: envelope.request_type.clone().unwrap_or_default(),
-        logical_resource_id: envelope.logical_resource_id.clone(),
-        request_id: envelope.request_id.clone(),
-        no_echo: envelope.no_echo,
+    let received = Received::read(&payload, &deps.config);
+    received.log_request(&context);
+    let Some(response_url) = received.envelope.response_url.clone() else {
+        return Ok(received.unanswerable());
     };
-    tracing::info!(
-        request_type = %log.request_type,
-        logical_resource_id = %envelope.logical_resource_id,
-        stack_id = %envelope.stack_id,
-        request_id = %envelope.request_id,
-        physical_resource_id = if envelope.no_echo { WITHHELD } else { envelope.physical_resource_id.as_deref().unwrap_or("") },
-        continuation = continuation.as_ref().map(|c| c.attempt).unwrap_or(0),
-        lambda_request_id = %context.request_id,
-        table = if envelope.no_echo { "" } else { lenient.table_name.as_deref().unwrap_or("") },
-        "custom resource request"
-    );
+    let (invocation, clock) = received.invocation(&context, &deps.config);
+    let verdict = run_guarded(payload, deps, invocation, clock.clone(), &received).await;
+    let answer = match verdict {
+        Verdict::Continued { attempt } => return Ok(received.continued(attempt)),
+        Verdict::Answer(answer) => answer,
+    };
+    Ok(answer_cloudformation(deps, &received, &response_url, answer, clock.lambda_deadline).await)
+}
 
-    let Some(response_url) = envelope.response_url.clone() else {
-        tracing::error!(
-            request_type = %log.request_type,
-            logical_resource_id = %envelope.logical_resource_id,
-            stack_id = %envelope.stack_id,
-            request_id = %envelope.request_id,
+/// What any event has, read leniently: enough to log it and to answer it, valid or not.
+struct Received {
+    envelope: Envelope,
+    lenient: LenientProperties,
+    continuation: Option<ContinuationState>,
+    log: LogContext,
+    /// The PhysicalResourceId of any FAILED answer.
+    failure_id: String,
+}
+
+impl Received {
+    fn read(payload: &Value, config: &Config) -> Self {
+        let envelope = Envelope::read(payload);
+        let lenient = LenientProperties::read(payload.get("ResourceProperties").unwrap_or(&Value::Null));
+        let continuation = payload
+            .get(request::CONTINUATION_KEY)
+            .and_then(|state| serde_json::from_value::<ContinuationState>(state.clone()).ok());
+        let log = LogContext {
+            request_type: envelope.request_type.clone().unwrap_or_default(),
+            logical_resource_id: envelope.logical_resource_id.clone(),
+            request_id: envelope.request_id.clone(),
+            no_echo: envelope.no_echo,
+        };
+        let failure_id = envelope.physical_resource_id.clone().unwrap_or_else(|| {
+            physical_resource_id(&config.home_region, lenient.table_name.as_deref(), &envelope.logical_resource_id)
+        });
+        Self { envelope, lenient, continuation, log, failure_id }
+    }
+
+    fn log_request(&self, context: &Context) {
+        let envelope = &self.envelope;
+        request_event!(
+            info,
+            self,
+            physical_resource_id =
+                if envelope.no_echo { WITHHELD } else { envelope.physical_resource_id.as_deref().unwrap_or("") },
+            continuation = self.continuation.as_ref().map(|c| c.attempt).unwrap_or(0),
+            lambda_request_id = %context.request_id,
+            table = if envelope.no_echo { "" } else { self.lenient.table_name.as_deref().unwrap_or("") },
+            "custom resource request"
+        );
+    }
+
+    fn unanswerable(&self) -> Summary {
+        request_event!(
+            error,
+            self,
             outcome = "UNANSWERABLE",
             "the event has no ResponseURL (or not an http(s) URL): nothing can be answered; CloudFormation waits until its own timeout"
         );
-        return Ok(Summary {
+        Summary {
             outcome: Outcome::Unanswerable,
             physical_resource_id: None,
             reason: Some("no ResponseURL in the event".to_owned()),
             delivered: false,
             delivery_attempts: 0,
-        });
-    };
+        }
+    }
 
-    // Time: the Lambda deadline, and the ServiceTimeout budget measured from the first invocation.
-    let now_ms = epoch_ms(SystemTime::now());
-    let started_at_ms = continuation.as_ref().map(|c| c.started_at_ms.min(now_ms)).unwrap_or(now_ms);
-    let service_timeout =
-        envelope.service_timeout.or(lenient.service_timeout).unwrap_or(properties::DEFAULT_SERVICE_TIMEOUT);
-    let lambda_deadline = lambda_deadline(context.deadline, now_ms, config.default_invocation_time);
-    let clock = Clock {
-        lambda_deadline,
-        budget_end: instant_at(started_at_ms.saturating_add(service_timeout.as_millis() as u64), now_ms),
-        service_timeout,
-        margin: config.deadline_margin,
-        poll: config.poll_interval,
-        continue_reserve: config.continue_reserve,
-    };
+    fn continued(&self, attempt: u32) -> Summary {
+        request_event!(
+            info,
+            self,
+            outcome = "CONTINUED",
+            continuation = attempt,
+            "the wait continues in a new invocation, which will answer"
+        );
+        Summary {
+            outcome: Outcome::Continued,
+            physical_resource_id: None,
+            reason: None,
+            delivered: false,
+            delivery_attempts: 0,
+        }
+    }
 
-    let failure_id = envelope.physical_resource_id.clone().unwrap_or_else(|| {
-        physical_resource_id(&config.home_region, lenient.table_name.as_deref(), &envelope.logical_resource_id)
-    });
-    let invocation = Invocation {
-        function: own_function_name(&context, config),
-        started_at_ms,
-        attempt: continuation.as_ref().map(|c| c.attempt).unwrap_or(0),
-        settings_applied: continuation.map(|c| c.settings_applied.into_iter().collect()).unwrap_or_default(),
-        failure_id: failure_id.clone(),
-        no_echo: envelope.no_echo,
-    };
+    /// This invocation's facts and time: the Lambda deadline, and the ServiceTimeout budget
+    /// measured from the first invocation of the request.
+    fn invocation(&self, context: &Context, config: &Config) -> (Invocation, Clock) {
+        let now_ms = epoch_ms(SystemTime::now());
+        let continuation = self.continuation.as_ref();
+        let started_at_ms = continuation.map(|c| c.started_at_ms.min(now_ms)).unwrap_or(now_ms);
+        let service_timeout = self
+            .envelope
+            .service_timeout
+            .or(self.lenient.service_timeout)
+            .unwrap_or(properties::DEFAULT_SERVICE_TIMEOUT);
+        let clock = Clock {
+            lambda_deadline: lambda_deadline(context.deadline, now_ms, config.default_invocation_time),
+            budget_end: instant_at(started_at_ms.saturating_add(service_timeout.as_millis() as u64), now_ms),
+            service_timeout,
+            margin: config.deadline_margin,
+            poll: config.poll_interval,
+            continue_reserve: config.continue_reserve,
+        };
+        let invocation = Invocation {
+            function: own_function_name(context, config),
+            started_at_ms,
+            attempt: continuation.map(|c| c.attempt).unwrap_or(0),
+            settings_applied: continuation.map(|c| c.settings_applied.iter().cloned().collect()).unwrap_or_default(),
+            failure_id: self.failure_id.clone(),
+            no_echo: self.envelope.no_echo,
+        };
+        (invocation, clock)
+    }
 
-    // The work runs in its own task, under the deadline guard; the first to finish answers.
+    fn failed(&self, reason: String) -> Verdict {
+        Verdict::Answer(Answer::failed(self.failure_id.clone(), reason, self.envelope.no_echo))
+    }
+}
+
+/// The replica work in its own task, under the deadline guard: the first to finish decides. A
+/// panic or the guard is a FAILED answer that says what was in progress.
+async fn run_guarded(
+    payload: Value,
+    deps: &Arc<Dependencies>,
+    invocation: Invocation,
+    clock: Clock,
+    received: &Received,
+) -> Verdict {
+    let log = &received.log;
     let progress = Progress::default();
     progress.set("starting");
     let mut work =
         tokio::spawn(provision(payload, Arc::clone(deps), invocation, clock.clone(), progress.clone(), log.clone()));
     let guard = tokio::time::sleep_until(clock.guard_at());
     tokio::pin!(guard);
-    let verdict = tokio::select! {
+    tokio::select! {
         // A finished work wins a tie with the guard: it may already have queued a continuation.
         biased;
         joined = &mut work => match joined {
@@ -208,13 +292,12 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Resu
             Err(e) if e.is_panic() => {
                 let message = panic_message(e.into_panic());
                 tracing::error!(logical_resource_id = %log.logical_resource_id, request_id = %log.request_id, panic = %message, "the provisioner panicked");
-                Verdict::Answer(Answer::failed(
-                    failure_id.clone(),
-                    format!("internal error: the provisioner panicked ({message}) while {}; this is a bug: please report it with the function's logs", progress.get()),
-                    envelope.no_echo,
+                received.failed(format!(
+                    "internal error: the provisioner panicked ({message}) while {}; this is a bug: please report it with the function's logs",
+                    progress.get()
                 ))
             }
-            Err(e) => Verdict::Answer(Answer::failed(failure_id.clone(), format!("internal error: the provisioning task ended unexpectedly: {e}"), envelope.no_echo)),
+            Err(e) => received.failed(format!("internal error: the provisioning task ended unexpectedly: {e}")),
         },
         () = &mut guard => {
             work.abort();
@@ -230,45 +313,34 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Resu
                 )
             };
             tracing::error!(logical_resource_id = %log.logical_resource_id, request_id = %log.request_id, "deadline guard fired");
-            Verdict::Answer(Answer::failed(failure_id.clone(), reason, envelope.no_echo))
+            received.failed(reason)
         }
-    };
+    }
+}
 
-    let answer = match verdict {
-        Verdict::Continued { attempt } => {
-            tracing::info!(
-                request_type = %log.request_type,
-                logical_resource_id = %envelope.logical_resource_id,
-                stack_id = %envelope.stack_id,
-                request_id = %envelope.request_id,
-                outcome = "CONTINUED",
-                continuation = attempt,
-                "the wait continues in a new invocation, which will answer"
-            );
-            return Ok(Summary {
-                outcome: Outcome::Continued,
-                physical_resource_id: None,
-                reason: None,
-                delivered: false,
-                delivery_attempts: 0,
-            });
-        }
-        Verdict::Answer(answer) => answer,
-    };
-
-    let body = response::body(&envelope, &answer);
+/// Sends the answer to the ResponseURL (bounded retries, never past the Lambda deadline) and logs
+/// how it went.
+async fn answer_cloudformation(
+    deps: &Dependencies,
+    received: &Received,
+    response_url: &str,
+    answer: Answer,
+    lambda_deadline: Instant,
+) -> Summary {
+    let body = response::body(&received.envelope, &answer);
     // With NoEcho nothing that came from the properties (table, Regions, reasons quoting them)
     // reaches the logs; CloudFormation still gets the full reason.
-    let no_echo = envelope.no_echo || answer.no_echo;
+    let no_echo = received.envelope.no_echo || answer.no_echo;
     if !body.dropped_data_keys.is_empty() {
         let dropped =
             if no_echo { format!("{} keys", body.dropped_data_keys.len()) } else { body.dropped_data_keys.join(", ") };
         tracing::warn!(%dropped, "Data keys dropped to keep the response within 4096 bytes");
     }
     let delivery_deadline = lambda_deadline.checked_sub(Duration::from_millis(200)).unwrap_or_else(Instant::now);
-    let delivery =
-        delivery::deliver_with(&config.delivery, delivery_deadline, || deps.responses.put(&response_url, &body.bytes))
-            .await;
+    let delivery = delivery::deliver_with(&deps.config.delivery, delivery_deadline, || {
+        deps.responses.put(response_url, &body.bytes)
+    })
+    .await;
     let outcome = match body.status {
         Status::Success => Outcome::Success,
         Status::Failed => Outcome::Failed,
@@ -280,11 +352,9 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Resu
     let logged_reason = if no_echo { WITHHELD } else { reason.as_str() };
     let logged_id = if no_echo { WITHHELD } else { answer.physical_resource_id.as_str() };
     if delivery.delivered {
-        tracing::info!(
-            request_type = %log.request_type,
-            logical_resource_id = %envelope.logical_resource_id,
-            stack_id = %envelope.stack_id,
-            request_id = %envelope.request_id,
+        request_event!(
+            info,
+            received,
             outcome = body.status.as_str(),
             physical_resource_id = %logged_id,
             reason = %logged_reason,
@@ -292,11 +362,9 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Resu
             "answered CloudFormation"
         );
     } else {
-        tracing::error!(
-            request_type = %log.request_type,
-            logical_resource_id = %envelope.logical_resource_id,
-            stack_id = %envelope.stack_id,
-            request_id = %envelope.request_id,
+        request_event!(
+            error,
+            received,
             outcome = body.status.as_str(),
             physical_resource_id = %logged_id,
             reason = %logged_reason,
@@ -304,13 +372,13 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Resu
             "the response could not be delivered to CloudFormation's ResponseURL"
         );
     }
-    Ok(Summary {
+    Summary {
         outcome,
         physical_resource_id: Some(answer.physical_resource_id),
         reason: Some(reason),
         delivered: delivery.delivered,
         delivery_attempts: delivery.attempts.len(),
-    })
+    }
 }
 
 /// The work: parse, validate, reconcile; returns the answer or a continuation.
