@@ -117,19 +117,81 @@ struct RegionView {
     group: Result<GroupSizes, Error>,
 }
 
-/// Runs the probe and builds the report (no metrics, no ledger write).
+/// Runs the probe and builds the report (no metrics, no ledger write), in phases: read the
+/// fleet, observe every Region at once, measure every pair, judge readiness, sum up.
 pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeReport, Error> {
     let started = Instant::now();
     let config = deps.config;
     let topology = deps.topology;
-    let run_deadline = started + config.run_budget;
     let mut notes = Vec::new();
-    let home = deps.clients.region(deps.home_region)?;
-    let ledger = home_ledger(deps)?;
+    let fleet = read_fleet(deps, &mut notes).await?;
+    let probed: Vec<String> = topology.regions().map(str::to_owned).collect();
+    let mut observed = observe_all(deps, &probed, &fleet).await?;
+    let timeout = config.sample_timeout(topology.rpo_budget_ms);
+    let schedule = PollSchedule { initial: config.poll_initial, max: config.poll_max, timeout };
+    let plan = SamplePlan {
+        samples: config.samples,
+        schedule,
+        ttl_seconds: config.ttl.as_secs(),
+        call_timeout: config.call_timeout,
+        run_deadline: started + config.run_budget,
+    };
+    let pairs = measure_pairs(deps, &probed, &plan, &mut observed, &mut notes).await;
+    let readiness = judge_readiness(deps, &fleet, &observed);
 
-    // 1. Which Regions are active; every Region is probed.
-    let (fleet, fleet_error) =
-        match within(config.call_timeout, "GetItem", deps.home_region, ledger.fleet_status()).await {
+    // The fleet's figures: the pairs between active Regions (an evacuated Region catching up
+    // after an outage is judged in its own entry, not as a breach of the serving fleet).
+    let fleet_pairs = || pairs.iter().filter(|p| p.between(&fleet.active));
+    let all_lags: Vec<u64> = fleet_pairs().flat_map(|p| p.samples.iter().map(|s| s.lag_ms)).collect();
+    let rpo_breached = fleet_pairs().any(|p| p.breached);
+    let calls = pairs.iter().map(|p| p.calls).sum();
+    let unreachable_regions: Vec<UnreachableRegion> =
+        observed.unreachable.into_iter().map(|(region, error)| UnreachableRegion { region, error }).collect();
+    let regions = region_probes(&probed, &pairs, &unreachable_regions, &readiness);
+    Ok(ProbeReport {
+        workload: topology.name.clone(),
+        measured_at_ms: deps.clock.now_ms(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        prober_region: deps.home_region.to_owned(),
+        trigger,
+        rpo_budget_ms: topology.rpo_budget_ms,
+        rpo_breached,
+        active_regions: fleet.active,
+        evacuated_regions: fleet.evacuated,
+        unreachable_regions,
+        regions,
+        replication: Replication {
+            table: topology.global_table.clone(),
+            samples_per_pair: config.samples,
+            sample_timeout_ms: timeout.as_millis() as u64,
+            poll_initial_ms: config.poll_initial.as_millis() as u64,
+            poll_max_ms: config.poll_max.as_millis() as u64,
+            max_reads_per_sample: schedule.max_reads(),
+            overall: LagStats::of(&all_lags),
+            pairs,
+            calls,
+        },
+        aurora: observed.aurora,
+        readiness,
+        routing: observed.routing,
+        notes,
+    })
+}
+
+/// The fleet as the ledger replica of this Region says: which Regions are active, which
+/// evacuated. Unreadable, every Region is treated as active and nothing is judged against it.
+struct FleetRead {
+    statuses: BTreeMap<String, RegionStatus>,
+    active: Vec<String>,
+    evacuated: Vec<String>,
+    /// Why the statuses could not be read, if they could not.
+    error: Option<String>,
+}
+
+async fn read_fleet(deps: &Deps<'_>, notes: &mut Vec<String>) -> Result<FleetRead, Error> {
+    let ledger = home_ledger(deps)?;
+    let (fleet, error) =
+        match within(deps.config.call_timeout, "GetItem", deps.home_region, ledger.fleet_status()).await {
             Ok((fleet, _)) => (fleet, None),
             Err(err) => {
                 tracing::warn!(error = %err, "fleet status unreadable: every Region is treated as active");
@@ -137,15 +199,32 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
                 (FleetStatus::default(), Some(err.to_string()))
             }
         };
-    let statuses: BTreeMap<String, RegionStatus> =
-        topology.regions().map(|r| (r.to_owned(), fleet.status_of(r))).collect();
-    let active: Vec<String> =
-        topology.regions().filter(|r| fleet.status_of(r) == RegionStatus::Active).map(str::to_owned).collect();
-    let evacuated: Vec<String> =
-        topology.regions().filter(|r| fleet.status_of(r) == RegionStatus::Evacuated).map(str::to_owned).collect();
-    let probed: Vec<String> = topology.regions().map(str::to_owned).collect();
+    let regions = || deps.topology.regions();
+    let with_status =
+        |status: RegionStatus| regions().filter(|r| fleet.status_of(r) == status).map(str::to_owned).collect();
+    Ok(FleetRead {
+        statuses: regions().map(|r| (r.to_owned(), fleet.status_of(r))).collect(),
+        active: with_status(RegionStatus::Active),
+        evacuated: with_status(RegionStatus::Evacuated),
+        error,
+    })
+}
 
-    // 2. Observe everything at once.
+/// Everything observed at once, before any canary.
+struct Observed {
+    views: BTreeMap<String, RegionView>,
+    /// Regions whose DynamoDB API did not answer (later also those a pair found unreachable).
+    unreachable: BTreeMap<String, String>,
+    /// Backend `health_check`: each cell's check, or why it is not judged.
+    health_checks: BTreeMap<String, Result<HealthCheckFlags, String>>,
+    aurora: Option<AuroraReport>,
+    /// Backend `arc`: the routing controls and which endpoints answered.
+    routing: Option<report::RoutingReport>,
+}
+
+async fn observe_all(deps: &Deps<'_>, probed: &[String], fleet: &FleetRead) -> Result<Observed, Error> {
+    let (config, topology) = (deps.config, deps.topology);
+    let home = deps.clients.region(deps.home_region)?;
     let regions_future = join_all(probed.iter().map(|region| observe_region(deps, region)));
     // Backend `arc`: every cluster endpoint asked once; the records' health checks follow the
     // controls (RECOVERY_CONTROL), so Route 53 is not read at all.
@@ -165,24 +244,19 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         .await;
         (cell.region.clone(), flags.map_err(|e| e.to_string()))
     }));
-    let aurora_future = observe_aurora(deps, &active);
+    let aurora_future = observe_aurora(deps, &fleet.active);
     let (views, health, aurora, endpoints) =
         futures_util::join!(regions_future, health_future, aurora_future, arc_future);
-    let routing = topology.arc().map(|arc| report::RoutingReport::from_answers(arc, endpoints.clone()));
-    // As with the health checks: without the ledger's statuses there is nothing to compare the
-    // routing controls with.
-    let routing_states = routing.as_ref().map(report::RoutingReport::states_by_region);
-    let unjudged = fleet_error.as_ref().map(|err| format!("the ledger's fleet status could not be read: {err}"));
+    let routing = topology.arc().map(|arc| report::RoutingReport::from_answers(arc, endpoints));
     // Without the ledger's statuses there is nothing to compare the health checks with.
-    let health_checks: BTreeMap<String, Result<HealthCheckFlags, String>> = health
+    let health_checks = health
         .into_iter()
-        .map(|(region, flags)| match &fleet_error {
+        .map(|(region, flags)| match &fleet.error {
             Some(err) => (region, Err(format!("the ledger's fleet status could not be read: {err}"))),
             None => (region, flags),
         })
         .collect();
-
-    let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
+    let mut unreachable = BTreeMap::new();
     for view in &views {
         if let Err(err) = &view.table {
             if is_unavailable(err) {
@@ -191,66 +265,35 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
             }
         }
     }
-    let views: BTreeMap<&str, &RegionView> = views.iter().map(|v| (v.region.as_str(), v)).collect();
+    let views = views.into_iter().map(|v| (v.region.clone(), v)).collect();
+    Ok(Observed { views, unreachable, health_checks, aurora, routing })
+}
 
-    // 3. Measure every ordered pair of Regions, evacuated ones included.
-    let timeout = config.sample_timeout(topology.rpo_budget_ms);
-    let schedule = PollSchedule { initial: config.poll_initial, max: config.poll_max, timeout };
-    let plan = SamplePlan {
-        samples: config.samples,
-        schedule,
-        ttl_seconds: config.ttl.as_secs(),
-        call_timeout: config.call_timeout,
-        run_deadline,
-    };
+/// Every ordered pair of Regions, evacuated ones included, measured concurrently; a Region a
+/// pair finds unreachable is added to `observed.unreachable`.
+async fn measure_pairs(
+    deps: &Deps<'_>,
+    probed: &[String],
+    plan: &SamplePlan,
+    observed: &mut Observed,
+    notes: &mut Vec<String>,
+) -> Vec<PairReport> {
+    let views: BTreeMap<&str, &RegionView> = observed.views.iter().map(|(r, v)| (r.as_str(), v)).collect();
     let mut ttl_notes = BTreeSet::new();
     let mut ready_pairs = Vec::new();
     let mut pairs = Vec::new();
-    for source in &probed {
+    for source in probed {
         for destination in probed.iter().filter(|d| *d != source) {
-            match prepare_pair(deps, source, destination, &views, &unreachable, &mut ttl_notes) {
+            match prepare_pair(deps, source, destination, &views, &observed.unreachable, &mut ttl_notes) {
                 Ok(target) => ready_pairs.push(target),
                 Err(report) => pairs.push(*report),
             }
         }
     }
     notes.extend(ttl_notes);
-    let measured = join_all(ready_pairs.into_iter().map(|(target, mut report)| async move {
-        let m = measure::measure_pair(&target, &plan, deps.clock).await;
-        report.calls = m.calls;
-        report.skipped_samples = m.skipped;
-        report.samples = m.samples;
-        report.stats = LagStats::of(&report.samples.iter().map(|s| s.lag_ms).collect::<Vec<_>>());
-        match m.last {
-            None => {
-                report.outcome = PairOutcome::Measured;
-                report.breached = report.stats.is_some_and(|s| s.max_ms > deps.topology.rpo_budget_ms);
-                if m.skipped > 0 {
-                    report.error = Some(format!("{} sample(s) skipped: the run's budget was spent", m.skipped));
-                }
-            }
-            Some(SampleOutcome::TimedOut { waited_ms, reads, cut_by_run_budget, last_error, .. }) => {
-                report.outcome = PairOutcome::TimedOut;
-                report.breached = true;
-                report.waited_ms = Some(waited_ms);
-                report.error = Some(format!(
-                    "canary not visible in {} after {waited_ms} ms ({reads} reads){}{}",
-                    report.destination,
-                    if cut_by_run_budget { "; cut short by the run's budget" } else { "" },
-                    last_error.map(|e| format!("; last read error: {e}")).unwrap_or_default()
-                ));
-            }
-            Some(SampleOutcome::WriteFailed(err)) => {
-                let source = report.source.clone();
-                fail_pair(&mut report, &source, err)
-            }
-            Some(SampleOutcome::ReadFailed { error, .. }) => {
-                let destination = report.destination.clone();
-                fail_pair(&mut report, &destination, error)
-            }
-            Some(SampleOutcome::Visible(_)) => {}
-        }
-        report
+    let measured = join_all(ready_pairs.into_iter().map(|(target, report)| async move {
+        let measurement = measure::measure_pair(&target, plan, deps.clock).await;
+        judge_pair(report, measurement, deps.topology.rpo_budget_ms)
     }))
     .await;
     pairs.extend(measured);
@@ -259,32 +302,77 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         if let (PairOutcome::Unreachable, Some(region), Some(error)) =
             (pair.outcome, &pair.unreachable_region, &pair.error)
         {
-            unreachable.entry(region.clone()).or_insert_with(|| error.clone());
+            observed.unreachable.entry(region.clone()).or_insert_with(|| error.clone());
         }
     }
+    pairs
+}
 
-    // 4. Readiness.
-    let tables: BTreeMap<String, Result<Option<TableView>, String>> = views
-        .iter()
-        .filter(|(r, _)| !unreachable.contains_key(**r))
-        .map(|(r, v)| (r.to_string(), v.table.as_ref().map(Clone::clone).map_err(ToString::to_string)))
+/// A pair's report from its measurement: measured (breached above the budget), timed out (a
+/// breach), or failed / unreachable at the side that did not answer.
+fn judge_pair(mut report: PairReport, m: measure::PairMeasurement, rpo_budget_ms: u64) -> PairReport {
+    report.calls = m.calls;
+    report.skipped_samples = m.skipped;
+    report.samples = m.samples;
+    report.stats = LagStats::of(&report.samples.iter().map(|s| s.lag_ms).collect::<Vec<_>>());
+    match m.last {
+        None => {
+            report.outcome = PairOutcome::Measured;
+            report.breached = report.stats.is_some_and(|s| s.max_ms > rpo_budget_ms);
+            if m.skipped > 0 {
+                report.error = Some(format!("{} sample(s) skipped: the run's budget was spent", m.skipped));
+            }
+        }
+        Some(SampleOutcome::TimedOut { waited_ms, reads, cut_by_run_budget, last_error, .. }) => {
+            report.outcome = PairOutcome::TimedOut;
+            report.breached = true;
+            report.waited_ms = Some(waited_ms);
+            report.error = Some(format!(
+                "canary not visible in {} after {waited_ms} ms ({reads} reads){}{}",
+                report.destination,
+                if cut_by_run_budget { "; cut short by the run's budget" } else { "" },
+                last_error.map(|e| format!("; last read error: {e}")).unwrap_or_default()
+            ));
+        }
+        Some(SampleOutcome::WriteFailed(err)) => {
+            let source = report.source.clone();
+            fail_pair(&mut report, &source, err)
+        }
+        Some(SampleOutcome::ReadFailed { error, .. }) => {
+            let destination = report.destination.clone();
+            fail_pair(&mut report, &destination, error)
+        }
+        Some(SampleOutcome::Visible(_)) => {}
+    }
+    report
+}
+
+/// The readiness rules over what was observed ([`readiness`]); Regions found unreachable are
+/// judged by that alone.
+fn judge_readiness(deps: &Deps<'_>, fleet: &FleetRead, observed: &Observed) -> readiness::Readiness {
+    let unreachable = &observed.unreachable;
+    let reachable = || observed.views.iter().filter(|(r, _)| !unreachable.contains_key(*r));
+    let tables: BTreeMap<String, Result<Option<TableView>, String>> = reachable()
+        .map(|(r, v)| (r.clone(), v.table.as_ref().map(Clone::clone).map_err(ToString::to_string)))
         .collect();
-    let groups: BTreeMap<String, Result<GroupSizes, String>> = views
-        .iter()
-        .filter(|(r, _)| !unreachable.contains_key(**r))
-        .map(|(r, v)| (r.to_string(), v.group.as_ref().map(|g| *g).map_err(ToString::to_string)))
-        .collect();
-    let cluster_result: Option<Result<GlobalClusterView, String>> = aurora
+    let groups: BTreeMap<String, Result<GroupSizes, String>> =
+        reachable().map(|(r, v)| (r.clone(), v.group.as_ref().map(|g| *g).map_err(ToString::to_string))).collect();
+    let cluster_result: Option<Result<GlobalClusterView, String>> = observed
+        .aurora
         .as_ref()
         .map(|a| a.cluster.clone().ok_or_else(|| a.unreadable.first().cloned().unwrap_or_else(|| "not read".into())));
+    // As with the health checks: without the ledger's statuses there is nothing to compare the
+    // routing controls with.
+    let routing_states = observed.routing.as_ref().map(report::RoutingReport::states_by_region);
+    let unjudged = fleet.error.as_ref().map(|err| format!("the ledger's fleet status could not be read: {err}"));
     let readiness = readiness::evaluate(&readiness::Observed {
-        topology,
-        statuses: &statuses,
-        unreachable: &unreachable,
+        topology: deps.topology,
+        statuses: &fleet.statuses,
+        unreachable,
         tables: &tables,
         groups: &groups,
         aurora: cluster_result.as_ref(),
-        health_checks: &health_checks,
+        health_checks: &observed.health_checks,
         routing_controls: routing_states.as_ref().map(|read| match (read, &unjudged) {
             (Err(reason), _) => readiness::RoutingRead::ClusterUnreachable { prober: deps.home_region, reason },
             (Ok(_), Some(reason)) => readiness::RoutingRead::Unjudged(reason),
@@ -294,44 +382,7 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
     for failure in &readiness.failures {
         tracing::warn!(rule = failure.rule.name(), region = failure.rule.region(), "{}", failure.message);
     }
-
-    // The fleet's figures: the pairs between active Regions (an evacuated Region catching up
-    // after an outage is judged in its own entry, not as a breach of the serving fleet).
-    let fleet_pairs = || pairs.iter().filter(|p| p.between(&active));
-    let all_lags: Vec<u64> = fleet_pairs().flat_map(|p| p.samples.iter().map(|s| s.lag_ms)).collect();
-    let rpo_breached = fleet_pairs().any(|p| p.breached);
-    let calls = pairs.iter().map(|p| p.calls).sum();
-    let unreachable_regions: Vec<UnreachableRegion> =
-        unreachable.into_iter().map(|(region, error)| UnreachableRegion { region, error }).collect();
-    let regions = region_probes(&probed, &pairs, &unreachable_regions, &readiness);
-    Ok(ProbeReport {
-        workload: topology.name.clone(),
-        measured_at_ms: deps.clock.now_ms(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        prober_region: deps.home_region.to_owned(),
-        trigger,
-        rpo_budget_ms: topology.rpo_budget_ms,
-        rpo_breached,
-        active_regions: active.clone(),
-        evacuated_regions: evacuated,
-        unreachable_regions,
-        regions,
-        replication: Replication {
-            table: topology.global_table.clone(),
-            samples_per_pair: config.samples,
-            sample_timeout_ms: timeout.as_millis() as u64,
-            poll_initial_ms: config.poll_initial.as_millis() as u64,
-            poll_max_ms: config.poll_max.as_millis() as u64,
-            max_reads_per_sample: schedule.max_reads(),
-            overall: LagStats::of(&all_lags),
-            pairs,
-            calls,
-        },
-        aurora,
-        readiness,
-        routing,
-        notes,
-    })
+    readiness
 }
 
 /// A pair that could not be written to or read from: unreachable when the Region did not answer,
