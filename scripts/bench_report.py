@@ -236,6 +236,21 @@ def render() -> str:
             f"{probe['last_run']['sequential_round_trips']} |",
             "",
         ]
+        if probe.get("accuracy"):
+            n = len(probe["accuracy"][0]["run_p50s_ms"])
+            lines += [
+                f"**lag-probe accuracy** (replication delay injected in the emulator on every pair; "
+                f"median of {n} runs' p50)",
+                "",
+                "| injected | measured | error | runs' p50 |",
+                "|---:|---:|---:|---|",
+            ]
+            lines += [
+                f"| {a['injected_ms']} ms | {a['p50_ms_median']:.0f} ms | {a['error_ms']:+.0f} ms | "
+                f"{', '.join(f'{v:.0f}' for v in a['run_p50s_ms'])} ms |"
+                for a in probe["accuracy"]
+            ]
+            lines.append("")
 
     crit = criterion_rows()
     if crit:

@@ -1,5 +1,7 @@
 //! lag-probe's cost per run against the emulator with 3 Regions: AWS calls per run (by service
-//! and operation, from the emulator's request log), sequential round trips and wall time.
+//! and operation, from the emulator's request log), sequential round trips and wall time; then its
+//! accuracy: the lag it measures against replication delays injected in the emulator (0, 300 and
+//! 800 ms; median of the runs' p50, and how far it is from the delay).
 //!
 //! The world is `multisite_tests::deployment`: the global table with
 //! replicas in all 3 Regions and TTL on, an Auto Scaling group and a health check per Region, an
@@ -25,6 +27,9 @@ use std::time::Instant;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 const HOME: &str = "eu-west-1";
+/// Replication delays injected for the accuracy figure, and runs per delay (1 in quick mode).
+const ACCURACY_DELAYS_MS: [u64; 3] = [0, 300, 800];
+const ACCURACY_RUNS: usize = 5;
 
 fn event() -> Value {
     let path = multisite_tests::repo_root().join("events/scheduled-lag-probe.json");
@@ -47,7 +52,7 @@ fn main() {
     let runs = if quick { 1 } else { 7 };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let emulator = Emulator::start();
-    let (walls, calls, by_operation, summary, reported_calls) = runtime.block_on(async {
+    let (walls, calls, by_operation, summary, reported_calls, accuracy) = runtime.block_on(async {
         let topology = world(&emulator).await;
         // Signed with lag-probe's role from template.yaml, as the stack in HOME deploys it.
         let clients = function_clients(&emulator, &topology, Function::LagProbe, HOME).await;
@@ -72,7 +77,20 @@ fn main() {
             *by_operation.entry(format!("{}:{}", r.service, r.operation)).or_default() += 1;
         }
         let all: Vec<_> = requests.iter().collect();
-        (walls, calls, by_operation, common::summary(&all), reported_calls)
+        let summary = common::summary(&all);
+        // Accuracy: every Region pair replicates after the injected delay; per delay, the median
+        // over the runs of each run's p50 (all 6 pairs' samples).
+        let mut accuracy = Vec::new();
+        for delay in ACCURACY_DELAYS_MS {
+            emulator.set_replication_delay(delay);
+            let mut p50s = Vec::new();
+            for _ in 0..runs.min(ACCURACY_RUNS) {
+                let report = lag_probe::handle(event(), &deps).await.expect("probe run");
+                p50s.push(report.replication.overall.expect("samples measured").p50_ms as f64);
+            }
+            accuracy.push((delay, common::median(&p50s), p50s));
+        }
+        (walls, calls, by_operation, summary, reported_calls, accuracy)
     });
     let median_wall = common::median(&walls);
     let median_calls = common::median(&calls);
@@ -83,6 +101,18 @@ fn main() {
         summary["sequential_round_trips"]
     );
     println!("  calls by operation (last run): {by_operation:?}");
+    for (delay, median, p50s) in &accuracy {
+        println!(
+            "  lag accuracy: injected {delay} ms, median of run p50s {median:.0} ms ({:+.0} ms; runs {p50s:?})",
+            median - *delay as f64
+        );
+    }
+    let accuracy: Vec<Value> = accuracy
+        .iter()
+        .map(|(delay, median, p50s)| {
+            json!({"injected_ms": delay, "p50_ms_median": median, "error_ms": median - *delay as f64, "run_p50s_ms": p50s})
+        })
+        .collect();
     let out = json!({
         "regions": REGIONS.len(),
         "runs": runs,
@@ -94,6 +124,7 @@ fn main() {
         "canary_calls_reported": reported_calls,
         "calls_by_operation": by_operation,
         "last_run": summary,
+        "accuracy": accuracy,
     });
     if !quick {
         common::write_result("lag_probe_cost", &out);

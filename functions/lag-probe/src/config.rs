@@ -123,9 +123,30 @@ mod tests {
         ProbeConfig::from_lookup(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string()))
     }
 
+    /// The defaults documented in README.md (lag-probe's "Settings"; template.yaml sets none of
+    /// these variables, so they are what runs): changing one means changing the docs too.
     #[test]
     fn defaults_without_any_variable() {
-        assert_eq!(load(&[]).expect("defaults"), ProbeConfig::default());
+        let c = load(&[]).expect("defaults");
+        assert_eq!(c.samples, 3, "{SAMPLES}");
+        assert_eq!(c.timeout, None, "{TIMEOUT_MS}: 2 x rpo_budget_ms within 1-20 s");
+        assert_eq!(c.sample_timeout(2_000), Duration::from_millis(4_000));
+        assert_eq!(c.poll_initial, Duration::from_millis(10), "{POLL_INITIAL_MS}");
+        assert_eq!(c.poll_max, Duration::from_millis(25), "{POLL_MAX_MS}");
+        assert_eq!(c.ttl, Duration::from_secs(3_600), "{TTL_SECONDS}");
+        assert_eq!(c.call_timeout, Duration::from_millis(5_000), "{CALL_TIMEOUT_MS}");
+        assert_eq!(c.run_budget, Duration::from_millis(40_000), "{RUN_BUDGET_MS}");
+        assert_eq!(MAX_TIMEOUT, Duration::from_secs(20));
+        // Nothing else in the struct: a new field gets a documented default and a line above.
+        let ProbeConfig {
+            samples: _,
+            timeout: _,
+            poll_initial: _,
+            poll_max: _,
+            ttl: _,
+            call_timeout: _,
+            run_budget: _,
+        } = c;
     }
 
     #[test]

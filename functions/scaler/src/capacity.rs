@@ -1,5 +1,6 @@
 //! Pure capacity math: what the survivors' Auto Scaling groups must become so that they carry the
-//! whole load, and what a restore puts back. No I/O; table-tested.
+//! whole load, and how a retry converges on it (what a restore puts back is planned in `record.rs`).
+//! No I/O; table-tested.
 
 use serde::{Deserialize, Serialize};
 
@@ -80,27 +81,6 @@ pub fn evacuation_target(baseline: Capacity, n_active_before: usize, n_survivors
 /// never scale down), else the target merged with the current sizes (a retry converging).
 pub fn converge(current: Capacity, applied: Capacity) -> Option<Capacity> {
     if current.covers(&applied) { None } else { Some(current.merge_max(&applied)) }
-}
-
-/// What a restore after failback does with one group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum RestoreDecision {
-    /// The group still has the sizes the scaler applied: put the previous ones back.
-    Restore(Capacity),
-    /// The group already has its previous sizes (a repeated restore): nothing to do.
-    AlreadyRestored,
-    /// Somebody changed the group since the scaler did: leave it and report.
-    ChangedByHand,
-}
-
-pub fn restore_decision(current: Capacity, previous: Capacity, applied: Capacity) -> RestoreDecision {
-    if current == previous {
-        RestoreDecision::AlreadyRestored
-    } else if current == applied {
-        RestoreDecision::Restore(previous)
-    } else {
-        RestoreDecision::ChangedByHand
-    }
 }
 
 #[cfg(test)]
@@ -203,17 +183,5 @@ mod tests {
         assert_eq!(converge(applied, applied), None, "a duplicate changes nothing");
         assert_eq!(converge(c(16, 16, 20), applied), None, "never scales down a group scaled further");
         assert_eq!(converge(c(8, 12, 10), c(8, 8, 12)), Some(c(8, 12, 12)), "only raises what is short");
-    }
-
-    #[test]
-    fn restore_table() {
-        let previous = c(2, 4, 10);
-        let applied = c(8, 8, 10);
-        assert_eq!(restore_decision(applied, previous, applied), RestoreDecision::Restore(previous));
-        assert_eq!(restore_decision(previous, previous, applied), RestoreDecision::AlreadyRestored);
-        assert_eq!(restore_decision(c(8, 9, 10), previous, applied), RestoreDecision::ChangedByHand);
-        assert_eq!(restore_decision(c(3, 8, 10), previous, applied), RestoreDecision::ChangedByHand);
-        // Zero capacity: nothing was changed, nothing to restore.
-        assert_eq!(restore_decision(c(0, 0, 5), c(0, 0, 5), c(0, 0, 5)), RestoreDecision::AlreadyRestored);
     }
 }
