@@ -242,18 +242,6 @@ impl Ledger {
         Self { dynamodb, table: table.into(), region: region.into() }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.dynamodb
-    }
-
     /// Reads one record (strongly consistent within this Region).
     pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<Record<T>>, Error> {
         self.get_item(pk, sk).await?.map(|item| decode(&item)).transpose()
