@@ -15,8 +15,7 @@
 //! The fleet record is the exception to `doc`: each Region's status is its own map attribute
 //! `region#<name>` = `{status, changed_at_ms, cause}`, so an evacuation can be claimed with one
 //! conditional write whose condition *is* the safety rules ([`crate::policy::evacuation_condition`]),
-//! without reading the record first. Records written by earlier builds as `doc` are still read,
-//! and rewritten in the new shape by the next versioned write.
+//! without reading the record first.
 
 use crate::error::{AwsResultExt, Error};
 use aws_sdk_dynamodb::Client;
@@ -380,8 +379,7 @@ impl Ledger {
         for (alarm, changed_at_ms) in &fleet.alarms {
             update.set_alarm(alarm, *changed_at_ms);
         }
-        // Migrates a record written as `doc` by an earlier build: every status is in `fleet`.
-        let expression = format!("{} REMOVE {}", update.set_expression(), update.names.name(DOC));
+        let expression = update.set_expression();
         let condition = FleetCondition::version(expected_version);
         let result = self.update_fleet(&expression, update, &condition, ReturnValue::None).await;
         conditional_outcome(result.map(|_| ()), "UpdateItem", &self.region)
@@ -704,13 +702,10 @@ pub fn stored_status(status: RegionStatus) -> AttributeValue {
     AttributeValue::S(status_name(status).to_owned())
 }
 
-/// The fleet record (either shape) → statuses and version.
+/// The fleet record → statuses and version.
 pub fn decode_fleet(item: &HashMap<String, AttributeValue>) -> Result<(FleetStatus, u64), Error> {
     let version = item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-    let mut fleet = match item.get(DOC) {
-        Some(_) => decode::<FleetStatus>(item)?.body,
-        None => FleetStatus::default(),
-    };
+    let mut fleet = FleetStatus::default();
     for (attribute, value) in item {
         if let Some(region) = attribute.strip_prefix(SETTLED_ATTR_PREFIX) {
             let cause = value

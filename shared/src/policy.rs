@@ -82,7 +82,6 @@ const MAX_SURVIVOR_COMBINATIONS: usize = 64;
 /// - its last change is at least `cooldown_seconds` old ([`check_cooldown`]);
 /// - at least `min_healthy_regions` of the other Regions of the topology are active
 ///   ([`check_evacuation`]; a Region without an entry is active);
-/// - the record is not in the earlier `doc` shape, whose statuses a condition cannot see;
 /// - with `alarm` = (name, change time): no newer change of that alarm was handled (ordering).
 ///
 /// It may be stricter than the rules, never looser: when it does not hold, failover reads the
@@ -109,10 +108,9 @@ pub fn evacuation_condition(
         let cutoff = i128::from(now_ms) - cooldown_ms;
         values.insert(":ccutoff".into(), aws_sdk_dynamodb::types::AttributeValue::N(cutoff.to_string()));
         let own = names.name(&ledger::region_attr(region));
-        let mut clauses = vec![
-            format!("attribute_not_exists({})", names.name(ledger::DOC)),
-            format!("(attribute_not_exists({own}) OR ({own}.{status} = :cactive AND {own}.{changed} <= :ccutoff))"),
-        ];
+        let mut clauses = vec![format!(
+            "(attribute_not_exists({own}) OR ({own}.{status} = :cactive AND {own}.{changed} <= :ccutoff))"
+        )];
         if let Some((name, changed_at_ms)) = alarm {
             let mark = names.name(&ledger::alarm_attr(name));
             values.insert(":cchange".into(), aws_sdk_dynamodb::types::AttributeValue::N(changed_at_ms.to_string()));
@@ -240,8 +238,8 @@ mod tests {
         let three = topology(&["us-east-1", "eu-west-1", "ap-southeast-1"], 1);
         let condition = evacuation_condition(&three, "us-east-1", 1_000_000, None).expect("small enough");
         let text = &condition.expression;
-        // The old `doc` shape, the own status and cool-down, and one of two others active.
-        assert!(text.starts_with("attribute_not_exists(#c"), "{text}");
+        // The own status and cool-down, and one of two others active.
+        assert!(text.starts_with("(attribute_not_exists(#c"), "{text}");
         assert_eq!(text.matches(":cactive").count(), 3, "own + 2 others: {text}");
         assert_eq!(text.matches(":ccutoff").count(), 1, "{text}");
         assert_eq!(text.matches(" OR (attribute_not_exists").count(), 1, "C(2,1) = 2 ways: {text}");
@@ -250,8 +248,8 @@ mod tests {
         let both = evacuation_condition(&three_min2, "us-east-1", 1_000_000, None).expect("small enough");
         assert_eq!(
             both.expression.matches(" AND (attribute_not_exists").count(),
-            3,
-            "own + both others: {}",
+            2,
+            "own, then both others: {}",
             both.expression
         );
         assert!(!both.expression.contains("(("), "no doubled parentheses: {}", both.expression);
