@@ -95,19 +95,9 @@ impl RegionalClients {
         Ok(slot.get_or_init(|| RegionClients::build(&self.base, region)))
     }
 
-    /// Regions these clients serve, in name order.
-    pub fn regions(&self) -> impl Iterator<Item = &str> {
-        self.regions.keys().map(String::as_str)
-    }
-
     /// How many Regions have had their clients built so far.
     pub fn built_regions(&self) -> usize {
         self.regions.values().filter(|slot| slot.get().is_some()).count()
-    }
-
-    /// The base configuration every Region's configuration derives from.
-    pub fn base_config(&self) -> &SdkConfig {
-        &self.base
     }
 }
 

@@ -15,10 +15,10 @@
 //! The fleet record is the exception to `doc`: each Region's status is its own map attribute
 //! `region#<name>` = `{status, changed_at_ms, cause}`, so an evacuation can be claimed with one
 //! conditional write whose condition *is* the safety rules ([`crate::policy::evacuation_condition`]),
-//! without reading the record first. Records written by earlier builds as `doc` are still read,
-//! and rewritten in the new shape by the next versioned write.
+//! without reading the record first.
 
 use crate::error::{AwsResultExt, Error};
+use crate::policy::EvacuationRule;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType,
@@ -27,18 +27,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
-pub const PK: &str = "pk";
-pub const SK: &str = "sk";
-pub const DOC: &str = "doc";
-pub const UPDATED_AT: &str = "updated_at_ms";
-pub const VERSION: &str = "version";
+// The storage encoding (attribute names, the fleet record's key and shape) is the ledger's own:
+// other crates go through `Ledger`'s methods and the record keys below.
+const PK: &str = "pk";
+const SK: &str = "sk";
+const DOC: &str = "doc";
+const UPDATED_AT: &str = "updated_at_ms";
+const VERSION: &str = "version";
 
 /// Partition of the fleet status record.
-pub const STATUS_PK: &str = "status";
+const STATUS_PK: &str = "status";
 /// Sort key of the one record holding every Region's status. One record, changed with an
 /// optimistic version check, serialises concurrent evacuations: two Regions alarming at once
 /// cannot both pass the min-healthy rule.
-pub const FLEET_SK: &str = "fleet";
+const FLEET_SK: &str = "fleet";
 /// Partition of the lag-probe results.
 pub const PROBE_PK: &str = "probe";
 /// Sort key of the latest lag-probe summary (what failback gates read).
@@ -242,18 +244,6 @@ impl Ledger {
         Self { dynamodb, table: table.into(), region: region.into() }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.dynamodb
-    }
-
     /// Reads one record (strongly consistent within this Region).
     pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<Record<T>>, Error> {
         self.get_item(pk, sk).await?.map(|item| decode(&item)).transpose()
@@ -376,6 +366,20 @@ impl Ledger {
         }
     }
 
+    /// Deletes the fleet record: every Region `Active` again, no alarm marks, nothing to settle
+    /// (tests and the drill reset a ledger with it; production never forgets the fleet).
+    pub async fn delete_fleet_status(&self) -> Result<(), Error> {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(STATUS_PK.to_owned()))
+            .key(SK, AttributeValue::S(FLEET_SK.to_owned()))
+            .send()
+            .await
+            .aws_context("DeleteItem", &self.region)?;
+        Ok(())
+    }
+
     /// Writes the whole fleet status if its version is still `expected_version` (0: the record
     /// does not exist yet). The read-decide-write path: failback, dry runs, and evacuations whose
     /// one-shot claim did not pass.
@@ -392,25 +396,26 @@ impl Ledger {
         for (alarm, changed_at_ms) in &fleet.alarms {
             update.set_alarm(alarm, *changed_at_ms);
         }
-        // Migrates a record written as `doc` by an earlier build: every status is in `fleet`.
-        let expression = format!("{} REMOVE {}", update.set_expression(), update.names.name(DOC));
+        let expression = update.set_expression();
         let condition = FleetCondition::version(expected_version);
         let result = self.update_fleet(&expression, update, &condition, ReturnValue::None).await;
         conditional_outcome(result.map(|_| ()), "UpdateItem", &self.region)
     }
 
     /// Sets one Region's status in a single conditional write, without reading the record first:
-    /// the condition carries the rules the change must pass. On `Written` the record as it now
-    /// is comes back; `AlreadyPresent` means the condition did not hold (a duplicate, a refusal
-    /// or a race): read the record and decide from it.
+    /// the write's condition is `rule` ([`crate::policy::evacuation_condition`]) rendered on the
+    /// fleet record. On `Written` the record as it now is comes back; `AlreadyPresent` means the
+    /// condition did not hold (a duplicate, a refusal or a race): read the record and decide
+    /// from it.
     pub async fn claim_region_status(
         &self,
         region: &str,
         entry: &RegionStatusEntry,
         alarm: Option<(&str, u64)>,
-        condition: &FleetCondition,
+        rule: &EvacuationRule,
         now_ms: u64,
     ) -> Result<(WriteOutcome, Option<Claimed>), Error> {
+        let condition = &FleetCondition::evacuation(rule);
         let mut update = FleetUpdate::new(now_ms);
         update.set_region(region, entry);
         if let Some((name, changed_at_ms)) = alarm {
@@ -564,31 +569,30 @@ where
     }
 }
 
-/// The DynamoDB item for a record.
 /// Prefix of a Region's status attribute in the fleet record.
-pub const REGION_ATTR_PREFIX: &str = "region#";
+const REGION_ATTR_PREFIX: &str = "region#";
 const STATUS_FIELD: &str = "status";
 const CHANGED_AT_FIELD: &str = "changed_at_ms";
 const CAUSE_FIELD: &str = "cause";
 
 /// Prefix of an alarm's newest handled change time in the fleet record.
-pub const ALARM_ATTR_PREFIX: &str = "alarm#";
+const ALARM_ATTR_PREFIX: &str = "alarm#";
 
 /// Prefix of a Region's settled cause in the fleet record.
-pub const SETTLED_ATTR_PREFIX: &str = "settled#";
+const SETTLED_ATTR_PREFIX: &str = "settled#";
 
 /// The fleet record's attribute holding the cause of `region`'s last fully applied transition.
-pub fn settled_attr(region: &str) -> String {
+fn settled_attr(region: &str) -> String {
     format!("{SETTLED_ATTR_PREFIX}{region}")
 }
 
 /// The fleet record's attribute holding `alarm`'s newest handled change time.
-pub fn alarm_attr(alarm: &str) -> String {
+fn alarm_attr(alarm: &str) -> String {
     format!("{ALARM_ATTR_PREFIX}{alarm}")
 }
 
 /// The fleet record's attribute holding `region`'s status.
-pub fn region_attr(region: &str) -> String {
+fn region_attr(region: &str) -> String {
     format!("{REGION_ATTR_PREFIX}{region}")
 }
 
@@ -596,18 +600,18 @@ pub fn region_attr(region: &str) -> String {
 /// (`#c0`, `#c1`, ... for a condition, `#u0`, ... for an update), so the tables of a condition
 /// and of an update never collide when both go into one request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ExpressionNames {
+struct ExpressionNames {
     prefix: &'static str,
     by_name: std::collections::BTreeMap<String, String>,
 }
 
 impl ExpressionNames {
-    pub fn new(prefix: &'static str) -> Self {
+    fn new(prefix: &'static str) -> Self {
         Self { prefix, by_name: Default::default() }
     }
 
     /// The placeholder standing for `attribute`.
-    pub fn name(&mut self, attribute: &str) -> String {
+    fn name(&mut self, attribute: &str) -> String {
         let next = format!("{}{}", self.prefix, self.by_name.len());
         self.by_name.entry(attribute.to_owned()).or_insert(next).clone()
     }
@@ -620,8 +624,8 @@ impl ExpressionNames {
 
 /// A condition on the fleet record in DynamoDB's expression language.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FleetCondition {
-    pub expression: String,
+struct FleetCondition {
+    expression: String,
     names: ExpressionNames,
     /// Value placeholders start with `:c`.
     values: HashMap<String, AttributeValue>,
@@ -630,7 +634,7 @@ pub struct FleetCondition {
 impl FleetCondition {
     /// Builds a condition: `build` gets a `#c` name table and the value table (whose
     /// placeholders it must start with `:c`) and returns the expression.
-    pub fn new(build: impl FnOnce(&mut ExpressionNames, &mut HashMap<String, AttributeValue>) -> String) -> Self {
+    fn new(build: impl FnOnce(&mut ExpressionNames, &mut HashMap<String, AttributeValue>) -> String) -> Self {
         let mut names = ExpressionNames::new("#c");
         let mut values = HashMap::new();
         let expression = build(&mut names, &mut values);
@@ -639,7 +643,7 @@ impl FleetCondition {
     }
 
     /// The record is at `expected` (0: it does not exist yet).
-    pub fn version(expected: u64) -> Self {
+    fn version(expected: u64) -> Self {
         Self::new(|names, values| {
             if expected == 0 {
                 format!("attribute_not_exists({})", names.name(PK))
@@ -649,6 +653,71 @@ impl FleetCondition {
             }
         })
     }
+
+    /// An evacuation's rules on the fleet record: the Region's entry is absent, or active and
+    /// changed at or before the cool-down cutoff; the alarm's mark (if any) is absent or older
+    /// than the change; and at least `min_active` of the other Regions' entries are absent or
+    /// active (an OR over the ways to pick them).
+    fn evacuation(rule: &EvacuationRule) -> Self {
+        Self::new(|names, values| {
+            let (status, changed) = (names.name(STATUS_FIELD), names.name(CHANGED_AT_FIELD));
+            values.insert(":cactive".into(), AttributeValue::S(status_name(RegionStatus::Active).to_owned()));
+            values.insert(":ccutoff".into(), AttributeValue::N(rule.cooldown_cutoff_ms.to_string()));
+            let own = names.name(&region_attr(&rule.region));
+            let mut clauses = vec![format!(
+                "(attribute_not_exists({own}) OR ({own}.{status} = :cactive AND {own}.{changed} <= :ccutoff))"
+            )];
+            if let Some((name, changed_at_ms)) = &rule.alarm {
+                let mark = names.name(&alarm_attr(name));
+                values.insert(":cchange".into(), AttributeValue::N(changed_at_ms.to_string()));
+                clauses.push(format!("(attribute_not_exists({mark}) OR {mark} < :cchange)"));
+            }
+            let active: Vec<String> = rule
+                .others
+                .iter()
+                .map(|r| {
+                    let attr = names.name(&region_attr(r));
+                    format!("(attribute_not_exists({attr}) OR {attr}.{status} = :cactive)")
+                })
+                .collect();
+            // DynamoDB rejects doubled parentheses: each clause above is parenthesised once, and a
+            // group is wrapped only when it joins more than one of them.
+            let ways = choose(active.len(), rule.min_active);
+            if let [only] = ways.as_slice() {
+                clauses.extend(only.iter().map(|&i| active[i].clone()));
+            } else if !ways.is_empty() {
+                let ways: Vec<String> = ways
+                    .iter()
+                    .map(|picked| match picked.as_slice() {
+                        [one] => active[*one].clone(),
+                        many => {
+                            format!("({})", many.iter().map(|&i| active[i].as_str()).collect::<Vec<_>>().join(" AND "))
+                        }
+                    })
+                    .collect();
+                clauses.push(format!("({})", ways.join(" OR ")));
+            }
+            clauses.join(" AND ")
+        })
+    }
+}
+
+/// Every way of picking `k` of `0..n`, in order.
+fn choose(n: usize, k: usize) -> Vec<Vec<usize>> {
+    fn go(start: usize, n: usize, k: usize, picked: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if picked.len() == k {
+            out.push(picked.clone());
+            return;
+        }
+        for i in start..n {
+            picked.push(i);
+            go(i + 1, n, k, picked, out);
+            picked.pop();
+        }
+    }
+    let mut out = Vec::new();
+    go(0, n, k, &mut Vec::with_capacity(k), &mut out);
+    out
 }
 
 /// The update half of a fleet write: `SET` of Region attributes, `updated_at_ms` and `version`.
@@ -706,23 +775,10 @@ fn encode_entry(entry: &RegionStatusEntry) -> AttributeValue {
     ]))
 }
 
-/// The attribute names of a Region entry's fields, for conditions.
-pub fn entry_fields() -> (&'static str, &'static str) {
-    (STATUS_FIELD, CHANGED_AT_FIELD)
-}
-
-/// The stored name of `status`, for conditions.
-pub fn stored_status(status: RegionStatus) -> AttributeValue {
-    AttributeValue::S(status_name(status).to_owned())
-}
-
-/// The fleet record (either shape) → statuses and version.
-pub fn decode_fleet(item: &HashMap<String, AttributeValue>) -> Result<(FleetStatus, u64), Error> {
+/// The fleet record → statuses and version.
+fn decode_fleet(item: &HashMap<String, AttributeValue>) -> Result<(FleetStatus, u64), Error> {
     let version = item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-    let mut fleet = match item.get(DOC) {
-        Some(_) => decode::<FleetStatus>(item)?.body,
-        None => FleetStatus::default(),
-    };
+    let mut fleet = FleetStatus::default();
     for (attribute, value) in item {
         if let Some(region) = attribute.strip_prefix(SETTLED_ATTR_PREFIX) {
             let cause = value
@@ -757,7 +813,8 @@ pub fn decode_fleet(item: &HashMap<String, AttributeValue>) -> Result<(FleetStat
     Ok((fleet, version))
 }
 
-pub fn encode<T: Serialize>(
+/// The DynamoDB item for a record.
+fn encode<T: Serialize>(
     pk: &str,
     sk: &str,
     body: &T,
@@ -776,7 +833,7 @@ pub fn encode<T: Serialize>(
 }
 
 /// A record from its DynamoDB item; a damaged item is an error naming its key, never a panic.
-pub fn decode<T: DeserializeOwned>(item: &HashMap<String, AttributeValue>) -> Result<Record<T>, Error> {
+fn decode<T: DeserializeOwned>(item: &HashMap<String, AttributeValue>) -> Result<Record<T>, Error> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
     let pk = text(PK).unwrap_or_default();
@@ -828,6 +885,79 @@ mod tests {
             item.insert(region_attr("us-east-1"), damaged.clone());
             let err = decode_fleet(&item).expect_err("damaged entry");
             assert!(err.to_string().contains("region#us-east-1"), "{damaged:?}: {err}");
+        }
+    }
+
+    fn rule(others: &[&str], min_active: usize, alarm: Option<(&str, u64)>) -> EvacuationRule {
+        EvacuationRule {
+            region: "us-east-1".into(),
+            cooldown_cutoff_ms: 940_000,
+            others: others.iter().map(|r| r.to_string()).collect(),
+            min_active,
+            alarm: alarm.map(|(name, at)| (name.to_owned(), at)),
+        }
+    }
+
+    #[test]
+    fn an_evacuation_rule_renders_every_rule_with_its_names_and_values() {
+        let condition = FleetCondition::evacuation(&rule(&["eu-west-1", "ap-southeast-1"], 1, Some(("a", 7))));
+        assert_eq!(
+            condition.expression,
+            "(attribute_not_exists(#c2) OR (#c2.#c0 = :cactive AND #c2.#c1 <= :ccutoff)) \
+             AND (attribute_not_exists(#c3) OR #c3 < :cchange) \
+             AND ((attribute_not_exists(#c4) OR #c4.#c0 = :cactive) OR (attribute_not_exists(#c5) OR #c5.#c0 = :cactive))"
+        );
+        let names: HashMap<String, String> = condition.names.entries().collect();
+        let want = [
+            ("#c0", "status"),
+            ("#c1", "changed_at_ms"),
+            ("#c2", "region#us-east-1"),
+            ("#c3", "alarm#a"),
+            ("#c4", "region#eu-west-1"),
+            ("#c5", "region#ap-southeast-1"),
+        ];
+        assert_eq!(names, want.iter().map(|(p, a)| (p.to_string(), a.to_string())).collect());
+        assert_eq!(
+            condition.values,
+            HashMap::from([
+                (":cactive".to_owned(), AttributeValue::S("Active".into())),
+                (":ccutoff".to_owned(), AttributeValue::N("940000".into())),
+                (":cchange".to_owned(), AttributeValue::N("7".into())),
+            ])
+        );
+        // A negative cutoff (a clock younger than one cool-down) is sent as is.
+        let young = FleetCondition::evacuation(&EvacuationRule { cooldown_cutoff_ms: -59_000, ..rule(&[], 0, None) });
+        assert_eq!(young.values.get(":ccutoff"), Some(&AttributeValue::N("-59000".into())));
+        assert_eq!(young.expression, "(attribute_not_exists(#c2) OR (#c2.#c0 = :cactive AND #c2.#c1 <= :ccutoff))");
+    }
+
+    #[test]
+    fn an_evacuation_rule_renders_the_ways_to_keep_enough_regions_active() {
+        // One of two others: two ways, one OR group.
+        let text = FleetCondition::evacuation(&rule(&["eu-west-1", "ap-southeast-1"], 1, None)).expression;
+        assert!(text.starts_with("(attribute_not_exists(#c"), "{text}");
+        assert_eq!(text.matches(":cactive").count(), 3, "own + 2 others: {text}");
+        assert_eq!(text.matches(":ccutoff").count(), 1, "{text}");
+        assert_eq!(text.matches(" OR (attribute_not_exists").count(), 1, "C(2,1) = 2 ways: {text}");
+
+        // Both of two others: one way, its clauses joined without a group.
+        let both = FleetCondition::evacuation(&rule(&["eu-west-1", "ap-southeast-1"], 2, None)).expression;
+        assert_eq!(both.matches(" AND (attribute_not_exists").count(), 2, "own, then both others: {both}");
+        assert!(!both.contains("(("), "no doubled parentheses: {both}");
+
+        // Two of three others: three ways, each a parenthesised AND.
+        let three = FleetCondition::evacuation(&rule(&["a", "b", "c"], 2, None)).expression;
+        assert_eq!(three.matches(") AND (attribute_not_exists").count(), 3, "one AND per way: {three}");
+        assert_eq!(three.matches(" OR ((attribute_not_exists").count(), 2, "C(3,2) = 3 ways: {three}");
+    }
+
+    #[test]
+    fn choosing_survivors_enumerates_every_combination_once() {
+        assert_eq!(choose(3, 2), vec![vec![0, 1], vec![0, 2], vec![1, 2]]);
+        assert_eq!(choose(2, 1), vec![vec![0], vec![1]]);
+        assert_eq!(choose(4, 0), vec![Vec::<usize>::new()]);
+        for (n, k) in [(5, 2), (6, 3), (8, 4), (4, 4)] {
+            assert_eq!(choose(n, k).len(), crate::policy::combinations(n, k), "C({n},{k})");
         }
     }
 

@@ -1,6 +1,9 @@
 //! Safety rules shared by failover and scaler, so both reach the same verdict on the same event.
+//!
+//! Pure: the rules are values and verdicts. How a rule becomes a DynamoDB condition on the fleet
+//! record is the ledger's business ([`crate::ledger::Ledger::claim_region_status`]).
 
-use crate::ledger::{self, FleetCondition, RegionStatus};
+use crate::ledger::RegionStatus;
 use crate::topology::Topology;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -75,15 +78,31 @@ pub fn check_cooldown(
 /// the fleet first and applies the rules above in code.
 const MAX_SURVIVOR_COMBINATIONS: usize = 64;
 
-/// The rules an evacuation of `region` at `now_ms` must pass, as a condition on the fleet record,
-/// so that the claim is one conditional write with no read before it (DESIGN.md section 3:
+/// The rules an evacuation must pass, as a value the ledger renders into a condition on the fleet
+/// record, so that the claim is one conditional write with no read before it (docs/performance.md:
 /// observe and act in two round trips). It holds only if all of these do:
 /// - `region` is active (else the delivery is a duplicate, or a repeat);
-/// - its last change is at least `cooldown_seconds` old ([`check_cooldown`]);
-/// - at least `min_healthy_regions` of the other Regions of the topology are active
-///   ([`check_evacuation`]; a Region without an entry is active);
-/// - the record is not in the earlier `doc` shape, whose statuses a condition cannot see;
+/// - its last change is at or before `cooldown_cutoff_ms` ([`check_cooldown`]);
+/// - at least `min_active` of `others` are active ([`check_evacuation`]; a Region without an
+///   entry is active);
 /// - with `alarm` = (name, change time): no newer change of that alarm was handled (ordering).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvacuationRule {
+    /// The Region being evacuated.
+    pub region: String,
+    /// A recorded change of `region` at or before this time (epoch ms) is outside the cool-down.
+    /// Negative when the clock is younger than one cool-down: then no recorded change passes.
+    pub cooldown_cutoff_ms: i128,
+    /// The other Regions of the topology, in failover priority order.
+    pub others: Vec<String>,
+    /// How many of `others` must be active.
+    pub min_active: usize,
+    /// The alarm whose change causes the evacuation, and that change's time (epoch ms).
+    pub alarm: Option<(String, u64)>,
+}
+
+/// The rules an evacuation of `region` at `now_ms` must pass, as an [`EvacuationRule`] for the
+/// one-shot claim.
 ///
 /// It may be stricter than the rules, never looser: when it does not hold, failover reads the
 /// record and decides in code. `None` when it would be too large to send.
@@ -92,78 +111,29 @@ pub fn evacuation_condition(
     region: &str,
     now_ms: u64,
     alarm: Option<(&str, u64)>,
-) -> Option<FleetCondition> {
-    let others: Vec<&str> = topology.regions().filter(|r| *r != region).collect();
+) -> Option<EvacuationRule> {
+    let others: Vec<String> = topology.regions().filter(|r| *r != region).map(str::to_owned).collect();
     let min = topology.failover_policy.min_healthy_regions;
     if min > others.len() || combinations(others.len(), min) > MAX_SURVIVOR_COMBINATIONS {
         // Too few Regions can never pass; too many ways to pass: decide in code.
         return None;
     }
-    Some(FleetCondition::new(|names, values| {
-        let (status_field, changed_field) = ledger::entry_fields();
-        let (status, changed) = (names.name(status_field), names.name(changed_field));
-        values.insert(":cactive".into(), ledger::stored_status(RegionStatus::Active));
-        let cooldown_ms = i128::from(topology.failover_policy.cooldown_seconds) * 1000;
-        // A change at or before the cutoff is outside the cool-down. Negative when the clock is
-        // younger than one cool-down: then no recorded change passes, as in `check_cooldown`.
-        let cutoff = i128::from(now_ms) - cooldown_ms;
-        values.insert(":ccutoff".into(), aws_sdk_dynamodb::types::AttributeValue::N(cutoff.to_string()));
-        let own = names.name(&ledger::region_attr(region));
-        let mut clauses = vec![
-            format!("attribute_not_exists({})", names.name(ledger::DOC)),
-            format!("(attribute_not_exists({own}) OR ({own}.{status} = :cactive AND {own}.{changed} <= :ccutoff))"),
-        ];
-        if let Some((name, changed_at_ms)) = alarm {
-            let mark = names.name(&ledger::alarm_attr(name));
-            values.insert(":cchange".into(), aws_sdk_dynamodb::types::AttributeValue::N(changed_at_ms.to_string()));
-            clauses.push(format!("(attribute_not_exists({mark}) OR {mark} < :cchange)"));
-        }
-        let active: Vec<String> = others
-            .iter()
-            .map(|r| {
-                let attr = names.name(&ledger::region_attr(r));
-                format!("(attribute_not_exists({attr}) OR {attr}.{status} = :cactive)")
-            })
-            .collect();
-        // DynamoDB rejects doubled parentheses: each clause above is parenthesised once, and a
-        // group is wrapped only when it joins more than one of them.
-        let ways = choose(active.len(), min);
-        if let [only] = ways.as_slice() {
-            clauses.extend(only.iter().map(|&i| active[i].clone()));
-        } else if !ways.is_empty() {
-            let ways: Vec<String> = ways
-                .iter()
-                .map(|picked| match picked.as_slice() {
-                    [one] => active[*one].clone(),
-                    many => format!("({})", many.iter().map(|&i| active[i].as_str()).collect::<Vec<_>>().join(" AND ")),
-                })
-                .collect();
-            clauses.push(format!("({})", ways.join(" OR ")));
-        }
-        clauses.join(" AND ")
-    }))
+    let cooldown_ms = i128::from(topology.failover_policy.cooldown_seconds) * 1000;
+    // A change at or before the cutoff is outside the cool-down. Negative when the clock is
+    // younger than one cool-down: then no recorded change passes, as in `check_cooldown`.
+    let cooldown_cutoff_ms = i128::from(now_ms) - cooldown_ms;
+    Some(EvacuationRule {
+        region: region.to_owned(),
+        cooldown_cutoff_ms,
+        others,
+        min_active: min,
+        alarm: alarm.map(|(name, changed_at_ms)| (name.to_owned(), changed_at_ms)),
+    })
 }
 
-fn combinations(n: usize, k: usize) -> usize {
+/// How many ways there are of picking `k` of `n`.
+pub(crate) fn combinations(n: usize, k: usize) -> usize {
     (0..k).fold(1usize, |acc, i| acc.saturating_mul(n - i) / (i + 1))
-}
-
-/// Every way of picking `k` of `0..n`, in order.
-fn choose(n: usize, k: usize) -> Vec<Vec<usize>> {
-    fn go(start: usize, n: usize, k: usize, picked: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
-        if picked.len() == k {
-            out.push(picked.clone());
-            return;
-        }
-        for i in start..n {
-            picked.push(i);
-            go(i + 1, n, k, picked, out);
-            picked.pop();
-        }
-    }
-    let mut out = Vec::new();
-    go(0, n, k, &mut Vec::with_capacity(k), &mut out);
-    out
 }
 
 #[cfg(test)]
@@ -226,35 +196,21 @@ mod tests {
     }
 
     #[test]
-    fn choosing_survivors_enumerates_every_combination_once() {
-        assert_eq!(choose(3, 2), vec![vec![0, 1], vec![0, 2], vec![1, 2]]);
-        assert_eq!(choose(2, 1), vec![vec![0], vec![1]]);
-        assert_eq!(choose(4, 0), vec![Vec::<usize>::new()]);
-        for (n, k) in [(5, 2), (6, 3), (8, 4), (4, 4)] {
-            assert_eq!(choose(n, k).len(), combinations(n, k), "C({n},{k})");
-        }
-    }
-
-    #[test]
-    fn the_one_shot_condition_names_every_rule() {
+    fn the_one_shot_rule_carries_every_rule_or_is_not_built() {
         let three = topology(&["us-east-1", "eu-west-1", "ap-southeast-1"], 1);
-        let condition = evacuation_condition(&three, "us-east-1", 1_000_000, None).expect("small enough");
-        let text = &condition.expression;
-        // The old `doc` shape, the own status and cool-down, and one of two others active.
-        assert!(text.starts_with("attribute_not_exists(#c"), "{text}");
-        assert_eq!(text.matches(":cactive").count(), 3, "own + 2 others: {text}");
-        assert_eq!(text.matches(":ccutoff").count(), 1, "{text}");
-        assert_eq!(text.matches(" OR (attribute_not_exists").count(), 1, "C(2,1) = 2 ways: {text}");
-
-        let three_min2 = topology(&["us-east-1", "eu-west-1", "ap-southeast-1"], 2);
-        let both = evacuation_condition(&three_min2, "us-east-1", 1_000_000, None).expect("small enough");
+        let rule = evacuation_condition(&three, "us-east-1", 1_000_000, Some(("alarm-us-east-1", 7))).expect("small");
         assert_eq!(
-            both.expression.matches(" AND (attribute_not_exists").count(),
-            3,
-            "own + both others: {}",
-            both.expression
+            rule,
+            EvacuationRule {
+                region: "us-east-1".into(),
+                cooldown_cutoff_ms: 1_000_000 - 60_000,
+                others: vec!["eu-west-1".into(), "ap-southeast-1".into()],
+                min_active: 1,
+                alarm: Some(("alarm-us-east-1".into(), 7)),
+            }
         );
-        assert!(!both.expression.contains("(("), "no doubled parentheses: {}", both.expression);
+        // A clock younger than one cool-down: a negative cutoff, no recorded change passes.
+        assert_eq!(evacuation_condition(&three, "us-east-1", 1_000, None).expect("small").cooldown_cutoff_ms, -59_000);
 
         // 10 Regions, 4 must stay: C(9,4) = 126 ways is too large to send; the rules decide in code.
         let ten = [
@@ -274,6 +230,14 @@ mod tests {
             evacuation_condition(&topology(&ten[..4], 2), "us-east-1", 0, Some(("a", 1))).is_some(),
             "C(3,2) = 3 ways"
         );
+    }
+
+    #[test]
+    fn combinations_count_the_ways() {
+        let cases = [(3, 2, 3), (2, 1, 2), (4, 0, 1), (5, 2, 10), (6, 3, 20), (8, 4, 70), (4, 4, 1), (9, 4, 126)];
+        for (n, k, ways) in cases {
+            assert_eq!(combinations(n, k), ways, "C({n},{k})");
+        }
     }
 
     #[test]

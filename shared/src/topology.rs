@@ -756,11 +756,6 @@ impl Topology {
     pub fn regions(&self) -> impl Iterator<Item = &str> {
         self.cells.iter().map(|c| c.region.as_str())
     }
-
-    /// Distinct Region names, for building per-Region clients.
-    pub fn region_set(&self) -> HashSet<&str> {
-        self.regions().collect()
-    }
 }
 
 /// The parts of an Aurora cluster ARN multisite needs.

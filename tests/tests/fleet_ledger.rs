@@ -1,7 +1,6 @@
 //! The fleet record's one-shot evacuation claim against the emulator's own condition evaluator:
 //! the write passes exactly when the safety rules in code (`shared::policy`) allow the
-//! evacuation, and is never looser; the versioned write migrates a record in the earlier `doc`
-//! shape.
+//! evacuation, and is never looser.
 
 use RegionStatus::{Active, Evacuated};
 use multisite_tests::Emulator;
@@ -9,7 +8,7 @@ use multisite_tests::fixtures::unique_name;
 use serde_json::json;
 use shared::Ledger;
 use shared::Topology;
-use shared::ledger::{self, FleetStatus, RegionStatus, RegionStatusEntry, WriteOutcome};
+use shared::ledger::{FleetStatus, RegionStatus, RegionStatusEntry, WriteOutcome};
 use shared::policy;
 
 const REGIONS: [&str; 4] = ["us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2"];
@@ -145,43 +144,6 @@ async fn two_concurrent_claims_in_a_two_region_fleet_evacuate_exactly_one() {
     let (fleet, version) = ledger.fleet_status().await.expect("read");
     let out: Vec<_> = fleet.statuses().into_iter().filter(|(_, s)| *s == Evacuated).collect();
     assert_eq!((out.len(), version), (1, 1), "{fleet:?}");
-}
-
-#[tokio::test]
-async fn a_record_in_the_earlier_doc_shape_is_read_refuses_the_one_shot_claim_and_is_migrated() {
-    let lease = Emulator::lease();
-    let emulator = &*lease;
-    let ledger = fresh_ledger(emulator).await;
-    let topology = topology(&REGIONS[..3], 1);
-    let old = FleetStatus {
-        regions: [("eu-west-1".to_owned(), entry(Evacuated, 5)), ("us-east-1".to_owned(), entry(Active, 6))].into(),
-        ..Default::default()
-    };
-    ledger.put(ledger::STATUS_PK, ledger::FLEET_SK, &old, 3, 7).await.expect("old shape");
-    assert_eq!(ledger.fleet_status().await.expect("read"), (old.clone(), 3));
-
-    // A condition cannot see statuses inside `doc`: the claim must not pass on them.
-    let condition = policy::evacuation_condition(&topology, "ap-southeast-1", NOW, None).expect("small topology");
-    let (outcome, _) = ledger
-        .claim_region_status("ap-southeast-1", &entry(Evacuated, NOW), None, &condition, NOW)
-        .await
-        .expect("claim");
-    assert_eq!(outcome, WriteOutcome::AlreadyPresent);
-
-    // The versioned write rewrites it in the new shape, keeping every status.
-    let mut next = old.clone();
-    next.regions.insert("ap-southeast-1".into(), entry(Evacuated, NOW));
-    assert_eq!(ledger.put_fleet_if_version(&next, 3, NOW).await.expect("write"), WriteOutcome::Written);
-    assert_eq!(ledger.put_fleet_if_version(&next, 3, NOW).await.expect("stale"), WriteOutcome::AlreadyPresent);
-    let (fleet, version) = ledger.fleet_status().await.expect("read");
-    assert_eq!((fleet, version), (next, 4));
-
-    // In the new shape, the one-shot claim sees the statuses: us-east-1 is the last active one.
-    let condition = policy::evacuation_condition(&topology, "us-east-1", NOW, None).expect("small topology");
-    let (outcome, _) =
-        ledger.claim_region_status("us-east-1", &entry(Evacuated, NOW), None, &condition, NOW).await.expect("claim");
-    assert_eq!(outcome, WriteOutcome::AlreadyPresent, "the last healthy Region is never evacuated");
-    assert_eq!(ledger.fleet_status().await.expect("read").1, 4, "and nothing changed");
 }
 
 #[tokio::test]

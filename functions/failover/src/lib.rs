@@ -98,6 +98,27 @@ pub struct StepResult {
     pub duration_ms: u64,
 }
 
+impl StepResult {
+    /// The result of running `action`: a failed step keeps its cause's class (whether a retry
+    /// can help, and its error type), so a permanent error stays permanent through the step.
+    fn of(action: Action, result: Result<(), &Error>, duration_ms: u64) -> Self {
+        let err = result.err();
+        Self {
+            action,
+            ok: err.is_none(),
+            error: err.map(ToString::to_string),
+            failure: err.map(Error::class),
+            duration_ms,
+        }
+    }
+}
+
+/// The invocation's error from its steps' results: `None` when none failed; retryable as soon as
+/// one failure's cause is, otherwise the first permanent cause's error type.
+fn steps_error(steps: &[StepResult]) -> Option<Error> {
+    Error::steps_failed(steps.iter().filter_map(|s| Some((s.error.as_deref().unwrap_or_default(), s.failure?))))
+}
+
 /// The structured report of one alarm change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -509,7 +530,7 @@ async fn record_outcome(
     }
     metric("StepFailures", failures as f64, region);
     report.outcome = Outcome::PartiallyFailed;
-    Error::steps_failed(report.steps.iter().filter_map(|s| Some((s.error.as_deref().unwrap_or_default(), s.failure?))))
+    steps_error(&report.steps)
 }
 
 /// `Ok(None)`: the alarm is still in the change's state. `Ok(Some(why))`: it is not (stale).
@@ -805,13 +826,11 @@ async fn observe(deps: &Deps<'_>, acting_region: &str, changing: &str, calls: &C
         Some(Ok(observed)) => (Some(observed), None),
         Some(Err(err)) => {
             tracing::error!(error = %err, "Aurora global cluster not observed: a failed step, retried");
-            let step = StepResult {
-                action: Action::ObserveAurora { from_region: acting_region.to_owned() },
-                ok: false,
-                error: Some(err.to_string()),
-                failure: Some(err.class()),
-                duration_ms: started.elapsed().as_millis() as u64,
-            };
+            let step = StepResult::of(
+                Action::ObserveAurora { from_region: acting_region.to_owned() },
+                Err(&err),
+                started.elapsed().as_millis() as u64,
+            );
             (None, Some(step))
         }
     };
@@ -880,13 +899,7 @@ async fn apply(deps: &Deps<'_>, acting_region: &str, actions: &[Action], calls: 
     let concurrent = others.into_iter().map(|action| async move {
         let started = Instant::now();
         let result = apply_one(deps, acting_region, action, calls).await;
-        let step = StepResult {
-            action: action.clone(),
-            ok: result.is_ok(),
-            error: result.as_ref().err().map(ToString::to_string),
-            failure: result.as_ref().err().map(Error::class),
-            duration_ms: started.elapsed().as_millis() as u64,
-        };
+        let step = StepResult::of(action.clone(), result.as_ref().copied(), started.elapsed().as_millis() as u64);
         match &result {
             Ok(()) => tracing::info!(action = action.name(), duration_ms = step.duration_ms, "step done"),
             Err(err) => tracing::error!(action = action.name(), error = %err, "step failed"),
@@ -1166,6 +1179,73 @@ fn metric(name: &str, value: f64, region: &str) {
 mod tests {
     use super::*;
     use RegionStatus::{Active, Evacuated};
+
+    /// What Route 53 answers an `UpdateHealthCheck` with, as the real SDK deserializer reads it
+    /// (no retries: one attempt each).
+    async fn update_health_check_error(status: u16, code: &'static str) -> Error {
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let rule = mock!(aws_sdk_route53::Client::update_health_check).then_http_response(move || {
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("status"),
+                aws_smithy_types::body::SdkBody::from(format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{code} says no</Message>\
+                     </Error><RequestId>1</RequestId></ErrorResponse>"
+                )),
+            )
+        });
+        let route53 = mock_client!(aws_sdk_route53, RuleMode::Sequential, [&rule], |c| c
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+        aws::set_health_check_forced_unhealthy(&route53, "eu-west-1", "hc-1", true).await.expect_err(code)
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_keeps_its_cause_s_kind_permanent_stays_permanent_and_transient_stays_retryable() {
+        let denied = || update_health_check_error(403, "AccessDenied");
+        let invalid = || update_health_check_error(400, "ValidationException");
+        let throttled = || update_health_check_error(400, "Throttling");
+        let unavailable = || update_health_check_error(503, "ServiceUnavailable");
+        let step = |err: &Error| {
+            let action = Action::InvertHealthCheck { region: "us-east-1".into(), health_check_id: "hc-1".into() };
+            StepResult::of(action, Err(err), 1)
+        };
+        let done = StepResult::of(Action::ObserveAurora { from_region: "eu-west-1".into() }, Ok(()), 1);
+        // (case, the failed steps' causes, (retryable, errorType) of the invocation's error)
+        type Case = (&'static str, Vec<Error>, Option<(bool, &'static str)>);
+        let cases: Vec<Case> = vec![
+            ("no failure", vec![], None),
+            ("IAM denial", vec![denied().await], Some((false, "AccessDenied"))),
+            ("a rejected request (4xx)", vec![invalid().await], Some((false, "AwsRequestRejected"))),
+            (
+                "two permanent causes: the first names it",
+                vec![invalid().await, denied().await],
+                Some((false, "AwsRequestRejected")),
+            ),
+            ("throttled", vec![throttled().await], Some((true, "StepsFailed"))),
+            ("unavailable (5xx)", vec![unavailable().await], Some((true, "StepsFailed"))),
+            (
+                "a permanent and a transient cause",
+                vec![denied().await, unavailable().await],
+                Some((true, "StepsFailed")),
+            ),
+            ("an unexpected state", vec![Error::Unexpected("did not take".into())], Some((true, "StepsFailed"))),
+        ];
+        for (case, causes, want) in cases {
+            let mut steps = vec![done.clone()];
+            steps.extend(causes.iter().map(step));
+            for (cause, step) in causes.iter().zip(&steps[1..]) {
+                assert!(!step.ok, "{case}");
+                assert_eq!(step.failure, Some(cause.class()), "{case}: the step keeps its cause's class");
+                let json = serde_json::to_value(step).expect("serialisable");
+                assert_eq!(json["failure"]["retryable"], cause.is_retryable(), "{case}: {json}");
+            }
+            let err = steps_error(&steps);
+            assert_eq!(err.as_ref().map(|e| (e.is_retryable(), e.error_type())), want, "{case}: {err:?}");
+        }
+        assert!(matches!(denied().await, Error::Aws { kind: shared::AwsErrorKind::AccessDenied, .. }));
+        assert!(matches!(invalid().await, Error::Aws { kind: shared::AwsErrorKind::Rejected, .. }));
+        assert!(matches!(throttled().await, Error::Aws { kind: shared::AwsErrorKind::Throttling, .. }));
+        assert!(matches!(unavailable().await, Error::Aws { kind: shared::AwsErrorKind::Unavailable, .. }));
+    }
 
     fn topology() -> Topology {
         let cells: Vec<_> = ["us-east-1", "eu-west-1", "ap-southeast-1"]

@@ -118,14 +118,8 @@ impl World {
     async fn reset(&self) {
         let clients = &self.deployment.clients;
         for region in REGIONS {
-            let ddb = &clients.region(region).expect("r").dynamodb;
-            ddb.delete_item()
-                .table_name(deployment::LEDGER_TABLE)
-                .key(ledger::PK, aws_sdk_dynamodb::types::AttributeValue::S(ledger::STATUS_PK.into()))
-                .key(ledger::SK, aws_sdk_dynamodb::types::AttributeValue::S(ledger::FLEET_SK.into()))
-                .send()
-                .await
-                .expect("delete fleet");
+            let ddb = clients.region(region).expect("r").dynamodb.clone();
+            Ledger::new(ddb, deployment::LEDGER_TABLE, region).delete_fleet_status().await.expect("delete fleet");
             let id = &self.deployment.health_checks[region];
             clients
                 .region("eu-west-1")
