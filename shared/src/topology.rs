@@ -785,7 +785,10 @@ impl<'a> RdsClusterArn<'a> {
     }
 }
 
-/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`, `eu-central-2`, ...
+/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`, `eu-central-2`,
+/// `eusc-de-east-1`, ...: the shapes of the SDK's partition table (two letters, or `eusc` for the
+/// European Sovereign Cloud, then words, then a number). The provisioner's list of global-table
+/// Regions is checked against this one rule.
 pub fn is_region_name(name: &str) -> bool {
     let parts: Vec<&str> = name.split('-').collect();
     let (area, rest) = match parts.as_slice() {
@@ -796,8 +799,7 @@ pub fn is_region_name(name: &str) -> bool {
         Some(split) => split,
         None => return false,
     };
-    area.len() == 2
-        && area.bytes().all(|b| b.is_ascii_lowercase())
+    ((area.len() == 2 && area.bytes().all(|b| b.is_ascii_lowercase())) || area == "eusc")
         && !number.is_empty()
         && number.bytes().all(|b| b.is_ascii_digit())
         && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
@@ -1010,10 +1012,19 @@ mod tests {
 
     #[test]
     fn region_names() {
-        for ok in ["us-east-1", "eu-west-1", "ap-southeast-1", "us-gov-west-1", "cn-north-1", "eu-central-2"] {
+        for ok in [
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eu-central-2",
+            "us-isob-east-1",
+            "eusc-de-east-1",
+        ] {
             assert!(is_region_name(ok), "{ok}");
         }
-        for bad in ["", "us", "us-east", "US-EAST-1", "us-east-x", "useast1", "us--1", "usa-east-1"] {
+        for bad in ["", "us", "us-east", "US-EAST-1", "us-east-x", "useast1", "us--1", "usa-east-1", "eusx-de-east-1"] {
             assert!(!is_region_name(bad), "{bad}");
         }
     }

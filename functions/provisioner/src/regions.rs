@@ -121,6 +121,15 @@ mod tests {
     }
 
     #[test]
+    fn every_listed_region_is_a_region_name_for_the_topology_too() {
+        // One rule for what a Region name looks like: the topology and the drill refuse what
+        // `shared::topology::is_region_name` refuses, so the list must not hold such a name.
+        for region in GLOBAL_TABLE_REGIONS {
+            assert!(shared::topology::is_region_name(region), "{region}");
+        }
+    }
+
+    #[test]
     fn extra_regions_extend_the_list() {
         let known = KnownRegions::with_extra(["xx-new-1"]);
         assert!(known.contains("xx-new-1"));
