@@ -278,183 +278,294 @@ fn arbiter_ledger(deps: &Deps<'_>) -> Result<Ledger, Error> {
     Ok(Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, region))
 }
 
+/// How a reconcile ends: its report, and the error that makes the invocation fail (Lambda
+/// retries), if any. A phase that ends the reconcile early answers `Err(Ended)`.
+type Ended = (Report, Option<Error>);
+
+/// One alarm change reconciled, in phases: screen it, **decide** (the claim on the arbiter, the
+/// alarm's confirmation and the safety rules, in one round trip with the early observation),
+/// **observe** and plan from the Region that acts, **act** while the transition is recorded, then
+/// **record** each step's outcome.
 async fn reconcile_change_inner(
     change: &AlarmChange,
     overrides: &Overrides,
     confirmed: Option<Confirmed>,
     deps: &Deps<'_>,
     calls: &Calls,
-) -> (Report, Option<Error>) {
+) -> Ended {
     let (cell, alarm) = match screen(change, deps) {
         Ok(found) => found,
         Err(report) => return (*report, None),
     };
     let region = cell.region.as_str();
-    let mut report = Report::new(change, Some(region), Outcome::Reconciled);
-    let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
     let ledger = match arbiter_ledger(deps) {
         Ok(ledger) => ledger,
-        Err(err) => return (report, Some(err)),
+        Err(err) => return (Report::new(change, Some(region), Outcome::Reconciled), Some(err)),
     };
+    let reconcile = Reconcile {
+        change,
+        cell,
+        alarm,
+        region,
+        overrides,
+        // The plan is computed, and nothing written, when the event or the policy says so.
+        dry_run: overrides.dry_run || deps.topology.failover_policy.dry_run,
+        ledger,
+        deps,
+        calls,
+    };
+    let result = async {
+        let decided = reconcile.decide(confirmed).await?;
+        let planned = reconcile.observe_and_plan(decided).await?;
+        let acted = reconcile.act(planned).await?;
+        Ok::<Ended, Ended>(reconcile.record(acted).await)
+    };
+    match result.await {
+        Ok(ended) | Err(ended) => ended,
+    }
+}
 
-    // Round trip 1: decide (claim on the arbiter), confirm the alarm's state, observe the world
-    // from the Region expected to act, and ask the writer's Region whether it answers.
-    let expected_acting = acting_region(deps.topology, &HashMap::new(), region, deps.home_region);
-    let observe_expected = async {
-        match &expected_acting {
-            Some(acting) => Some(observe(deps, acting, region, calls).await),
-            None => None,
-        }
-    };
-    // A dry run asks what this change would do, whatever the alarm says now (e.g. `drill --plan`
-    // for a healthy Region): it is not confirmed, and writes nothing to withdraw.
-    let confirmed = if dry_run { Some(Confirmed) } else { confirmed };
-    let confirm = async {
-        match confirmed {
-            Some(Confirmed) => Ok(None),
-            None => confirm_state(change, cell.alarm_region(alarm), deps, calls).await.map(Some),
-        }
-    };
-    // A speculative evacuation claim is conservative (it can only make other claims refuse) and
-    // is withdrawn if the alarm does not confirm it; a speculative failback is not (for a moment
-    // another evacuation could pass min_healthy_regions), so a failback is confirmed first.
-    let (decision, confirmation, early_observation) = if change.state == AlarmState::Alarm {
-        tokio::join!(decide(change, region, overrides, &ledger, deps, calls), confirm, observe_expected)
-    } else {
-        match confirm.await {
-            Ok(Some(Some(reason))) => return (stale(report, change, reason), None),
-            Err(err) => return (report, Some(err)),
-            Ok(_) => {}
-        }
-        let (decision, observation) =
-            tokio::join!(decide(change, region, overrides, &ledger, deps, calls), observe_expected);
-        (decision, Ok(None), observation)
-    };
-    let decision = match decision {
-        Ok(decision) => decision,
-        Err(err) => return (report, Some(err)),
-    };
-    // A change the alarm no longer confirms (or that cannot be confirmed) must not act: withdraw
-    // what this delivery claimed.
-    let unconfirmed = match confirmation {
-        Ok(None | Some(None)) => None,
-        Ok(Some(Some(stale))) => Some(Ok(stale)),
-        Err(err) => Some(Err(err)),
-    };
-    if let Some(unconfirmed) = unconfirmed {
-        if let Some(claim) = &decision.claim {
-            calls.add("UpdateItem", 1);
-            let withdrawn = ledger
-                .withdraw_region_status(region, claim.previous.as_ref(), &change.change_id(), deps.clock.now_ms())
-                .await;
-            if let Err(err) = withdrawn {
-                tracing::error!(region, error = %err, "could not withdraw an unconfirmed claim; the scheduled reconcile corrects it");
-                return (report, Some(err));
+/// What every phase of one change's reconcile reads.
+struct Reconcile<'a, 't> {
+    change: &'a AlarmChange,
+    cell: &'t Cell,
+    alarm: &'t AlarmRef,
+    /// The Region the change is about.
+    region: &'t str,
+    overrides: &'a Overrides,
+    dry_run: bool,
+    /// The arbiter replica: claims and their withdrawal.
+    ledger: Ledger,
+    deps: &'a Deps<'t>,
+    calls: &'a Calls,
+}
+
+/// After the decide phase: a transition to carry out.
+struct Decided {
+    report: Report,
+    decision: Decision,
+    /// The observation made in the first round trip, from the Region expected to act.
+    early_observation: Option<(String, Observation)>,
+}
+
+/// After the plan: what this Region's change needs, from the Region that acts.
+struct Planned {
+    report: Report,
+    decision: Decision,
+    acting_region: String,
+    plan: Plan,
+    /// A step the observation itself failed (an unreadable Aurora global cluster).
+    failed_observation: Option<StepResult>,
+}
+
+/// After the actions: the steps done, and whether the transition record was written.
+struct Acted {
+    report: Report,
+    decision: Decision,
+    local: Ledger,
+    transition_error: Option<Error>,
+}
+
+impl Reconcile<'_, '_> {
+    fn report(&self) -> Report {
+        Report::new(self.change, Some(self.region), Outcome::Reconciled)
+    }
+
+    /// Round trip 1: the claim on the arbiter (the safety rules are its condition), the alarm's
+    /// confirmation (`DescribeAlarms`), the observation from the Region expected to act, and
+    /// the writer's Region asked whether it answers; then the verdict.
+    async fn decide(&self, confirmed: Option<Confirmed>) -> Result<Decided, Ended> {
+        let (change, region, deps, calls) = (self.change, self.region, self.deps, self.calls);
+        let expected_acting = acting_region(deps.topology, &HashMap::new(), region, deps.home_region);
+        let observe_expected = async {
+            match &expected_acting {
+                Some(acting) => Some((acting.clone(), observe(deps, acting, region, calls).await)),
+                None => None,
             }
-        }
-        return match unconfirmed {
-            Ok(reason) => (stale(report, change, reason), None),
-            Err(err) => (report, Some(err)),
         };
-    }
-    report.transition_recorded = decision.transition_recorded;
-    report.desired = deps.topology.regions().map(|r| (r.to_owned(), decision.fleet.status_of(r))).collect();
-    match decision.verdict {
-        Verdict::Refused(refusal) => {
-            tracing::error!(alarm = %change.alarm_name, region, refusal = %refusal, "evacuation refused by a safety rule");
-            return (stop(report, Outcome::Refused, refusal.to_string(), Some("Refusals")), None);
+        // A dry run asks what this change would do, whatever the alarm says now (e.g. `drill
+        // --plan` for a healthy Region): it is not confirmed, and writes nothing to withdraw.
+        let confirmed = if self.dry_run { Some(Confirmed) } else { confirmed };
+        let confirm = async {
+            match confirmed {
+                Some(Confirmed) => Ok(None),
+                None => confirm_state(change, self.cell.alarm_region(self.alarm), deps, calls).await.map(Some),
+            }
+        };
+        let claim = decide(change, region, self.overrides, &self.ledger, deps, calls);
+        // A speculative evacuation claim is conservative (it can only make other claims refuse)
+        // and is withdrawn if the alarm does not confirm it; a speculative failback is not (for a
+        // moment another evacuation could pass min_healthy_regions), so a failback is confirmed
+        // first.
+        let (decision, confirmation, early_observation) = if change.state == AlarmState::Alarm {
+            tokio::join!(claim, confirm, observe_expected)
+        } else {
+            match confirm.await {
+                Ok(Some(Some(reason))) => return Err((stale(self.report(), change, reason), None)),
+                Err(err) => return Err((self.report(), Some(err))),
+                Ok(_) => {}
+            }
+            let (decision, observation) = tokio::join!(claim, observe_expected);
+            (decision, Ok(None), observation)
+        };
+        let decision = decision.map_err(|err| (self.report(), Some(err)))?;
+        // A change the alarm no longer confirms (or that cannot be confirmed) must not act:
+        // withdraw what this delivery claimed.
+        let unconfirmed = match confirmation {
+            Ok(None | Some(None)) => None,
+            Ok(Some(Some(stale))) => Some(Ok(stale)),
+            Err(err) => Some(Err(err)),
+        };
+        if let Some(unconfirmed) = unconfirmed {
+            if let Some(claim) = &decision.claim {
+                if let Err(err) = self.withdraw(claim).await {
+                    tracing::error!(region, error = %err, "could not withdraw an unconfirmed claim; the scheduled reconcile corrects it");
+                    return Err((self.report(), Some(err)));
+                }
+            }
+            return Err(match unconfirmed {
+                Ok(reason) => (stale(self.report(), change, reason), None),
+                Err(err) => (self.report(), Some(err)),
+            });
         }
-        Verdict::FailbackPending(reason) => {
-            tracing::warn!(alarm = %change.alarm_name, region, reason = %reason, "failback pending");
-            return (stop(report, Outcome::FailbackPending, reason, Some("FailbacksPending")), None);
+        let mut report = self.report();
+        report.transition_recorded = decision.transition_recorded;
+        report.desired = deps.topology.regions().map(|r| (r.to_owned(), decision.fleet.status_of(r))).collect();
+        match &decision.verdict {
+            Verdict::Refused(refusal) => {
+                tracing::error!(alarm = %change.alarm_name, region, refusal = %refusal, "evacuation refused by a safety rule");
+                return Err((stop(report, Outcome::Refused, refusal.to_string(), Some("Refusals")), None));
+            }
+            Verdict::FailbackPending(reason) => {
+                tracing::warn!(alarm = %change.alarm_name, region, reason = %reason, "failback pending");
+                return Err((stop(report, Outcome::FailbackPending, reason.clone(), Some("FailbacksPending")), None));
+            }
+            Verdict::Stale(reason) => return Err((stale(report, change, reason.clone()), None)),
+            Verdict::AlreadyDone(reason) => return Err((stop(report, Outcome::Ignored, reason.clone(), None), None)),
+            Verdict::Proceed => {}
         }
-        Verdict::Stale(reason) => return (stale(report, change, reason), None),
-        Verdict::AlreadyDone(reason) => return (stop(report, Outcome::Ignored, reason, None), None),
-        Verdict::Proceed => {}
-    }
-    if decision.transition_recorded {
-        let name = if change.state == AlarmState::Alarm { "Evacuations" } else { "Failbacks" };
-        metric(name, 1.0, region);
+        if decision.transition_recorded {
+            let name = if change.state == AlarmState::Alarm { "Evacuations" } else { "Failbacks" };
+            metric(name, 1.0, region);
+        }
+        Ok(Decided { report, decision, early_observation })
     }
 
-    // Plan from a surviving Region's observation, then act while the transition is recorded.
-    let desired = decision.fleet.statuses();
-    let Some(acting_region) = acting_region(deps.topology, &desired, region, deps.home_region) else {
-        return (report, Some(Error::Unexpected("no active Region left to act from".into())));
-    };
-    report.acting_region = Some(acting_region.clone());
-    let observation = match early_observation {
-        Some(observation) if expected_acting.as_deref() == Some(acting_region.as_str()) => observation,
-        // The fleet says the expected Region is out (an earlier evacuation): observe again from
-        // the Region that acts. One more round trip, only then.
-        _ => observe(deps, &acting_region, region, calls).await,
-    };
-    let options = PlanOptions {
-        planned: overrides.planned,
-        // Restoring a check is failback: only with auto-failback on (the gates passed above).
-        failback_region: (change.state == AlarmState::Ok && deps.topology.failover_policy.auto_failback)
-            .then(|| region.to_owned()),
-        restore_writer: overrides.restore_writer,
-        writer_region_answers: observation.writer_region_answers,
-    };
-    // One actor per change: only this Region's work (its health check, the writer leaving or
-    // returning to it). Another Region's status in the fleet may be a claim its own actor is
-    // about to withdraw; that actor, or the scheduled reconcile, does that Region's work.
-    let full = plan::plan(deps.topology, &desired, &observation.observed, &options);
-    let plan = Plan { actions: full.actions.into_iter().filter(|a| a.concerns(region)).collect(), notes: full.notes };
-    tracing::info!(region, acting_region = %acting_region, actions = plan.actions.len(), notes = ?plan.notes, "plan computed");
-    report.observed = Some(observation.observed.clone());
-    report.plan = Some(plan.clone());
-    if dry_run {
-        report.outcome = Outcome::DryRun;
-        return (report, None);
+    /// The plan, from a surviving Region's observation (the first round trip's, unless the fleet
+    /// says another Region acts). A dry run ends here with the plan.
+    async fn observe_and_plan(&self, decided: Decided) -> Result<Planned, Ended> {
+        let Decided { mut report, decision, early_observation } = decided;
+        let (change, region, deps) = (self.change, self.region, self.deps);
+        let desired = decision.fleet.statuses();
+        let Some(acting_region) = acting_region(deps.topology, &desired, region, deps.home_region) else {
+            return Err((report, Some(Error::Unexpected("no active Region left to act from".into()))));
+        };
+        report.acting_region = Some(acting_region.clone());
+        let observation = match early_observation {
+            Some((observed_from, observation)) if observed_from == acting_region => observation,
+            // The fleet says the expected Region is out (an earlier evacuation): observe again
+            // from the Region that acts. One more round trip, only then.
+            _ => observe(deps, &acting_region, region, self.calls).await,
+        };
+        let options = PlanOptions {
+            planned: self.overrides.planned,
+            // Restoring a check is failback: only with auto-failback on (the gates passed above).
+            failback_region: (change.state == AlarmState::Ok && deps.topology.failover_policy.auto_failback)
+                .then(|| region.to_owned()),
+            restore_writer: self.overrides.restore_writer,
+            writer_region_answers: observation.writer_region_answers,
+        };
+        // One actor per change: only this Region's work (its health check, the writer leaving or
+        // returning to it). Another Region's status in the fleet may be a claim its own actor is
+        // about to withdraw; that actor, or the scheduled reconcile, does that Region's work.
+        let full = plan::plan(deps.topology, &desired, &observation.observed, &options);
+        let plan =
+            Plan { actions: full.actions.into_iter().filter(|a| a.concerns(region)).collect(), notes: full.notes };
+        tracing::info!(region, acting_region = %acting_region, actions = plan.actions.len(), notes = ?plan.notes, "plan computed");
+        report.observed = Some(observation.observed);
+        report.plan = Some(plan.clone());
+        if self.dry_run {
+            report.outcome = Outcome::DryRun;
+            return Err((report, None));
+        }
+        Ok(Planned { report, decision, acting_region, plan, failed_observation: observation.failed_step })
     }
 
-    // The fleet claim in `decide` is what serialises deliveries; the transition record is
-    // history, so it is written while the actions run (one sequential round trip less).
-    let local = match deps.clients.region(deps.home_region) {
-        Ok(clients) => Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region),
-        Err(err) => return (report, Some(err)),
-    };
-    let record_transition = async {
-        let Some((sk, record)) = &decision.transition else { return None };
-        calls.add("PutItem", 1);
-        match local.put_if_absent(&ledger::transition_pk(region), sk, record, record.recorded_at_ms).await {
-            Ok(_) => {
-                tracing::info!(region, to = ?record.to, change = %record.change_id, "transition recorded");
-                None
+    /// The actions, with the transition record written while they run: the fleet claim in
+    /// `decide` is what serialises deliveries; the record is history (one sequential round trip
+    /// less). A refusal by ARC's safety rule gives the claim back.
+    async fn act(&self, planned: Planned) -> Result<Acted, Ended> {
+        let Planned { mut report, decision, acting_region, plan, failed_observation } = planned;
+        let (change, region, deps, calls) = (self.change, self.region, self.deps, self.calls);
+        let local = match deps.clients.region(deps.home_region) {
+            Ok(clients) => Ledger::new(clients.dynamodb.clone(), &deps.topology.ledger_table, deps.home_region),
+            Err(err) => return Err((report, Some(err))),
+        };
+        let record_transition = async {
+            let Some((sk, record)) = &decision.transition else { return None };
+            calls.add("PutItem", 1);
+            match local.put_if_absent(&ledger::transition_pk(region), sk, record, record.recorded_at_ms).await {
+                Ok(_) => {
+                    tracing::info!(region, to = ?record.to, change = %record.change_id, "transition recorded");
+                    None
+                }
+                Err(err) => Some(err),
             }
-            Err(err) => Some(err),
-        }
-    };
-    let (applied, transition_error) =
-        tokio::join!(apply(deps, &acting_region, &plan.actions, calls), record_transition);
-    let mut steps = applied.steps;
-    if let Some(failed) = observation.failed_step {
-        steps.push(failed);
-    }
-    report.steps = steps;
-    if let Some(reason) = applied.refused {
-        // ARC's safety rule said no: the Region stays in routing, so the claim goes back too.
-        if let Some(claim) = decision.claim.as_ref().filter(|_| change.state == AlarmState::Alarm) {
-            calls.add("UpdateItem", 1);
-            let withdrawn = ledger
-                .withdraw_region_status(region, claim.previous.as_ref(), &change.change_id(), deps.clock.now_ms())
-                .await;
-            if let Err(err) = withdrawn {
-                tracing::error!(region, error = %err, "could not withdraw a claim ARC refused; the scheduled reconcile corrects it");
+        };
+        let (applied, transition_error) =
+            tokio::join!(apply(deps, &acting_region, &plan.actions, calls), record_transition);
+        report.steps = applied.steps;
+        report.steps.extend(failed_observation);
+        if let Some(reason) = applied.refused {
+            // ARC's safety rule said no: the Region stays in routing, so the claim goes back too.
+            if let Some(claim) = decision.claim.as_ref().filter(|_| change.state == AlarmState::Alarm) {
+                if let Err(err) = self.withdraw(claim).await {
+                    tracing::error!(region, error = %err, "could not withdraw a claim ARC refused; the scheduled reconcile corrects it");
+                }
             }
+            report = refused_by_arc(report, reason);
         }
-        report = refused_by_arc(report, reason);
+        Ok(Acted { report, decision, local, transition_error })
     }
-    let cause = decision.fleet.regions.get(region).map(|e| e.cause.clone());
-    let error = record_outcome(&mut report, region, cause.as_deref(), change, &ledger, &local, deps, calls).await;
-    if let Some(err) = transition_error {
-        // The actions ran (they matter more); the invocation still fails so the error is seen.
-        tracing::error!(error = %err, "the transition record was not written");
-        return (report, error.or(Some(err)));
+
+    /// Each step's outcome in the ledger; the invocation fails if a step or the transition
+    /// record did.
+    async fn record(&self, acted: Acted) -> Ended {
+        let Acted { mut report, decision, local, transition_error } = acted;
+        let region = self.region;
+        let cause = decision.fleet.regions.get(region).map(|e| e.cause.clone());
+        let error = record_outcome(
+            &mut report,
+            region,
+            cause.as_deref(),
+            self.change,
+            &self.ledger,
+            &local,
+            self.deps,
+            self.calls,
+        )
+        .await;
+        if let Some(err) = transition_error {
+            // The actions ran (they matter more); the invocation still fails so the error is seen.
+            tracing::error!(error = %err, "the transition record was not written");
+            return (report, error.or(Some(err)));
+        }
+        (report, error)
     }
-    (report, error)
+
+    /// Gives back the one-shot claim this delivery wrote on the arbiter.
+    async fn withdraw(&self, claim: &ledger::Claimed) -> Result<(), Error> {
+        self.calls.add("UpdateItem", 1);
+        self.ledger
+            .withdraw_region_status(
+                self.region,
+                claim.previous.as_ref(),
+                &self.change.change_id(),
+                self.deps.clock.now_ms(),
+            )
+            .await
+            .map(|_| ())
+    }
 }
 
 /// The report of a change that ends without acting, with its metric (per Region).
