@@ -49,16 +49,22 @@ pub fn repo_root() -> PathBuf {
 /// The Python interpreter of the venv the project's scripts create (`scripts/venv.sh`), or the
 /// one named by `MULTISITE_EMULATOR_PYTHON`.
 pub fn emulator_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("MULTISITE_EMULATOR_PYTHON") {
+    venv_python("MULTISITE_EMULATOR_PYTHON", ".venv", "make venv")
+}
+
+/// The interpreter named by `override_var`, else `<repo>/<venv>/bin/python`, which must exist:
+/// tests never create a venv (`make test` prepares them first; `make_target` makes this one).
+pub fn venv_python(override_var: &str, venv: &str, make_target: &str) -> PathBuf {
+    if let Some(python) = std::env::var_os(override_var) {
         return PathBuf::from(python);
     }
-    let venv = repo_root().join(".venv/bin/python");
+    let python = repo_root().join(venv).join("bin/python");
     assert!(
-        venv.exists(),
-        "the emulator's venv is missing ({}): run `make venv` (or `make test`, which creates it) first",
-        venv.display()
+        python.exists(),
+        "the venv {} is missing: run `{make_target}` (or `make test`, which prepares every venv) first",
+        python.display()
     );
-    venv
+    python
 }
 
 /// How a global control plane taken down with [`Emulator::set_control_plane_down`] fails calls.

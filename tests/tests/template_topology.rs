@@ -6,7 +6,7 @@
 //! topology's own validation.
 //!
 //! The script runs in the deploy venv `.venv-sam` (pinned cfn-lint, whose decoder reads the
-//! template's short-form tags), which `make venv` creates before the tests;
+//! template's short-form tags), which `make venv-sam` creates before the tests;
 //! `MULTISITE_DEPLOY_PYTHON` overrides it.
 
 use serde_json::Value;
@@ -18,19 +18,9 @@ fn root() -> PathBuf {
     multisite_tests::repo_root()
 }
 
-/// The deploy venv's python. `make test` creates the venv before any test runs (`cargo test`
-/// installs nothing); `MULTISITE_DEPLOY_PYTHON` names another interpreter.
+/// The deploy venv's python (`make venv-sam`); `MULTISITE_DEPLOY_PYTHON` names another.
 fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("MULTISITE_DEPLOY_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let python = root().join(".venv-sam/bin/python");
-    assert!(
-        python.exists(),
-        "the deploy venv is missing ({}): run `make venv` (or `make test`, which creates it) first",
-        python.display()
-    );
-    python
+    multisite_tests::venv_python("MULTISITE_DEPLOY_PYTHON", ".venv-sam", "make venv-sam")
 }
 
 /// One parameter set to render: the parameters, the stack's Region (default Region1), and whether
