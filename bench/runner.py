@@ -10,7 +10,8 @@ and measures:
   starts, binaries interleaved so machine noise hits them alike), against `hello` (bench/hello:
   a hello-world lambda_runtime binary built with the same profile in the same run);
 * peak RSS (VmHWM from /proc/<pid>/status) after init and after one handled event, the event
-  served against the local AWS emulator holding the resources it names (boto3 creates them);
+  served against the local AWS emulator holding the deployment `drill --setup-only` builds (the
+  debug drill of the test build; boto3 adds what the sample events need besides);
 * sizes: the stripped host binaries, and the arm64 `bootstrap` of scripts/lambda-build.sh
   (target/lambda/<fn>/bootstrap) when present, each zipped here (deflate, as cargo lambda does).
 
@@ -254,21 +255,33 @@ def waves(requests: list[dict]) -> list[str]:
 # The emulator and a world of resources for the handled events
 
 
-class Emulator:
-    def __init__(self):
-        python = ROOT / ".venv/bin/python"
+class DrillWorld:
+    """A fresh emulator holding the deployment `drill --setup-only` builds (the builder the tests,
+    benches and drill share: health checks, latency records, ledger, data table replicas, Aurora,
+    groups, alarms), kept running until `close`. The topology is the drill's topology file."""
+
+    def __init__(self, drill: Path, log):
         self.proc = subprocess.Popen(
-            [str(python), "-m", "multisite_emulator", "--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"],
-            cwd=ROOT / "tests/emulator",
+            [str(drill), "--setup-only", "--replication-delay-ms", "0"],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
             text=True,
         )
-        line = self.proc.stdout.readline()
-        if not line.startswith("MULTISITE_EMULATOR_READY "):
-            raise RuntimeError(f"emulator did not start: {line!r}")
-        self.url = line.split()[1]
+        seen = []
+        for line in self.proc.stdout:
+            seen.append(line)
+            if line.startswith("DRILL_READY "):
+                _, self.url, topology = line.split()
+                break
+        else:
+            self.proc.wait()
+            raise RuntimeError("drill --setup-only ended without DRILL_READY:\n" + "".join(seen[-20:]))
+        log.write("".join(seen).encode())
+        self.topology = json.loads(Path(topology).read_text())
+        # Keep draining its output so it never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
 
     def control(self, method: str, path: str, body: dict | None = None):
         import urllib.request
@@ -281,96 +294,37 @@ class Emulator:
             return json.loads(r.read() or b"null")
 
     def close(self):
+        # Closing the drill's stdin stops it and its emulator.
         try:
             self.proc.stdin.close()
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=10)
         except Exception:
             self.proc.kill()
 
 
-def build_world(emulator: Emulator) -> dict:
-    """Creates what the four functions' sample events need; returns the topology naming it."""
+def prepare_events(world: DrillWorld) -> dict:
+    """What the sample events need besides the deployment: us-east-1's health alarm in ALARM (the
+    alarm events evacuate it; failover confirms it with DescribeAlarms) and the provisioner's own
+    table in HOME (its Create event adds the other replicas). Returns the topology."""
     import boto3
 
-    emulator.control("POST", "/_multisite/timing", {"replica_creating_ms": 100, "replica_deleting_ms": 100,
-                                                      "failover_ms": 200})
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def client(service: str, region: str):
-        return session.client(service, region_name=region, endpoint_url=emulator.url)
+        return session.client(service, region_name=region, endpoint_url=world.url)
 
-    topology = json.loads((ROOT / "shared/topology.example.json").read_text())
-    route53 = client("route53", "us-east-1")
-    global_id = "sessions-global"
-    for i, region in enumerate(REGIONS):
-        hc = route53.create_health_check(
-            CallerReference=f"bench-{region}-{uuid.uuid4()}",
-            HealthCheckConfig={"Type": "HTTPS", "FullyQualifiedDomainName": f"{region}.app.example.com",
-                               "Port": 443, "ResourcePath": "/health"},
-        )
-        rds = client("rds", region)
-        if i == 0:
-            rds.create_global_cluster(GlobalClusterIdentifier=global_id, Engine="aurora-postgresql",
-                                      EngineVersion="15.4")
-        args = dict(DBClusterIdentifier=f"sessions-{region}", Engine="aurora-postgresql", EngineVersion="15.4",
-                    GlobalClusterIdentifier=global_id)
-        if i == 0:
-            args.update(MasterUsername="app", MasterUserPassword="correct-horse-battery")
-        arn = rds.create_db_cluster(**args)["DBCluster"]["DBClusterArn"]
-        asg = client("autoscaling", region)
-        asg.create_launch_configuration(LaunchConfigurationName=f"lc-web-{region}", ImageId="ami-12c6146b",
-                                        InstanceType="t3.micro")
-        asg.create_auto_scaling_group(AutoScalingGroupName=f"web-{region}", LaunchConfigurationName=f"lc-web-{region}",
-                                      MinSize=1, DesiredCapacity=2, MaxSize=10, AvailabilityZones=[f"{region}a"])
-        cell = topology["cells"][i]
-        assert cell["region"] == region, "topology.example.json lists us-east-1, eu-west-1, ap-southeast-1"
-        cell["health_check_id"] = hc["HealthCheck"]["Id"]
-        cell["aurora_cluster_arn"] = arn
-        cell["auto_scaling_group"] = f"web-{region}"
-        # Each Region's health alarm lives in its watcher (the next cell), whose functions act on it.
-        watcher = REGIONS[(i + 1) % len(REGIONS)]
-        alarm = f"web-{region}-unhealthy"
-        cell["alarms"] = [{"name": alarm, "region": watcher}]
-        cloudwatch = client("cloudwatch", watcher)
-        cloudwatch.put_metric_alarm(AlarmName=alarm, Namespace="AWS/Route53", MetricName="HealthCheckStatus",
-                                    Dimensions=[{"Name": "HealthCheckId", "Value": hc["HealthCheck"]["Id"]}],
-                                    Statistic="Minimum", Period=60, EvaluationPeriods=1, Threshold=1.0,
-                                    ComparisonOperator="LessThanThreshold")
-        # us-east-1 is the Region the sample events evacuate: failover confirms its alarm is in ALARM.
-        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM" if i == 0 else "OK", StateReason="bench")
-    topology["aurora"]["global_cluster_id"] = global_id
-    # The ledger replica that decides (the only one this world creates).
-    topology["arbiter"] = {"region": HOME}
-
-    def table(ddb, name: str, keys: list[str]):
-        ddb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ["HASH", "RANGE"])],
-            BillingMode="PAY_PER_REQUEST",
-        )
-
-    def wait_replica(ddb, name: str, region: str):
-        for _ in range(300):
-            replicas = ddb.describe_table(TableName=name)["Table"].get("Replicas", [])
-            if any(r["RegionName"] == region and r.get("ReplicaStatus") == "ACTIVE" for r in replicas):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"replica {region} of {name} never ACTIVE")
-
-    # The ledger (in the functions' own Region) and the Global Table lag-probe measures.
-    table(client("dynamodb", HOME), topology["ledger_table"], ["pk", "sk"])
-    data = topology["global_table"]
-    ddb = client("dynamodb", REGIONS[0])
-    table(ddb, data, ["pk"])
-    for region in REGIONS[1:]:
-        ddb.update_table(TableName=data, ReplicaUpdates=[{"Create": {"RegionName": region}}])
-        wait_replica(ddb, data, region)
-    for region in REGIONS:
-        client("dynamodb", region).update_time_to_live(
-            TableName=data, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl_epoch"})
-    # The provisioner's table: only in its home Region; the Create event adds the other replicas.
-    table(client("dynamodb", HOME), "ProvisionedSessions", ["pk"])
+    topology = world.topology
+    regions = [cell["region"] for cell in topology["cells"]]
+    assert regions == REGIONS, f"the drill's default Regions are {REGIONS}, not {regions}"
+    for alarm in topology["cells"][0]["alarms"]:
+        client("cloudwatch", alarm["region"]).set_alarm_state(
+            AlarmName=alarm["name"], StateValue="ALARM", StateReason="bench")
+    client("dynamodb", HOME).create_table(
+        TableName="ProvisionedSessions",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     return topology
 
 
@@ -445,6 +399,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "target/bench/process.json"))
     ap.add_argument("--skip-events", action="store_true", help="init figures only (no emulator)")
     ap.add_argument("--path-runs", type=int, default=5, help="runs per critical-path figure of the binaries")
+    ap.add_argument("--drill", default=str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug/drill"),
+                    help="the drill binary that builds the deployment (`drill --setup-only`)")
     args = ap.parse_args()
 
     release = Path(args.release_dir)
@@ -488,9 +444,14 @@ def main() -> int:
 
     # 2. One handled event per function against the emulator.
     if not args.skip_events:
-        emulator = Emulator()
+        drill = Path(args.drill)
+        if not drill.exists():
+            print(f"missing {drill} (cargo build --workspace --all-targets --locked)")
+            return 2
+        with open(logdir / "world.log", "wb") as world_log:
+            emulator = DrillWorld(drill, world_log)
         try:
-            topology = json.dumps(build_world(emulator))
+            topology = json.dumps(prepare_events(emulator))
             for name in ["provisioner", "lag-probe", "scaler", "failover", BASELINE]:
                 extra = {"AWS_ENDPOINT_URL": emulator.url, "PROVISIONER_POLL_INTERVAL_MS": "100"}
                 event = event_for(name, server)
@@ -520,8 +481,10 @@ def main() -> int:
                                         ("lag-probe", 0, args.path_runs)]:
                 walls, last = [], None
                 for _ in range(runs):
-                    emulator.control("POST", "/_multisite/reset", {})
-                    topology = json.dumps(build_world(emulator))
+                    emulator.close()
+                    with open(logdir / "world.log", "ab") as world_log:
+                        emulator = DrillWorld(drill, world_log)
+                    topology = json.dumps(prepare_events(emulator))
                     for region in REGIONS:
                         emulator.control("POST", "/_multisite/latency", {"region": region, "ms": latency})
                     emulator.control("DELETE", "/_multisite/requests")

@@ -9,7 +9,8 @@
 #   2. criterion benches (in-process: alarm decoding, topology, failover planning, scaler math)
 #      and the emulator benches (failover's critical path, lag-probe's cost); bench profile =
 #      the release profile without LTO (see below);
-#   3. bench/runner.py: cold start and peak RSS per binary through a loopback Runtime API, and
+#   3. bench/runner.py: cold start and peak RSS per binary through a loopback Runtime API, one
+#      handled event each against the deployment `drill --setup-only` builds (the debug drill), and
 #      sizes (arm64 bootstraps of scripts/lambda-build.sh when present, zipped here);
 #   4. scripts/bench_report.py: the README table.
 #
@@ -51,6 +52,9 @@ if [ "${BENCH_SKIP_CARGO_BENCH:-0}" != 1 ]; then
     --bench failover_inprocess --bench scaler_capacity \
     --bench failover_critical_path --bench lag_probe_cost
 fi
+
+echo "== the drill (the test build: a no-op after make test), which builds the runner's deployment"
+cargo build --workspace --all-targets --locked
 
 echo "== process-level runner (init, peak RSS, sizes)"
 .venv/bin/python bench/runner.py --starts "${BENCH_STARTS:-21}" --release-dir "$target/release" \

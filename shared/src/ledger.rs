@@ -1,21 +1,24 @@
 //! The ledger: a DynamoDB table (a Global Table in production) where multisite records what it
 //! decided and did, so that duplicate deliveries are recognised, restores know what to put back,
-//! and failback can read the latest lag-probe verdict.
+//! and failback can read the latest lag-probe verdict. Every fleet decision goes to one replica,
+//! the topology's arbiter.
 //!
-//! Schema: partition key `pk` (S), sort key `sk` (S). Every record stores its body as JSON in
-//! the `doc` attribute plus `updated_at_ms`; conditional writes use `version` (N).
+//! Schema: partition key `pk` (S), sort key `sk` (S). A record stores its body as JSON in the
+//! `doc` attribute plus `updated_at_ms`; conditional writes compare `version` (N).
 //!
-//! | pk                     | sk                       | record                                   |
-//! |------------------------|--------------------------|------------------------------------------|
-//! | `status`               | `fleet`                  | every Region's current status (below)    |
-//! | `transition#<region>`  | `<cause>#<status>`       | one transition and its steps' outcomes   |
-//! | `scaling#<region>`     | `<asg region>`           | the scaler's pre-evacuation baseline     |
-//! | `probe`                | `latest`                 | the latest lag-probe result              |
+//! | pk                     | sk                          | record                                  |
+//! |------------------------|-----------------------------|-----------------------------------------|
+//! | `status`               | `fleet`                     | every Region's current status (below)   |
+//! | `transition#<region>`  | `<alarm change time>#<to>`  | one transition and its steps' outcomes  |
+//! | `scaling`              | `<the group's Region>`      | one group's pre-evacuation baseline     |
+//! | `probe`                | `latest`                    | the latest lag-probe summary (gates)    |
+//! | `probe`                | `report`                    | the latest full lag-probe report        |
 //!
 //! The fleet record is the exception to `doc`: each Region's status is its own map attribute
-//! `region#<name>` = `{status, changed_at_ms, cause}`, so an evacuation can be claimed with one
-//! conditional write whose condition *is* the safety rules ([`crate::policy::evacuation_condition`]),
-//! without reading the record first.
+//! `region#<name>` = `{status, changed_at_ms, cause}`, beside `alarm#<name>` (the newest alarm
+//! change handled) and `settled#<region>` (the cause of its last fully applied transition), so an
+//! evacuation can be claimed with one conditional write whose condition *is* the safety rules
+//! ([`crate::policy::evacuation_condition`], rendered here), without reading the record first.
 
 use crate::error::{AwsResultExt, Error};
 use crate::policy::EvacuationRule;

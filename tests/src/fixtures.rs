@@ -1,9 +1,8 @@
-//! Building blocks tests use to set up a multi-Region world in the emulator with the real SDK.
+//! Building blocks tests use to set up a multi-Region world in the emulator with the real SDK
+//! (those that create resources are `crate::deployment`'s, a failure a panic here).
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CreateReplicationGroupMemberAction, KeySchemaElement, KeyType,
-    ReplicationGroupUpdate, ScalarAttributeType, TableStatus,
-};
+use crate::deployment;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_rds::types::GlobalCluster;
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,42 +37,12 @@ where
 
 /// Creates an on-demand table keyed by the string attribute `pk` and waits until it is ACTIVE.
 pub async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
-    ddb.create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute definition"),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().expect("key"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)));
-    let active = eventually(Duration::from_secs(10), Duration::from_millis(50), || async {
-        let table = ddb.describe_table().table_name(name).send().await.ok()?.table?;
-        (table.table_status == Some(TableStatus::Active)).then_some(())
-    })
-    .await;
-    assert!(active.is_some(), "table {name} never became ACTIVE");
+    deployment::new_table(ddb, name, &["pk"]).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Asks for one replica of `table` in `region` (one replica change per UpdateTable, as AWS allows).
 pub async fn request_replica(ddb: &aws_sdk_dynamodb::Client, table: &str, region: &str) {
-    ddb.update_table()
-        .table_name(table)
-        .replica_updates(
-            ReplicationGroupUpdate::builder()
-                .create(CreateReplicationGroupMemberAction::builder().region_name(region).build().expect("region"))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("add replica {region} to {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
-        });
+    deployment::add_replica(ddb, table, region).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Replica Region -> ReplicaStatus as DescribeTable reports them.
@@ -90,16 +59,7 @@ pub async fn replica_statuses(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Ha
 
 /// Waits until every Region in `regions` is an ACTIVE replica of `table`.
 pub async fn wait_replicas_active(ddb: &aws_sdk_dynamodb::Client, table: &str, regions: &[&str]) {
-    let ok = eventually(Duration::from_secs(15), Duration::from_millis(50), || async {
-        let statuses = replica_statuses(ddb, table).await;
-        regions.iter().all(|r| statuses.get(*r).map(String::as_str) == Some("ACTIVE")).then_some(())
-    })
-    .await;
-    assert!(
-        ok.is_some(),
-        "replicas {regions:?} of {table} never all became ACTIVE: {:?}",
-        replica_statuses(ddb, table).await
-    );
+    deployment::replicas_active(ddb, table, regions).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Creates `table` in `home` and adds a replica in each of `others`, one at a time, waiting for
@@ -144,34 +104,7 @@ pub async fn create_aurora_global(
     global_id: &str,
     members: &[(&str, &str)],
 ) -> Vec<String> {
-    let mut arns = Vec::new();
-    for (i, (region, cluster_id)) in members.iter().enumerate() {
-        let rds = &clients.region(region).expect("member region").rds;
-        if i == 0 {
-            rds.create_global_cluster()
-                .global_cluster_identifier(global_id)
-                .engine("aurora-postgresql")
-                .engine_version("15.4")
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("create global cluster: {}", aws_sdk_rds::error::DisplayErrorContext(&e)));
-        }
-        let mut create = rds
-            .create_db_cluster()
-            .db_cluster_identifier(*cluster_id)
-            .engine("aurora-postgresql")
-            .engine_version("15.4")
-            .global_cluster_identifier(global_id);
-        if i == 0 {
-            create = create.master_username("app").master_user_password("correct-horse-battery");
-        }
-        let created = create
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create member {cluster_id}: {}", aws_sdk_rds::error::DisplayErrorContext(&e)));
-        arns.push(created.db_cluster.and_then(|c| c.db_cluster_arn).expect("cluster ARN"));
-    }
-    arns
+    deployment::new_aurora_global(clients, global_id, members).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The global cluster as DescribeGlobalClusters (filtered by identifier) reports it.
@@ -196,23 +129,5 @@ pub fn writer_arn(cluster: &GlobalCluster) -> Option<String> {
 /// An Auto Scaling group `web-<region>` with its launch configuration `lc-web-<region>` (the
 /// emulator starts instances for it).
 pub async fn create_group(autoscaling: &aws_sdk_autoscaling::Client, region: &str, min: i32, desired: i32, max: i32) {
-    autoscaling
-        .create_launch_configuration()
-        .launch_configuration_name(format!("lc-web-{region}"))
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .expect("launch configuration");
-    autoscaling
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(format!("web-{region}"))
-        .launch_configuration_name(format!("lc-web-{region}"))
-        .min_size(min)
-        .desired_capacity(desired)
-        .max_size(max)
-        .availability_zones(format!("{region}a"))
-        .send()
-        .await
-        .expect("auto scaling group");
+    deployment::new_group(autoscaling, region, min, desired, max).await.unwrap_or_else(|e| panic!("{e}"));
 }

@@ -6,7 +6,6 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
 };
 use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
 use lag_probe::canary::{self, CANARY_PREFIX};
@@ -14,10 +13,8 @@ use lag_probe::config::ProbeConfig;
 use lag_probe::report::{PairOutcome, ProbeReport, RoutingReport};
 use lag_probe::{Deps, readiness::Rule};
 use multisite_tests::arc::ArcSetup;
-use multisite_tests::fixtures::{
-    create_aurora_global, create_global_table, create_group, put_value, request_replica, unique_name,
-    wait_replicas_active,
-};
+use multisite_tests::deployment::{DataTable, Deployment, LEDGER_TABLE as LEDGER, aurora_member};
+use multisite_tests::fixtures::{create_group, put_value, request_replica, unique_name, wait_replicas_active};
 use multisite_tests::roles::{Function, function_clients};
 use multisite_tests::{Emulator, EmulatorLease};
 use serde_json::{Value, json};
@@ -30,7 +27,6 @@ use std::time::{Duration, Instant};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 const HOME: &str = "eu-west-1";
-const LEDGER: &str = "multisite-ledger";
 /// The failback gate's freshness limit in these tests (failover's own is its business).
 const MAX_AGE_MS: u64 = 60_000;
 
@@ -66,14 +62,16 @@ impl Default for Setup {
     }
 }
 
-/// A multi-Region deployment in a leased emulator: the global table (replicas ACTIVE, TTL on),
-/// Auto Scaling groups, health checks, optionally an Aurora global cluster, the ledger.
+/// A multi-Region deployment in a leased emulator, built by `multisite_tests::deployment`: the
+/// global table (replicas ACTIVE, TTL on unless `Setup::ttl_attribute` is `None`), Auto Scaling
+/// groups, health checks and alarms, optionally an Aurora global cluster or ARC, the ledger.
 /// The handler runs as deployed in HOME, signed with lag-probe's role from template.yaml; the
 /// test's own set-up and checks use the administrator's clients.
 struct World {
     emulator: EmulatorLease,
     topology: Topology,
-    /// The administrator's clients (set-up and checks).
+    /// The administrator's clients of every Region of `REGIONS` (set-up and checks, also of a
+    /// Region the topology does not list).
     clients: RegionalClients,
     /// lag-probe's role, as the stack in HOME deploys it.
     function_clients: RegionalClients,
@@ -88,95 +86,32 @@ impl World {
     async fn new(setup: Setup) -> Self {
         let emulator = Emulator::lease();
         emulator.set_timing(100, 100, 200);
-        let regions = &REGIONS[..setup.regions];
-        let clients = emulator.clients(&REGIONS).await;
-        let table = unique_name("sessions");
-        create_global_table(&clients, &table, regions[0], &regions[1..]).await;
-        for region in regions {
-            let ddb = &clients.region(region).expect("region").dynamodb;
-            if let Some(attribute) = setup.ttl_attribute {
-                ddb.update_time_to_live()
-                    .table_name(&table)
-                    .time_to_live_specification(
-                        TimeToLiveSpecification::builder()
-                            .enabled(true)
-                            .attribute_name(attribute)
-                            .build()
-                            .expect("ttl"),
-                    )
-                    .send()
-                    .await
-                    .expect("enable TTL");
-            }
-            create_group(&clients.region(region).expect("region").autoscaling, region, 1, 2, setup.max_size).await;
-        }
-        let route53 = &clients.region(HOME).expect("home").route53;
-        let mut health_checks = Vec::new();
-        for region in regions.iter().filter(|_| !setup.arc) {
-            let created = route53
-                .create_health_check()
-                .caller_reference(unique_name(region))
-                .health_check_config(
-                    HealthCheckConfig::builder()
-                        .r#type(HealthCheckType::Https)
-                        .fully_qualified_domain_name(format!("{region}.app.example.com"))
-                        .port(443)
-                        .resource_path("/health")
-                        .build()
-                        .expect("config"),
-                )
-                .send()
-                .await
-                .expect("health check");
-            health_checks.push(created.health_check.map(|h| h.id).expect("id"));
-        }
-        // With ARC the cells' health checks are the RECOVERY_CONTROL ones that follow the controls.
-        let arc = match setup.arc {
-            true => {
-                Some(multisite_tests::arc::create(&emulator, regions, 1, route53).await.expect("the ARC routing setup"))
-            }
-            false => None,
-        };
-        if let Some(arc) = &arc {
-            health_checks = regions.iter().map(|r| arc.health_checks[*r].clone()).collect();
-        }
-        let global_id = unique_name("orders");
-        let arns = if setup.aurora {
-            let members: Vec<(&str, String)> = regions.iter().map(|r| (*r, format!("db-{r}"))).collect();
-            let member_refs: Vec<(&str, &str)> = members.iter().map(|(r, id)| (*r, id.as_str())).collect();
-            create_aurora_global(&clients, &global_id, &member_refs).await
-        } else {
-            Vec::new()
-        };
-        Ledger::create_table(&clients.region(HOME).expect("home").dynamodb, LEDGER, HOME).await.expect("ledger");
-        let cells: Vec<Value> = regions
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut cell = json!({"region": r, "health_check_id": health_checks[i],
-                    "auto_scaling_group": format!("web-{r}"), "alarms": [format!("web-{r}-unhealthy")]});
-                if setup.aurora {
-                    cell["aurora_cluster_arn"] = json!(arns[i]);
-                }
-                cell
-            })
-            .collect();
-        let mut topology = json!({
-            "name": "probe-test", "cells": cells,
-            "routing": {"hosted_zone_id": "Z1", "record_name": "app.example.com"},
-            "global_table": table, "ledger_table": LEDGER, "rpo_budget_ms": setup.rpo_budget_ms
-        });
+        let table = DataTable::named(&unique_name("sessions")).with_ttl_attribute(setup.ttl_attribute);
+        let mut spec = Deployment::spec(&REGIONS[..setup.regions])
+            .with_name("probe-test")
+            .with_data_table(table)
+            .with_groups(1, 2, setup.max_size)
+            .with_rpo_budget_ms(setup.rpo_budget_ms);
         if setup.aurora {
-            topology["aurora"] = json!({"global_cluster_id": global_id});
+            spec = spec.with_aurora();
         }
-        if let Some(arc) = &arc {
-            topology["routing"]["backend"] = json!("arc");
-            topology["routing"]["arc"] = arc.topology_block();
+        if setup.arc {
+            spec = spec.with_arc();
         }
-        let topology = Topology::from_json(&topology.to_string()).expect("topology");
-        let function_clients = function_clients(&emulator, &topology, Function::LagProbe, HOME).await;
+        assert_eq!(spec.home, HOME);
+        let deployment = spec.create(&emulator).await;
+        let function_clients = deployment.function_clients(&emulator, Function::LagProbe, HOME).await;
         emulator.clear_requests();
-        Self { emulator, topology, clients, function_clients, config: ProbeConfig::default(), table, global_id, arc }
+        Self {
+            clients: emulator.clients(&REGIONS).await,
+            topology: deployment.topology,
+            function_clients,
+            config: ProbeConfig::default(),
+            table: deployment.topology_json["global_table"].as_str().unwrap_or_default().to_owned(),
+            global_id: deployment.global_cluster_id.unwrap_or_default(),
+            arc: deployment.arc,
+            emulator,
+        }
     }
 
     fn deps(&self) -> Deps<'_> {
@@ -562,13 +497,13 @@ async fn an_evacuated_region_that_answers_is_measured_for_its_failback() {
 }
 
 fn arn(region: &str) -> String {
-    format!("arn:aws:rds:{region}:123456789012:cluster:db-{region}")
+    format!("arn:aws:rds:{region}:123456789012:cluster:{}", aurora_member(region))
 }
 
 async fn create_aurora_member(world: &World, region: &str) {
     let rds = &world.clients.region(region).expect("region").rds;
     rds.create_db_cluster()
-        .db_cluster_identifier(format!("db-{region}"))
+        .db_cluster_identifier(aurora_member(region))
         .engine("aurora-postgresql")
         .engine_version("15.4")
         .global_cluster_identifier(&world.global_id)
@@ -597,7 +532,7 @@ async fn aurora_members_writer_failover_and_lag_metrics_are_reported_with_what_c
                     .dimensions(
                         aws_sdk_cloudwatch::types::Dimension::builder()
                             .name("DBClusterIdentifier")
-                            .value("db-eu-west-1")
+                            .value("sessions-eu-west-1")
                             .build(),
                     )
                     .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(now_s - 30))
@@ -641,12 +576,12 @@ async fn aurora_members_writer_failover_and_lag_metrics_are_reported_with_what_c
     let ap = &aurora.lag[1];
     assert_eq!((ap.replication_lag_ms, ap.rpo_lag_ms), (None, None), "{ap:?}");
     assert!(
-        aurora.unreadable.iter().any(|u| u.contains("the lag metrics of db-ap-southeast-1 could not be read")
+        aurora.unreadable.iter().any(|u| u.contains("the lag metrics of sessions-ap-southeast-1 could not be read")
             && u.contains("GetMetricData in ap-southeast-1")),
         "{:?}",
         aurora.unreadable
     );
-    assert!(!aurora.unreadable.iter().any(|u| u.contains("db-eu-west-1")), "{:?}", aurora.unreadable);
+    assert!(!aurora.unreadable.iter().any(|u| u.contains("sessions-eu-west-1")), "{:?}", aurora.unreadable);
     assert!(report.readiness.ok, "{:#?}", report.readiness);
 }
 

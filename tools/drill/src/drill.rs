@@ -6,9 +6,12 @@ use crate::error::{Ctx, Result, fail};
 use crate::report::{AreaRouting, Check, Lag, Report, Timeline, Writes};
 use crate::roles::Identities;
 use crate::traffic::{self, Traffic};
-use crate::world::{self, Deployment};
+use crate::world;
 use aws_sdk_cloudwatch::types::StateValue;
 use multisite_tests::Emulator;
+use multisite_tests::deployment::{
+    DATA_TABLE, DOMAIN, Deployment, GLOBAL_CLUSTER, LEDGER_TABLE, RECORD_NAME, alarm_name, watcher_of,
+};
 use multisite_tests::response_server::ResponseServer;
 use multisite_tests::roles::Function;
 use serde_json::{Value, json};
@@ -56,7 +59,8 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
     let survivors: Vec<String> = regions.iter().filter(|r| **r != failing).cloned().collect();
     // The functions reacting to the failing Region's alarm run where the alarm is evaluated: a
     // survivor (static stability: nothing on the critical path runs in the failed Region).
-    let home = world::watcher_of(&regions, &failing);
+    let names: Vec<&str> = regions.iter().map(String::as_str).collect();
+    let home = watcher_of(&names, &failing).to_owned();
 
     tl.print(&format!(
         "multisite drill: {} Regions ({}), {} goes down, {} drill, replication delay {} ms, RPO budget {} ms",
@@ -85,8 +89,10 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         min_healthy_regions: if options.scenario == Scenario::Simultaneous { regions.len() - 1 } else { 1 },
         arbiter: world::arbiter_for(&regions, &alarming),
         routing: options.routing,
+        home: home.clone(),
     };
-    let deployment = world::build(&emulator, &clients, &regions, &policy).await?;
+    let deployment = world::build(&emulator, &regions, &policy).await?;
+    let zone_id = deployment.hosted_zone_id.clone().unwrap_or_default();
     if let Some(arc) = &deployment.arc {
         tl.event(format!(
             "routing backend arc: ARC cluster {} ({} endpoints: {}), control panel {}, a routing control per Region (all On), assertion rule ATLEAST {} (WaitPeriodMs 0), RECOVERY_CONTROL health checks guarding the latency records",
@@ -99,13 +105,13 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
     }
     tl.event(format!(
         "deployment built: hosted zone {} ({}) with {} latency records + health checks, ledger {} (Global Table created in the arbiter Region {}, a replica in every other Region; min_healthy_regions {}), Aurora global cluster {} (writer {}), {} Auto Scaling groups {}/{}/{} (min/desired/max), CloudWatch alarms {} (PutMetricAlarm; OK from a HealthCheckStatus 1 datapoint)",
-        world::ZONE,
-        deployment.zone_id,
+        DOMAIN,
+        zone_id,
         regions.len(),
-        world::LEDGER,
+        LEDGER_TABLE,
         policy.arbiter,
         policy.min_healthy_regions,
-        world::GLOBAL_CLUSTER,
+        GLOBAL_CLUSTER,
         regions[0],
         regions.len(),
         world::BASELINE.0,
@@ -117,7 +123,8 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
 
     // template.yaml's roles for this deployment, one stack per Region; each handler runs as its
     // function's role in the stack of the Region it runs in.
-    let identities = Identities::create(&emulator, &deployment.parameters, &regions)?;
+    let identities =
+        Identities::create(&emulator, &deployment.template_parameters().map_err(|e| fail(e.to_string()))?, &regions)?;
     let roles_path = identities
         .write_file(&emulator, topology_path.parent().unwrap_or_else(|| std::path::Path::new("target/drill")))?;
     let provisioner_region = regions[0].clone();
@@ -383,7 +390,7 @@ impl Drill<'_> {
     /// The Region whose CloudWatch evaluates the failing Region's alarm (where failover, scaler
     /// and the lag-probe run).
     fn watcher(&self) -> String {
-        let alarm = world::alarm_name(&self.failing);
+        let alarm = alarm_name(&self.failing);
         self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone())
     }
 
@@ -405,7 +412,7 @@ impl Drill<'_> {
 
     /// [`Self::change_alarm`] for `region`'s alarm.
     async fn change_alarm_of(&self, region: &str, state: StateValue, reason: &str) -> Result<AlarmChange> {
-        let alarm = world::alarm_name(region);
+        let alarm = alarm_name(region);
         let watcher = self.deployment.alarm_regions.get(&alarm).cloned().unwrap_or_else(|| self.home.clone());
         let seen = self.recorded_alarm_events(&watcher)?.len();
         world::set_alarm(&self.clients, &watcher, &alarm, state.clone(), reason).await?;
@@ -432,7 +439,7 @@ impl Drill<'_> {
     /// Checks the failing Region's alarm is in `expected` (DescribeAlarms as the administrator:
     /// template.yaml grants DescribeAlarms to no function).
     async fn check_alarm_state(&mut self, name: &str, expected: &str) -> Result<()> {
-        let alarm = world::alarm_name(&self.failing);
+        let alarm = alarm_name(&self.failing);
         let watcher = self.watcher();
         let (state, reason) = world::alarm_state(&self.clients, &watcher, &alarm).await?;
         self.check(
@@ -448,7 +455,7 @@ impl Drill<'_> {
     /// The ledger's arbiter replica (the topology's `arbiter`): where every fleet decision goes.
     fn ledger(&self) -> Result<Ledger> {
         let arbiter = self.deployment.topology.arbiter_region();
-        Ok(Ledger::new(self.clients.region(arbiter)?.dynamodb.clone(), world::LEDGER, arbiter))
+        Ok(Ledger::new(self.clients.region(arbiter)?.dynamodb.clone(), LEDGER_TABLE, arbiter))
     }
 
     fn failover_clients(&self, region: &str) -> Result<&RegionalClients> {
@@ -483,7 +490,7 @@ impl Drill<'_> {
         let server = ResponseServer::start();
         let home = self.regions[0].clone();
         let mut answers = Vec::new();
-        for (logical, table) in [("DataTableReplicas", world::TABLE)] {
+        for (logical, table) in [("DataTableReplicas", DATA_TABLE)] {
             let answer = crate::provision::create_replicas(
                 &self.handlers.provisioner,
                 &home,
@@ -504,7 +511,7 @@ impl Drill<'_> {
             ));
             answers.push(answer);
         }
-        let statuses = self.replica_statuses(world::TABLE).await?;
+        let statuses = self.replica_statuses(DATA_TABLE).await?;
         let all_active = self.regions[1..].iter().all(|r| statuses.get(r).map(String::as_str) == Some("ACTIVE"));
         let ok = answers.iter().all(|a| a.status == "SUCCESS") && all_active;
         self.report.provisioner = answers;
@@ -513,7 +520,7 @@ impl Drill<'_> {
             ok,
             format!(
                 "replicas of {} seen from {}: {}",
-                world::TABLE,
+                DATA_TABLE,
                 self.regions[0],
                 statuses.iter().map(|(r, s)| format!("{r} {s}")).collect::<Vec<_>>().join(", ")
             ),
@@ -573,7 +580,7 @@ impl Drill<'_> {
         let traffic = Traffic::start(
             &self.clients,
             &self.regions,
-            world::TABLE,
+            DATA_TABLE,
             Duration::from_millis(self.options.write_interval_ms),
             self.tl.started(),
         )?;
@@ -622,11 +629,8 @@ impl Drill<'_> {
                 routing_detail(&self.areas, &during)
             ),
         );
-        self.check_alarm_state(
-            &format!("alarm {} in ALARM during the outage", world::alarm_name(&self.failing)),
-            "ALARM",
-        )
-        .await?;
+        self.check_alarm_state(&format!("alarm {} in ALARM during the outage", alarm_name(&self.failing)), "ALARM")
+            .await?;
         self.end_state_checks().await?;
         let lost_keys = self.rpo(&writes, outage_ms).await?;
 
@@ -715,8 +719,14 @@ impl Drill<'_> {
     /// The Region Route 53 answers with for each area (TestDNSAnswer), as users would see it.
     async fn dns_answers(&self) -> Result<Vec<Option<String>>> {
         let route53 = &self.clients.region(&self.home)?.route53;
-        dns::answers(route53, &self.deployment.zone_id, world::RECORD, &self.areas, &self.deployment.record_values)
-            .await
+        dns::answers(
+            route53,
+            self.deployment.hosted_zone_id.as_deref().unwrap_or_default(),
+            RECORD_NAME,
+            &self.areas,
+            &self.deployment.record_values,
+        )
+        .await
     }
 
     async fn routing(&self, phase: &str) -> Result<Vec<Option<String>>> {
@@ -806,7 +816,7 @@ impl Drill<'_> {
         if self.options.route53_control_plane_down {
             self.emulator.set_control_plane_down("route53", true, multisite_tests::ControlPlaneFailure::Unavailable);
             // The Region's endpoints fail with it: its endpoint health check sees that.
-            self.emulator.set_health_check_failure(&self.deployment.endpoint_health_checks[&self.failing], true);
+            self.emulator.set_health_check_failure(&self.deployment.health_checks[&self.failing], true);
         }
         self.emulator.control(
             "POST",
@@ -1149,7 +1159,7 @@ impl Drill<'_> {
         let keys: Vec<String> = acked.iter().map(|w| w.pk.clone()).collect();
         let mut present: BTreeMap<String, HashSet<String>> = BTreeMap::new();
         for survivor in &self.survivors {
-            present.insert(survivor.clone(), traffic::present_in(&self.clients, survivor, world::TABLE, &keys).await?);
+            present.insert(survivor.clone(), traffic::present_in(&self.clients, survivor, DATA_TABLE, &keys).await?);
         }
         let missing_somewhere =
             |w: &traffic::Write| present.iter().any(|(region, found)| *region != w.region && !found.contains(&w.pk));
@@ -1212,7 +1222,7 @@ impl Drill<'_> {
     async fn failback(&mut self, lost_keys: &[String]) -> Result<()> {
         self.emulator.set_outage(&self.failing, false);
         if self.options.route53_control_plane_down {
-            self.emulator.set_health_check_failure(&self.deployment.endpoint_health_checks[&self.failing], false);
+            self.emulator.set_health_check_failure(&self.deployment.health_checks[&self.failing], false);
         }
         self.tl.event(format!(
             "RECOVERY: {} APIs answer again (held replication released){}",
@@ -1378,7 +1388,7 @@ impl Drill<'_> {
             let recovered = until(|| async {
                 let mut all = 0;
                 for survivor in &this.survivors {
-                    let found = traffic::present_in(&this.clients, survivor, world::TABLE, lost_keys).await.ok()?;
+                    let found = traffic::present_in(&this.clients, survivor, DATA_TABLE, lost_keys).await.ok()?;
                     all = found.len();
                     if found.len() < lost_keys.len() {
                         return None;
