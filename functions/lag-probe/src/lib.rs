@@ -33,13 +33,14 @@ pub mod stats;
 
 use crate::config::ProbeConfig;
 use crate::measure::{PairTarget, SampleOutcome, SamplePlan, within};
-use crate::observe::{GlobalClusterView, GroupSizes, HealthCheckFlags, TableView};
+use crate::observe::{GlobalClusterView, HealthCheckFlags, TableView};
 use crate::report::{
     AuroraLag, AuroraReport, PairOutcome, PairReport, ProbeReport, Replication, UnreachableRegion, region_probes,
 };
 use crate::stats::{LagStats, PollSchedule};
 use futures_util::future::join_all;
 use serde_json::Value;
+use shared::capacity::GroupSizes;
 use shared::clock::Clock;
 use shared::ledger::{self, FleetStatus, RegionStatus};
 use shared::topology::RdsClusterArn;
