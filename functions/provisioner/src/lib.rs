@@ -69,7 +69,7 @@ use tokio::time::Instant;
 const WITHHELD: &str = "(withheld: NoEcho)";
 
 /// Everything the handler needs, built once per container (see `main.rs`).
-pub struct Dependencies {
+pub struct Deps {
     pub config: Config,
     pub dynamodb: Arc<dyn DynamoDbClients>,
     pub continuation: Arc<dyn Continuation>,
@@ -141,7 +141,7 @@ macro_rules! request_event {
 /// ResponseURL (nothing could be answered); run the replica work under the deadline guard, a panic
 /// or the guard becoming a FAILED answer; then answer, exactly once, unless the work continues in
 /// a new invocation (which answers).
-pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Result<Summary, Infallible> {
+pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summary, Infallible> {
     let (payload, context) = event.into_parts();
     let received = Received::read(&payload, &deps.config);
     received.log_request(&context);
@@ -272,7 +272,7 @@ impl Received {
 /// panic or the guard is a FAILED answer that says what was in progress.
 async fn run_guarded(
     payload: Value,
-    deps: &Arc<Dependencies>,
+    deps: &Arc<Deps>,
     invocation: Invocation,
     clock: Clock,
     received: &Received,
@@ -321,7 +321,7 @@ async fn run_guarded(
 /// Sends the answer to the ResponseURL (bounded retries, never past the Lambda deadline) and logs
 /// how it went.
 async fn answer_cloudformation(
-    deps: &Dependencies,
+    deps: &Deps,
     received: &Received,
     response_url: &str,
     answer: Answer,
@@ -384,7 +384,7 @@ async fn answer_cloudformation(
 /// The work: parse, validate, reconcile; returns the answer or a continuation.
 async fn provision(
     payload: Value,
-    deps: Arc<Dependencies>,
+    deps: Arc<Deps>,
     invocation: Invocation,
     clock: Clock,
     progress: Progress,
@@ -432,7 +432,7 @@ async fn provision(
 }
 
 struct Work<'a> {
-    deps: &'a Dependencies,
+    deps: &'a Deps,
     payload: &'a Value,
     invocation: &'a Invocation,
     clock: Clock,
