@@ -411,13 +411,15 @@ async fn observe_region(deps: &Deps<'_>, region: &str) -> RegionView {
     let table_name = &deps.topology.global_table;
     let clients = match deps.clients.region(region) {
         Ok(c) => c,
+        // No clients for the Region (`RegionalClients::region` fails only that way): none of the
+        // three reads can run, and each keeps the typed cause (`Error` is not `Clone`).
         Err(err) => {
-            let msg = err.to_string();
+            let unknown = || Error::UnknownRegion(region.to_owned());
             return RegionView {
                 region: region.to_owned(),
                 table: Err(err),
-                ttl: Err(Error::Unexpected(msg.clone())),
-                group: Err(Error::Unexpected(msg)),
+                ttl: Err(unknown()),
+                group: Err(unknown()),
             };
         }
     };
