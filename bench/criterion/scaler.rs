@@ -7,15 +7,16 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use scaler::GroupAction;
-use scaler::capacity::{Capacity, Limits, converge, evacuation_target};
+use scaler::capacity::{Limits, converge, evacuation_target};
 use scaler::record::{Covering, GroupPlan, GroupScaling, Step, plan};
+use shared::capacity::GroupSizes;
 use shared::ledger::{FleetStatus, RegionStatus, RegionStatusEntry};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
 fn capacity_math(c: &mut Criterion) {
     let limits = Limits { raise_max: true, max_ceiling: Some(40) };
-    let baselines = [Capacity::new(2, 4, 10), Capacity::new(1, 3, 6), Capacity::new(6, 12, 20)];
+    let baselines = [GroupSizes::new(2, 4, 10), GroupSizes::new(1, 3, 6), GroupSizes::new(6, 12, 20)];
     c.bench_function("scaler_evacuation_targets_3_regions", |b| {
         b.iter(|| {
             // One Region of three evacuated: each of the two survivors gets a target.
@@ -24,16 +25,16 @@ fn capacity_math(c: &mut Criterion) {
             }
         })
     });
-    let applied = Capacity::new(6, 6, 10);
+    let applied = GroupSizes::new(6, 6, 10);
     c.bench_function("scaler_converge", |b| {
-        b.iter(|| black_box(converge(black_box(Capacity::new(2, 4, 10)), black_box(applied))))
+        b.iter(|| black_box(converge(black_box(GroupSizes::new(2, 4, 10)), black_box(applied))))
     });
 
     // The restore sweep's step for one group: 3 Regions, eu-west-1's group covered the evacuation
     // of us-east-1, whose failback is recorded and past the cool-down; the group still has the
     // scaled sizes, so the plan puts the baseline back.
-    let baseline = Capacity::new(2, 4, 10);
-    let scaled = Capacity::new(6, 6, 10);
+    let baseline = GroupSizes::new(2, 4, 10);
+    let scaled = GroupSizes::new(6, 6, 10);
     let covering = Covering { since_ms: 1_000, change_id: "us-east-1#1000".into(), recorded_at_ms: 1_000 };
     let record = GroupScaling {
         region: "eu-west-1".into(),

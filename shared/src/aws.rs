@@ -1,6 +1,7 @@
 //! Read adapters more than one function needs: one place for the SDK call, its error context and
 //! the checks on the answer.
 
+use crate::capacity::GroupSizes;
 use crate::error::{AwsResultExt, Error};
 use crate::topology::RdsClusterArn;
 use aws_sdk_autoscaling::types::LifecycleState;
@@ -38,11 +39,21 @@ pub async fn health_check_flags(
 /// What `DescribeAutoScalingGroups` says about one group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct GroupState {
-    pub min: i32,
-    pub desired: i32,
-    pub max: i32,
+    /// Flattened: the JSON stays `{min, desired, max, in_service}`.
+    #[serde(flatten)]
+    pub sizes: GroupSizes,
     /// Instances in the `InService` lifecycle state.
     pub in_service: usize,
+}
+
+/// A bridge, to be removed: `tools/drill/src/world.rs` (being rewritten) still reads `state.min`
+/// and the like; new code reads `state.sizes`.
+impl std::ops::Deref for GroupState {
+    type Target = GroupSizes;
+
+    fn deref(&self) -> &GroupSizes {
+        &self.sizes
+    }
 }
 
 /// Reads one Auto Scaling group by name; a missing group or missing sizes is an error naming it.
@@ -70,7 +81,7 @@ pub async fn describe_group(
     };
     let in_service =
         group.instances().iter().filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService)).count();
-    Ok(GroupState { min, desired, max, in_service })
+    Ok(GroupState { sizes: GroupSizes { min, desired, max }, in_service })
 }
 
 /// One member of the Aurora global cluster.

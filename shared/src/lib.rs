@@ -4,6 +4,7 @@
 pub mod alarm;
 pub mod arc;
 pub mod aws;
+pub mod capacity;
 pub mod clients;
 pub mod clock;
 pub mod error;

@@ -805,7 +805,9 @@ pub fn is_region_name(name: &str) -> bool {
         && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
-fn is_table_name(name: &str) -> bool {
+/// 3-255 characters of `[A-Za-z0-9_.-]`, as DynamoDB requires of a table name. The topology's
+/// tables and the provisioner's `TableName` are checked against this one rule.
+pub fn is_table_name(name: &str) -> bool {
     (3..=255).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
@@ -1026,6 +1028,18 @@ mod tests {
         }
         for bad in ["", "us", "us-east", "US-EAST-1", "us-east-x", "useast1", "us--1", "usa-east-1", "eusx-de-east-1"] {
             assert!(!is_region_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_names() {
+        let longest = "t".repeat(255);
+        for ok in ["abc", "UserSessions", "multisite-ledger", "a.b_c-9", longest.as_str()] {
+            assert!(is_table_name(ok), "{ok}");
+        }
+        let too_long = "t".repeat(256);
+        for bad in ["", "ab", "a b", "tab/le", "t\u{e9}ble", too_long.as_str()] {
+            assert!(!is_table_name(bad), "{bad}");
         }
     }
 

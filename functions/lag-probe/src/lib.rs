@@ -33,13 +33,14 @@ pub mod stats;
 
 use crate::config::ProbeConfig;
 use crate::measure::{PairTarget, SampleOutcome, SamplePlan, within};
-use crate::observe::{GlobalClusterView, GroupSizes, HealthCheckFlags, TableView};
+use crate::observe::{GlobalClusterView, HealthCheckFlags, TableView};
 use crate::report::{
     AuroraLag, AuroraReport, PairOutcome, PairReport, ProbeReport, Replication, UnreachableRegion, region_probes,
 };
 use crate::stats::{LagStats, PollSchedule};
 use futures_util::future::join_all;
 use serde_json::Value;
+use shared::capacity::GroupSizes;
 use shared::clock::Clock;
 use shared::ledger::{self, FleetStatus, RegionStatus};
 use shared::topology::RdsClusterArn;
@@ -410,13 +411,15 @@ async fn observe_region(deps: &Deps<'_>, region: &str) -> RegionView {
     let table_name = &deps.topology.global_table;
     let clients = match deps.clients.region(region) {
         Ok(c) => c,
+        // No clients for the Region (`RegionalClients::region` fails only that way): none of the
+        // three reads can run, and each keeps the typed cause (`Error` is not `Clone`).
         Err(err) => {
-            let msg = err.to_string();
+            let unknown = || Error::UnknownRegion(region.to_owned());
             return RegionView {
                 region: region.to_owned(),
                 table: Err(err),
-                ttl: Err(Error::Unexpected(msg.clone())),
-                group: Err(Error::Unexpected(msg)),
+                ttl: Err(unknown()),
+                group: Err(unknown()),
             };
         }
     };

@@ -7,6 +7,7 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_dynamodb::types::{KeyType as SdkKeyType, TimeToLiveStatus};
 use serde::Serialize;
+use shared::capacity::GroupSizes;
 use shared::{AwsResultExt, Error};
 
 /// The global table as one Region's replica describes it.
@@ -81,22 +82,13 @@ pub async fn ttl_attribute(
     }))
 }
 
-/// An Auto Scaling group's sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct GroupSizes {
-    pub min: i32,
-    pub desired: i32,
-    pub max: i32,
-}
-
 /// `DescribeAutoScalingGroups` for one group (`shared::aws::describe_group`).
 pub async fn group_sizes(
     autoscaling: &aws_sdk_autoscaling::Client,
     region: &str,
     asg: &str,
 ) -> Result<GroupSizes, Error> {
-    let state = shared::aws::describe_group(autoscaling, region, asg).await?;
-    Ok(GroupSizes { min: state.min, desired: state.desired, max: state.max })
+    Ok(shared::aws::describe_group(autoscaling, region, asg).await?.sizes)
 }
 
 pub use shared::aws::{HealthCheckFlags, health_check_flags};

@@ -18,9 +18,10 @@
 //! fleet is unready, so they do not count in `ok`. [`Readiness::about`] gathers everything about
 //! one Region (its entry in the ledger's probe summary).
 
-use crate::observe::{GlobalClusterView, GroupSizes, HealthCheckFlags, TableView};
+use crate::observe::{GlobalClusterView, HealthCheckFlags, TableView};
 use serde::Serialize;
 use shared::Topology;
+use shared::capacity::GroupSizes;
 use shared::ledger::RegionStatus;
 use std::collections::BTreeMap;
 

@@ -53,7 +53,7 @@ pub use dynamodb::DynamoDbClients;
 use crate::dynamodb::Tables;
 use crate::plan::Goal;
 use crate::properties::{LenientProperties, Properties, Rules};
-use crate::reconcile::{Clock, LogContext, Progress, Reconciled, Reconciler};
+use crate::reconcile::{LogContext, Progress, Reconciled, Reconciler, TimeLimits};
 use crate::request::{ContinuationState, Envelope, Request};
 use crate::response::{Answer, Status, physical_resource_id};
 use lambda_runtime::{Context, LambdaEvent};
@@ -69,7 +69,7 @@ use tokio::time::Instant;
 const WITHHELD: &str = "(withheld: NoEcho)";
 
 /// Everything the handler needs, built once per container (see `main.rs`).
-pub struct Dependencies {
+pub struct Deps {
     pub config: Config,
     pub dynamodb: Arc<dyn DynamoDbClients>,
     pub continuation: Arc<dyn Continuation>,
@@ -141,20 +141,20 @@ macro_rules! request_event {
 /// ResponseURL (nothing could be answered); run the replica work under the deadline guard, a panic
 /// or the guard becoming a FAILED answer; then answer, exactly once, unless the work continues in
 /// a new invocation (which answers).
-pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Dependencies>) -> Result<Summary, Infallible> {
+pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summary, Infallible> {
     let (payload, context) = event.into_parts();
     let received = Received::read(&payload, &deps.config);
     received.log_request(&context);
     let Some(response_url) = received.envelope.response_url.clone() else {
         return Ok(received.unanswerable());
     };
-    let (invocation, clock) = received.invocation(&context, &deps.config);
-    let verdict = run_guarded(payload, deps, invocation, clock.clone(), &received).await;
+    let (invocation, limits) = received.invocation(&context, &deps.config);
+    let verdict = run_guarded(payload, deps, invocation, limits.clone(), &received).await;
     let answer = match verdict {
         Verdict::Continued { attempt } => return Ok(received.continued(attempt)),
         Verdict::Answer(answer) => answer,
     };
-    Ok(answer_cloudformation(deps, &received, &response_url, answer, clock.lambda_deadline).await)
+    Ok(answer_cloudformation(deps, &received, &response_url, answer, limits.lambda_deadline).await)
 }
 
 /// What any event has, read leniently: enough to log it and to answer it, valid or not.
@@ -235,7 +235,7 @@ impl Received {
 
     /// This invocation's facts and time: the Lambda deadline, and the ServiceTimeout budget
     /// measured from the first invocation of the request.
-    fn invocation(&self, context: &Context, config: &Config) -> (Invocation, Clock) {
+    fn invocation(&self, context: &Context, config: &Config) -> (Invocation, TimeLimits) {
         let now_ms = epoch_ms(SystemTime::now());
         let continuation = self.continuation.as_ref();
         let started_at_ms = continuation.map(|c| c.started_at_ms.min(now_ms)).unwrap_or(now_ms);
@@ -244,7 +244,7 @@ impl Received {
             .service_timeout
             .or(self.lenient.service_timeout)
             .unwrap_or(properties::DEFAULT_SERVICE_TIMEOUT);
-        let clock = Clock {
+        let limits = TimeLimits {
             lambda_deadline: lambda_deadline(context.deadline, now_ms, config.default_invocation_time),
             budget_end: instant_at(started_at_ms.saturating_add(service_timeout.as_millis() as u64), now_ms),
             service_timeout,
@@ -260,7 +260,7 @@ impl Received {
             failure_id: self.failure_id.clone(),
             no_echo: self.envelope.no_echo,
         };
-        (invocation, clock)
+        (invocation, limits)
     }
 
     fn failed(&self, reason: String) -> Verdict {
@@ -272,17 +272,17 @@ impl Received {
 /// panic or the guard is a FAILED answer that says what was in progress.
 async fn run_guarded(
     payload: Value,
-    deps: &Arc<Dependencies>,
+    deps: &Arc<Deps>,
     invocation: Invocation,
-    clock: Clock,
+    limits: TimeLimits,
     received: &Received,
 ) -> Verdict {
     let log = &received.log;
     let progress = Progress::default();
     progress.set("starting");
     let mut work =
-        tokio::spawn(provision(payload, Arc::clone(deps), invocation, clock.clone(), progress.clone(), log.clone()));
-    let guard = tokio::time::sleep_until(clock.guard_at());
+        tokio::spawn(provision(payload, Arc::clone(deps), invocation, limits.clone(), progress.clone(), log.clone()));
+    let guard = tokio::time::sleep_until(limits.guard_at());
     tokio::pin!(guard);
     tokio::select! {
         // A finished work wins a tie with the guard: it may already have queued a continuation.
@@ -301,15 +301,15 @@ async fn run_guarded(
         },
         () = &mut guard => {
             work.abort();
-            let reason = if clock.budget_binds() {
+            let reason = if limits.budget_binds() {
                 format!(
                     "the ServiceTimeout of {} s is nearly spent (deadline guard) while {}; set ServiceTimeout higher (up to 3600)",
-                    clock.service_timeout.as_secs(), progress.get()
+                    limits.service_timeout.as_secs(), progress.get()
                 )
             } else {
                 format!(
                     "the function's time limit is nearly reached (deadline guard, {} ms before the Lambda timeout) while {}; raise the function timeout (900 s recommended)",
-                    clock.margin.as_millis(), progress.get()
+                    limits.margin.as_millis(), progress.get()
                 )
             };
             tracing::error!(logical_resource_id = %log.logical_resource_id, request_id = %log.request_id, "deadline guard fired");
@@ -321,7 +321,7 @@ async fn run_guarded(
 /// Sends the answer to the ResponseURL (bounded retries, never past the Lambda deadline) and logs
 /// how it went.
 async fn answer_cloudformation(
-    deps: &Dependencies,
+    deps: &Deps,
     received: &Received,
     response_url: &str,
     answer: Answer,
@@ -384,9 +384,9 @@ async fn answer_cloudformation(
 /// The work: parse, validate, reconcile; returns the answer or a continuation.
 async fn provision(
     payload: Value,
-    deps: Arc<Dependencies>,
+    deps: Arc<Deps>,
     invocation: Invocation,
-    clock: Clock,
+    limits: TimeLimits,
     progress: Progress,
     log: LogContext,
 ) -> Verdict {
@@ -399,7 +399,7 @@ async fn provision(
         Err(e) => return failed(e.to_string()),
     };
     let rules = Rules { home_region: home, known_regions: &config.known_regions };
-    let work = Work { deps: &deps, payload: &payload, invocation: &invocation, clock, progress, log };
+    let work = Work { deps: &deps, payload: &payload, invocation: &invocation, limits, progress, log };
     match request {
         Request::Create(create) => match Properties::parse(&create.resource_properties, &rules) {
             Ok(props) => {
@@ -432,10 +432,10 @@ async fn provision(
 }
 
 struct Work<'a> {
-    deps: &'a Dependencies,
+    deps: &'a Deps,
     payload: &'a Value,
     invocation: &'a Invocation,
-    clock: Clock,
+    limits: TimeLimits,
     progress: Progress,
     log: LogContext,
 }
@@ -446,7 +446,7 @@ impl Work<'_> {
             tables: Tables::new(self.deps.dynamodb.as_ref()),
             goal,
             record_key: record::tag_key(logical_resource_id),
-            clock: self.clock.clone(),
+            limits: self.limits.clone(),
             progress: self.progress.clone(),
             log: self.log.clone(),
             settings_applied: self.invocation.settings_applied.clone(),
@@ -467,7 +467,7 @@ impl Work<'_> {
                 let tables = Tables::new(self.deps.dynamodb.as_ref());
                 let names = props.region_names();
                 let limit = self
-                    .clock
+                    .limits
                     .guard_at()
                     .saturating_duration_since(Instant::now())
                     .saturating_sub(Duration::from_secs(1))

@@ -12,6 +12,7 @@
 
 use crate::regions::{KnownRegions, partition};
 use serde_json::{Map, Value};
+use shared::topology::is_table_name;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
@@ -372,12 +373,6 @@ pub fn service_timeout_secs(v: &Value) -> Option<u64> {
         _ => return None,
     };
     SERVICE_TIMEOUT_RANGE.contains(&secs).then_some(secs)
-}
-
-/// 3-255 characters of `[A-Za-z0-9_.-]`, as DynamoDB requires.
-pub fn is_table_name(name: &str) -> bool {
-    (3..=255).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Properties read without validation, for Delete and for `OldResourceProperties`.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 /// The time limits of one invocation.
 #[derive(Debug, Clone)]
-pub struct Clock {
+pub struct TimeLimits {
     /// When Lambda stops this invocation.
     pub lambda_deadline: Instant,
     /// When the resource's ServiceTimeout (measured from the first invocation) runs out.
@@ -37,7 +37,7 @@ pub enum Pause {
     BudgetSpent,
 }
 
-impl Clock {
+impl TimeLimits {
     /// When the deadline guard answers FAILED.
     pub fn guard_at(&self) -> Instant {
         self.lambda_deadline.min(self.budget_end).checked_sub(self.margin).unwrap_or_else(Instant::now)
@@ -101,7 +101,7 @@ pub struct Reconciler<'a> {
     pub tables: Tables<'a>,
     pub goal: &'a Goal,
     pub record_key: String,
-    pub clock: Clock,
+    pub limits: TimeLimits,
     pub progress: Progress,
     pub log: LogContext,
     /// Regions whose settings were updated (carried across continuations).
@@ -308,7 +308,7 @@ impl Reconciler<'_> {
 
     /// Sleeps one poll interval, or says why the loop must end instead.
     async fn pause(&self) -> Option<Reconciled> {
-        match self.clock.pause(Instant::now()) {
+        match self.limits.pause(Instant::now()) {
             Pause::Sleep(d) => {
                 tokio::time::sleep(d).await;
                 None
@@ -316,7 +316,7 @@ impl Reconciler<'_> {
             Pause::Continue => Some(Reconciled::Continue),
             Pause::BudgetSpent => Some(Reconciled::Failed(format!(
                 "gave up after the ServiceTimeout of {} s ({}); set ServiceTimeout higher (up to 3600) or check the table in the DynamoDB console",
-                self.clock.service_timeout.as_secs(),
+                self.limits.service_timeout.as_secs(),
                 self.progress.get()
             ))),
         }
@@ -357,8 +357,8 @@ fn step_detail(step: &Step) -> String {
 mod tests {
     use super::*;
 
-    fn clock(now: Instant, lambda_s: u64, budget_s: u64) -> Clock {
-        Clock {
+    fn limits(now: Instant, lambda_s: u64, budget_s: u64) -> TimeLimits {
+        TimeLimits {
             lambda_deadline: now + Duration::from_secs(lambda_s),
             budget_end: now + Duration::from_secs(budget_s),
             service_timeout: Duration::from_secs(budget_s),
@@ -378,17 +378,17 @@ mod tests {
             (12, 9, Pause::BudgetSpent),  // the budget wins: no point continuing
         ];
         for (lambda_s, budget_s, want) in cases {
-            assert_eq!(clock(now, lambda_s, budget_s).pause(now), want, "lambda {lambda_s} s, budget {budget_s} s");
+            assert_eq!(limits(now, lambda_s, budget_s).pause(now), want, "lambda {lambda_s} s, budget {budget_s} s");
         }
     }
 
     #[test]
     fn the_guard_fires_a_margin_before_the_nearer_end() {
         let now = Instant::now();
-        let c = clock(now, 60, 3600);
+        let c = limits(now, 60, 3600);
         assert_eq!(c.guard_at(), now + Duration::from_secs(55));
         assert!(!c.budget_binds());
-        let c = clock(now, 900, 30);
+        let c = limits(now, 900, 30);
         assert_eq!(c.guard_at(), now + Duration::from_secs(25));
         assert!(c.budget_binds());
     }

@@ -319,7 +319,7 @@ fn grant_for_table(policy: &Value, from: &str, to: &str) -> Value {
 /// Update (a replacement) and the stack's roles as CloudFormation would have them afterwards.
 struct Replaced {
     stack: ProvisionerStack,
-    deps: Arc<provisioner::Dependencies>,
+    deps: Arc<provisioner::Deps>,
     server: ResponseServer,
     old: String,
     new: String,

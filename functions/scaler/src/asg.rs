@@ -2,27 +2,15 @@
 //! made with the client of the group's own (surviving) Region and names operation and Region in
 //! its errors.
 
-use crate::capacity::Capacity;
 use aws_sdk_autoscaling::Client;
-use serde::Serialize;
+use shared::capacity::GroupSizes;
 use shared::{AwsResultExt, Error};
 
-/// What `DescribeAutoScalingGroups` says about one group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct GroupState {
-    pub capacity: Capacity,
-    /// Instances in the `InService` lifecycle state.
-    pub in_service: usize,
-}
-
-/// Reads one group by name (`shared::aws::describe_group`).
-pub async fn describe_group(client: &Client, region: &str, asg: &str) -> Result<GroupState, Error> {
-    let state = shared::aws::describe_group(client, region, asg).await?;
-    Ok(GroupState { capacity: Capacity::new(state.min, state.desired, state.max), in_service: state.in_service })
-}
+// Reading a group is shared with lag-probe and the drill; the tests below cover it for the scaler.
+pub use shared::aws::{GroupState, describe_group};
 
 /// Sets a group's MinSize, DesiredCapacity and MaxSize in one call (AWS validates them together).
-pub async fn update_group(client: &Client, region: &str, asg: &str, capacity: Capacity) -> Result<(), Error> {
+pub async fn update_group(client: &Client, region: &str, asg: &str, capacity: GroupSizes) -> Result<(), Error> {
     client
         .update_auto_scaling_group()
         .auto_scaling_group_name(asg)
@@ -41,7 +29,7 @@ pub struct GroupUpdate<'a> {
     pub client: &'a Client,
     pub region: &'a str,
     pub asg: &'a str,
-    pub capacity: Capacity,
+    pub capacity: GroupSizes,
 }
 
 /// Resizes every group concurrently; one failing never stops the others. Results are in input order.
@@ -121,7 +109,7 @@ mod tests {
             .build();
         let client = mock_client!(aws_sdk_autoscaling, RuleMode::Sequential, [&rule], |c| c.retry_config(retries()));
 
-        update_group(&client, "eu-west-1", "web-eu-west-1", Capacity::new(8, 8, 10)).await.expect("converges");
+        update_group(&client, "eu-west-1", "web-eu-west-1", GroupSizes::new(8, 8, 10)).await.expect("converges");
 
         assert_eq!(rule.num_calls(), 3, "two throttled attempts, then success");
     }
@@ -131,7 +119,7 @@ mod tests {
         let rule = mock!(Client::update_auto_scaling_group).sequence().http_response(throttled).times(3).build();
         let client = mock_client!(aws_sdk_autoscaling, RuleMode::Sequential, [&rule], |c| c.retry_config(retries()));
 
-        let err = update_group(&client, "eu-west-1", "web", Capacity::new(1, 2, 3)).await.expect_err("throttled");
+        let err = update_group(&client, "eu-west-1", "web", GroupSizes::new(1, 2, 3)).await.expect_err("throttled");
 
         assert_eq!(err.error_type(), "Throttled");
         assert!(err.is_retryable());
@@ -150,7 +138,7 @@ mod tests {
         });
         let client = mock_client!(aws_sdk_autoscaling, RuleMode::Sequential, [&rule], |c| c.retry_config(retries()));
 
-        let err = update_group(&client, "eu-west-1", "web", Capacity::new(1, 20, 10)).await.expect_err("rejected");
+        let err = update_group(&client, "eu-west-1", "web", GroupSizes::new(1, 20, 10)).await.expect_err("rejected");
 
         assert_eq!(rule.num_calls(), 1);
         assert_eq!(err.aws_code(), Some("ValidationError"));
@@ -177,7 +165,7 @@ mod tests {
 
         let state = describe_group(&client, "eu-west-1", "web-eu-west-1").await.expect("described");
 
-        assert_eq!(state, GroupState { capacity: Capacity::new(2, 4, 10), in_service: 2 });
+        assert_eq!(state, GroupState { sizes: GroupSizes::new(2, 4, 10), in_service: 2 });
     }
 
     #[tokio::test]
@@ -201,8 +189,8 @@ mod tests {
         let eu = mock_client!(aws_sdk_autoscaling, RuleMode::Sequential, [&failing], |c| c.retry_config(retries()));
         let ap = mock_client!(aws_sdk_autoscaling, RuleMode::Sequential, [&ok], |c| c.retry_config(retries()));
         let updates = [
-            GroupUpdate { client: &eu, region: "eu-west-1", asg: "web-eu", capacity: Capacity::new(3, 3, 6) },
-            GroupUpdate { client: &ap, region: "ap-southeast-1", asg: "web-ap", capacity: Capacity::new(3, 3, 6) },
+            GroupUpdate { client: &eu, region: "eu-west-1", asg: "web-eu", capacity: GroupSizes::new(3, 3, 6) },
+            GroupUpdate { client: &ap, region: "ap-southeast-1", asg: "web-ap", capacity: GroupSizes::new(3, 3, 6) },
         ];
 
         // When both are resized

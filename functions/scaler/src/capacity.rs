@@ -2,35 +2,8 @@
 //! whole load, and how a retry converges on it (what a restore puts back is planned in `record.rs`).
 //! No I/O; table-tested.
 
-use serde::{Deserialize, Serialize};
-
-/// An Auto Scaling group's sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capacity {
-    pub min: i32,
-    pub desired: i32,
-    pub max: i32,
-}
-
-impl Capacity {
-    pub const fn new(min: i32, desired: i32, max: i32) -> Self {
-        Self { min, desired, max }
-    }
-
-    /// Whether every size is at least the other's (a group already scaled at least as far).
-    pub fn covers(&self, other: &Capacity) -> bool {
-        self.min >= other.min && self.desired >= other.desired && self.max >= other.max
-    }
-
-    /// Size by size, the larger of the two.
-    pub fn merge_max(&self, other: &Capacity) -> Capacity {
-        Capacity {
-            min: self.min.max(other.min),
-            desired: self.desired.max(other.desired),
-            max: self.max.max(other.max),
-        }
-    }
-}
+use serde::Serialize;
+use shared::capacity::GroupSizes;
 
 /// How far MaxSize may move (scaler settings; see `config.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,7 +18,7 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Target {
     /// The sizes to apply.
-    pub capacity: Capacity,
+    pub capacity: GroupSizes,
     /// The desired capacity that would carry the survivor's full share.
     pub wanted_desired: i32,
     /// `wanted_desired - capacity.desired`: instances the bounds did not allow (0 when reached).
@@ -58,7 +31,7 @@ pub struct Target {
 /// `n_survivors` carry it from now on: desired = ceil(baseline.desired x n_active_before /
 /// n_survivors), never below the baseline; MinSize raised to match so a scale-in policy cannot
 /// undo it; bounded by MaxSize, or by MaxSize raised up to the ceiling when `limits` allow.
-pub fn evacuation_target(baseline: Capacity, n_active_before: usize, n_survivors: usize, limits: Limits) -> Target {
+pub fn evacuation_target(baseline: GroupSizes, n_active_before: usize, n_survivors: usize, limits: Limits) -> Target {
     if n_survivors == 0 || n_active_before <= n_survivors {
         // Nothing to take over (or nobody to take it): keep the group as it is.
         return Target { capacity: baseline, wanted_desired: baseline.desired, shortfall: 0, max_raised: false };
@@ -72,14 +45,14 @@ pub fn evacuation_target(baseline: Capacity, n_active_before: usize, n_survivors
     };
     let max = if wanted > baseline.max { wanted.min(allowed_max) } else { baseline.max };
     let new_desired = wanted.min(max).max(baseline.desired);
-    let capacity = Capacity { min: baseline.min.max(new_desired), desired: new_desired, max };
+    let capacity = GroupSizes { min: baseline.min.max(new_desired), desired: new_desired, max };
     Target { capacity, wanted_desired: wanted, shortfall: wanted - new_desired, max_raised: max > baseline.max }
 }
 
 /// What a delivery that finds an existing scaling record does to the group: nothing when the
 /// group already covers the recorded target (duplicates, or a later evacuation scaled it further:
 /// never scale down), else the target merged with the current sizes (a retry converging).
-pub fn converge(current: Capacity, applied: Capacity) -> Option<Capacity> {
+pub fn converge(current: GroupSizes, applied: GroupSizes) -> Option<GroupSizes> {
     if current.covers(&applied) { None } else { Some(current.merge_max(&applied)) }
 }
 
@@ -88,11 +61,11 @@ mod tests {
     use super::*;
 
     /// (what, baseline, n_active_before, n_survivors, limits, expected capacity, wanted, shortfall)
-    type Case = (&'static str, Capacity, usize, usize, Limits, Capacity, i32, i32);
+    type Case = (&'static str, GroupSizes, usize, usize, Limits, GroupSizes, i32, i32);
 
     const NO_RAISE: Limits = Limits { raise_max: false, max_ceiling: None };
-    const fn c(min: i32, desired: i32, max: i32) -> Capacity {
-        Capacity::new(min, desired, max)
+    const fn c(min: i32, desired: i32, max: i32) -> GroupSizes {
+        GroupSizes::new(min, desired, max)
     }
 
     #[test]

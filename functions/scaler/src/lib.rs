@@ -21,12 +21,12 @@ pub mod config;
 pub mod record;
 
 use crate::asg::GroupUpdate;
-use crate::capacity::Capacity;
 use crate::config::ScalerConfig;
 use crate::record::{Covering, GroupPlan, GroupScaling, Planned, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::alarm::{AlarmChange, AlarmState, Identity, Screened, decode_alarm_changes};
+use shared::capacity::GroupSizes;
 use shared::clock::Clock;
 use shared::error::FailureClass;
 use shared::ledger::{RegionStatus, SCALING_PK, WriteOutcome};
@@ -120,11 +120,11 @@ pub struct GroupReport {
     pub asg: String,
     pub action: GroupAction,
     /// The pre-evacuation sizes targets are computed from (recorded by the first delivery).
-    pub baseline: Option<Capacity>,
+    pub baseline: Option<GroupSizes>,
     /// The sizes observed before acting.
-    pub current: Option<Capacity>,
+    pub current: Option<GroupSizes>,
     /// The sizes applied (or, in a dry run, that would be).
-    pub target: Option<Capacity>,
+    pub target: Option<GroupSizes>,
     /// The desired capacity that would carry the full share.
     pub wanted_desired: Option<i32>,
     /// Instances the bounds did not allow.
@@ -480,7 +480,7 @@ struct Prepared {
     report: GroupReport,
     /// The record written and its new version, when the group must be resized and settled.
     written: Option<(GroupScaling, u64)>,
-    resize: Option<Capacity>,
+    resize: Option<GroupSizes>,
 }
 
 async fn run_step(
@@ -575,7 +575,7 @@ async fn prepare(
     }
 }
 
-type Written = (Option<(GroupScaling, u64)>, Option<Capacity>);
+type Written = (Option<(GroupScaling, u64)>, Option<GroupSizes>);
 
 async fn prepare_inner(
     report: &mut GroupReport,
@@ -591,7 +591,7 @@ async fn prepare_inner(
     for _ in 0..MAX_RECORD_ATTEMPTS {
         let existing = ledger.get::<GroupScaling>(SCALING_PK, region).await?;
         let open = existing.as_ref().filter(|r| r.body.is_open());
-        let current = asg::describe_group(client, region, asg).await?.capacity;
+        let current = asg::describe_group(client, region, asg).await?.sizes;
         report.current = Some(current);
         let now = deps.clock.now_ms();
         let (plan, planned) = record::plan(region, asg, open.map(|r| &r.body), current, step, limits, now);

@@ -9,8 +9,9 @@
 //! check: concurrent deliveries serialise on the record instead of trusting a fleet snapshot.
 
 use crate::GroupAction;
-use crate::capacity::{self, Capacity, Limits, Target};
+use crate::capacity::{self, Limits, Target};
 use serde::{Deserialize, Serialize};
+use shared::capacity::GroupSizes;
 use shared::ledger::{FleetStatus, RegionStatus};
 use std::collections::BTreeMap;
 
@@ -20,16 +21,16 @@ pub struct GroupScaling {
     pub region: String,
     pub asg: String,
     /// The group's sizes before the first evacuation it covers: what the final restore puts back.
-    pub baseline: Capacity,
+    pub baseline: GroupSizes,
     /// Regions active when the baseline was recorded (the one being evacuated included).
     pub n_active_at_baseline: usize,
     /// The evacuations this group's capacity covers, by evacuated Region.
     pub covering: BTreeMap<String, Covering>,
     /// The sizes the scaler last decided on.
-    pub applied: Capacity,
+    pub applied: GroupSizes,
     /// The sizes decided before those: a group still at them is ours to converge (a resize that
     /// failed after the record was written), not a change by hand.
-    pub prior_applied: Option<Capacity>,
+    pub prior_applied: Option<GroupSizes>,
     /// `applied` is known to be on the group (false between the record write and the resize).
     pub settled: bool,
     /// Why the last change was made, for operators reading the ledger.
@@ -88,13 +89,13 @@ pub enum GroupPlan {
     /// Nothing to write or resize.
     Nothing { action: GroupAction, note: Option<String> },
     /// Write `record` (version-checked), then resize the group to `resize` when set.
-    Change { record: GroupScaling, resize: Option<Capacity>, action: GroupAction, note: Option<String> },
+    Change { record: GroupScaling, resize: Option<GroupSizes>, action: GroupAction, note: Option<String> },
 }
 
 /// Details for the report, whatever the plan.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Planned {
-    pub baseline: Option<Capacity>,
+    pub baseline: Option<GroupSizes>,
     pub baseline_reused: bool,
     pub target: Option<Target>,
     /// Covered Regions after the step.
@@ -146,7 +147,7 @@ pub fn plan(
     region: &str,
     asg: &str,
     open: Option<&GroupScaling>,
-    current: Capacity,
+    current: GroupSizes,
     step: &Step<'_>,
     limits: Limits,
     now_ms: u64,
@@ -164,7 +165,7 @@ fn plan_cover(
     region: &str,
     asg: &str,
     open: Option<&GroupScaling>,
-    current: Capacity,
+    current: GroupSizes,
     evacuated: &str,
     covering: &Covering,
     n_active_before: usize,
@@ -227,7 +228,7 @@ fn plan_cover(
 
 fn plan_release(
     open: Option<&GroupScaling>,
-    current: Capacity,
+    current: GroupSizes,
     fleet: &FleetStatus,
     cooldown_ms: u64,
     limits: Limits,
@@ -322,7 +323,7 @@ mod tests {
     use shared::ledger::RegionStatusEntry;
 
     const NO_RAISE: Limits = Limits { raise_max: false, max_ceiling: None };
-    const BASE: Capacity = Capacity::new(1, 10, 40);
+    const BASE: GroupSizes = GroupSizes::new(1, 10, 40);
 
     fn cover<'a>(evacuated: &'a str, since_ms: u64, n: usize) -> Step<'a> {
         Step::Cover {
@@ -343,7 +344,7 @@ mod tests {
         fleet
     }
 
-    fn change(plan: GroupPlan) -> (GroupScaling, Option<Capacity>, GroupAction) {
+    fn change(plan: GroupPlan) -> (GroupScaling, Option<GroupSizes>, GroupAction) {
         match plan {
             GroupPlan::Change { record, resize, action, .. } => (record, resize, action),
             other => panic!("expected a change, got {other:?}"),
@@ -360,9 +361,9 @@ mod tests {
     fn first_evacuation_records_the_baseline_and_scales_to_carry_the_share() {
         let (plan, planned) = plan("eu-west-1", "web", None, BASE, &cover("us-east-1", 5, 3), NO_RAISE, 10);
         let (record, resize, action) = change(plan);
-        assert_eq!((resize, action), (Some(Capacity::new(15, 15, 40)), GroupAction::Scaled));
+        assert_eq!((resize, action), (Some(GroupSizes::new(15, 15, 40)), GroupAction::Scaled));
         assert_eq!((record.baseline, record.n_active_at_baseline), (BASE, 3));
-        assert_eq!(record.applied, Capacity::new(15, 15, 40));
+        assert_eq!(record.applied, GroupSizes::new(15, 15, 40));
         assert!(!record.settled && record.closed.is_none());
         assert!(!planned.baseline_reused);
         assert!(record.reason.contains("3 Region(s) active at the baseline, 2 carry the load"), "{}", record.reason);
@@ -392,7 +393,7 @@ mod tests {
         let record = change(plan1).0; // written, resize failed: not settled, group still at BASE
         let (record2, resize, action) =
             change(plan("eu-west-1", "web", Some(&record), BASE, &cover("us-east-1", 5, 3), NO_RAISE, 20).0);
-        assert_eq!((resize, action), (Some(Capacity::new(15, 15, 40)), GroupAction::Scaled));
+        assert_eq!((resize, action), (Some(GroupSizes::new(15, 15, 40)), GroupAction::Scaled));
         assert_eq!(record2.baseline, BASE);
     }
 
@@ -402,7 +403,7 @@ mod tests {
         let r1 = settle(change(plan("ap", "web", None, BASE, &cover("us-east-1", 5, 3), NO_RAISE, 10).0).0);
         assert_eq!(r1.applied.desired, 15);
         let r2 = settle(change(plan("ap", "web", Some(&r1), r1.applied, &cover("eu-west-1", 50, 3), NO_RAISE, 60).0).0);
-        assert_eq!(r2.applied, Capacity::new(30, 30, 40));
+        assert_eq!(r2.applied, GroupSizes::new(30, 30, 40));
         assert_eq!(r2.covering.len(), 2);
 
         for (first, second) in [("us-east-1", "eu-west-1"), ("eu-west-1", "us-east-1")] {
@@ -410,7 +411,7 @@ mod tests {
             let f1 = fleet(&[(first, RegionStatus::Active, 1_000), (second, RegionStatus::Evacuated, 50)]);
             let release = Step::Release { fleet: &f1, cooldown_ms: cooldown };
             let (mid, resize, action) = change(plan("ap", "web", Some(&r2), r2.applied, &release, NO_RAISE, 1_200).0);
-            assert_eq!((resize, action), (Some(Capacity::new(15, 15, 40)), GroupAction::Restored), "{first} first");
+            assert_eq!((resize, action), (Some(GroupSizes::new(15, 15, 40)), GroupAction::Restored), "{first} first");
             assert!(mid.closed.is_none());
             let mid = settle(mid);
             let f2 = fleet(&[(first, RegionStatus::Active, 1_000), (second, RegionStatus::Active, 2_000)]);
@@ -463,7 +464,7 @@ mod tests {
     fn a_group_changed_by_hand_is_left_and_the_record_closed() {
         let r = settle(change(plan("eu", "web", None, BASE, &cover("us-east-1", 5, 2), NO_RAISE, 10).0).0);
         let f = fleet(&[("us-east-1", RegionStatus::Active, 100)]);
-        let by_hand = Capacity::new(3, 7, 40);
+        let by_hand = GroupSizes::new(3, 7, 40);
         let (record, resize, action) =
             change(plan("eu", "web", Some(&r), by_hand, &Step::Release { fleet: &f, cooldown_ms: 0 }, NO_RAISE, 200).0);
         assert_eq!((resize, action), (None, GroupAction::LeftChangedByHand));

@@ -11,11 +11,11 @@
 use multisite_tests::deployment::{self, Deployment};
 use multisite_tests::roles::Function;
 use multisite_tests::{Emulator, EmulatorLease};
-use scaler::capacity::Capacity;
 use scaler::record::GroupScaling;
 use scaler::{Deps, GroupAction, Outcome, Report, Trigger};
 use serde_json::{Value, json};
 use shared::alarm::Identity;
+use shared::capacity::GroupSizes;
 use shared::clock::{Clock, FixedClock};
 use shared::ledger::{self, FleetStatus, RegionStatus, RegionStatusEntry};
 use shared::{Ledger, RegionalClients, Topology};
@@ -47,7 +47,7 @@ struct World {
 }
 
 impl World {
-    async fn new(n: usize, sizes: Capacity, policy: Value, scaling: Value) -> Self {
+    async fn new(n: usize, sizes: GroupSizes, policy: Value, scaling: Value) -> Self {
         let emulator = Emulator::lease();
         let deployment = Deployment::spec(&REGIONS[..n])
             .with_groups(sizes.min, sizes.desired, sizes.max)
@@ -109,8 +109,8 @@ impl World {
         assert_eq!(written, ledger::WriteOutcome::Written, "nothing else writes the fleet in these tests");
     }
 
-    async fn sizes(&self, region: &str) -> Capacity {
-        self.group(region).await.capacity
+    async fn sizes(&self, region: &str) -> GroupSizes {
+        self.group(region).await.sizes
     }
 
     async fn group(&self, region: &str) -> scaler::asg::GroupState {
@@ -118,7 +118,7 @@ impl World {
         scaler::asg::describe_group(autoscaling, region, &format!("web-{region}")).await.expect("describe")
     }
 
-    async fn set_sizes(&self, region: &str, sizes: Capacity) {
+    async fn set_sizes(&self, region: &str, sizes: GroupSizes) {
         let autoscaling = &self.clients.region(region).expect("region").autoscaling;
         scaler::asg::update_group(autoscaling, region, &format!("web-{region}"), sizes).await.expect("resize by hand");
     }
@@ -168,7 +168,7 @@ fn group<'a>(report: &'a Report, region: &str) -> &'a scaler::GroupReport {
     report.groups.iter().find(|g| g.region == region).unwrap_or_else(|| panic!("no group for {region}: {report:?}"))
 }
 
-const SIZES: Capacity = Capacity::new(1, 2, 10);
+const SIZES: GroupSizes = GroupSizes::new(1, 2, 10);
 
 #[tokio::test]
 async fn evacuation_scales_the_survivors_to_carry_the_whole_load_and_waits_for_them() {
@@ -189,7 +189,7 @@ async fn evacuation_scales_the_survivors_to_carry_the_whole_load_and_waits_for_t
     assert_eq!(report.outcome, Outcome::Scaled, "{report:?}");
     assert_eq!(report.n_active_before, Some(3));
     for region in ["eu-west-1", "ap-southeast-1"] {
-        assert_eq!(world.sizes(region).await, Capacity::new(3, 3, 10), "{region}");
+        assert_eq!(world.sizes(region).await, GroupSizes::new(3, 3, 10), "{region}");
         let g = group(&report, region);
         assert_eq!(g.action, GroupAction::Scaled);
         assert_eq!((g.ready, g.in_service), (Some(true), Some(3)), "{region}: readiness reported");
@@ -199,7 +199,7 @@ async fn evacuation_scales_the_survivors_to_carry_the_whole_load_and_waits_for_t
     let records = world.records().await;
     assert_eq!(records.len(), 2);
     assert_eq!((records[0].region.as_str(), records[1].region.as_str()), ("ap-southeast-1", "eu-west-1"));
-    assert!(records.iter().all(|r| r.baseline == SIZES && r.applied == Capacity::new(3, 3, 10) && r.settled));
+    assert!(records.iter().all(|r| r.baseline == SIZES && r.applied == GroupSizes::new(3, 3, 10) && r.settled));
     assert!(records.iter().all(|r| r.covering.keys().eq(["us-east-1"])), "{records:?}");
     assert!(
         records[0].reason.contains("3 Region(s) active at the baseline, 2 carry the load"),
@@ -234,7 +234,7 @@ async fn duplicate_deliveries_change_nothing_and_reuse_the_recorded_baseline() {
         }
     }
     assert!(world.updates().is_empty(), "no resize: {:?}", world.updates());
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(3, 3, 10), "not doubled twice");
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(3, 3, 10), "not doubled twice");
     assert_eq!(world.records().await.len(), 2);
 }
 
@@ -246,7 +246,7 @@ async fn concurrent_first_deliveries_record_one_baseline_and_scale_once() {
     let results = futures_util::future::join_all((0..6).map(|_| world.handle(payload.clone()))).await;
 
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10));
     let records = world.records().await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].baseline, SIZES, "the pre-evacuation baseline, not a scaled value");
@@ -260,7 +260,7 @@ async fn evacuation_with_the_failed_regions_apis_down_scales_the_survivor() {
     let report = only(world.handle(event("alarm-sns-us-east-1-alarm.json")).await.expect("scaled"));
 
     assert_eq!(report.outcome, Outcome::Scaled);
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10));
     let to_failed: Vec<_> = world.emulator.requests().into_iter().filter(|r| r.region == "us-east-1").collect();
     assert!(to_failed.is_empty(), "no call to the failed Region: {to_failed:?}");
 }
@@ -274,7 +274,7 @@ async fn restore_after_failback_and_the_cooldown_puts_the_previous_sizes_back() 
     let world = World::new(2, SIZES, json!({"auto_failback": true, "cooldown_seconds": 60}), json!({})).await;
     only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
     world.set_status("us-east-1", RegionStatus::Evacuated).await;
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10));
 
     // Healthy again, but failback is not recorded yet: the survivor keeps its capacity.
     world.clock.advance_ms(120_000);
@@ -288,7 +288,7 @@ async fn restore_after_failback_and_the_cooldown_puts_the_previous_sizes_back() 
     let pending = only(world.handle(event("alarm-sns-us-east-1-ok.json")).await.expect("pending"));
     assert_eq!(pending.outcome, Outcome::RestorePending, "{pending:?}");
     assert!(pending.reason.as_deref().unwrap_or_default().contains("cool-down"), "{pending:?}");
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10));
 
     world.clock.advance_ms(60_000);
     let done = only(world.handle(event("alarm-eventbridge-us-east-1-ok.json")).await.expect("restored"));
@@ -312,7 +312,7 @@ async fn restore_after_failback_and_the_cooldown_puts_the_previous_sizes_back() 
     let report = only(world.handle(later).await.expect("scaled again"));
     assert_eq!(report.outcome, Outcome::Scaled, "{report:?}");
     assert!(!group(&report, "eu-west-1").baseline_reused);
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10));
     assert!(world.record("eu-west-1").await.is_open());
 }
 
@@ -332,7 +332,7 @@ async fn an_ok_that_races_ahead_of_failback_is_restored_by_the_scheduled_sweep()
     world.clock.advance_ms(30_000);
     let early = only(world.handle(scheduled()).await.expect("sweep inside the cool-down"));
     assert_eq!((early.trigger, early.outcome), (Trigger::RestoreSweep, Outcome::RestorePending), "{early:?}");
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10));
 
     world.clock.advance_ms(31_000);
     let sweep = only(world.handle(scheduled()).await.expect("sweep"));
@@ -361,7 +361,7 @@ async fn overlapping_evacuations_give_the_capacity_back_in_any_order() {
     let second = only(world.handle_in("ap-southeast-1", eu).await.expect("second"));
     assert_eq!(second.outcome, Outcome::Scaled, "{second:?}");
     world.set_status("eu-west-1", RegionStatus::Evacuated).await;
-    assert_eq!(world.sizes("ap-southeast-1").await, Capacity::new(6, 6, 10), "2 x 3 / 1");
+    assert_eq!(world.sizes("ap-southeast-1").await, GroupSizes::new(6, 6, 10), "2 x 3 / 1");
     assert_eq!(world.record("ap-southeast-1").await.baseline, SIZES, "one baseline for both evacuations");
     world.emulator.clear_requests();
 
@@ -372,7 +372,7 @@ async fn overlapping_evacuations_give_the_capacity_back_in_any_order() {
     world.clock.advance_ms(61_000);
     let sweep = only(world.handle(scheduled()).await.expect("sweep"));
     assert_eq!(sweep.outcome, Outcome::RestorePending, "eu-west-1 still evacuated: {sweep:?}");
-    assert_eq!(world.sizes("ap-southeast-1").await, Capacity::new(3, 3, 10));
+    assert_eq!(world.sizes("ap-southeast-1").await, GroupSizes::new(3, 3, 10));
     assert_eq!(group(&sweep, "ap-southeast-1").covering, vec!["eu-west-1".to_owned()]);
     let to_evacuated: Vec<_> = world
         .emulator
@@ -396,7 +396,7 @@ async fn restore_leaves_a_group_changed_by_hand_and_restores_the_others() {
     let world = World::new(3, SIZES, json!({"cooldown_seconds": 60}), json!({})).await;
     only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
     world.set_status("us-east-1", RegionStatus::Evacuated).await;
-    let by_hand = Capacity::new(3, 7, 10);
+    let by_hand = GroupSizes::new(3, 7, 10);
     world.set_sizes("eu-west-1", by_hand).await;
     world.clock.advance_ms(300_000);
     world.set_status("us-east-1", RegionStatus::Active).await;
@@ -429,13 +429,13 @@ async fn a_refused_evacuation_scales_nothing() {
 #[tokio::test]
 async fn max_size_is_raised_up_to_the_ceiling_and_the_shortfall_reported() {
     let scaling = json!({"raise_max_size": true, "max_size_ceiling": 7});
-    let world = World::new(2, Capacity::new(2, 4, 6), json!({}), scaling).await;
+    let world = World::new(2, GroupSizes::new(2, 4, 6), json!({}), scaling).await;
 
     let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("scaled"));
 
     let eu = group(&report, "eu-west-1");
     assert_eq!((eu.wanted_desired, eu.shortfall, eu.max_raised), (Some(8), 1, true), "{eu:?}");
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(7, 7, 7), "the reachable part is applied");
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(7, 7, 7), "the reachable part is applied");
 }
 
 #[tokio::test]
@@ -449,7 +449,7 @@ async fn dry_run_returns_the_targets_and_changes_nothing() {
     assert_eq!(report.outcome, Outcome::DryRun);
     for region in ["eu-west-1", "ap-southeast-1"] {
         let g = group(&report, region);
-        assert_eq!((g.action, g.target), (GroupAction::Planned, Some(Capacity::new(3, 3, 10))), "{g:?}");
+        assert_eq!((g.action, g.target), (GroupAction::Planned, Some(GroupSizes::new(3, 3, 10))), "{g:?}");
         assert_eq!(world.sizes(region).await, SIZES);
     }
     assert!(world.updates().is_empty());
@@ -465,14 +465,14 @@ async fn a_failing_survivor_does_not_stop_the_other_and_the_retry_converges() {
 
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("eu-west-1"), "{err}");
-    assert_eq!(world.sizes("ap-southeast-1").await, Capacity::new(3, 3, 10), "the other survivor is scaled");
+    assert_eq!(world.sizes("ap-southeast-1").await, GroupSizes::new(3, 3, 10), "the other survivor is scaled");
     assert_eq!(world.sizes("eu-west-1").await, SIZES);
 
     world.emulator.throttle("eu-west-1", 0, Some("autoscaling"), Some("UpdateAutoScalingGroup"));
     let report = only(world.handle(event("alarm-alarm-action-us-east-1-alarm.json")).await.expect("retry"));
     assert_eq!(group(&report, "eu-west-1").action, GroupAction::Scaled);
     assert_eq!(group(&report, "ap-southeast-1").action, GroupAction::Unchanged);
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(3, 3, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(3, 3, 10));
 }
 
 #[tokio::test]
@@ -545,7 +545,7 @@ async fn a_change_delivered_to_a_region_that_is_not_its_actor_is_ignored() {
     let report = only(world.handle_in("ap-southeast-1", change).await.expect("scaled"));
     assert_eq!((report.outcome, report.region.as_deref()), (Outcome::Scaled, Some("eu-west-1")), "{report:?}");
     for region in ["us-east-1", "ap-southeast-1"] {
-        assert_eq!(world.sizes(region).await, Capacity::new(3, 3, 10), "{region}");
+        assert_eq!(world.sizes(region).await, GroupSizes::new(3, 3, 10), "{region}");
     }
     assert_eq!(world.sizes("eu-west-1").await, SIZES, "the evacuated Region is not touched");
     let ledger_calls: Vec<_> = world.emulator.requests().into_iter().filter(|r| r.service == "dynamodb").collect();
@@ -593,7 +593,7 @@ async fn an_alarm_change_from_another_account_is_rejected_and_scales_nothing() {
     // Not even the ledger is read: a foreign change starts nothing, not the restore sweep.
     assert!(world.emulator.requests().is_empty(), "no AWS call: {:?}", world.emulator.requests());
     for region in ["eu-west-1", "ap-southeast-1"] {
-        assert_eq!(world.sizes(region).await, Capacity::new(3, 3, 10), "{region} keeps its capacity");
+        assert_eq!(world.sizes(region).await, GroupSizes::new(3, 3, 10), "{region} keeps its capacity");
         assert!(world.record(region).await.is_open());
     }
 }
@@ -635,7 +635,7 @@ async fn a_late_alarm_after_a_newer_change_scales_nothing() {
     newer["alarmData"]["state"]["timestamp"] = "2026-11-26T11:00:00.000+0000".into();
     let report = only(world.handle(newer).await.expect("scaled"));
     assert_eq!(report.outcome, Outcome::Scaled, "{report:?}");
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(3, 3, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(3, 3, 10));
 }
 
 #[tokio::test]
@@ -646,7 +646,7 @@ async fn the_scheduler_envelope_runs_the_restore_sweep() {
     world.clock.advance_ms(120_000);
     world.set_status("us-east-1", RegionStatus::Active).await;
     world.clock.advance_ms(61_000);
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10));
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10));
 
     // EventBridge Scheduler: source aws.scheduler, `detail` the string "{}".
     let mut schedule = scheduled();
@@ -677,7 +677,7 @@ async fn the_scheduled_sweep_scales_for_an_evacuation_the_scaler_never_handled()
     let reports = world.handle(scheduled()).await.expect("sweep");
     let cover = reports.iter().find(|r| r.trigger == Trigger::ScheduledCover).expect("a cover report");
     assert_eq!((cover.region.as_deref(), cover.outcome), (Some("us-east-1"), Outcome::Scaled), "{reports:?}");
-    assert_eq!(world.sizes("eu-west-1").await, Capacity::new(4, 4, 10), "the survivor carries 100%");
+    assert_eq!(world.sizes("eu-west-1").await, GroupSizes::new(4, 4, 10), "the survivor carries 100%");
 
     // Covered now: the next run has nothing to cover and makes no Auto Scaling write.
     world.emulator.clear_requests();

@@ -162,7 +162,7 @@ impl PlanReport {
                         r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
                     ));
                     for g in &r.groups {
-                        let cap = |c: Option<scaler::capacity::Capacity>| {
+                        let cap = |c: Option<shared::capacity::GroupSizes>| {
                             c.map(|c| format!("{}/{}/{}", c.min, c.desired, c.max)).unwrap_or_else(|| "?".into())
                         };
                         s.push_str(&format!(

@@ -7,7 +7,7 @@ use crate::report::ProvisionerAnswer;
 use lambda_runtime::{Context, LambdaEvent};
 use multisite_tests::response_server::ResponseServer;
 use provisioner::continuation::{BoxFuture, ContinuationError};
-use provisioner::{Config, Continuation, Dependencies, ResponseClient, Summary};
+use provisioner::{Config, Continuation, Deps, ResponseClient, Summary};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub async fn create_replicas(
     config.poll_interval = Duration::from_millis(100);
     let clients = shared::RegionalClients::with_base(base.clone(), config.known_regions.iter());
     let continuation = Arc::new(Captured::default());
-    let deps = Arc::new(Dependencies {
+    let deps = Arc::new(Deps {
         config,
         dynamodb: Arc::new(clients),
         continuation: continuation.clone(),

@@ -9,7 +9,7 @@ use multisite_tests::Emulator;
 use multisite_tests::roles::{Function, StackRoles};
 use provisioner::continuation::{BoxFuture, ContinuationError};
 use provisioner::delivery::DeliveryPolicy;
-use provisioner::{Config, Continuation, Dependencies, DynamoDbClients, ResponseClient, Summary};
+use provisioner::{Config, Continuation, Deps, DynamoDbClients, ResponseClient, Summary};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -125,12 +125,8 @@ impl DynamoDbClients for NoDynamoDb {
     }
 }
 
-pub fn deps(
-    config: Config,
-    dynamodb: Arc<dyn DynamoDbClients>,
-    continuation: Arc<dyn Continuation>,
-) -> Arc<Dependencies> {
-    Arc::new(Dependencies { config, dynamodb, continuation, responses: ResponseClient::default() })
+pub fn deps(config: Config, dynamodb: Arc<dyn DynamoDbClients>, continuation: Arc<dyn Continuation>) -> Arc<Deps> {
+    Arc::new(Deps { config, dynamodb, continuation, responses: ResponseClient::default() })
 }
 
 /// The CloudFormation parameters of the stack a test models: the template's own custom resource
@@ -228,7 +224,7 @@ pub fn context(remaining: Duration) -> Context {
 }
 
 /// One invocation of the real handler.
-pub async fn invoke(deps: &Arc<Dependencies>, event: Value, remaining: Duration) -> Summary {
+pub async fn invoke(deps: &Arc<Deps>, event: Value, remaining: Duration) -> Summary {
     match provisioner::handle(LambdaEvent::new(event, context(remaining)), deps).await {
         Ok(summary) => summary,
         Err(never) => match never {},
@@ -238,7 +234,7 @@ pub async fn invoke(deps: &Arc<Dependencies>, event: Value, remaining: Duration)
 /// Invokes, then feeds each captured continuation back to the handler (as Lambda would), until
 /// an invocation answers. Returns the final summary and every continuation event.
 pub async fn invoke_until_answered(
-    deps: &Arc<Dependencies>,
+    deps: &Arc<Deps>,
     captured: &CapturedContinuations,
     event: Value,
     remaining: Duration,
