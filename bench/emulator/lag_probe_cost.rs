@@ -21,6 +21,7 @@ use multisite_tests::fixtures::unique_name;
 use multisite_tests::roles::{Function, function_clients};
 use serde_json::{Value, json};
 use shared::Topology;
+use shared::capacity::GroupSizes;
 use shared::clock::SystemClock;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -40,7 +41,7 @@ async fn world(emulator: &Emulator) -> Topology {
     emulator.set_timing(100, 100, 200);
     Deployment::spec(&REGIONS)
         .with_global_table(&unique_name("sessions"))
-        .with_groups(1, 2, 10)
+        .with_groups(GroupSizes::new(1, 2, 10))
         .with_aurora()
         .create(emulator)
         .await

@@ -46,16 +46,6 @@ pub struct GroupState {
     pub in_service: usize,
 }
 
-/// A bridge, to be removed: `tools/drill/src/world.rs` (being rewritten) still reads `state.min`
-/// and the like; new code reads `state.sizes`.
-impl std::ops::Deref for GroupState {
-    type Target = GroupSizes;
-
-    fn deref(&self) -> &GroupSizes {
-        &self.sizes
-    }
-}
-
 /// Reads one Auto Scaling group by name; a missing group or missing sizes is an error naming it.
 pub async fn describe_group(
     autoscaling: &aws_sdk_autoscaling::Client,

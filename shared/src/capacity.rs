@@ -12,6 +12,13 @@ pub struct GroupSizes {
     pub max: i32,
 }
 
+/// `min/desired/max`, as operators write a group's sizes.
+impl std::fmt::Display for GroupSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.min, self.desired, self.max)
+    }
+}
+
 impl GroupSizes {
     pub const fn new(min: i32, desired: i32, max: i32) -> Self {
         Self { min, desired, max }

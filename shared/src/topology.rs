@@ -34,6 +34,11 @@ pub struct Topology {
     pub ledger_table: String,
     /// Largest replication lag, in milliseconds, that still meets the recovery point objective.
     pub rpo_budget_ms: u64,
+    /// The recovery time objective, in seconds: the longest acceptable time from a Region's failure
+    /// to its users being served elsewhere. lag-probe flags a Region whose worst case, read from
+    /// the deployment's configuration, exceeds it.
+    #[serde(default = "default_rto_objective_seconds")]
+    pub rto_objective_seconds: u64,
     /// Rules that keep failover safe.
     #[serde(default)]
     pub failover_policy: FailoverPolicy,
@@ -245,6 +250,14 @@ pub struct ScalingPolicy {
     pub readiness_wait_seconds: u64,
     /// How often that wait polls the groups.
     pub readiness_poll_ms: u64,
+}
+
+/// The recovery time objective when the topology gives none: five minutes, a worst case that a
+/// 60 s alarm, a 30 s health check, a 60 s TTL and the orchestration fit in with room to spare.
+pub const DEFAULT_RTO_OBJECTIVE_SECONDS: u64 = 300;
+
+fn default_rto_objective_seconds() -> u64 {
+    DEFAULT_RTO_OBJECTIVE_SECONDS
 }
 
 /// A Lambda invocation lasts at most 15 minutes.
@@ -493,6 +506,13 @@ impl Topology {
                     ),
                 );
             }
+        }
+        if self.rto_objective_seconds == 0 {
+            bad(
+                "rto_objective_seconds".into(),
+                "must be positive: the longest acceptable time from a Region's failure to its users served elsewhere"
+                    .into(),
+            );
         }
         if self.rpo_budget_ms == 0 {
             bad(
@@ -854,6 +874,7 @@ mod tests {
         let t = load(&valid_json()).expect("valid");
         assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "eu-west-1"]);
         assert_eq!(t.failover_policy, FailoverPolicy::default());
+        assert_eq!(t.rto_objective_seconds, 300, "five minutes when the topology names no objective");
         assert_eq!(t.cell_for_alarm("shop-euw1-5xx").map(|c| c.region.as_str()), Some("eu-west-1"));
         assert!(t.cell_for_alarm("unknown").is_none());
     }
@@ -917,6 +938,7 @@ mod tests {
             ("bad table", |j| j["global_table"] = "a b".into(), "global_table"),
             ("ledger is the data table", |j| j["ledger_table"] = "UserSessions".into(), "ledger_table"),
             ("zero rpo budget", |j| j["rpo_budget_ms"] = 0.into(), "rpo_budget_ms"),
+            ("zero rto objective", |j| j["rto_objective_seconds"] = 0.into(), "rto_objective_seconds"),
             (
                 "zero min healthy",
                 |j| j["failover_policy"] = serde_json::json!({"min_healthy_regions": 0}),

@@ -20,6 +20,7 @@ use aws_sdk_route53::types::{
     ResourceRecordSetRegion, RrType,
 };
 use serde_json::{Map, Value, json};
+use shared::capacity::GroupSizes;
 use shared::topology::RoutingBackend;
 use shared::{Ledger, RegionalClients, Topology};
 use std::collections::BTreeMap;
@@ -63,14 +64,6 @@ impl<T, E: std::error::Error> Step<T> for Result<T, E> {
 
 fn missing(what: impl fmt::Display) -> BuildError {
     BuildError(format!("{what}"))
-}
-
-/// Sizes of an Auto Scaling group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupSizes {
-    pub min: i32,
-    pub desired: i32,
-    pub max: i32,
 }
 
 /// The data Global Table (`topology.global_table`), created in the first Region.
@@ -123,6 +116,7 @@ pub struct DeploymentSpec {
     /// The data Global Table (`None`: only named in the topology, [`DATA_TABLE`]).
     pub data_table: Option<DataTable>,
     pub rpo_budget_ms: u64,
+    pub rto_objective_seconds: u64,
     pub failover_policy: Value,
     pub scaling: Value,
     /// The ledger as a Global Table with a replica in every Region (as the template creates it),
@@ -161,8 +155,8 @@ impl DeploymentSpec {
         self
     }
 
-    pub fn with_groups(mut self, min: i32, desired: i32, max: i32) -> Self {
-        self.groups = Some(GroupSizes { min, desired, max });
+    pub fn with_groups(mut self, sizes: GroupSizes) -> Self {
+        self.groups = Some(sizes);
         self
     }
 
@@ -203,6 +197,11 @@ impl DeploymentSpec {
 
     pub fn with_rpo_budget_ms(mut self, ms: u64) -> Self {
         self.rpo_budget_ms = ms;
+        self
+    }
+
+    pub fn with_rto_objective_seconds(mut self, seconds: u64) -> Self {
+        self.rto_objective_seconds = seconds;
         self
     }
 
@@ -258,6 +257,7 @@ impl Deployment {
             groups: None,
             data_table: None,
             rpo_budget_ms: 2000,
+            rto_objective_seconds: shared::topology::DEFAULT_RTO_OBJECTIVE_SECONDS,
             failover_policy: json!({}),
             scaling: json!({}),
             ledger_replicas: false,
@@ -305,7 +305,7 @@ impl Deployment {
         if let Some(sizes) = spec.groups {
             for region in &regions {
                 let autoscaling = &clients.region(region).map_err(missing)?.autoscaling;
-                new_group(autoscaling, region, sizes.min, sizes.desired, sizes.max).await?;
+                new_group(autoscaling, region, sizes).await?;
             }
         }
         if let Some(table) = &spec.data_table {
@@ -607,6 +607,7 @@ fn describe(
         "name": spec.name, "cells": cells,
         "routing": {"hosted_zone_id": hosted_zone_id.unwrap_or("Z1"), "record_name": RECORD_NAME},
         "global_table": table, "ledger_table": LEDGER_TABLE, "rpo_budget_ms": spec.rpo_budget_ms,
+        "rto_objective_seconds": spec.rto_objective_seconds,
         "failover_policy": spec.failover_policy, "scaling": spec.scaling,
         "arbiter": {"region": spec.arbiter()}
     });
@@ -721,9 +722,7 @@ pub(crate) async fn new_aurora_global(
 pub(crate) async fn new_group(
     autoscaling: &aws_sdk_autoscaling::Client,
     region: &str,
-    min: i32,
-    desired: i32,
-    max: i32,
+    sizes: GroupSizes,
 ) -> Result<(), BuildError> {
     let launch_configuration = format!("lc-web-{region}");
     autoscaling
@@ -738,9 +737,9 @@ pub(crate) async fn new_group(
         .create_auto_scaling_group()
         .auto_scaling_group_name(group_name(region))
         .launch_configuration_name(&launch_configuration)
-        .min_size(min)
-        .desired_capacity(desired)
-        .max_size(max)
+        .min_size(sizes.min)
+        .desired_capacity(sizes.desired)
+        .max_size(sizes.max)
         .availability_zones(format!("{region}a"))
         .send()
         .await

@@ -128,6 +128,10 @@ pub fn writer_arn(cluster: &GlobalCluster) -> Option<String> {
 
 /// An Auto Scaling group `web-<region>` with its launch configuration `lc-web-<region>` (the
 /// emulator starts instances for it).
-pub async fn create_group(autoscaling: &aws_sdk_autoscaling::Client, region: &str, min: i32, desired: i32, max: i32) {
-    deployment::new_group(autoscaling, region, min, desired, max).await.unwrap_or_else(|e| panic!("{e}"));
+pub async fn create_group(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    region: &str,
+    sizes: shared::capacity::GroupSizes,
+) {
+    deployment::new_group(autoscaling, region, sizes).await.unwrap_or_else(|e| panic!("{e}"));
 }

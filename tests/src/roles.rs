@@ -307,5 +307,6 @@ pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, St
     put("AutoFailback".into(), policy.auto_failback.to_string());
     put("DryRun".into(), policy.dry_run.to_string());
     put("RpoBudgetMs".into(), topology.rpo_budget_ms.to_string());
+    put("RtoObjectiveSeconds".into(), topology.rto_objective_seconds.to_string());
     Ok(p)
 }

@@ -7,6 +7,7 @@ use multisite_tests::deployment::{
 };
 use multisite_tests::fixtures::{describe_global, replica_statuses, writer_arn};
 use multisite_tests::{ControlPlaneFailure, Emulator};
+use shared::capacity::GroupSizes;
 use std::collections::BTreeMap;
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
@@ -19,7 +20,7 @@ async fn everything_the_topology_names_is_built_and_in_the_state_the_functions_e
         .with_arbiter("ap-southeast-1")
         .with_dns()
         .with_aurora()
-        .with_groups(1, 2, 4)
+        .with_groups(GroupSizes::new(1, 2, 4))
         .with_data_table(DataTable::named("Orders").unreplicated())
         .with_ledger_replicas()
         .build(&emulator)
@@ -81,7 +82,7 @@ async fn everything_the_topology_names_is_built_and_in_the_state_the_functions_e
     for region in REGIONS {
         let autoscaling = &admin.region(region).expect("region").autoscaling;
         let group = shared::aws::describe_group(autoscaling, region, &group_name(region)).await.expect("group");
-        assert_eq!((group.min, group.desired, group.max), (1, 2, 4), "{region}");
+        assert_eq!(group.sizes, GroupSizes::new(1, 2, 4), "{region}");
     }
 
     // DynamoDB: the unreplicated data table in the first Region only; the ledger in the arbiter
@@ -115,7 +116,7 @@ async fn a_failed_step_ends_the_build_with_an_error_that_names_it() {
 
     // A Region whose APIs are down stops the build at the first call into it.
     emulator.set_outage("ap-southeast-1", true);
-    let error = match Deployment::spec(&REGIONS).with_groups(1, 1, 1).build(&emulator).await {
+    let error = match Deployment::spec(&REGIONS).with_groups(GroupSizes::new(1, 1, 1)).build(&emulator).await {
         Ok(_) => panic!("ap-southeast-1 is down"),
         Err(error) => error.to_string(),
     };

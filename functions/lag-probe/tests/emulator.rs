@@ -18,6 +18,7 @@ use multisite_tests::fixtures::{create_group, put_value, request_replica, unique
 use multisite_tests::roles::{Function, function_clients};
 use multisite_tests::{Emulator, EmulatorLease};
 use serde_json::{Value, json};
+use shared::capacity::GroupSizes;
 use shared::clock::{Clock, SystemClock};
 use shared::ledger::{self, FleetStatus, ProbeSummary, RegionProbe, RegionStatus, RegionStatusEntry};
 use shared::{Ledger, RegionalClients, Topology};
@@ -90,7 +91,7 @@ impl World {
         let mut spec = Deployment::spec(&REGIONS[..setup.regions])
             .with_name("probe-test")
             .with_data_table(table)
-            .with_groups(1, 2, setup.max_size)
+            .with_groups(GroupSizes::new(1, 2, setup.max_size))
             .with_rpo_budget_ms(setup.rpo_budget_ms);
         if setup.aurora {
             spec = spec.with_aurora();
@@ -343,7 +344,7 @@ async fn readiness_names_each_failed_rule_with_its_region_and_numbers() {
     // and its Aurora cluster detached from the global cluster.
     world.emulator.set_timing(60_000, 100, 200);
     let ap = world.clients.region("ap-southeast-1").expect("ap");
-    create_group(&ap.autoscaling, "ap-southeast-1", 1, 2, 2).await;
+    create_group(&ap.autoscaling, "ap-southeast-1", GroupSizes::new(1, 2, 2)).await;
     create_aurora_member(&world, "ap-southeast-1").await;
     ap.rds
         .remove_from_global_cluster()

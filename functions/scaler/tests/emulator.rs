@@ -50,7 +50,7 @@ impl World {
     async fn new(n: usize, sizes: GroupSizes, policy: Value, scaling: Value) -> Self {
         let emulator = Emulator::lease();
         let deployment = Deployment::spec(&REGIONS[..n])
-            .with_groups(sizes.min, sizes.desired, sizes.max)
+            .with_groups(sizes)
             .with_failover_policy(policy)
             .with_scaling(scaling)
             .create(&emulator)

@@ -114,9 +114,9 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         GLOBAL_CLUSTER,
         regions[0],
         regions.len(),
-        world::BASELINE.0,
-        world::BASELINE.1,
-        world::BASELINE.2,
+        world::BASELINE.min,
+        world::BASELINE.desired,
+        world::BASELINE.max,
         deployment.alarm_regions.iter().map(|(a, r)| format!("{a} (in {r})")).collect::<Vec<_>>().join(", ")
     ));
     let topology_path = write_topology(&deployment.topology_json)?;
@@ -873,7 +873,7 @@ impl Drill<'_> {
         ));
         let routing_limit = CONVERGE;
 
-        let baseline_desired = world::BASELINE.1;
+        let baseline_desired = world::BASELINE.desired;
         let n = self.regions.len() as i32;
         let target = baseline_desired.max((baseline_desired * n + (n - 2)) / (n - 1));
         let expected_writer = self.survivors[0].clone();
@@ -894,7 +894,8 @@ impl Drill<'_> {
         });
         let scaled = until(|| async {
             for region in &this.survivors {
-                let (_, desired, _, in_service) = world::group_sizes(&this.clients, region).await.ok()?;
+                let group = world::group_sizes(&this.clients, region).await.ok()?;
+                let (desired, in_service) = (group.sizes.desired, group.in_service);
                 if desired < target || in_service < target as usize {
                     return None;
                 }
@@ -1109,12 +1110,13 @@ impl Drill<'_> {
         );
 
         let n = self.regions.len() as i32;
-        let d = world::BASELINE.1;
+        let d = world::BASELINE.desired;
         let target = d.max((d * n + (n - 2)) / (n - 1));
         let mut sizes = Vec::new();
         let mut ok = true;
         for region in self.survivors.clone() {
-            let (min, desired, max, in_service) = world::group_sizes(&self.clients, &region).await?;
+            let group = world::group_sizes(&self.clients, &region).await?;
+            let (shared::capacity::GroupSizes { min, desired, max }, in_service) = (group.sizes, group.in_service);
             ok &= desired == target && in_service >= target as usize;
             sizes.push(format!("{region} {min}/{desired}/{max} ({in_service} InService)"));
         }
@@ -1325,8 +1327,7 @@ impl Drill<'_> {
         // The scaler restores once failback is recorded and its own cool-down (counted from the
         // failback) has passed; an OK that raced ahead is caught by the scheduled restore sweep
         // (events/scheduled-restore-sweep.json), as in production: the drill runs it every second.
-        let baseline = world::BASELINE;
-        let restored = |sizes: &[(i32, i32, i32, usize)]| sizes.iter().all(|s| (s.0, s.1, s.2) == baseline);
+        let restored = |groups: &[shared::aws::GroupState]| groups.iter().all(|g| g.sizes == world::BASELINE);
         let mut sizes = self.survivor_sizes().await?;
         let deadline = Instant::now() + Duration::from_secs(self.options.cooldown_seconds + 10);
         let mut attempt = 0;
@@ -1349,16 +1350,14 @@ impl Drill<'_> {
             "capacities restored",
             restored(&sizes),
             format!(
-                "{} (baseline {}/{}/{})",
+                "{} (baseline {})",
                 self.survivors
                     .iter()
                     .zip(&sizes)
-                    .map(|(r, s)| format!("{r} {}/{}/{}", s.0, s.1, s.2))
+                    .map(|(r, s)| format!("{r} {}", s.sizes))
                     .collect::<Vec<_>>()
                     .join(", "),
-                baseline.0,
-                baseline.1,
-                baseline.2
+                world::BASELINE
             ),
         );
         let this = &*self;
@@ -1407,7 +1406,7 @@ impl Drill<'_> {
         Ok(())
     }
 
-    async fn survivor_sizes(&self) -> Result<Vec<(i32, i32, i32, usize)>> {
+    async fn survivor_sizes(&self) -> Result<Vec<shared::aws::GroupState>> {
         let mut sizes = Vec::new();
         for region in &self.survivors {
             sizes.push(world::group_sizes(&self.clients, region).await?);

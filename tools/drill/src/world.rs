@@ -19,9 +19,11 @@ use aws_sdk_cloudwatch::types::StateValue;
 use multisite_tests::deployment::{DATA_TABLE, DataTable, Deployment, GLOBAL_CLUSTER, group_name};
 use serde_json::json;
 use shared::RegionalClients;
+use shared::aws::GroupState;
+use shared::capacity::GroupSizes;
 
 /// Every group's sizes before the drill.
-pub const BASELINE: (i32, i32, i32) = (2, 2, 8);
+pub const BASELINE: GroupSizes = GroupSizes::new(2, 2, 8);
 
 /// The Region where the drill creates the ledger (its replicas in every other Region) and that
 /// the topology names as the arbiter (`"arbiter": {"region"}`): every fleet decision goes to that
@@ -47,14 +49,13 @@ pub struct Policy {
 /// Builds the drill's deployment in `emulator`.
 pub async fn build(emulator: &multisite_tests::Emulator, regions: &[String], policy: &Policy) -> Result<Deployment> {
     let names: Vec<&str> = regions.iter().map(String::as_str).collect();
-    let (min, desired, max) = BASELINE;
     let spec = Deployment::spec(&names)
         .with_name("user-sessions")
         .with_home(&policy.home)
         .with_arbiter(&policy.arbiter)
         .with_dns()
         .with_aurora()
-        .with_groups(min, desired, max)
+        .with_groups(BASELINE)
         .with_data_table(DataTable::named(DATA_TABLE).unreplicated())
         .with_ledger_replicas()
         .with_routing(policy.routing)
@@ -106,10 +107,9 @@ pub async fn alarm_state(clients: &RegionalClients, region: &str, alarm: &str) -
     ))
 }
 
-/// (min, desired, max, InService instances) of a Region's group.
-pub async fn group_sizes(clients: &RegionalClients, region: &str) -> Result<(i32, i32, i32, usize)> {
-    let g = shared::aws::describe_group(&clients.region(region)?.autoscaling, region, &group_name(region)).await?;
-    Ok((g.min, g.desired, g.max, g.in_service))
+/// A Region's group: its sizes and InService instances.
+pub async fn group_sizes(clients: &RegionalClients, region: &str) -> Result<GroupState> {
+    Ok(shared::aws::describe_group(&clients.region(region)?.autoscaling, region, &group_name(region)).await?)
 }
 
 /// Whether a Region's health check is forced unhealthy (Inverted and Disabled, as failover sets it).

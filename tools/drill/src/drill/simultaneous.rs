@@ -159,18 +159,18 @@ impl Drill<'_> {
         );
 
         let n = self.regions.len() as i32;
-        let d = world::BASELINE.1;
+        let d = world::BASELINE.desired;
         let target = d.max((d * n + (n - 2)) / (n - 1));
         let survivors = self.report.survivors.clone();
         let this = &*self;
         let scaled = until(|| async {
             let mut sizes = Vec::new();
             for region in &survivors {
-                let (min, desired, max, in_service) = world::group_sizes(&this.clients, region).await.ok()?;
-                if desired < target || in_service < target as usize {
+                let group = world::group_sizes(&this.clients, region).await.ok()?;
+                if group.sizes.desired < target || group.in_service < target as usize {
                     return None;
                 }
-                sizes.push(format!("{region} {min}/{desired}/{max} ({in_service} InService)"));
+                sizes.push(format!("{region} {} ({} InService)", group.sizes, group.in_service));
             }
             Some(sizes.join(", "))
         })
@@ -238,7 +238,6 @@ impl Drill<'_> {
         .is_some();
 
         // Capacities: the scheduled restore sweep, as in the default drill.
-        let baseline_sizes = world::BASELINE;
         let mut restored = false;
         let mut sizes = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(self.options.cooldown_seconds + 10);
@@ -247,7 +246,7 @@ impl Drill<'_> {
             for region in &self.regions {
                 sizes.push((region.clone(), world::group_sizes(&self.clients, region).await?));
             }
-            restored = sizes.iter().all(|(_, s)| (s.0, s.1, s.2) == baseline_sizes);
+            restored = sizes.iter().all(|(_, s)| s.sizes == world::BASELINE);
             if restored {
                 break;
             }
@@ -264,7 +263,7 @@ impl Drill<'_> {
                 "OKs delivered {} time(s); {detail}; writer {}; groups {}",
                 recovered_after.map(|n| n.to_string()).unwrap_or_else(|| "3 (not recovered)".into()),
                 if writer_back { format!("in {first}") } else { format!("not back in {first}") },
-                sizes.iter().map(|(r, s)| format!("{r} {}/{}/{}", s.0, s.1, s.2)).collect::<Vec<_>>().join(", ")
+                sizes.iter().map(|(r, s)| format!("{r} {}", s.sizes)).collect::<Vec<_>>().join(", ")
             ),
         );
         self.check_authorization();
