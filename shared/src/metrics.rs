@@ -142,10 +142,19 @@ impl MetricSet {
     }
 
     /// Writes the documents to stdout (or the writer given to [`redirect_emit`]), one line each,
-    /// stamped now.
+    /// stamped now, with the fields Lambda's JSON log format reads ([`log_fields`]).
     pub fn emit(&self) {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let docs = self.to_documents(now_ms);
+        let configured = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+        let fields = log_fields(configured.as_deref(), crate::telemetry::current_request_id());
+        let mut docs = self.to_documents(now_ms);
+        for doc in &mut docs {
+            if let Value::Object(root) = doc {
+                for (name, value) in &fields {
+                    root.entry(name.clone()).or_insert_with(|| value.clone());
+                }
+            }
+        }
         if let Some(sink) = EMIT_SINK.get() {
             if let Ok(mut sink) = sink.lock() {
                 for doc in docs {
@@ -158,6 +167,34 @@ impl MetricSet {
             println!("{doc}");
         }
     }
+}
+
+/// Lambda's log levels, least severe first: its log-level filter keeps a line whose `level` is
+/// at or after the configured one.
+pub const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// The level a metric line carries: INFO, or the application log level Lambda is configured with
+/// (`AWS_LAMBDA_LOG_LEVEL`) when that is stricter. Lambda gives a line without a valid level (or
+/// without a valid timestamp) the level INFO, so with a WARN filter a bare EMF line, and the
+/// metric in it, would be dropped.
+pub fn metric_level(configured: Option<&str>) -> &'static str {
+    let rank = |level: &str| LAMBDA_LEVELS.iter().position(|l| l.eq_ignore_ascii_case(level.trim()));
+    match configured.and_then(rank) {
+        Some(i) if i > 2 => LAMBDA_LEVELS[i],
+        _ => "INFO",
+    }
+}
+
+/// What a metric line carries besides EMF: `level` ([`metric_level`]), `timestamp` (RFC 3339: a
+/// line without a valid one also counts as INFO) and the invocation's `requestId`.
+pub fn log_fields(configured: Option<&str>, request_id: Option<String>) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("level".into(), Value::String(metric_level(configured).into()));
+    fields.insert("timestamp".into(), Value::String(crate::telemetry::rfc3339_now()));
+    if let Some(request_id) = request_id {
+        fields.insert("requestId".into(), Value::String(request_id));
+    }
+    fields
 }
 
 static EMIT_SINK: std::sync::OnceLock<std::sync::Mutex<Box<dyn std::io::Write + Send>>> = std::sync::OnceLock::new();
@@ -263,6 +300,26 @@ mod tests {
         assert_valid_emf(doc);
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0].as_array().map(Vec::len), Some(30));
         assert_eq!(doc["D0"], "changed");
+    }
+
+    #[test]
+    fn metric_lines_carry_a_level_that_lambdas_filter_keeps_and_a_timestamp() {
+        // Whatever application log level Lambda filters at, the metric line's level passes it.
+        for (i, configured) in LAMBDA_LEVELS.iter().enumerate() {
+            let level = metric_level(Some(configured));
+            let kept_from = LAMBDA_LEVELS.iter().position(|l| *l == level).expect("a Lambda level");
+            assert!(kept_from >= i, "{configured}: a line at {level} would be filtered out");
+            assert!(kept_from >= 2, "{configured}: metrics are never below INFO ({level})");
+        }
+        assert_eq!(metric_level(Some("warn")), "WARN");
+        assert_eq!(metric_level(Some("LOUD")), "INFO");
+        assert_eq!(metric_level(None), "INFO");
+        let fields = log_fields(Some("ERROR"), Some("req-1".into()));
+        assert_eq!(fields["level"], "ERROR");
+        assert_eq!(fields["requestId"], "req-1");
+        let stamp = fields["timestamp"].as_str().expect("a timestamp");
+        assert!(chrono::DateTime::parse_from_rfc3339(stamp).is_ok(), "RFC 3339: {stamp}");
+        assert!(!log_fields(None, None).contains_key("requestId"), "outside an invocation: no request id");
     }
 
     #[test]

@@ -1,7 +1,23 @@
 //! Tracing set-up for every function: JSON logs when Lambda's log format is JSON (so CloudWatch
-//! Logs Insights can query fields), plain text otherwise; level from Lambda's log level or RUST_LOG.
+//! Logs Insights can query fields, and Lambda's log-level filter reads each line's `level`), plain
+//! text otherwise; level from Lambda's log level or RUST_LOG. Every line inside an invocation
+//! carries its `requestId` (lambda_runtime opens a "Lambda runtime invoke" span holding it), the
+//! metric lines ([`crate::metrics`]) included, through [`current_request_id`].
 
+use serde_json::{Map, Value};
+use std::fmt;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The span field lambda_runtime names the invocation's request id with.
+const REQUEST_ID_FIELD: &str = "requestId";
 
 /// Initialises the global subscriber from the process environment. Safe to call more than once:
 /// later calls keep the first subscriber.
@@ -22,15 +38,101 @@ where
 {
     let settings = LogSettings::from_lookup(lookup);
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(false).with_writer(writer);
+    let registry = tracing_subscriber::registry().with(RequestIdLayer).with(filter);
     // An error only means a subscriber is already installed: keep it.
     let installed = if settings.json {
-        builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init()
+        let layer = tracing_subscriber::fmt::layer().event_format(LambdaJson).with_writer(writer);
+        registry.with(layer).try_init()
     } else {
-        builder.try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(false).with_writer(writer)).try_init()
     };
     installed.is_ok()
+}
+
+/// The request id of the invocation the current span belongs to, if any.
+pub fn current_request_id() -> Option<String> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            span.scope().find_map(|s| s.extensions().get::<RequestId>().map(|r| r.0.clone()))
+        })
+        .flatten()
+}
+
+/// A span's request id, kept in its extensions by [`RequestIdLayer`].
+struct RequestId(String);
+
+/// Keeps each span's `requestId` field where events (and [`current_request_id`]) find it.
+struct RequestIdLayer;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for RequestIdLayer {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut visitor = JsonFields::default();
+        attrs.record(&mut visitor);
+        if let (Some(Value::String(request_id)), Some(span)) = (visitor.0.remove(REQUEST_ID_FIELD), ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(request_id));
+        }
+    }
+}
+
+/// One JSON object per event, as Lambda's JSON log format reads it: `timestamp` (RFC 3339) and
+/// `level` (what the log-level filter uses; a line without both counts as INFO), `requestId`,
+/// `message` and the event's fields at the top level.
+struct LambdaJson;
+
+impl<S, N> FormatEvent<S, N> for LambdaJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut line = Map::new();
+        line.insert("timestamp".into(), Value::String(rfc3339_now()));
+        line.insert("level".into(), Value::String(event.metadata().level().to_string()));
+        let request_id = ctx
+            .event_scope()
+            .and_then(|scope| scope.from_root().find_map(|s| s.extensions().get::<RequestId>().map(|r| r.0.clone())));
+        if let Some(request_id) = request_id {
+            line.insert(REQUEST_ID_FIELD.into(), Value::String(request_id));
+        }
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        for (name, value) in fields.0 {
+            line.entry(name).or_insert(value);
+        }
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// The current time as RFC 3339 with milliseconds, UTC.
+pub(crate) fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// An event's or span's fields as JSON values.
+#[derive(Default)]
+struct JsonFields(Map<String, Value>);
+
+impl Visit for JsonFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().into(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), Value::String(value.into()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
 }
 
 /// What [`init`] derives from the environment.
@@ -135,6 +237,15 @@ mod tests {
 
         tracing::info!(probe = "init_twice_is_harmless", "still logging");
         tracing::debug!(probe = "init_twice_is_harmless", "below the first subscriber's level");
+        // Inside an invocation (lambda_runtime's span): every line names its request id, and so
+        // can the metric lines.
+        assert_eq!(current_request_id(), None, "outside an invocation");
+        tracing::info_span!("Lambda runtime invoke", requestId = "req-42").in_scope(|| {
+            tracing::info_span!("inner").in_scope(|| {
+                tracing::warn!(probe = "in_invocation", attempts = 3u64, "inside");
+                assert_eq!(current_request_id().as_deref(), Some("req-42"), "from any span inside the invocation");
+            });
+        });
 
         let ours: Vec<serde_json::Value> = first
             .text()
@@ -145,6 +256,19 @@ mod tests {
         assert_eq!(ours.len(), 1, "one JSON event at info, none at debug: {}", first.text());
         assert_eq!(ours[0]["message"], "still logging");
         assert_eq!(ours[0]["level"], "INFO");
+        let stamp = ours[0]["timestamp"].as_str().unwrap_or_default();
+        assert!(chrono::DateTime::parse_from_rfc3339(stamp).is_ok(), "Lambda reads an RFC 3339 timestamp: {stamp}");
+        assert!(ours[0].get("requestId").is_none(), "outside an invocation: {}", ours[0]);
+        let inside: Vec<serde_json::Value> = first
+            .text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["probe"] == "in_invocation")
+            .collect();
+        assert_eq!(inside.len(), 1, "{}", first.text());
+        assert_eq!(inside[0]["requestId"], "req-42");
+        assert_eq!((inside[0]["level"].as_str(), inside[0]["attempts"].as_u64()), (Some("WARN"), Some(3)));
+        assert_eq!(inside[0]["message"], "inside");
         assert!(second.text().is_empty(), "the second subscriber was never installed: {}", second.text());
     }
 }
