@@ -293,6 +293,24 @@ impl Ledger {
         }
     }
 
+    /// The `limit` records of one partition with the greatest sort keys, greatest first (one
+    /// Query, newest first where the sort key starts with a time, as a transition's does).
+    pub async fn newest<T: DeserializeOwned>(&self, pk: &str, limit: i32) -> Result<Vec<Record<T>>, Error> {
+        let out = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .aws_context("Query", &self.region)?;
+        out.items().iter().map(decode).collect()
+    }
+
     /// Writes a record unconditionally (last writer wins), bumping its version.
     pub async fn put<T: Serialize>(
         &self,

@@ -44,7 +44,9 @@ where
         let layer = tracing_subscriber::fmt::layer().event_format(LambdaJson).with_writer(writer);
         registry.with(layer).try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(false).with_writer(writer)).try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(false).with_writer(writer))
+            .try_init()
     };
     installed.is_ok()
 }

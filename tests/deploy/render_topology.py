@@ -14,6 +14,7 @@ Rules are evaluated; a rejected set exits with status 2 and one `rejected: ...` 
 Output (stdout, JSON): {"topology": "<the JSON string>", "functions": {logical id: {"env": {...},
 "timeout": ..., "code_uri": ...}}, "alarm_rule_names": [...], "ledger_replicas": [...] | null,
 "replica_resource_regions": [...] | null, "arc_resources": {logical id: {"type", "properties"}},
+"monitoring": {logical id: {"type", "properties"}} (alarms, dashboard, operator topic),
 "outputs": {name: value}, "conditions": {...}}
 
 Resources' Ref / GetAtt values are unknown offline and render as "<Ref:X>" / "<GetAtt:X.Y>", except
@@ -50,6 +51,10 @@ ARC_TYPES = {
     "AWS::Route53RecoveryControl::SafetyRule": "SafetyRuleArn",
     "AWS::Route53::HealthCheck": "HealthCheckId",
 }
+
+
+# What an operator sees: the alarms, the dashboard and the operator topic (rendered as they are).
+MONITORING_TYPES = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard", "AWS::SNS::Topic")
 
 
 def _digest(*parts):
@@ -314,6 +319,11 @@ def render(template, given, region, account, partition, stack_name, skip_rules):
         for logical_id, resource in template["Resources"].items()
         if resource.get("Type") in ARC_TYPES and active(logical_id)
     }
+    monitoring = {
+        logical_id: {"type": resource["Type"], "properties": resolver.value(resource.get("Properties", {}))}
+        for logical_id, resource in template["Resources"].items()
+        if resource.get("Type") in MONITORING_TYPES and active(logical_id)
+    }
     outputs = {}
     for name, output in template.get("Outputs", {}).items():
         if "Condition" in output and not resolver.condition(output["Condition"]):
@@ -323,6 +333,7 @@ def render(template, given, region, account, partition, stack_name, skip_rules):
         "topology": topology,
         "functions": functions,
         "arc_resources": arc_resources,
+        "monitoring": monitoring,
         "outputs": outputs,
         "alarm_rule_names": rule["detail"]["alarmName"],
         "alarm_rule_accounts": rule.get("account"),

@@ -9,7 +9,7 @@
 //! template's short-form tags), which `make venv-sam` creates before the tests;
 //! `MULTISITE_DEPLOY_PYTHON` overrides it.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::topology::{AlarmRef, Arbiter, Topology, TopologyError};
 use std::path::PathBuf;
 use std::process::Command;
@@ -783,4 +783,115 @@ fn invalid_arc_parameter_sets_are_rejected() {
         matches!(&err, TopologyError::Invalid(v) if v.iter().any(|v| v.field.starts_with("routing.arc.routing_controls"))),
         "{err}"
     );
+}
+
+/// Every signal an operator must act on has an alarm that notifies the operator topic: the one
+/// the stack creates when `OperatorTopicArn` is empty, else the one named. The dashboard is valid
+/// JSON and draws what the README says, with the RPO budget and the RTO objective as lines.
+#[test]
+fn operators_are_alarmed_on_every_signal_and_see_a_dashboard() {
+    let created = params("two-regions.json");
+    let mut given = created.clone();
+    given["OperatorTopicArn"] = "arn:aws:sns:eu-central-1:123456789012:on-call".into();
+    given["RpoBudgetMs"] = "2500".into();
+    given["RtoObjectiveSeconds"] = "120".into();
+    let rendered = render_all(&[Case::new(&created), Case::new(&given)]);
+    for (r, topic) in
+        rendered.iter().zip([json!("<Ref:OperatorTopic>"), json!("arn:aws:sns:eu-central-1:123456789012:on-call")])
+    {
+        assert_eq!(r.status, 0, "{:?}", r.problems);
+        let monitoring = r.output["monitoring"].as_object().expect("monitoring resources");
+        assert_eq!(
+            monitoring.contains_key("OperatorTopic"),
+            topic == "<Ref:OperatorTopic>",
+            "a topic only when none is given"
+        );
+        let alarms: Vec<(&String, &Value)> = monitoring
+            .iter()
+            .filter(|(_, m)| m["type"] == "AWS::CloudWatch::Alarm")
+            .map(|(id, m)| (id, &m["properties"]))
+            .collect();
+        for (id, alarm) in &alarms {
+            assert_eq!(alarm["AlarmActions"], json!([topic]), "{id} notifies the operator topic");
+        }
+        // What each alarm watches: a metric (namespace, name, the function dimension) or a query.
+        let watched = |alarm: &Value| -> String {
+            match alarm["Metrics"].as_array() {
+                Some(queries) => queries.iter().filter_map(|q| q["Expression"].as_str()).collect::<Vec<_>>().join(" "),
+                None => format!(
+                    "{}/{} {}",
+                    alarm["Namespace"].as_str().unwrap_or_default(),
+                    alarm["MetricName"].as_str().unwrap_or_default(),
+                    alarm["Dimensions"]
+                        .as_array()
+                        .map(|d| d.iter().map(|d| d["Value"].to_string()).collect::<Vec<_>>().join(","))
+                        .unwrap_or_default()
+                ),
+            }
+        };
+        let all: Vec<String> = alarms.iter().map(|(_, a)| watched(a)).collect();
+        let has = |needle: &str| all.iter().any(|w| w.contains(needle));
+        for signal in [
+            "SUM(Refusals)",
+            "SUM(StepFailures)",
+            "MAX(ScalingShortfall)",
+            "multisite/RpoBudgetBreached \"lag-probe\"",
+            "multisite/ReadinessFailures \"lag-probe\"",
+            "multisite/RtoObjectiveExceeded \"lag-probe\"",
+            "AWS/SQS/ApproximateNumberOfMessagesVisible",
+        ] {
+            assert!(has(signal), "an alarm on {signal}: {all:#?}");
+        }
+        for function in ["Failover", "Scaler", "LagProbe", "Provisioner"] {
+            for metric in ["Errors", "Throttles"] {
+                assert!(
+                    has(&format!("AWS/Lambda/{metric} \"<Ref:{function}Function>\"")),
+                    "{function} {metric}: {all:#?}"
+                );
+            }
+        }
+        // A lag-probe that stopped reporting: no datapoint is breaching.
+        let silent = &monitoring["LagProbeSilentAlarm"]["properties"];
+        assert_eq!(
+            (silent["TreatMissingData"].as_str(), silent["Statistic"].as_str()),
+            (Some("breaching"), Some("SampleCount"))
+        );
+        assert_eq!(silent["ComparisonOperator"], "LessThanThreshold");
+        // Every other alarm stays quiet without data (a metric only emitted when something happens).
+        for (id, alarm) in alarms.iter().filter(|(id, _)| id.as_str() != "LagProbeSilentAlarm") {
+            assert_eq!(alarm["TreatMissingData"], "notBreaching", "{id}");
+        }
+
+        let body: Value = serde_json::from_str(
+            monitoring["Dashboard"]["properties"]["DashboardBody"].as_str().expect("a rendered body"),
+        )
+        .expect("the dashboard body is JSON");
+        let widgets = body["widgets"].as_array().expect("widgets");
+        let text = body.to_string();
+        for drawn in [
+            "ActiveRegions",
+            "EvacuatedRegions",
+            "ReplicationLagMs",
+            "ReadinessFailures",
+            "RtoBoundSeconds",
+            "Evacuations",
+            "Failbacks",
+            "Refusals",
+            "Errors",
+            "Duration",
+        ] {
+            assert!(text.contains(drawn), "the dashboard draws {drawn}");
+        }
+        let line = |title: &str| {
+            widgets
+                .iter()
+                .find(|w| w["properties"]["title"].as_str().is_some_and(|t| t.contains(title)))
+                .map(|w| w["properties"]["annotations"]["horizontal"][0]["value"].clone())
+        };
+        let (rpo, rto) = if topic == "<Ref:OperatorTopic>" { (1500, 300) } else { (2500, 120) };
+        assert_eq!(line("RPO budget"), Some(json!(rpo)), "the RPO budget line follows RpoBudgetMs");
+        assert_eq!(line("RTO bound"), Some(json!(rto)), "the RTO objective line follows RtoObjectiveSeconds");
+        assert!(widgets.iter().all(|w| w["properties"]["region"] == "eu-central-1"), "the stack's own Region");
+        assert_eq!(r.output["outputs"]["OperatorTopicArn"], topic);
+    }
 }

@@ -29,6 +29,7 @@ pub mod measure;
 pub mod observe;
 pub mod readiness;
 pub mod report;
+pub mod rto;
 pub mod stats;
 
 use crate::config::ProbeConfig;
@@ -47,6 +48,9 @@ use shared::topology::RdsClusterArn;
 use shared::{AwsErrorKind, Error, Ledger, RegionalClients, Topology};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
+
+/// How many of a Region's newest transitions are looked at for the latest evacuation.
+const TRANSITIONS_PER_REGION: i32 = 10;
 
 /// What the handler needs, built once per container (see `main.rs`).
 pub struct Deps<'a> {
@@ -137,8 +141,14 @@ pub async fn probe(trigger: event::Trigger, deps: &Deps<'_>) -> Result<ProbeRepo
         call_timeout: config.call_timeout,
         run_deadline: started + config.run_budget,
     };
-    let pairs = measure_pairs(deps, &probed, &plan, &mut observed, &mut notes).await;
-    let readiness = judge_readiness(deps, &fleet, &observed);
+    // The RTO bound's reads are independent of the canaries: they run meanwhile.
+    let known_checks = observed.health_check_detection.clone();
+    let (pairs, rto) = futures_util::join!(
+        measure_pairs(deps, &probed, &plan, &mut observed, &mut notes),
+        observe_rto(deps, &known_checks)
+    );
+    let mut readiness = judge_readiness(deps, &fleet, &observed);
+    judge_rto(&mut readiness, rto);
 
     // The fleet's figures: the pairs between active Regions (an evacuated Region catching up
     // after an outage is judged in its own entry, not as a breach of the serving fleet).
@@ -218,6 +228,8 @@ struct Observed {
     unreachable: BTreeMap<String, String>,
     /// Backend `health_check`: each cell's check, or why it is not judged.
     health_checks: BTreeMap<String, Result<HealthCheckFlags, String>>,
+    /// Each health check read: `RequestInterval` x `FailureThreshold`, by id (the RTO bound).
+    health_check_detection: BTreeMap<String, Result<Option<u64>, String>>,
     aurora: Option<AuroraReport>,
     /// Backend `arc`: the routing controls and which endpoints answered.
     routing: Option<report::RoutingReport>,
@@ -236,25 +248,28 @@ async fn observe_all(deps: &Deps<'_>, probed: &[String], fleet: &FleetRead) -> R
         Some(cluster.probe_endpoints(&arc.control_panel_arn).await)
     };
     let health_future = join_all(topology.cells.iter().filter(|_| topology.arc().is_none()).map(|cell| async move {
-        let flags = within(
+        let view = within(
             config.call_timeout,
             "GetHealthCheck",
             deps.home_region,
-            observe::health_check_flags(&home.route53, deps.home_region, &cell.health_check_id),
+            observe::health_check_view(&home.route53, deps.home_region, &cell.health_check_id),
         )
         .await;
-        (cell.region.clone(), flags.map_err(|e| e.to_string()))
+        (cell.region.clone(), cell.health_check_id.clone(), view.map_err(|e| e.to_string()))
     }));
     let aurora_future = observe_aurora(deps, &fleet.active);
     let (views, health, aurora, endpoints) =
         futures_util::join!(regions_future, health_future, aurora_future, arc_future);
     let routing = topology.arc().map(|arc| report::RoutingReport::from_answers(arc, endpoints));
+    // The checks' timing, for the RTO bound (its alarms usually watch these very checks).
+    let health_check_detection =
+        health.iter().map(|(_, id, view)| (id.clone(), view.as_ref().map(|v| v.1).map_err(Clone::clone))).collect();
     // Without the ledger's statuses there is nothing to compare the health checks with.
     let health_checks = health
         .into_iter()
-        .map(|(region, flags)| match &fleet.error {
+        .map(|(region, _, view)| match &fleet.error {
             Some(err) => (region, Err(format!("the ledger's fleet status could not be read: {err}"))),
-            None => (region, flags),
+            None => (region, view.map(|v| v.0)),
         })
         .collect();
     let mut unreachable = BTreeMap::new();
@@ -267,7 +282,7 @@ async fn observe_all(deps: &Deps<'_>, probed: &[String], fleet: &FleetRead) -> R
         }
     }
     let views = views.into_iter().map(|v| (v.region.clone(), v)).collect();
-    Ok(Observed { views, unreachable, health_checks, aurora, routing })
+    Ok(Observed { views, unreachable, health_checks, health_check_detection, aurora, routing })
 }
 
 /// Every ordered pair of Regions, evacuated ones included, measured concurrently; a Region a
@@ -384,6 +399,133 @@ fn judge_readiness(deps: &Deps<'_>, fleet: &FleetRead, observed: &Observed) -> r
         tracing::warn!(rule = failure.rule.name(), region = failure.rule.region(), "{}", failure.message);
     }
     readiness
+}
+
+/// Every Region's RTO bound ([`rto`]) from the deployment's configuration: its alarms (one
+/// DescribeAlarms per Region they live in), the health checks they watch, the latency records'
+/// TTLs and the latest evacuation's orchestration time in the ledger.
+async fn observe_rto(
+    deps: &Deps<'_>,
+    known_checks: &BTreeMap<String, Result<Option<u64>, String>>,
+) -> Vec<rto::RtoBound> {
+    let (topology, limit, home) = (deps.topology, deps.config.call_timeout, deps.home_region);
+    let mut alarms_by_region: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for cell in &topology.cells {
+        for alarm in &cell.alarms {
+            alarms_by_region.entry(cell.alarm_region(alarm)).or_default().push(alarm.name.clone());
+        }
+    }
+    let alarm_reads = join_all(alarms_by_region.iter().map(|(region, names)| async move {
+        let read = match deps.clients.region(region) {
+            Ok(clients) => {
+                within(limit, "DescribeAlarms", region, observe::alarm_timings(&clients.cloudwatch, region, names))
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        ((*region).to_owned(), read.map_err(|e| e.to_string()))
+    }));
+    let home_clients = deps.clients.region(home);
+    let ttl_read = async {
+        let clients = home_clients.as_ref().map_err(ToString::to_string)?;
+        let routing = &topology.routing;
+        let read = observe::latency_record_ttls(&clients.route53, home, &routing.hosted_zone_id, &routing.record_name);
+        within(limit, "ListResourceRecordSets", home, read).await.map_err(|e| e.to_string())
+    };
+    let orchestration_read = async {
+        let ledger = home_ledger(deps).map_err(|e| e.to_string())?;
+        let regions: Vec<String> = topology.regions().map(str::to_owned).collect();
+        let read = observe::latest_orchestration_seconds(&ledger, &regions, TRANSITIONS_PER_REGION);
+        within(limit, "Query", home, read).await.map_err(|e| e.to_string())
+    };
+    let (alarm_reads, ttls, orchestration) = futures_util::join!(alarm_reads, ttl_read, orchestration_read);
+    let timings: BTreeMap<String, Result<Vec<rto::AlarmTiming>, String>> = alarm_reads.into_iter().collect();
+    // The health checks the alarms watch, each read once: the cells' were read for readiness.
+    let check_ids: BTreeSet<String> = timings
+        .values()
+        .filter_map(|t| t.as_ref().ok())
+        .flatten()
+        .filter_map(|a| a.health_check_id.clone())
+        .filter(|id| !known_checks.contains_key(id))
+        .collect();
+    let check_reads = join_all(check_ids.into_iter().map(|id| async {
+        let read = match &home_clients {
+            Ok(clients) => {
+                let read = observe::health_check_view(&clients.route53, home, &id);
+                within(limit, "GetHealthCheck", home, read).await.map(|v| v.1).map_err(|e| e.to_string())
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        (id, read)
+    }))
+    .await;
+    let mut checks = known_checks.clone();
+    checks.extend(check_reads);
+    let orchestration = match orchestration {
+        Ok(seconds) => seconds,
+        Err(err) => {
+            tracing::warn!(error = %err, "the latest evacuation's orchestration time could not be read");
+            None
+        }
+    };
+    topology
+        .cells
+        .iter()
+        .map(|cell| {
+            let detections: Vec<rto::DetectionRead> = cell
+                .alarms
+                .iter()
+                .map(|alarm| {
+                    let region = cell.alarm_region(alarm);
+                    let timing = match timings.get(region) {
+                        Some(Ok(found)) => found
+                            .iter()
+                            .find(|t| t.name == alarm.name)
+                            .cloned()
+                            .ok_or_else(|| format!("DescribeAlarms in {region}: no metric alarm {}", alarm.name)),
+                        Some(Err(err)) => Err(format!("alarm {} could not be read: {err}", alarm.name)),
+                        None => Err(format!("alarm {} was not read", alarm.name)),
+                    };
+                    let health_check_seconds = match timing.as_ref().ok().and_then(|t| t.health_check_id.as_ref()) {
+                        Some(id) => match checks.get(id) {
+                            Some(Ok(seconds)) => Ok(*seconds),
+                            Some(Err(err)) => Err(format!("health check {id} could not be read: {err}")),
+                            None => Err(format!("health check {id} was not read")),
+                        },
+                        None => Ok(None),
+                    };
+                    rto::DetectionRead { alarm: timing, health_check_seconds }
+                })
+                .collect();
+            let ttl = match &ttls {
+                Ok(by_region) => by_region.get(&cell.region).copied().ok_or_else(|| {
+                    format!("no latency record {} for {} in the hosted zone", topology.routing.record_name, cell.region)
+                }),
+                Err(err) => Err(format!("the latency records could not be read: {err}")),
+            };
+            rto::bound(&cell.region, &detections, &ttl, orchestration, topology.rto_objective_seconds)
+        })
+        .collect()
+}
+
+/// The RTO bounds go into readiness, not into its verdict: a Region whose worst case exceeds the
+/// objective can still take traffic (its own failure would take longer than promised to move),
+/// and a bound that could not be read says why in its notes. Both are logged.
+fn judge_rto(readiness: &mut readiness::Readiness, bounds: Vec<rto::RtoBound>) {
+    for bound in &bounds {
+        if let Some(reason) = bound.unknown_reason() {
+            tracing::warn!(region = %bound.region, %reason, "the RTO bound could not be computed");
+        } else if bound.exceeds_objective {
+            tracing::warn!(
+                region = %bound.region,
+                bound_seconds = ?bound.bound_seconds,
+                objective_seconds = bound.objective_seconds,
+                terms = ?bound.terms,
+                "the worst-case time to move this Region's users exceeds the RTO objective"
+            );
+        }
+    }
+    readiness.rto = bounds;
 }
 
 /// A pair that could not be written to or read from: unreachable when the Region did not answer,

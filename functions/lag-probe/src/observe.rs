@@ -1,14 +1,18 @@
 //! Thin SDK adapters for what the probe reads: the global table's description and TTL in each
 //! Region, Auto Scaling group sizes, Route 53 health-check flags, the Aurora global cluster and
-//! its CloudWatch lag metrics. Each names its operation and Region in errors.
+//! its CloudWatch lag metrics, and the configuration the RTO bound is read from (alarms, health
+//! check timing, the latency records' TTLs, the latest evacuation's orchestration time). Each
+//! names its operation and Region in errors.
 
 use crate::canary::{KeySchema, KeyType};
+use crate::rto::AlarmTiming;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_dynamodb::types::{KeyType as SdkKeyType, TimeToLiveStatus};
 use serde::Serialize;
 use shared::capacity::GroupSizes;
 use shared::{AwsResultExt, Error};
+use std::collections::BTreeMap;
 
 /// The global table as one Region's replica describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,7 +95,7 @@ pub async fn group_sizes(
     Ok(shared::aws::describe_group(autoscaling, region, asg).await?.sizes)
 }
 
-pub use shared::aws::{HealthCheckFlags, health_check_flags};
+pub use shared::aws::HealthCheckFlags;
 
 // The global cluster's view is shared with failover, which reads the same call to plan.
 pub use shared::aws::{FailoverInProgress, GlobalClusterView, GlobalMember, describe_global_cluster as global_cluster};
@@ -148,6 +152,152 @@ pub async fn aurora_lag_metrics(
             (*name, latest)
         })
         .collect())
+}
+
+/// `DescribeAlarms` (AlarmNames, at most 100 per call) in the Region the alarms live in: each
+/// metric alarm's Period x EvaluationPeriods and the Route 53 health check it watches (the
+/// `HealthCheckId` dimension of `AWS/Route53` metrics). Alarms that do not exist are absent.
+pub async fn alarm_timings(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    region: &str,
+    names: &[String],
+) -> Result<Vec<AlarmTiming>, Error> {
+    let mut timings = Vec::new();
+    for chunk in names.chunks(100) {
+        let out = cloudwatch
+            .describe_alarms()
+            .set_alarm_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws_context("DescribeAlarms", region)?;
+        for alarm in out.metric_alarms() {
+            let health_check_id = (alarm.namespace() == Some("AWS/Route53"))
+                .then(|| alarm.dimensions().iter().find(|d| d.name() == Some("HealthCheckId")))
+                .flatten()
+                .and_then(|d| d.value().map(str::to_owned));
+            timings.push(AlarmTiming {
+                name: alarm.alarm_name().unwrap_or_default().to_owned(),
+                region: region.to_owned(),
+                period_seconds: alarm.period().map_or(0, |p| p.max(0) as u64),
+                evaluation_periods: alarm.evaluation_periods().map_or(0, |p| p.max(0) as u64),
+                health_check_id,
+            });
+        }
+    }
+    Ok(timings)
+}
+
+/// `GetHealthCheck`, once for both uses: the check's flags (readiness) and how long it takes to
+/// see an endpoint fail, `RequestInterval` x `FailureThreshold` (Route 53's defaults 30 s and 3
+/// when not set; `None` for checks that probe no endpoint themselves: calculated,
+/// CloudWatch-metric, recovery-control), for the RTO bound.
+pub async fn health_check_view(
+    route53: &aws_sdk_route53::Client,
+    region: &str,
+    id: &str,
+) -> Result<(HealthCheckFlags, Option<u64>), Error> {
+    use aws_sdk_route53::types::HealthCheckType;
+    let out = route53.get_health_check().health_check_id(id).send().await.aws_context("GetHealthCheck", region)?;
+    let Some(config) = out.health_check.and_then(|h| h.health_check_config) else {
+        return Ok((HealthCheckFlags { inverted: false, disabled: false }, None));
+    };
+    let flags =
+        HealthCheckFlags { inverted: config.inverted.unwrap_or(false), disabled: config.disabled.unwrap_or(false) };
+    let probes_an_endpoint = matches!(
+        config.r#type,
+        HealthCheckType::Http
+            | HealthCheckType::Https
+            | HealthCheckType::HttpStrMatch
+            | HealthCheckType::HttpsStrMatch
+            | HealthCheckType::Tcp
+    );
+    let detection = probes_an_endpoint.then(|| {
+        let interval = config.request_interval.unwrap_or(30).max(0) as u64;
+        let threshold = config.failure_threshold.unwrap_or(3).max(0) as u64;
+        interval * threshold
+    });
+    Ok((flags, detection))
+}
+
+/// `ListResourceRecordSets` from `record_name`: the TTL of each Region's latency record of that
+/// name, by Region (`None`: an alias record, whose TTL is its target's).
+pub async fn latency_record_ttls(
+    route53: &aws_sdk_route53::Client,
+    region: &str,
+    hosted_zone_id: &str,
+    record_name: &str,
+) -> Result<BTreeMap<String, Option<u64>>, Error> {
+    let wanted = record_name.trim_end_matches('.').to_ascii_lowercase();
+    let mut ttls = BTreeMap::new();
+    let mut start = Some((record_name.to_owned(), None::<aws_sdk_route53::types::RrType>, None::<String>));
+    while let Some((name, kind, identifier)) = start.take() {
+        let out = route53
+            .list_resource_record_sets()
+            .hosted_zone_id(hosted_zone_id)
+            .start_record_name(name)
+            .set_start_record_type(kind)
+            .set_start_record_identifier(identifier)
+            .send()
+            .await
+            .aws_context("ListResourceRecordSets", region)?;
+        let mut past = false;
+        for record in out.resource_record_sets() {
+            if record.name().trim_end_matches('.').to_ascii_lowercase() != wanted {
+                past = true;
+                break;
+            }
+            if let Some(latency_region) = record.region() {
+                let ttl = record.ttl().map(|t| t.max(0) as u64);
+                ttls.insert(
+                    latency_region.as_str().to_owned(),
+                    if record.alias_target().is_some() { None } else { ttl },
+                );
+            }
+        }
+        if out.is_truncated() && !past {
+            start = out.next_record_name().map(|n| {
+                (n.to_owned(), out.next_record_type().cloned(), out.next_record_identifier().map(str::to_owned))
+            });
+        }
+    }
+    Ok(ttls)
+}
+
+/// How long the latest evacuation recorded in the ledger took to orchestrate, in seconds: from
+/// the alarm change (its transition's sort key starts with the change's time) to failover's
+/// transition record, the newest of every Region's last `per_region` transitions. `None`: no
+/// evacuation recorded.
+pub async fn latest_orchestration_seconds(
+    ledger: &shared::Ledger,
+    regions: &[String],
+    per_region: i32,
+) -> Result<Option<f64>, Error> {
+    #[derive(serde::Deserialize)]
+    struct Transition {
+        to: shared::ledger::RegionStatus,
+        recorded_at_ms: u64,
+    }
+    let reads = futures_util::future::join_all(
+        regions
+            .iter()
+            .map(|r| async move { ledger.newest::<Transition>(&shared::ledger::transition_pk(r), per_region).await }),
+    )
+    .await;
+    let mut latest: Option<(u64, f64)> = None;
+    for records in reads {
+        for record in records? {
+            if record.body.to != shared::ledger::RegionStatus::Evacuated {
+                continue;
+            }
+            let changed = record.sk.split('#').next().and_then(shared::alarm::parse_alarm_time);
+            let Some(changed_ms) = changed.and_then(|t| u64::try_from(t.timestamp_millis()).ok()) else { continue };
+            let took = record.body.recorded_at_ms.saturating_sub(changed_ms) as f64 / 1000.0;
+            if latest.is_none_or(|(at, _)| changed_ms > at) {
+                latest = Some((changed_ms, took));
+            }
+        }
+    }
+    Ok(latest.map(|(_, took)| took))
 }
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ pub struct NotChecked {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Readiness {
     /// No rule about the active fleet failed.
     pub ok: bool,
@@ -141,6 +141,8 @@ pub struct Readiness {
     /// Rules about Evacuated Regions taking their share back (not part of `ok`).
     pub failback_failures: Vec<Failure>,
     pub not_checked: Vec<NotChecked>,
+    /// Each Region's RTO bound against `rto_objective_seconds` ([`crate::rto`]; not part of `ok`).
+    pub rto: Vec<crate::rto::RtoBound>,
 }
 
 impl Readiness {
@@ -388,7 +390,7 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
         rules.into_iter().map(|rule| Failure { message: rule.to_string(), rule }).collect()
     };
     let (failures, failback_failures) = (reported(failures), reported(failback_failures));
-    Readiness { ok: failures.is_empty(), failures, failback_failures, not_checked }
+    Readiness { ok: failures.is_empty(), failures, failback_failures, not_checked, rto: Vec::new() }
 }
 
 #[cfg(test)]

@@ -324,8 +324,21 @@ impl ProbeReport {
                 sets.push(set);
             }
         }
+        for bound in &self.readiness.rto {
+            let mut set = MetricSet::new(NAMESPACE).dimension("Function", FUNCTION).dimension("Region", &bound.region);
+            if let Some(seconds) = bound.bound_seconds {
+                set.push("RtoBoundSeconds".into(), seconds, Unit::Seconds);
+                set.push("RtoObjectiveExceeded".into(), if bound.exceeds_objective { 1.0 } else { 0.0 }, Unit::Count);
+            }
+            sets.push(set);
+        }
+        let exceeding = self.readiness.rto.iter().filter(|b| b.exceeds_objective).count();
         let mut run = MetricSet::new(NAMESPACE)
             .dimension("Function", FUNCTION)
+            .metric("RtoObjectiveExceeded", exceeding as f64, Unit::Count)
+            // The fleet status as this run read it (the dashboard's fleet widget).
+            .metric("ActiveRegions", self.active_regions.len() as f64, Unit::Count)
+            .metric("EvacuatedRegions", self.evacuated_regions.len() as f64, Unit::Count)
             .metric("RpoBudgetBreached", if self.rpo_breached { 1.0 } else { 0.0 }, Unit::Count)
             .metric("ReadinessFailures", self.readiness.failures.len() as f64, Unit::Count)
             .metric("UnreachableRegions", self.unreachable_regions.len() as f64, Unit::Count)
@@ -370,7 +383,13 @@ mod tests {
     fn readiness(failures: Vec<Rule>) -> Readiness {
         let failures: Vec<Failure> =
             failures.into_iter().map(|rule| Failure { message: rule.to_string(), rule }).collect();
-        Readiness { ok: failures.is_empty(), failures, failback_failures: Vec::new(), not_checked: Vec::new() }
+        Readiness {
+            ok: failures.is_empty(),
+            failures,
+            failback_failures: Vec::new(),
+            not_checked: Vec::new(),
+            rto: Vec::new(),
+        }
     }
 
     #[test]

@@ -81,6 +81,8 @@ struct World {
     global_id: String,
     /// With `Setup::arc`: the cluster, controls, rule and RECOVERY_CONTROL health checks.
     arc: Option<ArcSetup>,
+    /// Each Region's endpoint health check (what its alarm watches).
+    endpoint_checks: std::collections::BTreeMap<String, String>,
 }
 
 impl World {
@@ -90,6 +92,7 @@ impl World {
         let table = DataTable::named(&unique_name("sessions")).with_ttl_attribute(setup.ttl_attribute);
         let mut spec = Deployment::spec(&REGIONS[..setup.regions])
             .with_name("probe-test")
+            .with_dns()
             .with_data_table(table)
             .with_groups(GroupSizes::new(1, 2, setup.max_size))
             .with_rpo_budget_ms(setup.rpo_budget_ms);
@@ -111,6 +114,7 @@ impl World {
             table: deployment.topology_json["global_table"].as_str().unwrap_or_default().to_owned(),
             global_id: deployment.global_cluster_id.unwrap_or_default(),
             arc: deployment.arc,
+            endpoint_checks: deployment.health_checks,
             emulator,
         }
     }
@@ -717,7 +721,12 @@ async fn the_result_is_stored_for_the_failback_gate_and_as_a_full_report() {
     assert_eq!(count("DescribeTable"), 2);
     assert_eq!(count("DescribeTimeToLive"), 2);
     assert_eq!(count("DescribeAutoScalingGroups"), 2);
-    assert_eq!(count("GetHealthCheck"), 2);
+    assert_eq!(count("GetHealthCheck"), 2, "one per cell: readiness and the RTO bound share it");
+    // The RTO bound: DescribeAlarms in each Region an alarm lives in, the latency records, and
+    // the newest transitions of each Region.
+    assert_eq!(count("DescribeAlarms"), 2);
+    assert_eq!(count("ListResourceRecordSets"), 1);
+    assert_eq!(count("Query"), 2);
     // `calls` counts the canary calls started; a read still in flight when another one saw the
     // canary is abandoned and may never reach DynamoDB. (The SDK may also repeat a call whose
     // connection the emulator closed: allow a few.)
@@ -725,7 +734,105 @@ async fn the_result_is_stored_for_the_failback_gate_and_as_a_full_report() {
     let started = report.replication.calls as usize + 3;
     assert!(data_calls >= 2 * 3 * 2 + 3, "at least a write and a read per sample: {data_calls}");
     assert!(data_calls <= started + 3, "{data_calls} served vs {started} started: {requests:?}");
-    assert_eq!(requests.len() - data_calls, 8, "{requests:?}");
+    assert_eq!(requests.len() - data_calls, 13, "{requests:?}");
+}
+
+fn region_metric(report: &ProbeReport, region: &str, name: &str) -> Option<f64> {
+    report.metric_sets().iter().flat_map(|set| set.to_documents(0)).find_map(|doc| {
+        let dimensions = &doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0];
+        (dimensions == &json!(["Function", "Region"]) && doc["Region"] == region).then(|| doc[name].as_f64()).flatten()
+    })
+}
+
+fn rto_of<'a>(report: &'a ProbeReport, region: &str) -> &'a lag_probe::rto::RtoBound {
+    report.readiness.rto.iter().find(|b| b.region == region).unwrap_or_else(|| panic!("no RTO bound for {region}"))
+}
+
+/// Records a transition of `region` as failover does (its sort key starts with the alarm
+/// change's time), acted on `took_ms` after the change.
+async fn record_transition(world: &World, region: &str, to: &str, changed_at_ms: u64, took_ms: u64) {
+    let sk = format!("{}#{to}", shared::alarm::format_alarm_time(changed_at_ms));
+    let body = json!({"region": region, "to": to, "alarm": format!("web-{region}-unhealthy"), "change_id": "test",
+        "recorded_at_ms": changed_at_ms + took_ms, "steps": []});
+    world
+        .ledger()
+        .put(&ledger::transition_pk(region), &sk, &body, 1, changed_at_ms + took_ms)
+        .await
+        .expect("transition");
+}
+
+#[tokio::test]
+async fn the_rto_bound_sums_the_alarm_health_check_ttl_and_latest_evacuation_against_the_objective() {
+    let world = World::new(Setup::default()).await;
+    // The deployment: alarms of 60 s x 1 period on health checks of 10 s x 1, records of TTL 60;
+    // no evacuation yet, so the bound is a lower bound without the orchestration.
+    let report = world.run().await;
+    for region in ["us-east-1", "eu-west-1"] {
+        let bound = rto_of(&report, region);
+        assert_eq!(
+            (bound.terms.alarm_seconds, bound.terms.health_check_seconds, bound.terms.record_ttl_seconds),
+            (Some(60), Some(10), Some(60)),
+            "{bound:#?}"
+        );
+        assert_eq!((bound.bound_seconds, bound.lower_bound, bound.exceeds_objective), (Some(130.0), true, false));
+        assert_eq!(bound.objective_seconds, 300);
+        assert_eq!(region_metric(&report, region, "RtoBoundSeconds"), Some(130.0));
+        assert_eq!(region_metric(&report, region, "RtoObjectiveExceeded"), Some(0.0));
+    }
+    assert!(report.readiness.ok, "{:#?}", report.readiness);
+
+    // Evacuations in the ledger: the newest one counts (1.5 s), not an older slower one, nor a
+    // failback recorded after it.
+    let now = SystemClock.now_ms();
+    record_transition(&world, "eu-west-1", "Evacuated", now - 600_000, 9_000).await;
+    record_transition(&world, "us-east-1", "Evacuated", now - 60_000, 1_500).await;
+    record_transition(&world, "us-east-1", "Active", now - 30_000, 700).await;
+    // us-east-1's alarm (in eu-west-1) now needs 5 periods: 300 + 10 + 60 + 1.5 s > 300 s.
+    let cloudwatch = &world.clients.region("eu-west-1").expect("eu").cloudwatch;
+    let check = &world.endpoint_checks["us-east-1"];
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name("web-us-east-1-unhealthy")
+        .namespace("AWS/Route53")
+        .metric_name("HealthCheckStatus")
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("HealthCheckId").value(check).build())
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
+        .period(60)
+        .evaluation_periods(5)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let report = world.run().await;
+    let us = rto_of(&report, "us-east-1");
+    assert_eq!(us.terms.orchestration_seconds, Some(1.5), "{us:#?}");
+    assert_eq!((us.bound_seconds, us.lower_bound, us.exceeds_objective), (Some(371.5), false, true), "{us:#?}");
+    assert_eq!(region_metric(&report, "us-east-1", "RtoObjectiveExceeded"), Some(1.0));
+    let eu = rto_of(&report, "eu-west-1");
+    assert_eq!((eu.bound_seconds, eu.exceeds_objective), (Some(131.5), false), "{eu:#?}");
+    assert_eq!(run_metric(&report, "RtoObjectiveExceeded"), Some(1.0), "one Region above the objective");
+    assert!(report.readiness.ok, "a slow worst case does not make the fleet unready: {:#?}", report.readiness);
+
+    // A term that cannot be read leaves the bound unknown, says why, and fails nothing.
+    world
+        .clients
+        .region("us-east-1")
+        .expect("us")
+        .cloudwatch
+        .delete_alarms()
+        .alarm_names("web-eu-west-1-unhealthy")
+        .send()
+        .await
+        .expect("DeleteAlarms");
+    let report = world.run().await;
+    let eu = rto_of(&report, "eu-west-1");
+    assert_eq!(eu.bound_seconds, None, "{eu:#?}");
+    assert!(eu.notes.iter().any(|n| n.contains("no metric alarm web-eu-west-1-unhealthy")), "{eu:#?}");
+    assert_eq!(region_metric(&report, "eu-west-1", "RtoBoundSeconds"), None);
+    assert!(report.readiness.ok && report.readiness.not_checked.is_empty(), "{:#?}", report.readiness);
+    // It ran as lag-probe's role: nothing was denied.
+    assert!(world.emulator.requests().iter().all(|r| r.denied.is_none()), "{:?}", world.emulator.requests());
 }
 
 #[tokio::test]
@@ -792,12 +899,23 @@ async fn with_arc_a_healthy_world_reports_every_control_on_every_endpoint_answer
     assert!(report.replication.pairs.iter().all(|p| p.outcome == PairOutcome::Measured), "{report:#?}");
 
     // The calls: each endpoint asked once (ListRoutingControls, as lag-probe's role, allowed), and
-    // not one Route 53 call by the function (its health checks follow the controls).
+    // no Route 53 call about routing (the records' health checks follow the controls): only the
+    // RTO bound's reads of configuration, the latency records and the endpoint checks the alarms
+    // watch (not the cells' RECOVERY_CONTROL checks).
     let requests = world.emulator.requests();
     let by_function = |r: &&multisite_tests::RequestRecord| r.principal.as_deref() != Some("admin");
     let route53: Vec<_> = requests.iter().filter(by_function).filter(|r| r.service == "route53").collect();
-    assert!(route53.is_empty(), "lag-probe made no Route 53 call with ARC: {route53:?}");
-    assert_eq!(requests.iter().filter(|r| r.operation == "GetHealthCheck").count(), 0);
+    let operations: Vec<&str> = route53.iter().map(|r| r.operation.as_str()).collect();
+    assert_eq!(operations.iter().filter(|o| **o == "ListResourceRecordSets").count(), 1, "{route53:?}");
+    assert_eq!(operations.iter().filter(|o| **o == "GetHealthCheck").count(), 3, "{route53:?}");
+    assert_eq!(operations.len(), 4, "no other Route 53 call: {route53:?}");
+    for bound in &report.readiness.rto {
+        let note = &bound.notes[0];
+        let endpoint_check = &world.endpoint_checks[&bound.region];
+        assert!(note.contains(&format!("on health check {endpoint_check}")), "{note}");
+        let cell_check = &world.topology.cell(&bound.region).expect("cell").health_check_id;
+        assert_ne!(endpoint_check, cell_check, "the cell's check is the RECOVERY_CONTROL one");
+    }
     let lists: Vec<_> = requests.iter().filter(|r| r.operation == "ListRoutingControls").collect();
     let mut asked: Vec<&str> = lists.iter().map(|r| r.region.as_str()).collect();
     asked.sort_unstable();

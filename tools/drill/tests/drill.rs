@@ -116,7 +116,7 @@ async fn with_arc_the_drill_passes_with_route53s_control_plane_down_throughout()
     for expected in [
         "routing during: us-east-1 out of DNS, every area answered by its nearest survivor",
         "failback complete: routing control restored, writer back (switchover), two transitions",
-        "Route 53's control plane down from before the outage until after failback: no function called it",
+        "Route 53's control plane down from before the outage until after failback: no function's recovery path called it",
     ] {
         assert!(names.contains(&expected), "missing check `{expected}` in {names:?}");
     }
