@@ -266,18 +266,23 @@ impl Ledger {
         Ok(out.item)
     }
 
+    /// A Query of one partition.
+    fn partition_query(&self, pk: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+    }
+
     /// Reads every record under one partition key (one Query; ledgers stay small).
     pub async fn list<T: DeserializeOwned>(&self, pk: &str) -> Result<Vec<Record<T>>, Error> {
         let mut records = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let out = self
-                .dynamodb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .partition_query(pk)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -297,12 +302,7 @@ impl Ledger {
     /// Query, newest first where the sort key starts with a time, as a transition's does).
     pub async fn newest<T: DeserializeOwned>(&self, pk: &str, limit: i32) -> Result<Vec<Record<T>>, Error> {
         let out = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .partition_query(pk)
             .scan_index_forward(false)
             .limit(limit)
             .send()
