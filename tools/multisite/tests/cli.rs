@@ -148,6 +148,7 @@ async fn status_and_history_show_an_evacuation_as_the_ledger_and_the_deployment_
     // The human screen: one line per Region, and why us-east-1 is out.
     let (code, screen, _) = world.multisite(&["status"]);
     assert_eq!(code, 0);
+    eprintln!("{screen}");
     let line = |name: &str| screen.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned();
     let us_line = line("us-east-1");
     assert!(us_line.contains("Evacuated") && us_line.contains(" out "), "{screen}");
