@@ -43,10 +43,14 @@ sam=$(command -v sam || echo "$root/.venv-sam/bin/sam")
 export SAM="$sam"
 
 echo "== checking $params against template.yaml"
-if ! "$py" tests/deploy/render_topology.py --params "$params" > /dev/null; then
+mkdir -p target/deploy
+topology_file="target/deploy/$(basename "$params" .json).topology.json"
+if ! rendered=$("$py" tests/deploy/render_topology.py --params "$params"); then
   echo "deploy: $params is not a parameter set template.yaml accepts (the lines above say why)" >&2
   exit 2
 fi
+# The topology the functions will read (Region1's stack), for `multisite --topology`.
+"$py" -c 'import json, sys; print(json.loads(sys.stdin.read())["topology"])' <<< "$rendered" > "$topology_file"
 
 # The plan: the Regions in order, and the refusals, computed from the file and the deployed stacks.
 plan=$("$py" - "$params" "$update" "$only" <<'PY'
@@ -116,4 +120,4 @@ PY
   fi
   done_regions+=("$region")
 done <<< "$plan"
-echo "== deployed to ${done_regions[*]}: check with \`target/debug/multisite --topology <file> status\`"
+echo "== deployed to ${done_regions[*]}: check with \`target/debug/multisite --topology $topology_file status\`"

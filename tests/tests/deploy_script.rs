@@ -141,6 +141,11 @@ fn every_region_gets_the_same_parameters_region1_first_and_a_differing_set_is_re
         overrides(&calls[0]).contains(&"Region1AlarmName=shop euc1 5xx".to_owned()),
         "a value with spaces stays whole"
     );
+    // The topology the functions will read, for `multisite --topology`.
+    let written =
+        std::fs::read_to_string(repo_root().join("target/deploy/first.topology.json")).expect("topology file");
+    let topology = shared::Topology::from_json(&written).expect("a valid topology");
+    assert_eq!(topology.regions().collect::<Vec<_>>(), ["eu-central-1", "us-west-2"]);
 
     // Another budget: refused until --update, naming each Region and the parameter.
     let changed = setup.params("changed.json", |p| p["RpoBudgetMs"] = "2500".into());
