@@ -8,6 +8,7 @@
 //! | `PROVISIONER_DEADLINE_MARGIN_MS` | 5000 | answer FAILED this long before the Lambda deadline / the ServiceTimeout |
 //! | `PROVISIONER_POLL_INTERVAL_MS` | 5000 | wait between DescribeTable rounds while replicas change |
 //! | `PROVISIONER_RESPONSE_ATTEMPTS` | 5 | at most this many PUTs of the response |
+//! | `MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL` | off | `1`/`true`: also accept a loopback ResponseURL (tests and the drill only; see [`crate::trust`]) |
 
 use crate::delivery::DeliveryPolicy;
 use crate::regions::KnownRegions;
@@ -19,6 +20,7 @@ pub const EXTRA_REGIONS_ENV: &str = "PROVISIONER_EXTRA_REGIONS";
 pub const DEADLINE_MARGIN_ENV: &str = "PROVISIONER_DEADLINE_MARGIN_MS";
 pub const POLL_INTERVAL_ENV: &str = "PROVISIONER_POLL_INTERVAL_MS";
 pub const RESPONSE_ATTEMPTS_ENV: &str = "PROVISIONER_RESPONSE_ATTEMPTS";
+pub const ALLOW_LOCAL_RESPONSE_URL_ENV: &str = "MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -36,6 +38,8 @@ pub struct Config {
     /// The invocation budget when the context has no deadline (not running in Lambda).
     pub default_invocation_time: Duration,
     pub delivery: DeliveryPolicy,
+    /// Test switch: also accept a ResponseURL on a loopback host (the local response server).
+    pub allow_local_response_url: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +63,7 @@ impl Config {
             continue_reserve: Duration::from_secs(3),
             default_invocation_time: Duration::from_secs(900),
             delivery: DeliveryPolicy::default(),
+            allow_local_response_url: false,
         }
     }
 
@@ -99,7 +104,20 @@ impl Config {
                     expected: "a whole number from 1 to 10",
                 })?;
         }
+        if let Some(raw) = lookup(ALLOW_LOCAL_RESPONSE_URL_ENV) {
+            config.allow_local_response_url = switch(ALLOW_LOCAL_RESPONSE_URL_ENV, raw)?;
+        }
         Ok(config)
+    }
+}
+
+/// An on/off setting: `1`/`true` or `0`/`false`/empty; anything else is an error rather than a
+/// guess (a typo must not switch a safety check off, nor leave a test wondering).
+fn switch(name: &'static str, raw: String) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "" | "0" | "false" => Ok(false),
+        _ => Err(ConfigError::Invalid { name, value: raw, expected: "1, true, 0, false or empty" }),
     }
 }
 
@@ -131,6 +149,7 @@ mod tests {
         assert_eq!(c, Config::for_region("us-east-1"));
         assert_eq!(c.deadline_margin, Duration::from_secs(5));
         assert_eq!(c.delivery.attempts, 5);
+        assert!(!c.allow_local_response_url, "the local ResponseURL switch is off by default");
         assert_eq!(config(&[]), Err(ConfigError::MissingRegion));
     }
 
@@ -143,8 +162,10 @@ mod tests {
             ("PROVISIONER_DEADLINE_MARGIN_MS", "8000"),
             ("PROVISIONER_POLL_INTERVAL_MS", "250"),
             ("PROVISIONER_RESPONSE_ATTEMPTS", "3"),
+            ("MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL", "1"),
         ])
         .expect("valid");
+        assert!(c.allow_local_response_url);
         assert_eq!(c.function_name.as_deref(), Some("provisioner"));
         assert!(c.known_regions.contains("yy-new-2") && c.known_regions.contains("us-east-1"));
         assert_eq!(
@@ -157,6 +178,7 @@ mod tests {
             ("PROVISIONER_DEADLINE_MARGIN_MS", "10"),
             ("PROVISIONER_POLL_INTERVAL_MS", "soon"),
             ("PROVISIONER_RESPONSE_ATTEMPTS", "0"),
+            ("MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL", "yes"),
         ] {
             let err = config(&[("AWS_REGION", "us-east-1"), (name, value)]).expect_err("invalid");
             assert!(err.to_string().starts_with(name), "{err}");

@@ -14,6 +14,10 @@
 //!
 //! How the guarantees of the README section "provisioner: Custom::GlobalTableReplicas" are met:
 //!
+//! * **Only CloudFormation's requests, for its own stacks** ([`trust`]): before any AWS call or
+//!   PUT, the ResponseURL must be CloudFormation's response bucket of this Region and the StackId
+//!   of this function's account and Region; anything else is refused, logged and returned as the
+//!   invocation's error, with nothing done and nothing answered.
 //! * **Always an answer.** The function takes raw JSON ([`request`]), so a malformed event still
 //!   reaches our code and is answered FAILED with a reason that says what to fix. The work runs in
 //!   a spawned task: a panic becomes a `JoinError` (the release profile keeps `panic = "unwind"`)
@@ -44,6 +48,7 @@ pub mod record;
 pub mod regions;
 pub mod request;
 pub mod response;
+pub mod trust;
 
 pub use config::Config;
 pub use continuation::{Continuation, LambdaContinuation};
@@ -60,7 +65,6 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -84,8 +88,6 @@ pub enum Outcome {
     Failed,
     /// The wait continues in a new invocation, which will answer.
     Continued,
-    /// The event has no usable ResponseURL: nothing can be answered.
-    Unanswerable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,21 +135,35 @@ macro_rules! request_event {
     };
 }
 
-/// Handles one custom-resource event (or continuation). Never returns an error: every outcome is
-/// answered to CloudFormation (or logged when it cannot be), and a Lambda error would only make
-/// Lambda retry an event that was already answered.
+/// Handles one custom-resource event (or continuation). Every event this function may act on is
+/// answered to CloudFormation (or logged when the answer cannot be delivered), and returns `Ok`:
+/// a Lambda error would only make Lambda retry an event that was already answered.
 ///
-/// The CloudFormation contract, in phases: read what any event has; refuse to work without a
-/// ResponseURL (nothing could be answered); run the replica work under the deadline guard, a panic
-/// or the guard becoming a FAILED answer; then answer, exactly once, unless the work continues in
-/// a new invocation (which answers).
-pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summary, Infallible> {
+/// The one error is [`Refused`]: an event whose ResponseURL is not CloudFormation's response
+/// bucket of this Region, or whose StackId is not of this function's account and Region
+/// ([`trust`]). Nothing is done and nothing is PUT (the URL may be a trap, or another stack's), the
+/// reason is logged as an error, and the invocation fails so that it counts in the function's
+/// Errors metric; Lambda's retries of it are refused the same way, then it lands in the
+/// on-failure destination.
+///
+/// The CloudFormation contract, in phases: read what any event has; refuse an event that is not
+/// CloudFormation's for this stack; run the replica work under the deadline guard, a panic or the
+/// guard becoming a FAILED answer; then answer, exactly once, unless the work continues in a new
+/// invocation (which answers).
+pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summary, Refused> {
     let (payload, context) = event.into_parts();
     let received = Received::read(&payload, &deps.config);
     received.log_request(&context);
-    let Some(response_url) = received.envelope.response_url.clone() else {
-        return Ok(received.unanswerable());
+    let origin = trust::Origin {
+        home_region: &deps.config.home_region,
+        function_arn: &context.invoked_function_arn,
+        allow_local_response_url: deps.config.allow_local_response_url,
     };
+    let response_url =
+        match trust::check(&origin, received.envelope.response_url.as_deref(), &received.envelope.stack_id) {
+            Ok(()) => received.envelope.response_url.clone().unwrap_or_default(),
+            Err(untrusted) => return Err(received.refused(untrusted)),
+        };
     let (invocation, limits) = received.invocation(&context, &deps.config);
     let verdict = run_guarded(payload, deps, invocation, limits.clone(), &received).await;
     let answer = match verdict {
@@ -155,6 +171,17 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summa
         Verdict::Answer(answer) => answer,
     };
     Ok(answer_cloudformation(deps, &received, &response_url, answer, limits.lambda_deadline).await)
+}
+
+/// An event the provisioner does not act on and does not answer: the invocation's error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused: {0}; nothing was done and CloudFormation was not answered")]
+pub struct Refused(#[from] pub trust::Untrusted);
+
+impl From<Refused> for lambda_runtime::Diagnostic {
+    fn from(refused: Refused) -> Self {
+        Self { error_type: "Refused".to_owned(), error_message: refused.to_string() }
+    }
 }
 
 /// What any event has, read leniently: enough to log it and to answer it, valid or not.
@@ -200,20 +227,15 @@ impl Received {
         );
     }
 
-    fn unanswerable(&self) -> Summary {
+    fn refused(&self, untrusted: trust::Untrusted) -> Refused {
         request_event!(
             error,
             self,
-            outcome = "UNANSWERABLE",
-            "the event has no ResponseURL (or not an http(s) URL): nothing can be answered; CloudFormation waits until its own timeout"
+            outcome = "REFUSED",
+            refused = %untrusted,
+            "refused: not CloudFormation's request for this function's stacks; nothing done, nothing answered"
         );
-        Summary {
-            outcome: Outcome::Unanswerable,
-            physical_resource_id: None,
-            reason: Some("no ResponseURL in the event".to_owned()),
-            delivered: false,
-            delivery_attempts: 0,
-        }
+        Refused(untrusted)
     }
 
     fn continued(&self, attempt: u32) -> Summary {

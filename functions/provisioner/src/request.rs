@@ -37,7 +37,8 @@ pub struct ContinuationState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
     pub request_type: Option<String>,
-    /// `None` when missing or not an http(s) URL: then nothing can be answered.
+    /// As sent (`None` when missing or not a string); [`crate::trust`] decides whether it is
+    /// CloudFormation's.
     pub response_url: Option<String>,
     pub stack_id: String,
     pub request_id: String,
@@ -52,10 +53,9 @@ pub struct Envelope {
 impl Envelope {
     pub fn read(event: &Value) -> Self {
         let text = |key: &str| event.get(key).and_then(Value::as_str).map(str::to_owned);
-        let response_url = text("ResponseURL").filter(|u| u.starts_with("https://") || u.starts_with("http://"));
         Self {
             request_type: text("RequestType"),
-            response_url,
+            response_url: text("ResponseURL"),
             stack_id: text("StackId").unwrap_or_default(),
             request_id: text("RequestId").unwrap_or_default(),
             logical_resource_id: text("LogicalResourceId").unwrap_or_default(),
@@ -156,11 +156,12 @@ mod tests {
 
     #[test]
     fn the_envelope_of_garbage_is_empty_not_an_error() {
-        for event in [json!(null), json!("x"), json!([1]), json!({"ResponseURL": 5}), json!({"ResponseURL": "ftp://x"})]
-        {
+        for event in [json!(null), json!("x"), json!([1]), json!({"ResponseURL": 5})] {
             let envelope = Envelope::read(&event);
             assert_eq!(envelope.response_url, None, "{event}");
         }
+        // Any string is kept: whether it is CloudFormation's is `trust`'s decision.
+        assert_eq!(Envelope::read(&json!({"ResponseURL": "ftp://x"})).response_url.as_deref(), Some("ftp://x"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use multisite_tests::Emulator;
 use multisite_tests::roles::{Function, StackRoles};
 use provisioner::continuation::{BoxFuture, ContinuationError};
 use provisioner::delivery::DeliveryPolicy;
-use provisioner::{Config, Continuation, Deps, DynamoDbClients, ResponseClient, Summary};
+use provisioner::{Config, Continuation, Deps, DynamoDbClients, Refused, ResponseClient, Summary};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -64,9 +64,11 @@ pub fn delete_event(url: &str, logical: &str, physical_id: &str, table: &str, re
     event
 }
 
-/// Production defaults with test-sized timings.
+/// Production defaults with test-sized timings, and the local ResponseURL server allowed (the
+/// test switch `MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL`).
 pub fn test_config() -> Config {
     let mut config = Config::for_region(HOME);
+    config.allow_local_response_url = true;
     config.poll_interval = Duration::from_millis(50);
     config.deadline_margin = Duration::from_millis(600);
     config.continue_reserve = Duration::from_millis(300);
@@ -223,12 +225,21 @@ pub fn context(remaining: Duration) -> Context {
     context
 }
 
-/// One invocation of the real handler.
+/// One invocation of the real handler, which must not refuse the event.
 pub async fn invoke(deps: &Arc<Deps>, event: Value, remaining: Duration) -> Summary {
-    match provisioner::handle(LambdaEvent::new(event, context(remaining)), deps).await {
-        Ok(summary) => summary,
-        Err(never) => match never {},
-    }
+    invoke_as(deps, event, remaining, FUNCTION_ARN).await.unwrap_or_else(|refused| panic!("{refused}"))
+}
+
+/// One invocation of the real handler as the function `function_arn`, refused or not.
+pub async fn invoke_as(
+    deps: &Arc<Deps>,
+    event: Value,
+    remaining: Duration,
+    function_arn: &str,
+) -> Result<Summary, Refused> {
+    let mut context = context(remaining);
+    context.invoked_function_arn = function_arn.to_owned();
+    provisioner::handle(LambdaEvent::new(event, context), deps).await
 }
 
 /// Invokes, then feeds each captured continuation back to the handler (as Lambda would), until
