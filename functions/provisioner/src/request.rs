@@ -31,6 +31,9 @@ pub struct ContinuationState {
     /// Regions whose replica settings were already updated (never sent twice).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings_applied: Vec<String>,
+    /// Regions whose replicas this request already removed (a Delete waits for them to go).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
 }
 
 /// What any answer needs, read without failing.
@@ -68,10 +71,15 @@ impl Envelope {
         }
     }
 
-    /// The stack's name, from the StackId ARN (`arn:aws:cloudformation:R:A:stack/NAME/GUID`).
+    /// The stack's name, from the StackId ARN.
     pub fn stack_name(&self) -> &str {
-        self.stack_id.split(":stack/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("")
+        stack_name(&self.stack_id)
     }
+}
+
+/// The stack's name in a StackId ARN (`arn:aws:cloudformation:R:A:stack/NAME/GUID`).
+pub fn stack_name(stack_id: &str) -> &str {
+    stack_id.split(":stack/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("")
 }
 
 /// Why an event is not a request this function can act on. Each message says what to fix.
@@ -203,7 +211,12 @@ mod tests {
 
     #[test]
     fn a_continuation_round_trips_through_the_event() {
-        let state = ContinuationState { started_at_ms: 1_700_000_000_000, attempt: 2, settings_applied: vec![] };
+        let state = ContinuationState {
+            started_at_ms: 1_700_000_000_000,
+            attempt: 2,
+            settings_applied: vec![],
+            removed: vec!["eu-west-1".into()],
+        };
         let next = continuation_event(&create_event(), &state);
         assert_eq!(next[CONTINUATION_KEY]["StartedAtMs"], json!(1_700_000_000_000u64));
         let (request, continuation) = parse(&next).expect("continuation parses");

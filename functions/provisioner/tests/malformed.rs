@@ -45,43 +45,43 @@ fn cases(server: &ResponseServer) -> Vec<Case> {
             name: "missing-table",
             event: missing_table,
             reason: "TableName: required",
-            physical_resource_id: "us-east-1/(invalid)/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/(invalid)/Sessions",
         },
         Case {
             name: "empty-regions",
             event: create("empty-regions", "UserSessions", json!([])),
             reason: "Regions: must not be empty",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "duplicate-regions",
             event: create("duplicate-regions", "UserSessions", json!(["us-east-1", "eu-west-1", "eu-west-1"])),
             reason: "Regions[2]: `eu-west-1` is listed more than once",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "unknown-region",
             event: create("unknown-region", "UserSessions", json!(["us-east-1", "eu-wset-1"])),
             reason: "Regions[1]: `eu-wset-1` is not an AWS Region",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "non-list-regions",
             event: create("non-list-regions", "UserSessions", json!("us-east-1,eu-west-1")),
             reason: "Regions: must be a list of Region names, not a comma-separated string",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "scalar-regions",
             event: create("scalar-regions", "UserSessions", json!(3)),
             reason: "Regions: must be a list of Region names",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "home-missing",
             event: create("home-missing", "UserSessions", json!(["eu-west-1", "ap-southeast-1"])),
             reason: "Regions: must include us-east-1",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "unknown-type",
@@ -93,7 +93,7 @@ fn cases(server: &ResponseServer) -> Vec<Case> {
             name: "not-an-object",
             event: not_an_object,
             reason: "ResourceProperties: must be an object",
-            physical_resource_id: "us-east-1/(invalid)/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/(invalid)/Sessions",
         },
         Case {
             name: "bad-update",
@@ -172,7 +172,7 @@ async fn garbage_events_are_answered_when_they_come_from_a_stack_of_this_functio
     assert_eq!(summary.outcome, Outcome::Failed);
     let answer = server.requests_for("garbage")[0].json();
     assert_eq!(answer["Reason"], "the event has no RequestType: expected Create, Update or Delete");
-    assert_eq!(answer["PhysicalResourceId"], "us-east-1/(invalid)/", "deterministic and non-empty");
+    assert_eq!(answer["PhysicalResourceId"], "v1/us-east-1/user-sessions/(invalid)/", "deterministic and non-empty");
 
     // Without a StackId nothing says whose it is: refused, not answered.
     let anonymous = json!({"ResponseURL": server.response_url("anonymous"), "Hello": "world"});
