@@ -468,8 +468,11 @@ run_function provisioner us-east-1 \
 # resource, so the provisioner runs the Update (and the later Delete) as the re-rendered role.
 session_override=$(helper rerender provisioner us-east-1 us-east-1,ap-southeast-1,us-west-2)
 echo "== stack update: $(awk '{print $4}' <<< "$session_override") rendered again for Regions us-east-1, ap-southeast-1, us-west-2" >&2
+# The upgrade sample, an Update whose id is in the format from before ids were versioned (same
+# TableName), is answered with that id echoed, not a new one (which would be a replacement).
 run_function provisioner us-east-1 \
   events/provisioner-update.json "a['Outcome'] == 'SUCCESS' and 'us-west-2' in a['Reason']" \
+  events/provisioner-update-old-id.json "a['Outcome'] == 'SUCCESS' and a['PhysicalResourceId'] == 'us-east-1/UserSessions/UserSessionsReplicas'" \
   events/provisioner-delete.json "a['Outcome'] == 'SUCCESS'"
 session_override=""
 

@@ -434,6 +434,8 @@ async fn provision(
     let work = Work { deps: &deps, payload: &payload, invocation: &invocation, limits, progress, log };
     match request {
         Request::Create(create) => match Properties::parse(&create.resource_properties, &rules) {
+            // Outside ProvisionerTableNames: answered before any AWS call.
+            Ok(props) if let Err(outside) = config.allows_table(&props.table_name) => failed(outside.to_string()),
             Ok(props) => {
                 let logical = create.logical_resource_id.as_str();
                 let id = identity::mint(home, request::stack_name(&create.stack_id), Some(&props.table_name), logical);
@@ -449,6 +451,7 @@ async fn provision(
             Err(e) => failed(e.to_string()),
         },
         Request::Update(update) => match Properties::parse(&update.resource_properties, &rules) {
+            Ok(props) if let Err(outside) = config.allows_table(&props.table_name) => failed(outside.to_string()),
             Ok(props) => {
                 let old = LenientProperties::read(&update.old_resource_properties);
                 let logical = update.logical_resource_id.as_str();
@@ -555,6 +558,17 @@ impl Work<'_> {
         let Some(table) = props.table_name.as_deref() else {
             return success("nothing to delete: the properties name no valid table, so no replica was added");
         };
+        // Outside ProvisionerTableNames nothing is touched, not even read. SUCCESS, not FAILED: this
+        // is also the rollback of a Create refused for the same reason, which must not block the
+        // stack.
+        if let Err(outside) = self.deps.config.allows_table(table) {
+            return success(&format!(
+                "nothing done: TableName `{table}` is not one of the tables this provisioner may manage ({}: {}); replicas this resource may have added to it stay: add it to {} before deleting to have them removed, or remove them by hand",
+                config::TABLE_NAMES_PARAMETER,
+                outside.allowed,
+                config::TABLE_NAMES_PARAMETER
+            ));
+        }
         let home = self.deps.config.home_region.as_str();
         let owner = Owner::of(&record::Request {
             id,
