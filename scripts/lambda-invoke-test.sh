@@ -456,7 +456,9 @@ run_function failover "$actor" \
 
 # Last, as they change the drill's global table: the provisioner's Create, Update, Delete.
 # The sample events carry the real S3 ResponseURL, unreachable offline: the answer is computed
-# (Outcome) but not delivered (one attempt). Update drops eu-west-1 and adds us-west-2.
+# (Outcome) but not delivered (one attempt). Update adds us-west-2 and drops eu-west-1 from the
+# list; eu-west-1 stays, as the drill's own DataTableReplicas recorded it (another live resource's
+# claim), so the Delete removes only us-west-2.
 # The forged sample (a look-alike ResponseURL host) is refused first: the invocation's error, no
 # AWS call (the IAM summary below counts the calls), even with the test switch
 # MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL on (it allows loopback hosts only).
@@ -473,7 +475,7 @@ echo "== stack update: $(awk '{print $4}' <<< "$session_override") rendered agai
 run_function provisioner us-east-1 \
   events/provisioner-update.json "a['Outcome'] == 'SUCCESS' and 'us-west-2' in a['Reason']" \
   events/provisioner-update-old-id.json "a['Outcome'] == 'SUCCESS' and a['PhysicalResourceId'] == 'us-east-1/UserSessions/UserSessionsReplicas'" \
-  events/provisioner-delete.json "a['Outcome'] == 'SUCCESS'"
+  events/provisioner-delete.json "a['Outcome'] == 'SUCCESS' and a['Reason'] == 'removed the replicas this resource added: us-west-2'"
 session_override=""
 
 # Every call a bootstrap made was signed by its role's session and none was denied.
