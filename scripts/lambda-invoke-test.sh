@@ -277,10 +277,24 @@ invocations=0
 # From here on the request log holds the bootstraps' calls (and this script's administrator calls).
 helper clear-requests
 # invoke <function, for the log> <event file> <python expression over `a` (the answer) that must hold>
+# or `refused:<phrase>`: the invocation must fail (the function's error) with <phrase> in it
+# (cargo-lambda prints `Error: <errorType>`, then the message wrapped to its width).
 # (`cargo lambda watch --only-lambda-apis` serves one function, named `_`.)
 invoke() {
   local fn=$1 file=$2 expect=$3 out
   invocations=$((invocations + 1))
+  if [[ $expect == refused:* ]]; then
+    if out=$(cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" _ --data-file "$file" 2>&1); then
+      echo "FAIL $fn $file: expected the invocation to be refused, got: $out" >&2
+      failures=$((failures + 1))
+    elif grep -qF -- "${expect#refused:}" <<< "$out"; then
+      echo "ok   $fn $(basename "$file"): refused: $(grep -oF -- "${expect#refused:}" <<< "$out" | head -1)" >&2
+    else
+      echo "FAIL $fn $file: refused, but not saying \"${expect#refused:}\": $out" >&2
+      failures=$((failures + 1))
+    fi
+    return
+  fi
   if ! out=$(cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" _ --data-file "$file" 2>&1); then
     echo "FAIL $fn $file: invoke failed: $out" >&2
     failures=$((failures + 1))
@@ -338,6 +352,7 @@ run_function() {
     AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_SESSION_TOKEN="$token" \
     AWS_REGION="$region" AWS_DEFAULT_REGION="$region" MULTISITE_TOPOLOGY_FILE="$topology" \
     PROVISIONER_POLL_INTERVAL_MS=100 PROVISIONER_RESPONSE_ATTEMPTS=1 \
+    MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL=1 \
     RUST_LOG=warn \
     "target/lambda-local/$fn/bootstrap" >>"target/lambda-local/$fn.log" 2>&1 &
   local pid=$!
@@ -441,17 +456,26 @@ run_function failover "$actor" \
 
 # Last, as they change the drill's global table: the provisioner's Create, Update, Delete.
 # The sample events carry the real S3 ResponseURL, unreachable offline: the answer is computed
-# (Outcome) but not delivered (one attempt). Update drops eu-west-1 and adds us-west-2.
+# (Outcome) but not delivered (one attempt). Update adds us-west-2 and drops eu-west-1 from the
+# list; eu-west-1 stays, as the drill's own DataTableReplicas recorded it (another live resource's
+# claim), so the Delete removes only us-west-2.
+# The forged sample (a look-alike ResponseURL host) is refused first: the invocation's error, no
+# AWS call (the IAM summary below counts the calls), even with the test switch
+# MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL on (it allows loopback hosts only).
 run_function provisioner us-east-1 \
+  events/provisioner-create-forged-response-url.json "refused:Error: Refused" \
   events/provisioner-create.json "a['Outcome'] == 'SUCCESS'"
 # The Update is a stack update: the parameters' Regions become the event's (us-east-1,
 # ap-southeast-1, us-west-2), and CloudFormation updates ProvisionerRole before the custom
 # resource, so the provisioner runs the Update (and the later Delete) as the re-rendered role.
 session_override=$(helper rerender provisioner us-east-1 us-east-1,ap-southeast-1,us-west-2)
 echo "== stack update: $(awk '{print $4}' <<< "$session_override") rendered again for Regions us-east-1, ap-southeast-1, us-west-2" >&2
+# The upgrade sample, an Update whose id is in the format from before ids were versioned (same
+# TableName), is answered with that id echoed, not a new one (which would be a replacement).
 run_function provisioner us-east-1 \
   events/provisioner-update.json "a['Outcome'] == 'SUCCESS' and 'us-west-2' in a['Reason']" \
-  events/provisioner-delete.json "a['Outcome'] == 'SUCCESS'"
+  events/provisioner-update-old-id.json "a['Outcome'] == 'SUCCESS' and a['PhysicalResourceId'] == 'us-east-1/UserSessions/UserSessionsReplicas'" \
+  events/provisioner-delete.json "a['Outcome'] == 'SUCCESS' and a['Reason'] == 'removed the replicas this resource added: us-west-2'"
 session_override=""
 
 # Every call a bootstrap made was signed by its role's session and none was denied.

@@ -147,6 +147,12 @@ fn example_parameters_reproduce_the_example_topology() {
     // The provisioner's timeout is 900 s (its deadline guard and continuation are tuned for it).
     assert_eq!(functions["ProvisionerFunction"]["timeout"], 900);
     assert_eq!(functions["ProvisionerFunction"]["env"]["PROVISIONER_DEADLINE_MARGIN_MS"], "5000");
+    // ProvisionerTableNames left empty: the provisioner may manage any table its role allows.
+    assert_eq!(functions["ProvisionerFunction"]["env"]["PROVISIONER_TABLE_NAMES"], "");
+    assert!(
+        functions["ProvisionerFunction"]["env"].get("MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL").is_none(),
+        "the test switch for a local ResponseURL is never deployed"
+    );
     assert_eq!(functions["FailoverFunction"]["reserved_concurrency"], "5");
     assert_eq!(functions["FailoverFunction"]["code_uri"], "target/lambda/failover/");
     assert_eq!(functions["LagProbeFunction"]["code_uri"], "target/lambda/lag-probe/");
@@ -165,6 +171,22 @@ fn example_parameters_reproduce_the_example_topology() {
     assert_eq!(again, topology, "every Region's stack passes the same topology");
     assert!(out["ledger_replicas"].is_null());
     assert!(out["replica_resource_regions"].is_null());
+}
+
+/// `ProvisionerTableNames` reaches the provisioner (and only it) as `PROVISIONER_TABLE_NAMES`, the
+/// comma-separated allow-list `provisioner::Config` reads (its own tests parse that form).
+#[test]
+fn provisioner_table_names_reach_the_provisioner() {
+    let mut params = params("three-regions-aurora.json");
+    params["ProvisionerTableNames"] = Value::String("UserSessions,Carts".to_owned());
+    let rendered = render_all(&[Case::new(&params)]);
+    accepted(&rendered[0]);
+    let functions = rendered[0].output["functions"].as_object().expect("functions");
+    let env = &functions["ProvisionerFunction"]["env"];
+    assert_eq!(env["PROVISIONER_TABLE_NAMES"], "UserSessions,Carts");
+    for name in ["FailoverFunction", "ScalerFunction", "LagProbeFunction"] {
+        assert!(functions[name]["env"].get("PROVISIONER_TABLE_NAMES").is_none(), "{name}");
+    }
 }
 
 #[test]
@@ -415,6 +437,8 @@ fn invalid_parameter_sets_are_rejected() {
         ("Region2AlarmRegion", "eu_west_1", "Region2AlarmRegion: `eu_west_1` does not match AllowedPattern"),
         ("Region4AlarmRegion", "eu-west-1", "rule AlarmRegionsNeedTheirSlot"),
         ("ReconcileSchedule", "every minute", "ReconcileSchedule: `every minute` does not match AllowedPattern"),
+        ("ProvisionerTableNames", "UserSessions, Carts", "ProvisionerTableNames: `UserSessions, Carts` does not match"),
+        ("ProvisionerTableNames", "ab", "ProvisionerTableNames: `ab` does not match"),
     ];
     let mut variants: Vec<Value> = mistakes
         .iter()

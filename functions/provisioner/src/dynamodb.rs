@@ -4,6 +4,7 @@
 
 use crate::plan::{Observed, RegionFacts, ReplicaObserved};
 use crate::properties::ReplicaSpec;
+use crate::record::Owner;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     CreateReplicationGroupMemberAction, DeleteReplicationGroupMemberAction, ReplicationGroupUpdate, TableClass, Tag,
@@ -125,19 +126,24 @@ impl<'a> Tables<'a> {
         }))
     }
 
-    /// The home table and this resource's record, or `None` when the table does not exist.
+    /// The home table, this resource's record and the other records' claims, or `None` when the
+    /// table does not exist.
     pub async fn observe(
         &self,
         home: &str,
         table: &str,
-        record_key: &str,
+        owner: &Owner,
     ) -> Result<Option<(TableView, Observed)>, TableError> {
         let Some(view) = self.describe(home, table).await? else { return Ok(None) };
         let Some(tags) = self.tags(home, &view.arn).await? else { return Ok(None) };
+        let claims = crate::record::read(owner, &tags);
         let observed = Observed {
             table_status: view.status.clone(),
             replicas: view.replicas.clone(),
-            recorded: crate::record::decode(record_key, &tags),
+            recorded: claims.mine,
+            claimed: claims.others,
+            legacy_record: claims.legacy,
+            removed_by_request: BTreeSet::new(),
         };
         Ok(Some((view, observed)))
     }
@@ -231,21 +237,18 @@ impl<'a> Tables<'a> {
         }
     }
 
-    /// Makes the table's record say `regions` (writing and removing only what changed).
+    /// Makes `owner`'s record on the table say `regions` under its id's key (writing and removing
+    /// only what changed; a record from before ids is moved). Other records are left alone.
     pub async fn write_record(
         &self,
         home: &str,
         arn: &str,
-        record_key: &str,
-        current: &BTreeSet<String>,
+        owner: &Owner,
         regions: &BTreeSet<String>,
     ) -> Result<(), TableError> {
-        if current == regions {
-            return Ok(());
-        }
         // Re-read the tags so stale continuation chunks are removed too.
         let tags = self.tags(home, arn).await?.unwrap_or_default();
-        let changes = crate::record::changes(record_key, &tags, regions);
+        let changes = crate::record::changes(owner, &tags, regions);
         let client = self.clients.dynamodb(home)?;
         if !changes.put.is_empty() {
             let tags = changes

@@ -14,6 +14,10 @@
 //!
 //! How the guarantees of the README section "provisioner: Custom::GlobalTableReplicas" are met:
 //!
+//! * **Only CloudFormation's requests, for its own stacks** ([`trust`]): before any AWS call or
+//!   PUT, the ResponseURL must be CloudFormation's response bucket of this Region and the StackId
+//!   of this function's account and Region; anything else is refused, logged and returned as the
+//!   invocation's error, with nothing done and nothing answered.
 //! * **Always an answer.** The function takes raw JSON ([`request`]), so a malformed event still
 //!   reaches our code and is answered FAILED with a reason that says what to fix. The work runs in
 //!   a spawned task: a panic becomes a `JoinError` (the release profile keeps `panic = "unwind"`)
@@ -24,19 +28,21 @@
 //!   function re-invokes itself asynchronously with the event plus its state ([`continuation`])
 //!   and returns without answering; the budget is the resource's `ServiceTimeout` (default 3600 s)
 //!   measured from the first invocation, after which it answers FAILED.
-//! * **Stable PhysicalResourceId** ([`response`]): deterministic on Create, echoed on
-//!   Update/Delete, never invented on failure; a `TableName` change is a replacement.
+//! * **Stable PhysicalResourceId** ([`identity`]): versioned (`v1/...`) and deterministic on
+//!   Create; an Update echoes the id it was given, in any format, unless the `TableName` or the
+//!   home Region changed (a replacement); never invented on failure.
 //! * **Bounded, well-formed answers** ([`response`], [`delivery`]): the body stays within 4096
 //!   bytes; the PUT has an empty Content-Type and is retried with backoff, never past the deadline;
 //!   an answer that cannot be delivered is logged as an error.
 //! * **Replicas are reconciled** ([`plan`], [`reconcile`]): one replica change per `UpdateTable`,
-//!   waiting for ACTIVE between changes; Delete removes only the replicas this resource added,
-//!   recorded as a tag on the table ([`record`]).
+//!   waiting for ACTIVE between changes; Delete removes only the replicas recorded, as a tag on
+//!   the table, for exactly its PhysicalResourceId and claimed by no other record ([`record`]).
 
 pub mod config;
 pub mod continuation;
 pub mod delivery;
 pub mod dynamodb;
+pub mod identity;
 pub mod plan;
 pub mod properties;
 pub mod reconcile;
@@ -44,6 +50,7 @@ pub mod record;
 pub mod regions;
 pub mod request;
 pub mod response;
+pub mod trust;
 
 pub use config::Config;
 pub use continuation::{Continuation, LambdaContinuation};
@@ -54,13 +61,13 @@ use crate::dynamodb::Tables;
 use crate::plan::Goal;
 use crate::properties::{LenientProperties, Properties, Rules};
 use crate::reconcile::{LogContext, Progress, Reconciled, Reconciler, TimeLimits};
+use crate::record::Owner;
 use crate::request::{ContinuationState, Envelope, Request};
-use crate::response::{Answer, Status, physical_resource_id};
+use crate::response::{Answer, Status};
 use lambda_runtime::{Context, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -84,8 +91,6 @@ pub enum Outcome {
     Failed,
     /// The wait continues in a new invocation, which will answer.
     Continued,
-    /// The event has no usable ResponseURL: nothing can be answered.
-    Unanswerable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +119,7 @@ struct Invocation {
     started_at_ms: u64,
     attempt: u32,
     settings_applied: BTreeSet<String>,
+    removed: BTreeSet<String>,
     /// The PhysicalResourceId of any FAILED answer.
     failure_id: String,
     no_echo: bool,
@@ -133,21 +139,35 @@ macro_rules! request_event {
     };
 }
 
-/// Handles one custom-resource event (or continuation). Never returns an error: every outcome is
-/// answered to CloudFormation (or logged when it cannot be), and a Lambda error would only make
-/// Lambda retry an event that was already answered.
+/// Handles one custom-resource event (or continuation). Every event this function may act on is
+/// answered to CloudFormation (or logged when the answer cannot be delivered), and returns `Ok`:
+/// a Lambda error would only make Lambda retry an event that was already answered.
 ///
-/// The CloudFormation contract, in phases: read what any event has; refuse to work without a
-/// ResponseURL (nothing could be answered); run the replica work under the deadline guard, a panic
-/// or the guard becoming a FAILED answer; then answer, exactly once, unless the work continues in
-/// a new invocation (which answers).
-pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summary, Infallible> {
+/// The one error is [`Refused`]: an event whose ResponseURL is not CloudFormation's response
+/// bucket of this Region, or whose StackId is not of this function's account and Region
+/// ([`trust`]). Nothing is done and nothing is PUT (the URL may be a trap, or another stack's), the
+/// reason is logged as an error, and the invocation fails so that it counts in the function's
+/// Errors metric; Lambda's retries of it are refused the same way, then it lands in the
+/// on-failure destination.
+///
+/// The CloudFormation contract, in phases: read what any event has; refuse an event that is not
+/// CloudFormation's for this stack; run the replica work under the deadline guard, a panic or the
+/// guard becoming a FAILED answer; then answer, exactly once, unless the work continues in a new
+/// invocation (which answers).
+pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summary, Refused> {
     let (payload, context) = event.into_parts();
     let received = Received::read(&payload, &deps.config);
     received.log_request(&context);
-    let Some(response_url) = received.envelope.response_url.clone() else {
-        return Ok(received.unanswerable());
+    let origin = trust::Origin {
+        home_region: &deps.config.home_region,
+        function_arn: &context.invoked_function_arn,
+        allow_local_response_url: deps.config.allow_local_response_url,
     };
+    let response_url =
+        match trust::check(&origin, received.envelope.response_url.as_deref(), &received.envelope.stack_id) {
+            Ok(()) => received.envelope.response_url.clone().unwrap_or_default(),
+            Err(untrusted) => return Err(received.refused(untrusted)),
+        };
     let (invocation, limits) = received.invocation(&context, &deps.config);
     let verdict = run_guarded(payload, deps, invocation, limits.clone(), &received).await;
     let answer = match verdict {
@@ -155,6 +175,17 @@ pub async fn handle(event: LambdaEvent<Value>, deps: &Arc<Deps>) -> Result<Summa
         Verdict::Answer(answer) => answer,
     };
     Ok(answer_cloudformation(deps, &received, &response_url, answer, limits.lambda_deadline).await)
+}
+
+/// An event the provisioner does not act on and does not answer: the invocation's error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused: {0}; nothing was done and CloudFormation was not answered")]
+pub struct Refused(#[from] pub trust::Untrusted);
+
+impl From<Refused> for lambda_runtime::Diagnostic {
+    fn from(refused: Refused) -> Self {
+        Self { error_type: "Refused".to_owned(), error_message: refused.to_string() }
+    }
 }
 
 /// What any event has, read leniently: enough to log it and to answer it, valid or not.
@@ -181,7 +212,12 @@ impl Received {
             no_echo: envelope.no_echo,
         };
         let failure_id = envelope.physical_resource_id.clone().unwrap_or_else(|| {
-            physical_resource_id(&config.home_region, lenient.table_name.as_deref(), &envelope.logical_resource_id)
+            identity::mint(
+                &config.home_region,
+                envelope.stack_name(),
+                lenient.table_name.as_deref(),
+                &envelope.logical_resource_id,
+            )
         });
         Self { envelope, lenient, continuation, log, failure_id }
     }
@@ -200,20 +236,15 @@ impl Received {
         );
     }
 
-    fn unanswerable(&self) -> Summary {
+    fn refused(&self, untrusted: trust::Untrusted) -> Refused {
         request_event!(
             error,
             self,
-            outcome = "UNANSWERABLE",
-            "the event has no ResponseURL (or not an http(s) URL): nothing can be answered; CloudFormation waits until its own timeout"
+            outcome = "REFUSED",
+            refused = %untrusted,
+            "refused: not CloudFormation's request for this function's stacks; nothing done, nothing answered"
         );
-        Summary {
-            outcome: Outcome::Unanswerable,
-            physical_resource_id: None,
-            reason: Some("no ResponseURL in the event".to_owned()),
-            delivered: false,
-            delivery_attempts: 0,
-        }
+        Refused(untrusted)
     }
 
     fn continued(&self, attempt: u32) -> Summary {
@@ -257,6 +288,7 @@ impl Received {
             started_at_ms,
             attempt: continuation.map(|c| c.attempt).unwrap_or(0),
             settings_applied: continuation.map(|c| c.settings_applied.iter().cloned().collect()).unwrap_or_default(),
+            removed: continuation.map(|c| c.removed.iter().cloned().collect()).unwrap_or_default(),
             failure_id: self.failure_id.clone(),
             no_echo: self.envelope.no_echo,
         };
@@ -402,24 +434,52 @@ async fn provision(
     let work = Work { deps: &deps, payload: &payload, invocation: &invocation, limits, progress, log };
     match request {
         Request::Create(create) => match Properties::parse(&create.resource_properties, &rules) {
+            // Outside ProvisionerTableNames: answered before any AWS call.
+            Ok(props) if let Err(outside) = config.allows_table(&props.table_name) => failed(outside.to_string()),
             Ok(props) => {
-                let id = physical_resource_id(home, Some(&props.table_name), &create.logical_resource_id);
-                work.ensure(&Goal::create(&props, home), &props, id, &create.logical_resource_id).await
+                let logical = create.logical_resource_id.as_str();
+                let id = identity::mint(home, request::stack_name(&create.stack_id), Some(&props.table_name), logical);
+                let owner = Owner::of(&record::Request {
+                    id: &id,
+                    logical_resource_id: logical,
+                    home_region: home,
+                    table: &props.table_name,
+                    non_replacing_update: false,
+                });
+                work.ensure(&Goal::create(&props, home), &props, id, owner).await
             }
             Err(e) => failed(e.to_string()),
         },
         Request::Update(update) => match Properties::parse(&update.resource_properties, &rules) {
+            Ok(props) if let Err(outside) = config.allows_table(&props.table_name) => failed(outside.to_string()),
             Ok(props) => {
                 let old = LenientProperties::read(&update.old_resource_properties);
-                let id = physical_resource_id(home, Some(&props.table_name), &update.logical_resource_id);
-                // A different table is a different resource: CloudFormation sees the new id and
-                // sends Delete for the old one once the stack update completes.
-                let replacement = id != update.physical_resource_id;
+                let logical = update.logical_resource_id.as_str();
+                let decision = identity::for_update(&identity::UpdateRequest {
+                    id: &update.physical_resource_id,
+                    home_region: home,
+                    stack_name: request::stack_name(&update.stack_id),
+                    logical_resource_id: logical,
+                    new_table: &props.table_name,
+                    old_table: old.table_name.as_deref(),
+                });
+                // A replacement is a new resource: CloudFormation sees the new id and sends Delete
+                // for the old one once the stack update completes. Anything else keeps its id.
+                let replacement = decision.replacement.is_some();
                 let goal = if replacement { Goal::create(&props, home) } else { Goal::update(&props, &old, home) };
-                if replacement && !work.log.no_echo {
-                    tracing::info!(logical_resource_id = %update.logical_resource_id, old = %update.physical_resource_id, new = %id, "replacement");
+                if let Some(why) = &decision.replacement
+                    && !work.log.no_echo
+                {
+                    tracing::info!(logical_resource_id = %logical, old = %update.physical_resource_id, new = %decision.id, why = ?why, "replacement");
                 }
-                work.ensure(&goal, &props, id, &update.logical_resource_id).await
+                let owner = Owner::of(&record::Request {
+                    id: &decision.id,
+                    logical_resource_id: logical,
+                    home_region: home,
+                    table: &props.table_name,
+                    non_replacing_update: !replacement,
+                });
+                work.ensure(&goal, &props, decision.id, owner).await
             }
             Err(e) => failed(e.to_string()),
         },
@@ -441,16 +501,17 @@ struct Work<'a> {
 }
 
 impl Work<'_> {
-    fn reconciler<'g>(&'g self, goal: &'g Goal, logical_resource_id: &str) -> Reconciler<'g> {
+    fn reconciler<'g>(&'g self, goal: &'g Goal, owner: Owner) -> Reconciler<'g> {
         Reconciler {
             tables: Tables::new(self.deps.dynamodb.as_ref()),
             goal,
-            record_key: record::tag_key(logical_resource_id),
+            owner,
             limits: self.limits.clone(),
             progress: self.progress.clone(),
             log: self.log.clone(),
             settings_applied: self.invocation.settings_applied.clone(),
             last_logged: None,
+            removed: self.invocation.removed.clone(),
         }
     }
 
@@ -459,8 +520,8 @@ impl Work<'_> {
     }
 
     /// Create and Update: reach `goal`, then answer SUCCESS with `id` and the Data.
-    async fn ensure(&self, goal: &Goal, props: &Properties, id: String, logical_resource_id: &str) -> Verdict {
-        let mut reconciler = self.reconciler(goal, logical_resource_id);
+    async fn ensure(&self, goal: &Goal, props: &Properties, id: String, owner: Owner) -> Verdict {
+        let mut reconciler = self.reconciler(goal, owner);
         match reconciler.run().await {
             Reconciled::Done(Some(view)) => {
                 self.progress.set("collecting the replicas' ARNs");
@@ -480,24 +541,42 @@ impl Work<'_> {
                 Verdict::Answer(Answer::success(id, reason, data, props.no_echo))
             }
             Reconciled::Done(None) => self.failed(format!("table {} does not exist in {}", goal.table, goal.home)),
-            Reconciled::Continue => self.continue_later(reconciler.settings_applied).await,
+            Reconciled::Continue => self.continue_later(reconciler.settings_applied, reconciler.removed).await,
             Reconciled::Failed(reason) => self.failed(reason),
         }
     }
 
-    /// Delete: remove what this resource added (or keep it, per RetainReplicasOnDelete).
+    /// Delete: remove what this id recorded as added and no other record claims (or keep it, per
+    /// RetainReplicasOnDelete). An id that owns nothing touches nothing.
     async fn delete(&self, id: &str, properties: &Value, logical_resource_id: &str) -> Verdict {
         let success =
             |reason: &str| Verdict::Answer(Answer::success(id.to_owned(), reason, Vec::new(), self.invocation.no_echo));
-        if id.contains("/(invalid)/") {
+        if identity::names_no_table(id) {
             return success("nothing to delete: the Create failed before naming a valid table");
         }
         let props = LenientProperties::read(properties);
         let Some(table) = props.table_name.as_deref() else {
             return success("nothing to delete: the properties name no valid table, so no replica was added");
         };
+        // Outside ProvisionerTableNames nothing is touched, not even read. SUCCESS, not FAILED: this
+        // is also the rollback of a Create refused for the same reason, which must not block the
+        // stack.
+        if let Err(outside) = self.deps.config.allows_table(table) {
+            return success(&format!(
+                "nothing done: TableName `{table}` is not one of the tables this provisioner may manage ({}: {}); replicas this resource may have added to it stay: add it to {} before deleting to have them removed, or remove them by hand",
+                config::TABLE_NAMES_PARAMETER,
+                outside.allowed,
+                config::TABLE_NAMES_PARAMETER
+            ));
+        }
         let home = self.deps.config.home_region.as_str();
-        let record_key = record::tag_key(logical_resource_id);
+        let owner = Owner::of(&record::Request {
+            id,
+            logical_resource_id,
+            home_region: home,
+            table,
+            non_replacing_update: false,
+        });
         let tables = Tables::new(self.deps.dynamodb.as_ref());
         if props.retain_replicas_on_delete {
             if props.retain_unreadable {
@@ -506,37 +585,49 @@ impl Work<'_> {
                     "RetainReplicasOnDelete is not true/false: keeping the replicas (the safe side)"
                 );
             }
-            self.forget_record(&tables, home, table, &record_key).await;
+            self.forget_record(&tables, home, table, &owner).await;
             return success("replicas retained (RetainReplicasOnDelete)");
         }
         let goal = Goal::delete(table, home);
-        let mut reconciler = self.reconciler(&goal, logical_resource_id);
+        let mut reconciler = self.reconciler(&goal, owner.clone());
         match reconciler.run().await {
             Reconciled::Done(Some(_)) => {
-                self.forget_record(&tables, home, table, &record_key).await;
-                success("removed the replicas this resource added")
+                self.forget_record(&tables, home, table, &owner).await;
+                let removed = &reconciler.removed;
+                if removed.is_empty() {
+                    success(
+                        "nothing to remove: no replica recorded as added by this PhysicalResourceId (and claimed by no other) is left",
+                    )
+                } else {
+                    let list = removed.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+                    success(&format!("removed the replicas this resource added: {list}"))
+                }
             }
             Reconciled::Done(None) => success("the table is already gone"),
-            Reconciled::Continue => self.continue_later(reconciler.settings_applied).await,
+            Reconciled::Continue => self.continue_later(reconciler.settings_applied, reconciler.removed).await,
             Reconciled::Failed(reason) => self.failed(reason),
         }
     }
 
-    /// Removes this resource's record from the table (best effort: the resource is going away).
-    async fn forget_record(&self, tables: &Tables<'_>, home: &str, table: &str, record_key: &str) {
+    /// Removes this id's record from the table (best effort: the resource is going away). An id
+    /// without a record writes nothing.
+    async fn forget_record(&self, tables: &Tables<'_>, home: &str, table: &str, owner: &Owner) {
         let result = async {
-            let Some((view, observed)) = tables.observe(home, table, record_key).await? else { return Ok(()) };
-            tables.write_record(home, &view.arn, record_key, &observed.recorded, &BTreeSet::new()).await
+            let Some((view, observed)) = tables.observe(home, table, owner).await? else { return Ok(()) };
+            if observed.recorded.is_empty() {
+                return Ok(());
+            }
+            tables.write_record(home, &view.arn, owner, &BTreeSet::new()).await
         }
         .await;
         if let Err(e) = result {
             let error = if self.log.no_echo { e.aws_code().unwrap_or("error").to_owned() } else { e.to_string() };
-            tracing::warn!(%error, record = record_key, "could not remove the record of added replicas from the table");
+            tracing::warn!(%error, record = %owner.describe(), "could not remove the record of added replicas from the table");
         }
     }
 
     /// Queues the same event, with the state, for a new invocation.
-    async fn continue_later(&self, settings_applied: BTreeSet<String>) -> Verdict {
+    async fn continue_later(&self, settings_applied: BTreeSet<String>, removed: BTreeSet<String>) -> Verdict {
         let Some(function) = self.invocation.function.as_deref() else {
             return self.failed(format!(
                 "still {} and the wait cannot continue: {}",
@@ -548,6 +639,7 @@ impl Work<'_> {
             started_at_ms: self.invocation.started_at_ms,
             attempt: self.invocation.attempt + 1,
             settings_applied: settings_applied.into_iter().collect(),
+            removed: removed.into_iter().collect(),
         };
         let event = request::continuation_event(self.payload, &state);
         let queued = tokio::time::timeout(

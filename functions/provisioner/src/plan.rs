@@ -82,14 +82,16 @@ impl Goal {
         }
     }
 
-    /// The Regions whose replicas must go, given what this resource recorded.
-    pub fn removals(&self, recorded: &BTreeSet<String>) -> BTreeSet<String> {
+    /// The Regions whose replicas must go, given what this resource recorded and what the table's
+    /// other records claim: a replica another live resource recorded is never removed, whatever
+    /// this one listed or recorded.
+    pub fn removals(&self, recorded: &BTreeSet<String>, claimed: &BTreeSet<String>) -> BTreeSet<String> {
         let ensured: BTreeSet<&str> = self.ensure.iter().map(|s| s.region.as_str()).collect();
         let recorded = recorded.iter().filter(|_| self.remove_recorded);
         self.remove_listed
             .iter()
             .chain(recorded)
-            .filter(|r| **r != self.home && !ensured.contains(r.as_str()))
+            .filter(|r| **r != self.home && !ensured.contains(r.as_str()) && !claimed.contains(*r))
             .cloned()
             .collect()
     }
@@ -110,6 +112,13 @@ pub struct Observed {
     pub replicas: BTreeMap<String, ReplicaObserved>,
     /// Regions this resource recorded as added.
     pub recorded: BTreeSet<String>,
+    /// Regions the table's other records (other resources, other stacks) list.
+    pub claimed: BTreeSet<String>,
+    /// Whether this resource's record is (partly) still in the form from before ids.
+    pub legacy_record: bool,
+    /// Regions whose replicas this request already removed (in this invocation or an earlier one
+    /// of the same request): their removal is this request's own change, waited for.
+    pub removed_by_request: BTreeSet<String>,
 }
 
 /// The one thing to do next.
@@ -122,6 +131,8 @@ pub enum Step {
     Add(ReplicaSpec),
     UpdateSettings(ReplicaSpec),
     Remove(String),
+    /// Move this resource's record from its form before ids to its id's record.
+    Record,
     /// The goal cannot be reached; the text says why and what to do.
     Fail(String),
 }
@@ -130,6 +141,15 @@ const TRANSITIONAL: &[&str] = &["CREATING", "UPDATING", "DELETING", "ARCHIVING"]
 
 pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<String>) -> Step {
     let table = &goal.table;
+    let removals = goal.removals(&observed.recorded, &observed.claimed);
+    // A Delete with nothing of its own to remove or to wait for is done whatever state the table
+    // is in: it must not wait for, or fail on, changes that are not its own.
+    if goal.deleting
+        && observed.removed_by_request.is_empty()
+        && !removals.iter().any(|r| observed.replicas.contains_key(r))
+    {
+        return Step::Done;
+    }
     let busy: Vec<String> = observed
         .replicas
         .iter()
@@ -179,7 +199,7 @@ pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<S
             return Step::UpdateSettings(spec.clone());
         }
     }
-    for region in goal.removals(&observed.recorded) {
+    for region in removals {
         if observed.replicas.contains_key(&region) {
             return Step::Remove(region);
         }
@@ -193,6 +213,9 @@ pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<S
                 r.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
             ));
         }
+    }
+    if observed.legacy_record && !goal.deleting {
+        return Step::Record;
     }
     Step::Done
 }
@@ -223,7 +246,7 @@ pub enum Refused {
 pub struct DeniedDelete {
     pub table: String,
     pub home: String,
-    /// The tag that records the replicas this resource added.
+    /// The tag(s) that record the replicas this resource added ([`crate::record::Owner::describe`]).
     pub record_key: String,
     pub refused: Refused,
     /// The refused call as [`shared::Error`] renders it (it names the action and the resource).
@@ -344,7 +367,15 @@ mod tests {
                 .map(|(r, s)| ((*r).to_owned(), ReplicaObserved { status: (*s).to_owned(), description: None }))
                 .collect(),
             recorded: recorded.iter().map(|r| (*r).to_owned()).collect(),
+            claimed: BTreeSet::new(),
+            legacy_record: false,
+            removed_by_request: BTreeSet::new(),
         }
+    }
+
+    fn claimed(mut observed: Observed, claimed: &[&str]) -> Observed {
+        observed.claimed = claimed.iter().map(|r| (*r).to_owned()).collect();
+        observed
     }
 
     fn none() -> BTreeSet<String> {
@@ -518,6 +549,67 @@ mod tests {
             assert!(reason.contains("remove these replicas by hand"), "{reason}");
             assert!(reason.len() < 2048, "room in the 4096-byte answer: {} bytes", reason.len());
         }
+    }
+
+    #[test]
+    fn nothing_another_record_claims_is_removed() {
+        let update = Goal::update(&props("T", &["us-east-1"]), &lenient("T", &["us-east-1", "eu-west-1"]), HOME);
+        let delete = Goal::delete("T", HOME);
+        let both = [("eu-west-1", "ACTIVE"), ("ap-southeast-1", "ACTIVE")];
+        // (goal, observed, step)
+        let cases: Vec<(&Goal, Observed, Step)> = vec![
+            // Unlisted by this resource, but another resource recorded it: it stays.
+            (&update, claimed(observed("ACTIVE", &both, &[]), &["eu-west-1"]), Step::Done),
+            (&update, observed("ACTIVE", &both, &[]), Step::Remove("eu-west-1".into())),
+            // Recorded by this resource and by another (a record moved half-way): it stays.
+            (
+                &delete,
+                claimed(observed("ACTIVE", &both, &["eu-west-1", "ap-southeast-1"]), &["eu-west-1"]),
+                Step::Remove("ap-southeast-1".into()),
+            ),
+            (
+                &delete,
+                claimed(observed("ACTIVE", &[("eu-west-1", "ACTIVE")], &["eu-west-1"]), &["eu-west-1"]),
+                Step::Done,
+            ),
+        ];
+        for (goal, obs, want) in cases {
+            assert_eq!(next_step(goal, &obs, &none()), want, "{obs:?}");
+        }
+    }
+
+    #[test]
+    fn a_delete_that_owns_nothing_is_done_at_once_whatever_the_table_is_doing() {
+        let goal = Goal::delete("T", HOME);
+        for status in ["ACTIVE", "UPDATING", "ARCHIVED", "INACCESSIBLE_ENCRYPTION_CREDENTIALS"] {
+            let nothing = claimed(observed(status, &[("eu-west-1", "CREATING")], &[]), &["eu-west-1"]);
+            assert_eq!(next_step(&goal, &nothing, &none()), Step::Done, "{status}");
+            let gone = observed(status, &[("eu-west-1", "ACTIVE")], &["sa-east-1"]);
+            assert_eq!(next_step(&goal, &gone, &none()), Step::Done, "{status}: its replica is already gone");
+        }
+        // What it does own is still waited for, and so is a removal it made (no longer recorded).
+        let creating = observed("UPDATING", &[("eu-west-1", "CREATING")], &["eu-west-1"]);
+        assert!(matches!(next_step(&goal, &creating, &none()), Step::Wait(_)));
+        let mut deleting = observed("UPDATING", &[("eu-west-1", "DELETING")], &[]);
+        deleting.removed_by_request = ["eu-west-1".to_owned()].into();
+        assert!(matches!(next_step(&goal, &deleting, &none()), Step::Wait(w) if w.contains("eu-west-1 DELETING")));
+        deleting.replicas.clear();
+        deleting.table_status = "ACTIVE".into();
+        assert_eq!(next_step(&goal, &deleting, &none()), Step::Done);
+    }
+
+    #[test]
+    fn a_record_from_before_ids_is_moved_once_the_replicas_are_right() {
+        let goal =
+            Goal::update(&props("T", &["us-east-1", "eu-west-1"]), &lenient("T", &["us-east-1", "eu-west-1"]), HOME);
+        let mut obs = observed("ACTIVE", &[("eu-west-1", "ACTIVE")], &["eu-west-1"]);
+        obs.legacy_record = true;
+        assert_eq!(next_step(&goal, &obs, &none()), Step::Record);
+        let mut adding = observed("ACTIVE", &[], &[]);
+        adding.legacy_record = true;
+        assert_eq!(next_step(&goal, &adding, &none()), Step::Add(ReplicaSpec::new("eu-west-1")), "replicas first");
+        obs.legacy_record = false;
+        assert_eq!(next_step(&goal, &obs, &none()), Step::Done);
     }
 
     #[test]

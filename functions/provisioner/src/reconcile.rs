@@ -8,6 +8,7 @@
 
 use crate::dynamodb::{TableError, TableView, Tables};
 use crate::plan::{DeniedDelete, Goal, Observed, Refused, Step, next_step};
+use crate::record::Owner;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,7 +101,8 @@ pub struct LogContext {
 pub struct Reconciler<'a> {
     pub tables: Tables<'a>,
     pub goal: &'a Goal,
-    pub record_key: String,
+    /// Whose record this request reads and writes.
+    pub owner: Owner,
     pub limits: TimeLimits,
     pub progress: Progress,
     pub log: LogContext,
@@ -108,16 +110,17 @@ pub struct Reconciler<'a> {
     pub settings_applied: BTreeSet<String>,
     /// The last step logged: a wait that does not change is logged once, not every poll.
     pub last_logged: Option<Step>,
+    /// Replicas this request removed, in this invocation or (carried across continuations) an
+    /// earlier one: for a Delete's reason, also when IAM stops it part-way.
+    pub removed: BTreeSet<String>,
 }
 
 impl Reconciler<'_> {
     pub async fn run(&mut self) -> Reconciled {
         let goal = self.goal;
         let (home, table) = (goal.home.as_str(), goal.table.as_str());
-        // Replicas this invocation removed (for the reason of a Delete that IAM stops part-way).
-        let mut removed = BTreeSet::new();
         loop {
-            let observed = match self.tables.observe(home, table, &self.record_key).await {
+            let observed = match self.tables.observe(home, table, &self.owner).await {
                 Ok(Some(found)) => found,
                 Ok(None) if goal.deleting => return Reconciled::Done(None),
                 Ok(None) => {
@@ -133,11 +136,12 @@ impl Reconciler<'_> {
                     }
                 }
                 Err(e) if goal.deleting && e.is_access_denied() => {
-                    return self.denied_delete(Refused::Reading, &e, &removed, None);
+                    return self.denied_delete(Refused::Reading, &e, None);
                 }
                 Err(e) => return Reconciled::Failed(format!("cannot read table {table} in {home}: {e}")),
             };
-            let (view, observed): (TableView, Observed) = observed;
+            let (view, mut observed): (TableView, Observed) = observed;
+            observed.removed_by_request = self.removed.clone();
             let step = next_step(goal, &observed, &self.settings_applied);
             let target = match &step {
                 Step::Add(s) | Step::UpdateSettings(s) => s.region.as_str(),
@@ -172,18 +176,15 @@ impl Reconciler<'_> {
                     self.progress.set(format!("adding the replica in {}", spec.region));
                     let mut wanted = observed.recorded.clone();
                     wanted.insert(spec.region.clone());
-                    match self.tables.write_record(home, &view.arn, &self.record_key, &observed.recorded, &wanted).await
-                    {
+                    match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
                         Ok(()) => match self.tables.add_replica(home, table, &spec).await {
                             Ok(()) => Ok(()),
                             Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
                             Err(e) => {
                                 // DynamoDB refused: forget the intent so Delete never removes a
                                 // replica someone else creates later.
-                                if let Err(undo) = self
-                                    .tables
-                                    .write_record(home, &view.arn, &self.record_key, &wanted, &observed.recorded)
-                                    .await
+                                if let Err(undo) =
+                                    self.tables.write_record(home, &view.arn, &self.owner, &observed.recorded).await
                                 {
                                     let code = undo.aws_code().unwrap_or("error");
                                     tracing::warn!(code, "could not take back the record of a refused replica");
@@ -196,6 +197,13 @@ impl Reconciler<'_> {
                         },
                         Err(e) => Err(("TagResource", e)),
                     }
+                }
+                Step::Record => {
+                    self.progress.set("moving the record of added replicas to this PhysicalResourceId's tag");
+                    self.tables
+                        .write_record(home, &view.arn, &self.owner, &observed.recorded)
+                        .await
+                        .map_err(|e| ("TagResource", e))
                 }
                 Step::UpdateSettings(spec) => {
                     self.progress.set(format!("updating the replica settings in {}", spec.region));
@@ -220,7 +228,7 @@ impl Reconciler<'_> {
                         observed.recorded.iter().filter(|r| observed.replicas.contains_key(*r)).cloned().collect();
                     let outcome = match self.tables.remove_replica(home, table, &region).await {
                         Ok(()) => {
-                            removed.insert(region.clone());
+                            self.removed.insert(region.clone());
                             Ok(())
                         }
                         // Already not a member: the removal this step wanted has happened.
@@ -232,7 +240,7 @@ impl Reconciler<'_> {
                         }
                         Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
                         Err(e) if goal.deleting && e.is_access_denied() => {
-                            return self.denied_delete(Refused::Removing(region.clone()), &e, &removed, Some(left));
+                            return self.denied_delete(Refused::Removing(region.clone()), &e, Some(left));
                         }
                         Err(e) => {
                             return Reconciled::Failed(format!(
@@ -244,20 +252,11 @@ impl Reconciler<'_> {
                         Ok(()) if observed.recorded.contains(&region) => {
                             let mut wanted = observed.recorded.clone();
                             wanted.remove(&region);
-                            match self
-                                .tables
-                                .write_record(home, &view.arn, &self.record_key, &observed.recorded, &wanted)
-                                .await
-                            {
+                            match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
                                 Err(e) if goal.deleting && e.is_access_denied() => {
                                     let mut left = left;
                                     left.remove(&region);
-                                    return self.denied_delete(
-                                        Refused::Recording(region.clone()),
-                                        &e,
-                                        &removed,
-                                        Some(left),
-                                    );
+                                    return self.denied_delete(Refused::Recording(region.clone()), &e, Some(left));
                                 }
                                 other => other.map_err(|e| ("UntagResource", e)),
                             }
@@ -281,20 +280,14 @@ impl Reconciler<'_> {
 
     /// A Delete stopped by IAM: FAILED at once, saying what was done and what stays
     /// ([`DeniedDelete`]).
-    fn denied_delete(
-        &self,
-        refused: Refused,
-        error: &TableError,
-        removed: &BTreeSet<String>,
-        left: Option<BTreeSet<String>>,
-    ) -> Reconciled {
+    fn denied_delete(&self, refused: Refused, error: &TableError, left: Option<BTreeSet<String>>) -> Reconciled {
         let denied = DeniedDelete {
             table: self.goal.table.clone(),
             home: self.goal.home.clone(),
-            record_key: self.record_key.clone(),
+            record_key: self.owner.describe(),
             refused,
             denial: error.to_string(),
-            removed: removed.clone(),
+            removed: self.removed.clone(),
             left,
         };
         tracing::error!(
@@ -342,6 +335,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::Add(_) => "add",
         Step::UpdateSettings(_) => "update-settings",
         Step::Remove(_) => "remove",
+        Step::Record => "record",
         Step::Fail(_) => "fail",
     }
 }

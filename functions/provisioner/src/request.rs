@@ -31,13 +31,17 @@ pub struct ContinuationState {
     /// Regions whose replica settings were already updated (never sent twice).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings_applied: Vec<String>,
+    /// Regions whose replicas this request already removed (a Delete waits for them to go).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
 }
 
 /// What any answer needs, read without failing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
     pub request_type: Option<String>,
-    /// `None` when missing or not an http(s) URL: then nothing can be answered.
+    /// As sent (`None` when missing or not a string); [`crate::trust`] decides whether it is
+    /// CloudFormation's.
     pub response_url: Option<String>,
     pub stack_id: String,
     pub request_id: String,
@@ -52,10 +56,9 @@ pub struct Envelope {
 impl Envelope {
     pub fn read(event: &Value) -> Self {
         let text = |key: &str| event.get(key).and_then(Value::as_str).map(str::to_owned);
-        let response_url = text("ResponseURL").filter(|u| u.starts_with("https://") || u.starts_with("http://"));
         Self {
             request_type: text("RequestType"),
-            response_url,
+            response_url: text("ResponseURL"),
             stack_id: text("StackId").unwrap_or_default(),
             request_id: text("RequestId").unwrap_or_default(),
             logical_resource_id: text("LogicalResourceId").unwrap_or_default(),
@@ -68,10 +71,15 @@ impl Envelope {
         }
     }
 
-    /// The stack's name, from the StackId ARN (`arn:aws:cloudformation:R:A:stack/NAME/GUID`).
+    /// The stack's name, from the StackId ARN.
     pub fn stack_name(&self) -> &str {
-        self.stack_id.split(":stack/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("")
+        stack_name(&self.stack_id)
     }
+}
+
+/// The stack's name in a StackId ARN (`arn:aws:cloudformation:R:A:stack/NAME/GUID`).
+pub fn stack_name(stack_id: &str) -> &str {
+    stack_id.split(":stack/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("")
 }
 
 /// Why an event is not a request this function can act on. Each message says what to fix.
@@ -156,11 +164,12 @@ mod tests {
 
     #[test]
     fn the_envelope_of_garbage_is_empty_not_an_error() {
-        for event in [json!(null), json!("x"), json!([1]), json!({"ResponseURL": 5}), json!({"ResponseURL": "ftp://x"})]
-        {
+        for event in [json!(null), json!("x"), json!([1]), json!({"ResponseURL": 5})] {
             let envelope = Envelope::read(&event);
             assert_eq!(envelope.response_url, None, "{event}");
         }
+        // Any string is kept: whether it is CloudFormation's is `trust`'s decision.
+        assert_eq!(Envelope::read(&json!({"ResponseURL": "ftp://x"})).response_url.as_deref(), Some("ftp://x"));
     }
 
     #[test]
@@ -202,7 +211,12 @@ mod tests {
 
     #[test]
     fn a_continuation_round_trips_through_the_event() {
-        let state = ContinuationState { started_at_ms: 1_700_000_000_000, attempt: 2, settings_applied: vec![] };
+        let state = ContinuationState {
+            started_at_ms: 1_700_000_000_000,
+            attempt: 2,
+            settings_applied: vec![],
+            removed: vec!["eu-west-1".into()],
+        };
         let next = continuation_event(&create_event(), &state);
         assert_eq!(next[CONTINUATION_KEY]["StartedAtMs"], json!(1_700_000_000_000u64));
         let (request, continuation) = parse(&next).expect("continuation parses");

@@ -1,14 +1,6 @@
-//! The answer to CloudFormation: PhysicalResourceId rules and the response body, kept under
-//! CloudFormation's 4096-byte limit (pure).
+//! The answer to CloudFormation: the response body, kept under CloudFormation's 4096-byte limit
+//! (pure). Which PhysicalResourceId it carries is [`crate::identity`]'s decision.
 //!
-//! * PhysicalResourceId is `<home Region>/<TableName>/<LogicalResourceId>`: deterministic (a
-//!   retried or continued Create answers the same id), readable in the console, and different when
-//!   the table changes, which is what makes a `TableName` change a replacement. Update and Delete
-//!   echo the id CloudFormation sent. A failed Create answers the id the resource would have had
-//!   (so the rollback Delete cleans up exactly what was started), or, when the properties do not
-//!   even name a valid table, `<home Region>/(invalid)/<LogicalResourceId>`: `(` is not allowed in
-//!   table names, so that id can never name a real table. Never random, never empty (an empty id is
-//!   "Invalid PhysicalResourceId" to CloudFormation), at most 1 KB.
 //! * The body is at most 4096 bytes: the Reason is truncated first (with a marker); then optional
 //!   Data keys (per-Region ones) are dropped, last first; if the essential Data still does not fit
 //!   the answer becomes FAILED saying so, rather than a body CloudFormation would reject.
@@ -25,12 +17,6 @@ pub const MAX_BODY_BYTES: usize = 4096;
 /// CloudFormation's limit on PhysicalResourceId.
 pub const MAX_PHYSICAL_ID_BYTES: usize = 1024;
 const TRUNCATED: &str = " […truncated; the full text is in the function's logs]";
-
-/// The PhysicalResourceId of the resource managing `table`'s replicas (see the module docs).
-pub fn physical_resource_id(home_region: &str, table: Option<&str>, logical_resource_id: &str) -> String {
-    let id = format!("{home_region}/{}/{logical_resource_id}", table.unwrap_or("(invalid)"));
-    cap(id, MAX_PHYSICAL_ID_BYTES)
-}
 
 /// Cuts `text` to at most `max` bytes, replacing the tail by a stable hash of the whole so two long
 /// inputs never map to the same result by accident.
@@ -211,19 +197,6 @@ mod tests {
 
     fn entry(key: &str, value: &str, essential: bool) -> DataEntry {
         DataEntry { key: key.into(), value: value.into(), essential }
-    }
-
-    #[test]
-    fn physical_ids_are_deterministic_readable_and_bounded() {
-        assert_eq!(
-            physical_resource_id("us-east-1", Some("UserSessions"), "UserSessionsReplicas"),
-            "us-east-1/UserSessions/UserSessionsReplicas"
-        );
-        assert_eq!(physical_resource_id("us-east-1", None, "R"), "us-east-1/(invalid)/R");
-        let long = physical_resource_id("us-east-1", Some(&"t".repeat(255)), &"L".repeat(2000));
-        assert_eq!(long.len(), MAX_PHYSICAL_ID_BYTES);
-        let other = physical_resource_id("us-east-1", Some(&"t".repeat(255)), &format!("{}M", "L".repeat(1999)));
-        assert_ne!(long, other, "capped ids keep a hash of the whole");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use multisite_tests::response_server::ResponseServer;
 use provisioner::continuation::ContinuationError;
 use provisioner::dynamodb::Tables;
 use provisioner::properties::ReplicaSpec;
+use provisioner::record::{self, Owner};
 use provisioner::{Continuation, DynamoDbClients, LambdaContinuation, Outcome};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -165,7 +166,10 @@ async fn throttling_and_5xx_from_dynamodb_are_retried_and_the_create_converges()
     let recorded: Vec<_> =
         tags.lock().expect("tags").iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
     assert!(
-        recorded.contains(&("multisite:replicas:UserSessionsReplicas".to_owned(), "eu-west-1".to_owned())),
+        recorded.contains(&(
+            "multisite:replicas-added:v1/us-east-1/user-sessions/UserSessions/UserSessionsReplicas".to_owned(),
+            "eu-west-1".to_owned()
+        )),
         "{recorded:?}"
     );
 }
@@ -204,7 +208,8 @@ fn access_denied(action: &str, region: &str) -> HttpResponse {
 #[tokio::test]
 async fn a_delete_that_iam_stops_part_way_answers_failed_at_once_saying_what_it_removed_and_what_stays() {
     init_logs();
-    // Given replicas in ap-southeast-1 and eu-west-1 recorded as added by R, and a role that lets
+    // Given replicas in ap-southeast-1 and eu-west-1 recorded as added by R (in the record's form
+    // from before ids, which belongs to the id that provisioner answered), and a role that lets
     // the Delete remove the first (ap-southeast-1) but not the second (DeleteTableReplica denied
     // in eu-west-1)
     let record = "multisite:replicas:R";
@@ -272,8 +277,10 @@ async fn a_delete_that_iam_stops_part_way_answers_failed_at_once_saying_what_it_
     );
     assert!(reason.contains("This Delete removed the replicas in ap-southeast-1 only and stopped there"), "{reason}");
     assert!(reason.contains("those it added in eu-west-1 stay"), "{reason}");
-    // And the record names exactly what stays
-    assert_eq!(tags.lock().expect("tags").get(record).map(String::as_str), Some("eu-west-1"));
+    // And the record names exactly what stays, moved from its form before ids to the id's tag
+    let tags = tags.lock().expect("tags");
+    assert_eq!(tags.get("multisite:replicas-added:us-east-1/UserSessions/R").map(String::as_str), Some("eu-west-1"));
+    assert_eq!(tags.get(record), None, "{tags:?}");
 }
 
 #[tokio::test]
@@ -323,12 +330,19 @@ async fn the_record_of_added_replicas_is_written_and_cleared_with_tag_calls() {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&list, &tag, &untag]);
     let map = BTreeMap::from([(HOME.to_owned(), client)]);
     let tables = Tables::new(&map);
-    let key = "multisite:replicas:R";
+    let owner = Owner::of(&record::Request {
+        id: "v1/us-east-1/user-sessions/UserSessions/R",
+        logical_resource_id: "R",
+        home_region: HOME,
+        table: "UserSessions",
+        non_replacing_update: false,
+    });
+    let key = "multisite:replicas-added:v1/us-east-1/user-sessions/UserSessions/R";
     let two: BTreeSet<String> = ["eu-west-1".to_owned(), "ap-southeast-1".to_owned()].into();
 
-    tables.write_record(HOME, TABLE_ARN, key, &BTreeSet::new(), &two).await.expect("write");
+    tables.write_record(HOME, TABLE_ARN, &owner, &two).await.expect("write");
     assert_eq!(tags.lock().expect("tags").get(key).map(String::as_str), Some("ap-southeast-1 eu-west-1"));
-    tables.write_record(HOME, TABLE_ARN, key, &two, &BTreeSet::new()).await.expect("clear");
+    tables.write_record(HOME, TABLE_ARN, &owner, &BTreeSet::new()).await.expect("clear");
     assert_eq!(
         *tags.lock().expect("tags"),
         BTreeMap::from([("team".to_owned(), "sessions".to_owned())]),

@@ -14,8 +14,8 @@ mod common;
 
 use common::*;
 use multisite_tests::Emulator;
-use multisite_tests::fixtures::{create_global_table, create_table, replica_statuses, unique_name};
-use multisite_tests::response_server::{RecordedRequest, ResponseServer};
+use multisite_tests::fixtures::{create_global_table, create_table, unique_name};
+use multisite_tests::response_server::ResponseServer;
 use provisioner::Outcome;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -24,59 +24,6 @@ use std::time::{Duration, Instant};
 
 const SEED: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
 const GENEROUS: Duration = Duration::from_secs(60);
-
-/// The single answer CloudFormation got for `name`, checked for what S3 and CloudFormation require.
-fn the_answer(server: &ResponseServer, name: &str) -> Value {
-    let requests = server.requests_for(name);
-    assert_eq!(
-        requests.len(),
-        1,
-        "exactly one answer: {requests:?} (all: {:?})",
-        server.requests().iter().map(|r| r.target.clone()).collect::<Vec<_>>()
-    );
-    checked_answer(&requests[0])
-}
-
-fn checked_answer(request: &RecordedRequest) -> Value {
-    assert_eq!(request.method, "PUT");
-    assert_eq!(request.header("content-type"), Some(""), "S3 pre-signed URLs need an empty Content-Type");
-    assert_eq!(request.header("content-length"), Some(request.body.len().to_string().as_str()));
-    for name in ["content-type", "content-length"] {
-        assert_eq!(request.headers.iter().filter(|(k, _)| k == name).count(), 1, "one {name} header");
-    }
-    assert!(request.header("transfer-encoding").is_none(), "not chunked");
-    assert!(request.body.len() <= 4096, "CloudFormation's limit: {} bytes", request.body.len());
-    request.json()
-}
-
-async fn home_statuses(emulator: &Emulator, table: &str) -> BTreeMap<String, String> {
-    let clients = emulator.clients(&SEED).await;
-    replica_statuses(&clients.region(HOME).expect("home").dynamodb, table).await.into_iter().collect()
-}
-
-async fn record_tags(emulator: &Emulator, table: &str) -> BTreeMap<String, String> {
-    let clients = emulator.clients(&SEED).await;
-    let ddb = &clients.region(HOME).expect("home").dynamodb;
-    let arn = ddb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .expect("describe")
-        .table
-        .and_then(|t| t.table_arn)
-        .expect("arn");
-    let tags = ddb.list_tags_of_resource().resource_arn(arn).send().await.expect("tags");
-    tags.tags()
-        .iter()
-        .filter(|t| t.key().starts_with("multisite:replicas:"))
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect()
-}
-
-fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(r, s)| ((*r).to_owned(), (*s).to_owned())).collect()
-}
 
 #[tokio::test]
 async fn create_of_three_regions_adds_the_replicas_and_answers_success_with_data() {
@@ -106,7 +53,7 @@ async fn create_of_three_regions_adds_the_replicas_and_answers_success_with_data
     );
     let answer = the_answer(&server, "create");
     assert_eq!(answer["Status"], "SUCCESS");
-    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/SessionsReplicas"));
+    assert_eq!(answer["PhysicalResourceId"], v1_id(&table, "SessionsReplicas"));
     assert_eq!(answer["LogicalResourceId"], "SessionsReplicas");
     assert_eq!(answer["RequestId"], "e3f0c7d2-6a9d-4c3b-9a53-4f2b2f6a9d10");
     assert!(answer["StackId"].as_str().is_some_and(|s| s.contains(":stack/user-sessions/")));
@@ -122,7 +69,7 @@ async fn create_of_three_regions_adds_the_replicas_and_answers_success_with_data
     // And the table records which replicas this resource added
     assert_eq!(
         record_tags(emulator, &table).await,
-        BTreeMap::from([("multisite:replicas:SessionsReplicas".to_owned(), "ap-southeast-1 eu-west-1".to_owned())])
+        BTreeMap::from([(record_key(&v1_id(&table, "SessionsReplicas")), "ap-southeast-1 eu-west-1".to_owned())])
     );
 
     // When the same Create is delivered again (a retry), nothing changes and the answer is the same
@@ -145,7 +92,7 @@ async fn update_adds_and_removes_regions_and_keeps_the_physical_id() {
     let server = ResponseServer::start();
     let create = create_event(&server.response_url("c"), "CartsReplicas", &table, json!(SEED));
     assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Success);
-    let id = format!("us-east-1/{table}/CartsReplicas");
+    let id = v1_id(&table, "CartsReplicas");
 
     // When the stack's Regions change to [us-east-1, ap-southeast-1, us-west-2]: CloudFormation
     // updates ProvisionerRole first, then sends the custom resource its Update
@@ -197,7 +144,7 @@ async fn delete_removes_only_the_replicas_this_resource_added() {
     assert_eq!(home_statuses(emulator, &table).await.len(), 2);
 
     // When the resource is deleted
-    let id = format!("us-east-1/{table}/OrdersReplicas");
+    let id = v1_id(&table, "OrdersReplicas");
     let delete = delete_event(&server.response_url("d"), "OrdersReplicas", &id, &table, json!(SEED));
     let summary = invoke(&deps, delete, GENEROUS).await;
 
@@ -235,7 +182,7 @@ async fn retain_replicas_on_delete_keeps_them_and_forgets_the_record() {
     let mut delete = delete_event(
         &server.response_url("d"),
         "KeepReplicas",
-        &format!("us-east-1/{table}/KeepReplicas"),
+        &v1_id(&table, "KeepReplicas"),
         &table,
         json!(["us-east-1", "eu-west-1"]),
     );
@@ -266,7 +213,7 @@ async fn delete_after_a_failed_create_succeeds() {
     assert_eq!(invoke(&offline, bad.clone(), GENEROUS).await.outcome, Outcome::Failed);
     let failed = the_answer(&server, "c1");
     let id = failed["PhysicalResourceId"].as_str().expect("an id even on failure").to_owned();
-    assert_eq!(id, "us-east-1/(invalid)/BadReplicas", "deterministic, never random, never empty");
+    assert_eq!(id, "v1/us-east-1/user-sessions/(invalid)/BadReplicas", "deterministic, never random, never empty");
     let mut rollback = bad;
     rollback["RequestType"] = json!("Delete");
     rollback["PhysicalResourceId"] = json!(id);
@@ -291,7 +238,7 @@ async fn delete_after_a_failed_create_succeeds() {
     assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Failed);
     let failed = the_answer(&server, "c2");
     assert!(failed["Reason"].as_str().is_some_and(|r| r.contains("does not exist in us-east-1")), "{failed}");
-    let id = format!("us-east-1/{table}/MissingReplicas");
+    let id = v1_id(&table, "MissingReplicas");
     assert_eq!(failed["PhysicalResourceId"], id.as_str(), "the id the resource would have had");
     let delete = delete_event(&server.response_url("d2"), "MissingReplicas", &id, &table, json!(SEED));
     assert_eq!(invoke(&deps, delete, GENEROUS).await.outcome, Outcome::Success);
@@ -342,7 +289,7 @@ async fn replace_the_table(emulator: &Emulator) -> Replaced {
         invoke(&deps, create_event(&server.response_url("c"), "R", &old, json!(TWO)), GENEROUS).await.outcome,
         Outcome::Success
     );
-    let old_id = format!("us-east-1/{old}/R");
+    let old_id = v1_id(&old, "R");
 
     // When the stack's GlobalTableName changes to New: CloudFormation updates ProvisionerRole
     // first (it now names New only), then sends R its Update
@@ -352,7 +299,7 @@ async fn replace_the_table(emulator: &Emulator) -> Replaced {
 
     // Then New gets the replicas under a new PhysicalResourceId, and Old is untouched for now
     let answer = the_answer(&server, "u");
-    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{new}/R"));
+    assert_eq!(answer["PhysicalResourceId"], v1_id(&new, "R"));
     assert_eq!(home_statuses(emulator, &new).await, statuses(&[("eu-west-1", "ACTIVE")]));
     assert_eq!(home_statuses(emulator, &old).await, statuses(&[("eu-west-1", "ACTIVE")]));
     Replaced { stack, deps, server, old, new, old_id }
@@ -379,14 +326,14 @@ async fn a_table_name_change_is_a_replacement_and_the_old_resource_is_deleted_af
     let old_arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{old}");
     assert!(reason.contains(&format!("dynamodb:DescribeTable on resource: {old_arn} ")), "{reason}");
     assert!(reason.contains("This Delete removed no replica and stopped there"), "{reason}");
-    assert!(reason.contains(&format!("the tag multisite:replicas:R of {old} in us-east-1")), "{reason}");
+    assert!(reason.contains(&format!("the tag {} of {old} in us-east-1", record_key(&old_id))), "{reason}");
     assert!(reason.contains("clean-up Delete after a TableName change"), "{reason}");
     assert!(reason.contains("remove these replicas by hand"), "{reason}");
     // And Old's replicas and their record are left exactly as they were; New keeps its own
     assert_eq!(home_statuses(emulator, &old).await, statuses(&[("eu-west-1", "ACTIVE")]));
     assert_eq!(
         record_tags(emulator, &old).await,
-        BTreeMap::from([("multisite:replicas:R".to_owned(), "eu-west-1".to_owned())]),
+        BTreeMap::from([(record_key(&old_id), "eu-west-1".to_owned())]),
         "the record still tells an operator which replicas R added"
     );
     assert_eq!(home_statuses(emulator, &new).await, statuses(&[("eu-west-1", "ACTIVE")]));
@@ -428,7 +375,7 @@ async fn a_rolled_back_region_change_is_undone_under_either_version_of_the_role(
     let deps = deps(config.clone(), stack.clients(emulator, &config).await, Arc::new(CapturedContinuations::default()));
     create_table(&emulator.clients(&SEED).await.region(HOME).expect("home").dynamodb, &table).await;
     let server = ResponseServer::start();
-    let id = format!("us-east-1/{table}/R");
+    let id = v1_id(&table, "R");
     assert_eq!(
         invoke(&deps, create_event(&server.response_url("c"), "R", &table, json!(SEED)), GENEROUS).await.outcome,
         Outcome::Success
@@ -499,7 +446,7 @@ async fn without_update_table_in_the_role_the_create_fails_naming_the_action_and
     assert_eq!(summary.outcome, Outcome::Failed, "{summary:?}");
     let answer = the_answer(&server, "c");
     assert_eq!(answer["Status"], "FAILED");
-    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/R"));
+    assert_eq!(answer["PhysicalResourceId"], v1_id(&table, "R"));
     let reason = answer["Reason"].as_str().expect("reason");
     let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
     assert!(reason.contains(&format!("dynamodb:UpdateTable on resource: {arn} ")), "{reason}");
@@ -563,7 +510,7 @@ async fn a_panic_in_the_handler_is_still_answered_failed() {
     assert_eq!(answer["Status"], "FAILED");
     let reason = answer["Reason"].as_str().expect("reason");
     assert!(reason.contains("panicked (simulated bug while queueing the continuation)"), "{reason}");
-    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/PanicReplicas"));
+    assert_eq!(answer["PhysicalResourceId"], v1_id(&table, "PanicReplicas"));
 }
 
 #[tokio::test]
@@ -640,7 +587,7 @@ async fn a_spent_service_timeout_answers_failed_and_the_rollback_delete_cleans_u
     let reason = answer["Reason"].as_str().expect("reason");
     assert!(reason.contains("ServiceTimeout of 2 s"), "{reason}");
     assert!(reason.contains("eu-west-1 CREATING"), "says what it was waiting for: {reason}");
-    let id = format!("us-east-1/{table}/BudgetReplicas");
+    let id = v1_id(&table, "BudgetReplicas");
     assert_eq!(answer["PhysicalResourceId"], id.as_str());
 
     // When CloudFormation rolls back with a Delete
@@ -692,7 +639,7 @@ async fn the_deadline_guard_answers_failed_before_the_lambda_times_out() {
     let answer = the_answer(&server, "stuck");
     let reason = answer["Reason"].as_str().expect("reason");
     assert!(reason.contains("deadline guard"), "{reason}");
-    assert_eq!(answer["PhysicalResourceId"], format!("us-east-1/{table}/StuckReplicas"));
+    assert_eq!(answer["PhysicalResourceId"], v1_id(&table, "StuckReplicas"));
 }
 
 /// Collects the JSON log lines of the current thread.

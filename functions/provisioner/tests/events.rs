@@ -1,13 +1,23 @@
 //! Every `events/provisioner-*.json` file is a real-shaped CloudFormation custom-resource event
-//! this function accepts (the same files serve `cargo lambda invoke --data-file`).
+//! (the same files serve `cargo lambda invoke --data-file`): each is one this function accepts,
+//! except the forged sample, which differs from the Create only in its ResponseURL and is refused.
 
 mod common;
 
 use common::*;
+use provisioner::identity;
 use provisioner::properties::{LenientProperties, Properties, Rules};
 use provisioner::regions::KnownRegions;
 use provisioner::request::{self, Envelope, Request};
-use provisioner::response::physical_resource_id;
+use provisioner::trust::{self, Origin, Untrusted};
+use serde_json::json;
+
+const FORGED: &str = "provisioner-create-forged-response-url.json";
+
+/// The function as deployed (no local ResponseURL switch).
+fn deployed() -> Origin<'static> {
+    Origin { home_region: HOME, function_arn: FUNCTION_ARN, allow_local_response_url: false }
+}
 
 fn provisioner_event_files() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(events_dir())
@@ -23,7 +33,13 @@ fn provisioner_event_files() -> Vec<String> {
 fn there_are_create_update_and_delete_events() {
     assert_eq!(
         provisioner_event_files(),
-        ["provisioner-create.json", "provisioner-delete.json", "provisioner-update.json"]
+        [
+            "provisioner-create-forged-response-url.json",
+            "provisioner-create.json",
+            "provisioner-delete.json",
+            "provisioner-update-old-id.json",
+            "provisioner-update.json"
+        ]
     );
 }
 
@@ -31,11 +47,18 @@ fn there_are_create_update_and_delete_events() {
 fn every_event_file_parses_validates_and_names_a_stable_resource() {
     let known = KnownRegions::default();
     let rules = Rules { home_region: HOME, known_regions: &known };
-    let id = physical_resource_id(HOME, Some("UserSessions"), "UserSessionsReplicas");
-    for name in provisioner_event_files() {
+    // The id the Create answers; the upgrade sample carries the id of the provisioner before ids
+    // were versioned (an Update echoes it).
+    let id = identity::mint(HOME, STACK_NAME, Some("UserSessions"), "UserSessionsReplicas");
+    let old_id = identity::legacy(HOME, "UserSessions", "UserSessionsReplicas");
+    for name in provisioner_event_files().into_iter().filter(|n| n != FORGED) {
         let event = event_file(&name);
         let envelope = Envelope::read(&event);
-        assert!(envelope.response_url.as_deref().is_some_and(|u| u.starts_with("https://")), "{name}");
+        assert_eq!(
+            trust::check(&deployed(), envelope.response_url.as_deref(), &envelope.stack_id),
+            Ok(()),
+            "{name}: CloudFormation's response bucket, a stack of this function"
+        );
         assert_eq!(
             envelope.service_timeout.map(|t| t.as_secs()),
             Some(900),
@@ -46,7 +69,8 @@ fn every_event_file_parses_validates_and_names_a_stable_resource() {
         let (kind, properties) = match &request {
             Request::Create(c) => ("create", &c.resource_properties),
             Request::Update(u) => {
-                assert_eq!(u.physical_resource_id, id, "{name}");
+                let given = if name.contains("old-id") { &old_id } else { &id };
+                assert_eq!(&u.physical_resource_id, given, "{name}");
                 let old =
                     Properties::parse(&u.old_resource_properties, &rules).unwrap_or_else(|e| panic!("{name} old: {e}"));
                 assert_eq!(
@@ -61,9 +85,23 @@ fn every_event_file_parses_validates_and_names_a_stable_resource() {
             }
             other => panic!("{name}: unexpected {other:?}"),
         };
-        assert_eq!(name, format!("provisioner-{kind}.json"));
+        assert!(name.starts_with(&format!("provisioner-{kind}")), "{name} is a {kind}");
         let props = Properties::parse(properties, &rules).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(props.table_name, "UserSessions", "{name}");
         assert_eq!(props.service_timeout.as_secs(), 900, "{name}");
     }
+}
+
+#[test]
+fn the_forged_sample_is_the_create_with_a_look_alike_response_url() {
+    let forged = event_file(FORGED);
+    let envelope = Envelope::read(&forged);
+    let refused = trust::check(&deployed(), envelope.response_url.as_deref(), &envelope.stack_id);
+    assert!(matches!(refused, Err(Untrusted::Host { .. })), "{refused:?}");
+    let mut create = event_file("provisioner-create.json");
+    for key in ["ResponseURL", "RequestId"] {
+        create[key] = forged[key].clone();
+    }
+    assert_eq!(create, forged, "only the ResponseURL (and the RequestId) differ");
+    assert!(forged["ResponseURL"].as_str().is_some_and(|u| u.starts_with("https://")), "{}", json!(forged));
 }

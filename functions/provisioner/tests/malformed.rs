@@ -1,6 +1,6 @@
 //! Malformed events and properties: each is answered FAILED with a reason that says what to fix,
 //! and no DynamoDB client is even asked for. An event without a ResponseURL cannot be answered:
-//! it is logged, and nothing else happens.
+//! it is refused (logged, the invocation's error), and nothing else happens.
 
 mod common;
 
@@ -45,43 +45,43 @@ fn cases(server: &ResponseServer) -> Vec<Case> {
             name: "missing-table",
             event: missing_table,
             reason: "TableName: required",
-            physical_resource_id: "us-east-1/(invalid)/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/(invalid)/Sessions",
         },
         Case {
             name: "empty-regions",
             event: create("empty-regions", "UserSessions", json!([])),
             reason: "Regions: must not be empty",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "duplicate-regions",
             event: create("duplicate-regions", "UserSessions", json!(["us-east-1", "eu-west-1", "eu-west-1"])),
             reason: "Regions[2]: `eu-west-1` is listed more than once",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "unknown-region",
             event: create("unknown-region", "UserSessions", json!(["us-east-1", "eu-wset-1"])),
             reason: "Regions[1]: `eu-wset-1` is not an AWS Region",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "non-list-regions",
             event: create("non-list-regions", "UserSessions", json!("us-east-1,eu-west-1")),
             reason: "Regions: must be a list of Region names, not a comma-separated string",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "scalar-regions",
             event: create("scalar-regions", "UserSessions", json!(3)),
             reason: "Regions: must be a list of Region names",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "home-missing",
             event: create("home-missing", "UserSessions", json!(["eu-west-1", "ap-southeast-1"])),
             reason: "Regions: must include us-east-1",
-            physical_resource_id: "us-east-1/UserSessions/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/UserSessions/Sessions",
         },
         Case {
             name: "unknown-type",
@@ -93,7 +93,7 @@ fn cases(server: &ResponseServer) -> Vec<Case> {
             name: "not-an-object",
             event: not_an_object,
             reason: "ResourceProperties: must be an object",
-            physical_resource_id: "us-east-1/(invalid)/Sessions",
+            physical_resource_id: "v1/us-east-1/user-sessions/(invalid)/Sessions",
         },
         Case {
             name: "bad-update",
@@ -132,12 +132,17 @@ async fn each_malformed_input_is_answered_failed_with_a_clear_reason_and_no_dyna
 }
 
 #[tokio::test]
-async fn an_event_without_a_response_url_is_logged_and_nothing_else_happens() {
+async fn an_event_without_a_response_url_is_refused_and_nothing_else_happens() {
     init_logs();
     let server = ResponseServer::start();
     let dynamodb = Arc::new(NoDynamoDb::default());
     let deps = deps(test_config(), dynamodb.clone(), Arc::new(CapturedContinuations::default()));
-    for url in [None, Some(json!("")), Some(json!(42)), Some(json!("s3://bucket/key"))] {
+    for (url, why) in [
+        (None, "the event has no ResponseURL"),
+        (Some(json!(42)), "the event has no ResponseURL"),
+        (Some(json!("")), "not an https URL"),
+        (Some(json!("s3://bucket/key")), "not an https URL (scheme `s3`)"),
+    ] {
         let mut event = create_event(&server.response_url("x"), "Sessions", "UserSessions", json!(SEED));
         match url {
             None => {
@@ -146,28 +151,34 @@ async fn an_event_without_a_response_url_is_logged_and_nothing_else_happens() {
             Some(url) => event["ResponseURL"] = url,
         }
 
-        let summary = invoke(&deps, event, Duration::from_secs(30)).await;
+        let refused = invoke_as(&deps, event, Duration::from_secs(30), FUNCTION_ARN).await.expect_err("refused");
 
-        assert_eq!(summary.outcome, Outcome::Unanswerable);
-        assert!(!summary.delivered);
+        assert!(refused.to_string().contains(why), "{refused}");
     }
     assert!(server.requests().is_empty());
     assert_eq!(dynamodb.requests.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
-async fn garbage_events_are_answered_when_they_carry_a_response_url() {
+async fn garbage_events_are_answered_when_they_come_from_a_stack_of_this_function() {
     init_logs();
     let server = ResponseServer::start();
     let deps = deps(test_config(), Arc::new(NoDynamoDb::default()), Arc::new(CapturedContinuations::default()));
-    let event = json!({"ResponseURL": server.response_url("garbage"), "Hello": "world"});
+    let stack = "arn:aws:cloudformation:us-east-1:123456789012:stack/user-sessions/5b7c9a40";
+    let event = json!({"ResponseURL": server.response_url("garbage"), "StackId": stack, "Hello": "world"});
 
     let summary = invoke(&deps, event, Duration::from_secs(30)).await;
 
     assert_eq!(summary.outcome, Outcome::Failed);
     let answer = server.requests_for("garbage")[0].json();
     assert_eq!(answer["Reason"], "the event has no RequestType: expected Create, Update or Delete");
-    assert_eq!(answer["PhysicalResourceId"], "us-east-1/(invalid)/", "deterministic and non-empty");
+    assert_eq!(answer["PhysicalResourceId"], "v1/us-east-1/user-sessions/(invalid)/", "deterministic and non-empty");
+
+    // Without a StackId nothing says whose it is: refused, not answered.
+    let anonymous = json!({"ResponseURL": server.response_url("anonymous"), "Hello": "world"});
+    let refused = invoke_as(&deps, anonymous, Duration::from_secs(30), FUNCTION_ARN).await.expect_err("refused");
+    assert!(refused.to_string().contains("the StackId `` is not a stack of this function's"), "{refused}");
+    assert!(server.requests_for("anonymous").is_empty());
 }
 
 #[tokio::test]

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CREATE_EVENT: &str = include_str!("../../../events/provisioner-create.json");
-const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:multisite-provisioner";
+/// The emulator's account: the function's ARN and the stack's share it (the provisioner checks).
+const ACCOUNT: &str = "123456789012";
 
 /// Continuations (long waits) the drill delivers itself, as Lambda would.
 #[derive(Default)]
@@ -45,6 +46,10 @@ pub async fn create_replicas(
 ) -> Result<ProvisionerAnswer> {
     let mut config = Config::for_region(home);
     config.poll_interval = Duration::from_millis(100);
+    // The ResponseURL is the drill's local server (MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL).
+    config.allow_local_response_url = true;
+    let partition = provisioner::regions::partition(home);
+    let function_arn = format!("arn:{partition}:lambda:{home}:{ACCOUNT}:function:multisite-provisioner");
     let clients = shared::RegionalClients::with_base(base.clone(), config.known_regions.iter());
     let continuation = Arc::new(Captured::default());
     let deps = Arc::new(Deps {
@@ -58,6 +63,10 @@ pub async fn create_replicas(
         serde_json::from_str(CREATE_EVENT).map_err(|e| fail(format!("events/provisioner-create.json: {e}")))?;
     event["ResponseURL"] = json!(server.response_url(&name));
     event["LogicalResourceId"] = json!(logical_id);
+    // The stack in `home` that owns the resource (the drill names its stacks multisite-<Region>).
+    event["StackId"] = json!(format!(
+        "arn:{partition}:cloudformation:{home}:{ACCOUNT}:stack/multisite-{home}/00000000-0000-4000-8000-000000000001"
+    ));
     event["RequestId"] = json!(format!("drill-{logical_id}-{}", crate::world::now_ms()));
     event["ResourceProperties"]["TableName"] = json!(table);
     event["ResourceProperties"]["Regions"] = json!(regions);
@@ -68,12 +77,11 @@ pub async fn create_replicas(
         attempt += 1;
         let mut context = Context::default();
         context.deadline = crate::world::now_ms() + 120_000;
-        context.invoked_function_arn = FUNCTION_ARN.to_owned();
+        context.invoked_function_arn = function_arn.clone();
         context.request_id = format!("drill-{attempt}");
-        summary = match provisioner::handle(LambdaEvent::new(event.clone(), context), &deps).await {
-            Ok(summary) => summary,
-            Err(never) => match never {},
-        };
+        summary = provisioner::handle(LambdaEvent::new(event.clone(), context), &deps)
+            .await
+            .map_err(|refused| fail(format!("the provisioner refused the drill's Create: {refused}")))?;
         let next = continuation.0.lock().ok().and_then(|mut e| e.pop());
         match next {
             Some(next) if summary.outcome == provisioner::Outcome::Continued && attempt < 20 => event = next,

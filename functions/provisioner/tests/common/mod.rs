@@ -6,18 +6,36 @@
 
 use lambda_runtime::{Context, LambdaEvent};
 use multisite_tests::Emulator;
+use multisite_tests::fixtures::replica_statuses;
+use multisite_tests::response_server::{RecordedRequest, ResponseServer};
 use multisite_tests::roles::{Function, StackRoles};
 use provisioner::continuation::{BoxFuture, ContinuationError};
 use provisioner::delivery::DeliveryPolicy;
-use provisioner::{Config, Continuation, Deps, DynamoDbClients, ResponseClient, Summary};
+use provisioner::{Config, Continuation, Deps, DynamoDbClients, Refused, ResponseClient, Summary};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const HOME: &str = "us-east-1";
+/// Every Region the tests use, for the administrator's clients.
+pub const ALL: [&str; 4] = ["us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2"];
 pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:multisite-provisioner";
+
+/// The stack of the sample events' StackId.
+pub const STACK_NAME: &str = "user-sessions";
+
+/// The PhysicalResourceId a Create of `logical` for `table` answers in the sample events' stack.
+pub fn v1_id(table: &str, logical: &str) -> String {
+    format!("v1/{HOME}/{STACK_NAME}/{table}/{logical}")
+}
+
+/// The tag that records the replicas the resource `id` added.
+pub fn record_key(id: &str) -> String {
+    format!("multisite:replicas-added:{id}")
+}
 
 pub fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
@@ -64,9 +82,11 @@ pub fn delete_event(url: &str, logical: &str, physical_id: &str, table: &str, re
     event
 }
 
-/// Production defaults with test-sized timings.
+/// Production defaults with test-sized timings, and the local ResponseURL server allowed (the
+/// test switch `MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL`).
 pub fn test_config() -> Config {
     let mut config = Config::for_region(HOME);
+    config.allow_local_response_url = true;
     config.poll_interval = Duration::from_millis(50);
     config.deadline_margin = Duration::from_millis(600);
     config.continue_reserve = Duration::from_millis(300);
@@ -223,12 +243,21 @@ pub fn context(remaining: Duration) -> Context {
     context
 }
 
-/// One invocation of the real handler.
+/// One invocation of the real handler, which must not refuse the event.
 pub async fn invoke(deps: &Arc<Deps>, event: Value, remaining: Duration) -> Summary {
-    match provisioner::handle(LambdaEvent::new(event, context(remaining)), deps).await {
-        Ok(summary) => summary,
-        Err(never) => match never {},
-    }
+    invoke_as(deps, event, remaining, FUNCTION_ARN).await.unwrap_or_else(|refused| panic!("{refused}"))
+}
+
+/// One invocation of the real handler as the function `function_arn`, refused or not.
+pub async fn invoke_as(
+    deps: &Arc<Deps>,
+    event: Value,
+    remaining: Duration,
+    function_arn: &str,
+) -> Result<Summary, Refused> {
+    let mut context = context(remaining);
+    context.invoked_function_arn = function_arn.to_owned();
+    provisioner::handle(LambdaEvent::new(event, context), deps).await
 }
 
 /// Invokes, then feeds each captured continuation back to the handler (as Lambda would), until
@@ -261,4 +290,57 @@ pub async fn invoke_until_answered(
 pub fn init_logs() {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
+/// The single answer CloudFormation got for `name`, checked for what S3 and CloudFormation require.
+pub fn the_answer(server: &ResponseServer, name: &str) -> Value {
+    let requests = server.requests_for(name);
+    assert_eq!(
+        requests.len(),
+        1,
+        "exactly one answer: {requests:?} (all: {:?})",
+        server.requests().iter().map(|r| r.target.clone()).collect::<Vec<_>>()
+    );
+    checked_answer(&requests[0])
+}
+
+pub fn checked_answer(request: &RecordedRequest) -> Value {
+    assert_eq!(request.method, "PUT");
+    assert_eq!(request.header("content-type"), Some(""), "S3 pre-signed URLs need an empty Content-Type");
+    assert_eq!(request.header("content-length"), Some(request.body.len().to_string().as_str()));
+    for name in ["content-type", "content-length"] {
+        assert_eq!(request.headers.iter().filter(|(k, _)| k == name).count(), 1, "one {name} header");
+    }
+    assert!(request.header("transfer-encoding").is_none(), "not chunked");
+    assert!(request.body.len() <= 4096, "CloudFormation's limit: {} bytes", request.body.len());
+    request.json()
+}
+
+pub async fn home_statuses(emulator: &Emulator, table: &str) -> BTreeMap<String, String> {
+    let clients = emulator.clients(&ALL).await;
+    replica_statuses(&clients.region(HOME).expect("home").dynamodb, table).await.into_iter().collect()
+}
+
+pub async fn record_tags(emulator: &Emulator, table: &str) -> BTreeMap<String, String> {
+    let clients = emulator.clients(&ALL).await;
+    let ddb = &clients.region(HOME).expect("home").dynamodb;
+    let arn = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("describe")
+        .table
+        .and_then(|t| t.table_arn)
+        .expect("arn");
+    let tags = ddb.list_tags_of_resource().resource_arn(arn).send().await.expect("tags");
+    tags.tags()
+        .iter()
+        .filter(|t| t.key().starts_with("multisite:replicas-added:") || t.key().starts_with("multisite:replicas:"))
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+pub fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(r, s)| ((*r).to_owned(), (*s).to_owned())).collect()
 }
