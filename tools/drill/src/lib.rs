@@ -23,6 +23,7 @@ pub mod plan;
 mod provision;
 pub mod report;
 mod roles;
+mod sampler;
 mod traffic;
 mod world;
 
