@@ -544,5 +544,13 @@ mod tests {
         let headline = missed.headline();
         assert!(headline.contains("RTO not reached (objective 300 s): MISSED"), "{headline}");
         assert!(headline.contains("RPO 2500 ms (budget 2000 ms): MISSED"), "{headline}");
+        let unmeasured = Report {
+            rto: Objective { measured_ms: None, objective_ms: 300_000, met: None },
+            rpo: Objective { measured_ms: None, objective_ms: 2_000, met: None },
+            ..Report::default()
+        };
+        let headline = unmeasured.headline();
+        assert!(headline.contains("RTO not measured (objective 300 s)"), "{headline}");
+        assert!(headline.contains("RPO not measured (budget 2000 ms)"), "{headline}");
     }
 }
