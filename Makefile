@@ -52,7 +52,7 @@ lambda-build:
 bench: venv
 	scripts/bench.sh
 
-.PHONY: drill lambda-invoke-test
+.PHONY: drill lambda-invoke-test check-report
 
 ## The drill: a disaster-recovery game day against a fresh local emulator (3 Regions, us-east-1
 ## fails), with a timeline, measured RTO/RPO figures and PASS/FAIL checks; exits non-zero on a FAIL.
@@ -62,6 +62,15 @@ bench: venv
 drill: venv
 	cargo build --workspace --all-targets --locked
 	$${CARGO_TARGET_DIR:-target}/debug/drill $(DRILL_ARGS)
+
+## The drill's HTML report (`drill --html FILE`) in headless Chromium (Debian's package, installed
+## when missing): first the checker's self-test (it must fail tests/report/'s page with a JS error
+## and its page with an empty chart), then the page: it loads with no console error or exception,
+## each chart holds data; screenshot in target/drill/report.png. REPORT=FILE checks that page (CI:
+## the one `make drill` wrote); without it the drill runs first, with --html target/drill/report.html.
+check-report:
+	scripts/check-report.sh --self-test
+	scripts/check-report.sh $(REPORT)
 
 ## The function binaries (the test build's, x86-64) as bootstraps under cargo-lambda's Runtime API
 ## emulator, each as its template.yaml role, invoked with its events/ files against a deployment

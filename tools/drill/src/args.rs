@@ -58,6 +58,8 @@ pub struct Options {
     /// Pause between two writes of one Region's writer, ms.
     pub write_interval_ms: u64,
     pub rpo_budget_ms: u64,
+    /// The topology's RTO objective (`rto_objective_seconds`): what the measured RTO is judged by.
+    pub rto_objective_seconds: u64,
     /// failover_policy.cooldown_seconds of the drill's topology.
     pub cooldown_seconds: u64,
     /// Also print every handler report (JSON) as it comes.
@@ -67,6 +69,8 @@ pub struct Options {
     pub route53_control_plane_down: bool,
     /// How failover takes a Region out of routing.
     pub routing: shared::topology::RoutingBackend,
+    /// Where the self-contained HTML report goes (`--html FILE`).
+    pub html: Option<String>,
 }
 
 impl Default for Options {
@@ -83,10 +87,12 @@ impl Default for Options {
             traffic_ms: 2_000,
             write_interval_ms: 20,
             rpo_budget_ms: 2_000,
+            rto_objective_seconds: 300,
             cooldown_seconds: 5,
             verbose: false,
             route53_control_plane_down: false,
             routing: shared::topology::RoutingBackend::HealthCheck,
+            html: None,
         }
     }
 }
@@ -165,10 +171,16 @@ OPTIONS:
     --traffic-ms MS             steady traffic before the outage [2000]
     --write-interval-ms MS      pause between two writes of each Region's writer [20]
     --rpo-budget-ms MS          the topology's RPO budget [2000]
+    --rto-objective-seconds S   the topology's RTO objective: the measured RTO (alarm -> every user
+                                area answered by a survivor) is judged by it [300]
     --cooldown-seconds S        the topology's failover cool-down (failback waits for it) [5]
     --keep-running              keep the emulator running afterwards (prints how to reach it)
     --json[=FILE]               write the report as JSON to FILE, or to stdout (the human report
                                 then goes to stderr)
+    --html FILE                 write the report as one self-contained HTML page to FILE: charts of
+                                the run (DNS share per Region, Aurora writer, capacities,
+                                replication lag) with the outage, detection, actions and failback
+                                marked; RTO and RPO; the checks
     --verbose                   print every handler report as it comes
     --plan                      plan mode (needs --topology; real credentials, standard AWS chain)
     --topology FILE             the deployment's topology JSON (plan mode)
@@ -220,6 +232,16 @@ where
             "--traffic-ms" => options.traffic_ms = number(&flag, &value(&flag)?, 200..=60_000)?,
             "--write-interval-ms" => options.write_interval_ms = number(&flag, &value(&flag)?, 1..=10_000)?,
             "--rpo-budget-ms" => options.rpo_budget_ms = number(&flag, &value(&flag)?, 1..=600_000)?,
+            "--rto-objective-seconds" => {
+                options.rto_objective_seconds = number(&flag, &value(&flag)?, 1..=86_400)?;
+            }
+            "--html" => {
+                let path = value("--html")?;
+                if path.is_empty() {
+                    return Err("--html needs a file name".into());
+                }
+                options.html = Some(path);
+            }
             "--cooldown-seconds" => options.cooldown_seconds = number(&flag, &value(&flag)?, 0..=300)?,
             "--keep-running" => options.keep_running = true,
             "--json" => {
@@ -353,6 +375,11 @@ mod tests {
         assert!(o.planned && o.keep_running);
         assert_eq!(o.json, Some(JsonOut::File("out.json".into())));
         assert_eq!(o.cooldown_seconds, 1);
+        assert_eq!((o.rto_objective_seconds, o.html.as_deref()), (300, None), "defaults");
+        let html = parse(["--html", "r.html", "--rto-objective-seconds=60"]).expect("html");
+        assert_eq!((html.rto_objective_seconds, html.html.as_deref()), (60, Some("r.html")));
+        assert!(parse(["--rto-objective-seconds", "0"]).is_err(), "an objective of 0 s is no objective");
+        assert!(parse(["--html"]).expect_err("no file").contains("--html"));
         assert_eq!(parse(["--json"]).expect("json").json, Some(JsonOut::Stdout));
         assert!(parse(["--route53-control-plane-down"]).expect("flag").route53_control_plane_down);
         let arc = parse(["--routing", "arc", "--route53-down"]).expect("flags");

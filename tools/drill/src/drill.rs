@@ -3,8 +3,9 @@
 use crate::args::{Mode, Options, Scenario};
 use crate::dns::{self, Area};
 use crate::error::{Ctx, Result, fail};
-use crate::report::{AreaRouting, Check, Lag, Report, Timeline, Writes};
+use crate::report::{AreaRouting, Check, Lag, Marker, MarkerKind, Report, Timeline, Writes};
 use crate::roles::Identities;
+use crate::sampler::{Recorder, Sampler, Sources};
 use crate::traffic::{self, Traffic};
 use crate::world;
 use aws_sdk_cloudwatch::types::StateValue;
@@ -21,6 +22,7 @@ use shared::{Ledger, RegionalClients};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod simultaneous;
@@ -84,6 +86,7 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
     let alarming = options.alarming();
     let policy = world::Policy {
         rpo_budget_ms: options.rpo_budget_ms,
+        rto_objective_seconds: options.rto_objective_seconds,
         cooldown_seconds: options.cooldown_seconds,
         // Simultaneous: at most one Region may be evacuated.
         min_healthy_regions: if options.scenario == Scenario::Simultaneous { regions.len() - 1 } else { 1 },
@@ -166,6 +169,8 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         home,
         areas: Vec::new(),
         report: Report::default(),
+        recorder: Arc::new(Recorder::new(started)),
+        detection_ms: None,
     };
     drill.report.emulator_url = Some(emulator.url().to_owned());
     drill.report.roles = [
@@ -185,10 +190,14 @@ pub async fn run(options: &Options, out: Box<dyn Write + Send>) -> Result<Report
         return Ok(drill.finish(started));
     }
 
-    match options.scenario {
-        Scenario::Default => Box::pin(drill.run_scenario()).await?,
-        Scenario::Simultaneous => Box::pin(drill.run_simultaneous()).await?,
-    }
+    // The charts' steady samples, from before the baseline until the scenario's end.
+    let sampler = drill.start_sampler()?;
+    let outcome = match options.scenario {
+        Scenario::Default => Box::pin(drill.run_scenario()).await,
+        Scenario::Simultaneous => Box::pin(drill.run_simultaneous()).await,
+    };
+    sampler.stop().await;
+    outcome?;
     let report = drill.finish(started);
     if options.keep_running {
         tl.print(&report.render_summary());
@@ -263,6 +272,10 @@ pub(crate) struct Drill<'a> {
     home: String,
     areas: Vec<Area>,
     report: Report,
+    /// Every poll's sample, for the report's charts.
+    recorder: Arc<Recorder>,
+    /// When the failing Region's alarm went to ALARM (drill clock): where the RTO starts.
+    detection_ms: Option<u64>,
 }
 
 /// Each handler's clients, signed with a session of its function's role (template.yaml, rendered
@@ -351,13 +364,73 @@ impl Drill<'_> {
         r.survivors = self.survivors.clone();
         r.replication_delay_ms = self.options.replication_delay_ms;
         r.rpo_budget_ms = self.options.rpo_budget_ms;
+        r.rto_objective_seconds = self.options.rto_objective_seconds;
         r.cooldown_seconds = self.options.cooldown_seconds;
         r.routing_backend = if self.deployment.arc.is_some() { "arc" } else { "health_check" }.into();
         r.route53_control_plane_down = self.options.route53_control_plane_down;
         r.figures.total_ms = ms_since(started);
         r.timeline = self.tl.events();
         r.passed = !r.checks.is_empty() && r.checks.iter().all(|c| c.passed);
+        r.series = self.recorder.series();
+        r.markers.sort_by_key(|m| m.t_ms);
+        r.rto = match self.detection_ms {
+            Some(detected) => {
+                crate::report::measure_rto(&r.series.dns, detected, &r.survivors, r.rto_objective_seconds)
+            }
+            None => crate::report::Objective {
+                measured_ms: None,
+                objective_ms: r.rto_objective_seconds.saturating_mul(1000),
+                met: None,
+            },
+        };
+        r.rpo = crate::report::measure_rpo(&r.figures.writes, r.rpo_budget_ms);
         std::mem::take(r)
+    }
+
+    /// `t` on the drill's clock (ms since it started).
+    fn offset_of(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.tl.started()).as_millis() as u64
+    }
+
+    /// Marks a moment on the report's charts.
+    fn mark(&mut self, t_ms: u64, kind: MarkerKind, label: impl Into<String>) {
+        self.report.markers.push(Marker { t_ms, kind, label: label.into() });
+    }
+
+    /// Starts the background sampler (loading the areas first if the scenario has not).
+    pub(crate) fn start_sampler(&mut self) -> Result<Sampler> {
+        if self.areas.is_empty() {
+            let (_, table) = self.emulator.control("GET", "/_multisite/dns-areas", None);
+            self.areas = dns::areas(&table)?;
+        }
+        let mut groups = BTreeMap::new();
+        for region in &self.regions {
+            groups.insert(region.clone(), self.clients.region(region)?.autoscaling.clone());
+        }
+        let sources = Sources {
+            home: self.clients.region(&self.home)?.clone(),
+            groups,
+            zone_id: self.deployment.hosted_zone_id.clone().unwrap_or_default(),
+            record: RECORD_NAME.to_owned(),
+            areas: self.areas.clone(),
+            record_values: self.deployment.record_values.clone(),
+            global_cluster: GLOBAL_CLUSTER.to_owned(),
+        };
+        Ok(Sampler::start(Arc::clone(&self.recorder), sources))
+    }
+
+    /// (writer Region, failover in progress) of the global cluster, recorded for the charts.
+    pub(crate) async fn writer_state(&self) -> Result<(Option<String>, bool)> {
+        let (writer, in_progress) = world::aurora_writer(&self.clients, &self.home).await?;
+        self.recorder.writer(writer.as_deref(), in_progress);
+        Ok((writer, in_progress))
+    }
+
+    /// A Region's group, recorded for the charts.
+    pub(crate) async fn group_state(&self, region: &str) -> Result<shared::aws::GroupState> {
+        let group = world::group_sizes(&self.clients, region).await?;
+        self.recorder.capacity(region, &group);
+        Ok(group)
     }
 
     fn cell_health_check(&self, region: &str) -> String {
@@ -727,14 +800,16 @@ impl Drill<'_> {
     /// The Region Route 53 answers with for each area (TestDNSAnswer), as users would see it.
     async fn dns_answers(&self) -> Result<Vec<Option<String>>> {
         let route53 = &self.clients.region(&self.home)?.route53;
-        dns::answers(
+        let answers = dns::answers(
             route53,
             self.deployment.hosted_zone_id.as_deref().unwrap_or_default(),
             RECORD_NAME,
             &self.areas,
             &self.deployment.record_values,
         )
-        .await
+        .await?;
+        self.recorder.dns(&self.areas, &answers);
+        Ok(answers)
     }
 
     async fn routing(&self, phase: &str) -> Result<Vec<Option<String>>> {
@@ -756,6 +831,15 @@ impl Drill<'_> {
         let report =
             Box::pin(lag_probe::handle(payload, &deps)).await.map_err(|e| fail(format!("lag-probe ({label}): {e}")))?;
         self.tl.event(format!("lag-probe ({label}, in {}): {}", self.home, probe_detail(&report)));
+        self.recorder.lag(
+            label,
+            report.replication.overall.map(|s| Lag {
+                samples: s.samples,
+                p50_ms: s.p50_ms,
+                p99_ms: s.p99_ms,
+                max_ms: s.max_ms,
+            }),
+        );
         if self.options.verbose {
             self.tl.detail(serde_json::to_string(&report).unwrap_or_default());
         }
@@ -820,7 +904,7 @@ impl Drill<'_> {
     /// spared (it is not regional: on AWS it lives in us-east-1 and serves every Region, and a
     /// Regional outage does not take it), unless `--route53-control-plane-down` fails it too, for
     /// the whole outage. Returns the outage's timeline offset.
-    fn take_region_down(&self, planned: bool) -> u64 {
+    fn take_region_down(&mut self, planned: bool) -> u64 {
         if self.options.route53_control_plane_down {
             self.emulator.set_control_plane_down("route53", true, multisite_tests::ControlPlaneFailure::Unavailable);
             // The Region's endpoints fail with it: its endpoint health check sees that.
@@ -832,6 +916,8 @@ impl Drill<'_> {
             Some(&json!({"region": self.failing, "down": true, "except_services": ["route53"]})),
         );
         let outage_ms = self.tl.ms();
+        let label = format!("outage: {} down", self.failing);
+        self.mark(outage_ms, MarkerKind::Outage, label);
         self.tl.event(format!(
             "OUTAGE{}: every {} API now fails with HTTP 503{}",
             if planned { " (planned maintenance)" } else { "" },
@@ -866,6 +952,9 @@ impl Drill<'_> {
     async fn alarm_and_measure(&mut self, overrides: Option<Value>) -> Result<()> {
         let change = self.change_alarm(StateValue::Alarm, "drill: Region down").await?;
         let detected = change.changed;
+        let detected_ms = self.offset_of(detected);
+        self.detection_ms = Some(detected_ms);
+        self.mark(detected_ms, MarkerKind::Detection, format!("detection: {} ALARM", change.alarm));
         self.tl.event(format!(
             "DETECTION: alarm {} (CloudWatch in {}, SetAlarmState) {}",
             change.alarm,
@@ -897,12 +986,12 @@ impl Drill<'_> {
             (answers == expected_dns).then(|| ms_since(detected))
         });
         let writer_moved = until(|| async {
-            let (writer, in_progress) = world::aurora_writer(&this.clients, &this.home).await.ok()?;
+            let (writer, in_progress) = this.writer_state().await.ok()?;
             (writer.as_deref() == Some(expected_writer.as_str()) && !in_progress).then(|| ms_since(detected))
         });
         let scaled = until(|| async {
             for region in &this.survivors {
-                let group = world::group_sizes(&this.clients, region).await.ok()?;
+                let group = this.group_state(region).await.ok()?;
                 let (desired, in_service) = (group.sizes.desired, group.in_service);
                 if desired < target || in_service < target as usize {
                     return None;
@@ -916,6 +1005,15 @@ impl Drill<'_> {
         f.detection_to_routing_ms = routed;
         f.writer_move_ms = writer_moved;
         f.scale_up_ms = scaled;
+        for (ms, label) in [
+            (routed, "routing changed: every area on its nearest survivor".to_owned()),
+            (writer_moved, format!("Aurora writer moved to {expected_writer}")),
+            (scaled, format!("survivors scaled up to {target} InService")),
+        ] {
+            if let Some(ms) = ms {
+                self.mark(detected_ms + ms, MarkerKind::Action, label);
+            }
+        }
         self.tl.event(format!(
             "measured from detection: routing {}, Aurora writer in {} {}, survivors at {} instances {}",
             fmt_ms(routed),
@@ -1105,7 +1203,7 @@ impl Drill<'_> {
     // Step 6
 
     async fn end_state_checks(&mut self) -> Result<()> {
-        let (writer, in_progress) = world::aurora_writer(&self.clients, &self.home).await?;
+        let (writer, in_progress) = self.writer_state().await?;
         let expected = &self.survivors[0];
         self.check(
             "Aurora writer in a survivor",
@@ -1123,7 +1221,7 @@ impl Drill<'_> {
         let mut sizes = Vec::new();
         let mut ok = true;
         for region in self.survivors.clone() {
-            let group = world::group_sizes(&self.clients, &region).await?;
+            let group = self.group_state(&region).await?;
             let (shared::capacity::GroupSizes { min, desired, max }, in_service) = (group.sizes, group.in_service);
             ok &= desired == target && in_service >= target as usize;
             sizes.push(format!("{region} {min}/{desired}/{max} ({in_service} InService)"));
@@ -1231,6 +1329,8 @@ impl Drill<'_> {
 
     async fn failback(&mut self, lost_keys: &[String]) -> Result<()> {
         self.emulator.set_outage(&self.failing, false);
+        let recovered_ms = self.tl.ms();
+        self.mark(recovered_ms, MarkerKind::Recovery, format!("recovery: {} back", self.failing));
         if self.options.route53_control_plane_down {
             self.emulator.set_health_check_failure(&self.deployment.health_checks[&self.failing], false);
         }
@@ -1301,6 +1401,8 @@ impl Drill<'_> {
 
         // The OK, delivered to both functions; the writer is asked back (a planned switchover).
         let gate_open = Instant::now();
+        let gate_open_ms = self.offset_of(gate_open);
+        self.mark(gate_open_ms, MarkerKind::Failback, "failback: OK delivered (gates open)");
         let restore_writer = json!({"restore_writer": true});
         self.tl.event(format!(
             "delivering {} to failover and scaler (operator override: the Aurora writer switches back)",
@@ -1354,6 +1456,9 @@ impl Drill<'_> {
             }
         }
         self.report.figures.failback_ms = routed_back;
+        if let Some(ms) = routed_back {
+            self.mark(gate_open_ms + ms, MarkerKind::Failback, "failback: original routing");
+        }
         self.check(
             "capacities restored",
             restored(&sizes),
@@ -1370,7 +1475,7 @@ impl Drill<'_> {
         );
         let this = &*self;
         let writer_back = until(|| async {
-            let (writer, in_progress) = world::aurora_writer(&this.clients, &this.home).await.ok()?;
+            let (writer, in_progress) = this.writer_state().await.ok()?;
             (writer.as_deref() == Some(this.failing.as_str()) && !in_progress).then_some(())
         })
         .await;
@@ -1417,7 +1522,7 @@ impl Drill<'_> {
     async fn survivor_sizes(&self) -> Result<Vec<shared::aws::GroupState>> {
         let mut sizes = Vec::new();
         for region in &self.survivors {
-            sizes.push(world::group_sizes(&self.clients, region).await?);
+            sizes.push(self.group_state(region).await?);
         }
         Ok(sizes)
     }

@@ -19,10 +19,12 @@ pub mod args;
 mod dns;
 pub(crate) mod drill;
 pub mod error;
+pub mod html;
 pub mod plan;
 mod provision;
 pub mod report;
 mod roles;
+mod sampler;
 mod traffic;
 mod world;
 
@@ -30,6 +32,12 @@ pub use args::{JsonOut, Mode, Options, Scenario, parse};
 pub use drill::run;
 pub use error::DrillError;
 pub use report::Report;
+
+/// Writes the report as one self-contained HTML page (`--html FILE`).
+pub fn write_html(report: &Report, path: &str) -> Result<(), DrillError> {
+    std::fs::write(path, report.render_html())
+        .map_err(|e| DrillError(format!("cannot write the HTML report to {path}: {e}")))
+}
 
 /// Makes sure the emulator's venv exists (`scripts/venv.sh`, idempotent), so the drill works on a
 /// fresh machine without `make venv` first.

@@ -65,6 +65,12 @@ async fn main() -> ExitCode {
     if let Err(code) = write_json(&options.json, &report) {
         return code;
     }
+    if let Some(path) = &options.html {
+        if let Err(e) = drill::write_html(&report, path) {
+            eprintln!("drill: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 

@@ -36,6 +36,7 @@ pub fn arbiter_for(regions: &[String], alarming: &[String]) -> String {
 /// What the topology's policy says, besides the defaults.
 pub struct Policy {
     pub rpo_budget_ms: u64,
+    pub rto_objective_seconds: u64,
     pub cooldown_seconds: u64,
     pub min_healthy_regions: usize,
     /// The ledger's (and arbiter's) Region, see [`arbiter_for`].
@@ -60,6 +61,7 @@ pub async fn build(emulator: &multisite_tests::Emulator, regions: &[String], pol
         .with_ledger_replicas()
         .with_routing(policy.routing)
         .with_rpo_budget_ms(policy.rpo_budget_ms)
+        .with_rto_objective_seconds(policy.rto_objective_seconds)
         .with_failover_policy(json!({"min_healthy_regions": policy.min_healthy_regions,
             "cooldown_seconds": policy.cooldown_seconds, "auto_failback": true, "dry_run": false}))
         .with_scaling(json!({"raise_max_size": false, "readiness_wait_seconds": 0, "readiness_poll_ms": 5000}));

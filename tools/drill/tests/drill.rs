@@ -1,16 +1,30 @@
 //! The drill as an end-to-end test (CI runs it with `cargo test --workspace`): the full default
 //! drill against a fresh emulator, through the same library the `drill` binary runs, with the JSON
-//! report checked: every check PASSED and the figures are sane; and `--scenario simultaneous`
-//! (two Regions alarm at once, at most one may be evacuated).
+//! report checked: every check PASSED and the figures are sane, RTO and RPO measured, the JSON
+//! exactly what docs/drill-json.md lists, and the `--html` page self-contained with its charts
+//! and markers; and `--scenario simultaneous` (two Regions alarm at once, at most one may be
+//! evacuated).
 
 #![recursion_limit = "512"]
 
+mod support;
+
 use std::time::{Duration, Instant};
+
+/// The JSON report `json` matches docs/drill-json.md; with `every_object`, every documented object
+/// is in it (a default drill's report holds them all).
+fn assert_documented(json: &serde_json::Value, every_object: bool) {
+    let problems = support::json_doc_problems(&support::json_doc(), json, every_object);
+    assert!(problems.is_empty(), "docs/drill-json.md and the JSON report disagree:\n{}", problems.join("\n"));
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn default_drill_passes_every_check_with_sane_figures() {
-    // Given the default drill (3 Regions, us-east-1 fails, unplanned), with the JSON report.
-    let options = drill::parse(["--json"]).expect("options");
+    // Given the default drill (3 Regions, us-east-1 fails, unplanned), with the JSON report and
+    // the HTML page.
+    let page = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("drill-default-report.html");
+    let page_arg = page.to_str().expect("a UTF-8 temp path").to_owned();
+    let options = drill::parse(["--json", "--html", page_arg.as_str()]).expect("options");
     let started = Instant::now();
 
     // When it runs against a fresh emulator.
@@ -60,6 +74,33 @@ async fn default_drill_passes_every_check_with_sane_figures() {
     );
     assert!(json["timeline"].as_array().is_some_and(|t| t.len() > 15));
     assert!(elapsed < Duration::from_secs(120), "the drill took {elapsed:?}");
+
+    // RTO and RPO, measured and judged by their objectives, lead the summary.
+    let (rto, rpo) = (&json["rto"], &json["rpo"]);
+    let rto_ms = rto["measured_ms"].as_u64().unwrap_or_else(|| panic!("RTO measured: {rto}"));
+    // The RTO asks for any survivor, detection-to-routing for the nearest: never later (the
+    // offsets are whole ms, so 1 ms of rounding).
+    let routing = f["detection_to_routing_ms"].as_u64().unwrap_or(0);
+    assert!(rto_ms <= routing + 1, "RTO {rto_ms} ms, detection-to-routing {routing} ms");
+    assert_eq!((rto["objective_ms"].as_u64(), rto["met"].as_bool()), (Some(300_000), Some(true)), "{rto}");
+    let oldest = writes["oldest_lost_before_outage_ms"].as_u64().unwrap_or(0);
+    assert_eq!(rpo["measured_ms"].as_u64(), Some(if lost > 0 { oldest } else { 0 }), "{rpo}");
+    assert_eq!((rpo["objective_ms"].as_u64(), rpo["met"].as_bool()), (Some(2_000), Some(true)), "{rpo}");
+    let summary = report.render_summary();
+    let mut lines = summary.lines().filter(|l| !l.trim().is_empty());
+    assert!(lines.next().is_some_and(|l| l.starts_with("RTO ") && l.contains("(objective 300 s): met")), "{summary}");
+    assert!(lines.next().is_some_and(|l| l.starts_with("RPO ") && l.contains("(budget 2000 ms): met")), "{summary}");
+    assert_documented(&json, true);
+
+    // The page, written as `--html` does: self-contained, a chart with data per series, each
+    // marking the outage, detection, the evacuation's actions and the failback.
+    drill::write_html(&report, options.html.as_deref().expect("--html parsed")).expect("page written");
+    let html = std::fs::read_to_string(&page).expect("page read");
+    let problems = support::html_problems(&html, &["outage", "detection", "action", "failback"]);
+    assert!(problems.is_empty(), "{}: {}", page.display(), problems.join("\n"));
+    let kinds: Vec<&str> =
+        json["markers"].as_array().expect("markers").iter().filter_map(|m| m["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "action").count(), 3, "routing, writer, scale-up: {kinds:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -91,6 +132,14 @@ async fn simultaneous_alarms_evacuate_exactly_one_region() {
     let one = checks.iter().find(|c| c["name"].as_str().is_some_and(|n| n.contains("exactly one"))).expect("check");
     let detail = one["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("Refused") && detail.contains("Reconciled"), "{detail}");
+    // No Region goes down: the RTO is not measured (not missed), and the page still draws.
+    for objective in ["rto", "rpo"] {
+        let o = &json[objective];
+        assert_eq!((o["measured_ms"].is_null(), o["met"].is_null()), (true, true), "{objective}: {o}");
+    }
+    assert_documented(&json, false);
+    let problems = support::html_problems(&report.render_html(), &["detection", "failback"]);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(started.elapsed() < Duration::from_secs(120), "the scenario took {:?}", started.elapsed());
 }
 
@@ -121,6 +170,8 @@ async fn with_arc_the_drill_passes_with_route53s_control_plane_down_throughout()
         assert!(names.contains(&expected), "missing check `{expected}` in {names:?}");
     }
     assert!(json["degradations"].as_array().is_some_and(|d| d.is_empty()), "{}", json["degradations"]);
+    assert_eq!(json["rto"]["met"].as_bool(), Some(true), "{}", json["rto"]);
+    assert_documented(&json, false);
     for key in ["detection_to_routing_ms", "writer_move_ms", "scale_up_ms", "failback_ms"] {
         assert!(json["figures"][key].as_u64().is_some(), "{key} measured: {}", json["figures"]);
     }
@@ -158,4 +209,5 @@ async fn with_health_checks_and_route53_down_the_drill_reports_the_degradation()
     assert_eq!(degradations.len(), 1, "{degradations:?}");
     assert!(degradations[0].as_str().is_some_and(|d| d.contains("routing was left to its endpoint health check")));
     assert!(json["figures"]["route53_return_to_inversion_ms"].as_u64().is_some(), "{}", json["figures"]);
+    assert_documented(&json, false);
 }

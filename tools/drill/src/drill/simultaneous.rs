@@ -82,6 +82,10 @@ impl Drill<'_> {
                 c.describe()
             ));
         }
+        for c in [&ca, &cb] {
+            let t_ms = self.offset_of(c.changed);
+            self.mark(t_ms, MarkerKind::Detection, format!("detection: {} ALARM", c.alarm));
+        }
         self.tl.event(format!(
             "delivering both at once: {} to failover and scaler as deployed in {actor_a}, {} to those in {actor_b}",
             delivered_as(&ca, None),
@@ -220,6 +224,10 @@ impl Drill<'_> {
                 delivered_as(&oka, overrides(&a)),
                 delivered_as(&okb, overrides(&b))
             ));
+            if attempt == 1 {
+                let t_ms = self.tl.ms();
+                self.mark(t_ms, MarkerKind::Failback, "failback: both OKs delivered");
+            }
             let (la, lb) = (format!("{a}'s OK in {actor_a}"), format!("{b}'s OK in {actor_b}"));
             let _ = tokio::join!(self.deliver_in(&actor_a, &pa, &la), self.deliver_in(&actor_b, &pb, &lb));
             if self.fleet_view().await?.1.is_empty() {
