@@ -626,6 +626,7 @@ impl Drill<'_> {
     async fn run_scenario(&mut self) -> Result<()> {
         // 3. Baseline lag and readiness.
         let baseline = self.lag_probe("baseline").await?;
+        self.record_rto_bound(&baseline);
         self.report.figures.replication_lag = baseline.replication.overall.map(|s| Lag {
             samples: s.samples,
             p50_ms: s.p50_ms,
@@ -816,6 +817,40 @@ impl Drill<'_> {
         let answers = self.dns_answers().await?;
         self.tl.event(format!("Route 53 TestDNSAnswer {phase}: {}", routing_detail(&self.areas, &answers)));
         Ok(answers)
+    }
+
+    /// The failed Region's RTO bound from a lag-probe run (the worst case its configuration
+    /// allows), printed next to the RTO the drill measures.
+    fn record_rto_bound(&mut self, probe: &lag_probe::report::ProbeReport) {
+        let bound = probe.readiness.rto.iter().find(|b| b.region == self.failing);
+        let (seconds, terms) = match bound {
+            Some(b) => {
+                let t = &b.terms;
+                let show = |v: Option<u64>| v.map_or("?".to_owned(), |v| format!("{v} s"));
+                let orchestration = match t.orchestration_seconds {
+                    Some(s) => format!("{s:.1} s"),
+                    None => "not measured yet (a lower bound)".to_owned(),
+                };
+                let terms = format!(
+                    "alarm {} + health check {} + record TTL {} + orchestration {orchestration}",
+                    show(t.alarm_seconds),
+                    show(t.health_check_seconds),
+                    show(t.record_ttl_seconds)
+                );
+                match b.unknown_reason() {
+                    Some(reason) => (None, reason),
+                    None => (b.bound_seconds, terms),
+                }
+            }
+            None => (None, format!("lag-probe reported no bound for {}", self.failing)),
+        };
+        self.tl.event(format!(
+            "RTO bound of {} from its configuration: {} ({terms})",
+            self.failing,
+            seconds.map_or("unknown".to_owned(), |s| format!("{s:.1} s"))
+        ));
+        self.report.rto_bound_seconds = seconds;
+        self.report.rto_bound_terms = terms;
     }
 
     async fn lag_probe(&self, label: &str) -> Result<lag_probe::report::ProbeReport> {

@@ -222,6 +222,12 @@ pub struct Report {
     pub passed: bool,
     /// Alarm ALARM -> every user area answered by a survivor (from the `TestDNSAnswer` samples).
     pub rto: Objective,
+    /// The failed Region's worst case as the deployment's configuration allows it, from the
+    /// baseline lag-probe run (`readiness.rto`: alarm + health check + record TTL + the latest
+    /// evacuation's orchestration); null when lag-probe could not compute it.
+    pub rto_bound_seconds: Option<f64>,
+    /// Its terms, in words (or why it is unknown).
+    pub rto_bound_terms: String,
     /// The oldest lost acknowledged write's age at the outage (0 when none was lost).
     pub rpo: Objective,
     pub series: Series,
@@ -361,7 +367,18 @@ impl Report {
             ),
             None => format!("RPO not measured (budget {} ms): no traffic in this scenario", rpo.objective_ms),
         };
-        format!("{rto_line}\n{rpo_line}\n")
+        let bound_line = match self.rto_bound_seconds {
+            Some(bound) => format!(
+                "RTO bound {bound:.1} s for {} (objective {} s): {}  (the worst case its configuration allows: {})",
+                self.failed_region,
+                self.rto_objective_seconds,
+                if bound <= self.rto_objective_seconds as f64 { "within" } else { "ABOVE" },
+                self.rto_bound_terms
+            ),
+            None if self.rto_bound_terms.is_empty() => "RTO bound not computed in this scenario".to_owned(),
+            None => format!("RTO bound not computed: {}", self.rto_bound_terms),
+        };
+        format!("{rto_line}\n{bound_line}\n{rpo_line}\n")
     }
 
     /// The traffic split table and the summary (printed after the timeline), led by the RTO and
@@ -535,7 +552,20 @@ mod tests {
         let summary = report.render_summary();
         let mut lines = summary.lines().filter(|l| !l.trim().is_empty());
         assert!(lines.next().is_some_and(|l| l.starts_with("RTO 1.90 s (objective 300 s): met")), "{summary}");
+        assert!(lines.next().is_some_and(|l| l == "RTO bound not computed in this scenario"), "{summary}");
         assert!(lines.next().is_some_and(|l| l.starts_with("RPO 0 ms (budget 2000 ms): met")), "{summary}");
+        let bounded = Report {
+            failed_region: "us-east-1".into(),
+            rto_objective_seconds: 120,
+            rto_bound_seconds: Some(131.5),
+            rto_bound_terms: "alarm 60 s + health check 10 s + record TTL 60 s + orchestration 1.5 s".into(),
+            ..Report::default()
+        };
+        let headline = bounded.headline();
+        assert!(
+            headline.contains("RTO bound 131.5 s for us-east-1 (objective 120 s): ABOVE  (the worst case its configuration allows: alarm 60 s"),
+            "{headline}"
+        );
         let missed = Report {
             rto: Objective { measured_ms: None, objective_ms: 300_000, met: Some(false) },
             rpo: Objective { measured_ms: Some(2_500), objective_ms: 2_000, met: Some(false) },

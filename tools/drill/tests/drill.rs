@@ -89,6 +89,13 @@ async fn default_drill_passes_every_check_with_sane_figures() {
     let summary = report.render_summary();
     let mut lines = summary.lines().filter(|l| !l.trim().is_empty());
     assert!(lines.next().is_some_and(|l| l.starts_with("RTO ") && l.contains("(objective 300 s): met")), "{summary}");
+    // Next to it, the worst case the deployment's configuration allows (lag-probe's bound at the
+    // baseline: a 60 s x 1 alarm on a 10 s x 1 health check, a 60 s TTL, no evacuation yet).
+    assert_eq!(json["rto_bound_seconds"].as_f64(), Some(130.0), "{}", json["rto_bound_terms"]);
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("RTO bound 130.0 s for us-east-1 (objective 300 s): within")),
+        "{summary}"
+    );
     assert!(lines.next().is_some_and(|l| l.starts_with("RPO ") && l.contains("(budget 2000 ms): met")), "{summary}");
     assert_documented(&json, true);
 

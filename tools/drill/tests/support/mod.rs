@@ -255,6 +255,8 @@ pub fn sample_report() -> Report {
         ],
         passed: false,
         rto: Objective { measured_ms: Some(1_400), objective_ms: 300_000, met: Some(true) },
+        rto_bound_seconds: Some(131.5),
+        rto_bound_terms: "alarm 60 s + health check 10 s + record TTL 60 s + orchestration 1.5 s".into(),
         rpo: Objective { measured_ms: Some(110), objective_ms: 2_000, met: Some(true) },
         series: Series {
             dns: dns_samples,
