@@ -80,6 +80,9 @@ fn the_html_page_is_self_contained_with_a_chart_per_series_and_the_markers() {
     // Text from the run is escaped, never markup.
     assert!(!html.contains("<script>alert(1)</script>") && html.contains("&lt;script&gt;alert(1)"));
     assert!(!html.contains("<script"), "the page needs no script");
+    // The configured worst case next to the measured RTO, judged by the same objective.
+    let card = html.split(r#"id="rto-bound""#).nth(1).unwrap_or_default();
+    assert!(card.contains("131.5 s") && card.contains("met") && card.contains("alarm 60 s"), "{card:.300}");
     // RTO and RPO against their objectives, and the checks.
     for text in ["RTO", "RPO", "objective 300 s", "budget 2000 ms", "FAIL", "PASS", "routing during"] {
         assert!(html.contains(text), "`{text}` missing");
