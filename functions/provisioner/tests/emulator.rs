@@ -245,23 +245,6 @@ async fn delete_after_a_failed_create_succeeds() {
     assert_eq!(the_answer(&server, "d2")["Status"], "SUCCESS");
 }
 
-/// The parts of ProvisionerRole's policy that name `from`, made to name `to` instead: an
-/// operator's grant for another table, in the shape the template gives the provisioner.
-fn grant_for_table(policy: &Value, from: &str, to: &str) -> Value {
-    let statements: Vec<Value> = policy["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .filter(|s| s["Resource"].to_string().contains(&format!("table/{from}")))
-        .map(|s| {
-            let text = s.to_string().replace(&format!("table/{from}\""), &format!("table/{to}\""));
-            serde_json::from_str(&text).expect("statement")
-        })
-        .collect();
-    assert!(!statements.is_empty(), "the policy names table {from}: {policy}");
-    json!({"Version": "2012-10-17", "Statement": statements})
-}
-
 /// A table whose replicas R added, and a TableName change to another table: the Create, the
 /// Update (a replacement) and the stack's roles as CloudFormation would have them afterwards.
 struct Replaced {

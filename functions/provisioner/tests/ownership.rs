@@ -190,7 +190,7 @@ async fn a_table_name_change_from_an_old_format_id_is_a_replacement_whose_old_id
 
     // When CloudFormation's clean-up Delete of the old id arrives with the old properties (an
     // operator's grant on the old table lets the updated role reach it, as the README advises)
-    let grant = old_table_grant(&stack.policy(), &new, &old);
+    let grant = grant_for_table(&stack.policy(), &new, &old);
     stack.put_policy(emulator, "operator-old-table", Some(&grant));
     let delete = delete_event(&server.response_url("d"), "R", &old_id, &old, json!(TWO));
     assert_eq!(invoke(&deps, delete, GENEROUS).await.outcome, Outcome::Success);
@@ -255,21 +255,4 @@ async fn a_delete_removes_only_what_its_id_recorded_and_no_other_live_id_claims(
     assert_eq!(the_answer(&server, "db")["Reason"], "removed the replicas this resource added: ap-southeast-1");
     assert_eq!(home_statuses(emulator, &table).await, statuses(&[("eu-west-1", "ACTIVE")]));
     assert_eq!(record_tags(emulator, &table).await, tags(&[(&record_key(&id_a), "eu-west-1")]));
-}
-
-/// The parts of ProvisionerRole's policy that name `from`, made to name `to` instead: an
-/// operator's grant for another table, in the shape the template gives the provisioner.
-fn old_table_grant(policy: &Value, from: &str, to: &str) -> Value {
-    let statements: Vec<Value> = policy["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .filter(|s| s["Resource"].to_string().contains(&format!("table/{from}")))
-        .map(|s| {
-            let text = s.to_string().replace(&format!("table/{from}\""), &format!("table/{to}\""));
-            serde_json::from_str(&text).expect("statement")
-        })
-        .collect();
-    assert!(!statements.is_empty(), "the policy names table {from}: {policy}");
-    json!({"Version": "2012-10-17", "Statement": statements})
 }

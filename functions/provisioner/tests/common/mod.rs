@@ -344,3 +344,20 @@ pub async fn record_tags(emulator: &Emulator, table: &str) -> BTreeMap<String, S
 pub fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(r, s)| ((*r).to_owned(), (*s).to_owned())).collect()
 }
+
+/// The parts of ProvisionerRole's policy that name `from`, made to name `to` instead: an
+/// operator's grant for another table, in the shape the template gives the provisioner.
+pub fn grant_for_table(policy: &Value, from: &str, to: &str) -> Value {
+    let statements: Vec<Value> = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| s["Resource"].to_string().contains(&format!("table/{from}")))
+        .map(|s| {
+            let text = s.to_string().replace(&format!("table/{from}\""), &format!("table/{to}\""));
+            serde_json::from_str(&text).expect("statement")
+        })
+        .collect();
+    assert!(!statements.is_empty(), "the policy names table {from}: {policy}");
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
