@@ -76,6 +76,9 @@ def deployed(region):
 
 differences = []
 for region in regions:
+    # With --region R, R is what changes: it must come to agree with the others.
+    if only and region == only:
+        continue
     current = deployed(region)
     if current is None:
         continue

@@ -170,6 +170,24 @@ fn every_region_gets_the_same_parameters_region1_first_and_a_differing_set_is_re
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(setup.calls().len(), 5);
     assert_eq!(region_of(&setup.calls()[4]), "us-west-2");
+
+    // A run that stopped half way left us-west-2 on the old set (deployed here by `sam` itself):
+    // deploying that one Region brings it back to what the others run.
+    let sam = Command::new(setup.dir.join("bin/sam"))
+        .args(["deploy", "--config-file", "samconfig.toml", "--region", "us-west-2", "--parameter-overrides"])
+        .args(overrides(&calls[0]))
+        .envs(setup.emulator.process_env())
+        .env("SAM_CALLS", setup.dir.join("calls.jsonl"))
+        .status()
+        .expect("stand-in sam");
+    assert!(sam.success());
+    let run = setup.deploy(&changed, &["--region", "eu-central-1"]);
+    assert_eq!(run.code, 1, "eu-central-1 alone may not follow a file us-west-2 does not run: {}", run.stderr);
+    assert!(run.stderr.contains("us-west-2 runs other parameters: RpoBudgetMs=1500 -> 2500"), "{}", run.stderr);
+    let run = setup.deploy(&changed, &["--region", "us-west-2"]);
+    assert_eq!(run.code, 0, "the lagging Region catches up: {}", run.stderr);
+    assert_eq!(setup.calls().len(), 7);
+    assert!(overrides(&setup.calls()[6]).contains(&"RpoBudgetMs=2500".to_owned()));
 }
 
 #[test]
