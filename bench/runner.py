@@ -165,7 +165,12 @@ class Handler(BaseHTTPRequestHandler):
 # Spawning
 
 
-def lambda_env(name: str, api: str, topology: str, extra: dict | None = None) -> dict:
+# As deployed: the functions get the name of the stack's topology parameter (template.yaml's
+# TopologyParameter) and read it on their first event, not during init (shared::TopologyStore).
+TOPOLOGY_PARAMETER = "/multisite/bench/topology"
+
+
+def lambda_env(name: str, api: str, extra: dict | None = None) -> dict:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
@@ -183,7 +188,7 @@ def lambda_env(name: str, api: str, topology: str, extra: dict | None = None) ->
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_EC2_METADATA_DISABLED": "true",
-        "MULTISITE_TOPOLOGY": topology,
+        "MULTISITE_TOPOLOGY_PARAMETER": TOPOLOGY_PARAMETER,
         "RUST_LOG": "info",
     }
     env.update(extra or {})
@@ -304,8 +309,9 @@ class DrillWorld:
 
 def prepare_events(world: DrillWorld) -> dict:
     """What the sample events need besides the deployment: us-east-1's health alarm in ALARM (the
-    alarm events evacuate it; failover confirms it with DescribeAlarms) and the provisioner's own
-    table in HOME (its Create event adds the other replicas). Returns the topology."""
+    alarm events evacuate it; failover confirms it with DescribeAlarms), the provisioner's own
+    table in HOME (its Create event adds the other replicas) and the topology parameter in HOME.
+    Returns the topology."""
     import boto3
 
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -325,6 +331,7 @@ def prepare_events(world: DrillWorld) -> dict:
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    client("ssm", HOME).put_parameter(Name=TOPOLOGY_PARAMETER, Value=json.dumps(topology), Type="String", Overwrite=True)
     return topology
 
 
@@ -409,7 +416,6 @@ def main() -> int:
     if missing:
         print(f"missing release binaries (cargo build --workspace --release --locked --bins): {missing}")
         return 2
-    example = (ROOT / "shared/topology.example.json").read_text()
     logdir = ROOT / "target/bench/logs"
     logdir.mkdir(parents=True, exist_ok=True)
     server = RuntimeApi()
@@ -421,10 +427,10 @@ def main() -> int:
     init_rss = {name: [] for name in binaries}
     with open(logdir / "init.log", "wb") as log:
         for name, path in binaries.items():  # one warm-up each (page cache), not counted
-            run_process(server, path, lambda_env(name, server.address, example), None, log)
+            run_process(server, path, lambda_env(name, server.address), None, log)
         for _ in range(args.starts):
             for name, path in binaries.items():
-                inv, ms, _ = run_process(server, path, lambda_env(name, server.address, example), None, log)
+                inv, ms, _ = run_process(server, path, lambda_env(name, server.address), None, log)
                 if ms is None:
                     print(f"{name}: no GET /next (init error: {inv.init_error!r}); see {logdir / 'init.log'}")
                     return 1
@@ -451,13 +457,13 @@ def main() -> int:
         with open(logdir / "world.log", "wb") as world_log:
             emulator = DrillWorld(drill, world_log)
         try:
-            topology = json.dumps(prepare_events(emulator))
+            prepare_events(emulator)
             for name in ["provisioner", "lag-probe", "scaler", "failover", BASELINE]:
                 extra = {"AWS_ENDPOINT_URL": emulator.url, "PROVISIONER_POLL_INTERVAL_MS": "100"}
                 event = event_for(name, server)
                 with open(logdir / f"event-{name}.log", "wb") as log:
                     inv, ms, handled = run_process(server, binaries[name],
-                                                   lambda_env(name, server.address, topology, extra), event, log)
+                                                   lambda_env(name, server.address, extra), event, log)
                 kind, body = (inv.result[0], inv.result[2]) if inv.result else ("timeout", b"")
                 entry = {"outcome": kind, "handled_ms": handled,
                          "init_kb": inv.rss_at_get[0] if inv.rss_at_get else None,
@@ -484,14 +490,14 @@ def main() -> int:
                     emulator.close()
                     with open(logdir / "world.log", "ab") as world_log:
                         emulator = DrillWorld(drill, world_log)
-                    topology = json.dumps(prepare_events(emulator))
+                    prepare_events(emulator)
                     for region in REGIONS:
                         emulator.control("POST", "/_multisite/latency", {"region": region, "ms": latency})
                     emulator.control("DELETE", "/_multisite/requests")
                     extra = {"AWS_ENDPOINT_URL": emulator.url}
                     with open(logdir / f"path-{name}.log", "wb") as log:
                         inv, _, handled = run_process(server, binaries[name],
-                                                      lambda_env(name, server.address, topology, extra),
+                                                      lambda_env(name, server.address, extra),
                                                       event_for(name, server), log)
                     requests = emulator.control("GET", "/_multisite/requests")["requests"]
                     for region in REGIONS:

@@ -8,7 +8,9 @@
 #      valid ones render a well-formed topology JSON (arc-*.json with RoutingBackend=arc: "backend"
 #      "arc" and the "arc" block; ArcResources=create: the ARC resources of the Region1 stack), the
 #      invalid-*.json ones are refused (the Rust test tests/tests/template_topology.rs checks the
-#      results against the shared crate).
+#      results against the shared crate);
+#   5. tests/deploy/topology_size.py: the largest topology the parameters allow fits its SSM
+#      parameter (8 KB) and every function's environment fits Lambda's 4 KB.
 # Each tool lives in a venv under the repository (gitignored), created from pinned requirements and
 # reused while the requirements' checksum (stamp) is unchanged, like scripts/venv.sh:
 #   .venv-sam      aws-sam-cli, cfn-lint, cfn-lint-serverless (tests/deploy/requirements-sam.txt)
@@ -80,4 +82,6 @@ PY
        ;;
   esac
 done
+echo "== topology_size.py: the largest topology and environments the parameters allow"
+"$sam_venv/bin/python" tests/deploy/topology_size.py
 echo "== template checks passed"

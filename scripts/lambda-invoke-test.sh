@@ -8,9 +8,10 @@
 #      run and checked nothing this test observes;
 #   2. `drill --setup-only` builds the deployment in a fresh local emulator (hosted zone, health
 #      checks, ledger Global Table, data table replicas provisioned, Aurora global cluster, groups,
-#      CloudWatch alarms) and keeps it running; its topology file is what the functions load
-#      (MULTISITE_TOPOLOGY_FILE), its roles file (DRILL_ROLES line, target/drill/roles.json) holds a
-#      session of every function's template.yaml role in every Region's stack;
+#      CloudWatch alarms) and keeps it running; its topology file becomes each Region's stack
+#      parameter /multisite/<stack>/topology (SSM, as template.yaml's TopologyParameter), which
+#      the functions read with their roles (MULTISITE_TOPOLOGY_PARAMETER); its roles file
+#      (DRILL_ROLES line, target/drill/roles.json) holds a session of every function's template.yaml role in every Region's stack;
 #   3. `cargo lambda watch --only-lambda-apis` serves the Runtime API; each bootstrap runs against it
 #      with the emulator as AWS_ENDPOINT_URL and, as on Lambda, the environment credentials of its
 #      role's session (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) in the stack of
@@ -194,6 +195,12 @@ if command == "credentials":
     function, region = args
     c = roles["functions"][function][region]
     print(c["access_key_id"], c["secret_access_key"], c["session_token"])
+elif command == "topology-parameter":
+    # The stack's TopologyParameter, as CloudFormation writes it: /multisite/<stack>/topology.
+    region, topology_file = args
+    name = f"/multisite/{roles['functions']['failover'][region]['stack_name']}/topology"
+    admin("ssm", region).put_parameter(Name=name, Value=open(topology_file).read(), Type="String", Overwrite=True)
+    print(name)
 elif command == "function-arn":
     function, region = args
     c = roles["functions"][function][region]
@@ -330,8 +337,10 @@ run_function() {
     session=$(helper credentials "$fn" "$region")
   fi
   read -r key secret token _ <<< "$session"
-  local arn port_file=target/lambda-local/runtime-proxy.port proxy proxy_port=""
+  local arn port_file=target/lambda-local/runtime-proxy.port proxy proxy_port="" parameter=""
   arn=$(helper function-arn "$fn" "$region")
+  # The provisioner reads its own settings, not the topology (template.yaml).
+  [ "$fn" = provisioner ] || parameter=$(helper topology-parameter "$region" "$topology")
   echo "== $fn as deployed in $region: $arn" >&2
   rm -f "$port_file"
   runtime_proxy "$arn" "$port_file" >>target/lambda-local/runtime-proxy.log 2>&1 &
@@ -350,7 +359,7 @@ run_function() {
     AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$proxy_port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
     AWS_ENDPOINT_URL="$endpoint" \
     AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_SESSION_TOKEN="$token" \
-    AWS_REGION="$region" AWS_DEFAULT_REGION="$region" MULTISITE_TOPOLOGY_FILE="$topology" \
+    AWS_REGION="$region" AWS_DEFAULT_REGION="$region" MULTISITE_TOPOLOGY_PARAMETER="$parameter" \
     PROVISIONER_POLL_INTERVAL_MS=100 PROVISIONER_RESPONSE_ATTEMPTS=1 \
     MULTISITE_PROVISIONER_ALLOW_LOCAL_RESPONSE_URL=1 \
     RUST_LOG=warn \

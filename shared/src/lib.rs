@@ -13,9 +13,11 @@ pub mod metrics;
 pub mod policy;
 pub mod telemetry;
 pub mod topology;
+pub mod topology_source;
 
 pub use clients::{RegionClients, RegionalClients};
 pub use error::{AwsErrorKind, AwsResultExt, Error};
 pub use ledger::Ledger;
 pub use metrics::{MetricSet, Unit};
 pub use topology::{Cell, FailoverPolicy, Topology, TopologyError};
+pub use topology_source::{Configured, TopologySource, TopologyStore};

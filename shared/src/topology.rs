@@ -1,9 +1,11 @@
 //! The deployment description every function reads: N >= 2 Regions ("cells") and what guards,
 //! serves and stores data in each (docs/architecture.md, section 1).
 //!
-//! Loaded once at cold start from `MULTISITE_TOPOLOGY` (JSON) or `MULTISITE_TOPOLOGY_FILE` (a path
-//! to a JSON file), then validated. Every problem is reported with the field it is about and what
-//! to fix, all at once, so an operator fixes a bad file in one pass.
+//! Read from one of three sources ([`crate::topology_source`]): the SSM parameter the stack writes
+//! (`MULTISITE_TOPOLOGY_PARAMETER`, what the functions use on AWS), `MULTISITE_TOPOLOGY` (JSON) or
+//! `MULTISITE_TOPOLOGY_FILE` (a path to a JSON file); then validated. Every problem is reported
+//! with the field it is about and what to fix, all at once, so an operator fixes a bad file in one
+//! pass.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -13,6 +15,8 @@ use std::fmt;
 pub const TOPOLOGY_ENV: &str = "MULTISITE_TOPOLOGY";
 /// Environment variable naming a JSON file holding the topology.
 pub const TOPOLOGY_FILE_ENV: &str = "MULTISITE_TOPOLOGY_FILE";
+/// Environment variable naming the SSM parameter (name or ARN) holding the topology as JSON.
+pub const TOPOLOGY_PARAMETER_ENV: &str = "MULTISITE_TOPOLOGY_PARAMETER";
 
 /// The whole multi-Region deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,11 +292,23 @@ impl fmt::Display for Violation {
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error(
-        "no topology configured: set {TOPOLOGY_ENV} to the topology JSON or {TOPOLOGY_FILE_ENV} to the path of a JSON file"
+        "no topology configured: set {TOPOLOGY_PARAMETER_ENV} to the SSM parameter holding it, {TOPOLOGY_ENV} to the topology JSON or {TOPOLOGY_FILE_ENV} to the path of a JSON file"
     )]
     Missing,
-    #[error("both {TOPOLOGY_ENV} and {TOPOLOGY_FILE_ENV} are set: set only one of them")]
-    Ambiguous,
+    #[error("{} are all set: set only one of them", .0.join(", "))]
+    Ambiguous(Vec<&'static str>),
+    #[error(
+        "the topology is in the SSM parameter {0} ({TOPOLOGY_PARAMETER_ENV}), which only a TopologyStore reads: set {TOPOLOGY_ENV} or {TOPOLOGY_FILE_ENV} for this program"
+    )]
+    InParameterStore(String),
+    #[error("cannot read the topology parameter {name} (SSM GetParameter): {detail}")]
+    ParameterUnreadable {
+        name: String,
+        /// The cause as the SDK renders it (error code and message), and what to check.
+        detail: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("cannot read the topology file {path} named by {TOPOLOGY_FILE_ENV}: {source}")]
     Unreadable {
         path: String,
@@ -333,19 +349,21 @@ impl Topology {
 
     /// Loads and validates the topology from `lookup` (an environment stand-in, so tests need not
     /// touch the process environment).
+    /// An SSM parameter source is refused here ([`TopologyError::InParameterStore`]): reading it
+    /// needs AWS clients, which [`crate::topology_source::TopologyStore`] has.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, TopologyError> {
-        let inline = lookup(TOPOLOGY_ENV).filter(|v| !v.trim().is_empty());
-        let file = lookup(TOPOLOGY_FILE_ENV).filter(|v| !v.trim().is_empty());
-        match (inline, file) {
-            (Some(_), Some(_)) => Err(TopologyError::Ambiguous),
-            (Some(json), None) => Self::from_json(&json),
-            (None, Some(path)) => {
-                let json = std::fs::read_to_string(&path)
-                    .map_err(|source| TopologyError::Unreadable { path: path.clone(), source })?;
-                Self::from_json(&json)
-            }
-            (None, None) => Err(TopologyError::Missing),
+        match crate::topology_source::TopologySource::from_lookup(lookup)? {
+            crate::topology_source::TopologySource::Inline(json) => Self::from_json(&json),
+            crate::topology_source::TopologySource::File(path) => Self::from_file(&path),
+            crate::topology_source::TopologySource::Parameter(name) => Err(TopologyError::InParameterStore(name)),
         }
+    }
+
+    /// Reads, parses and validates a topology file.
+    pub fn from_file(path: &str) -> Result<Self, TopologyError> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|source| TopologyError::Unreadable { path: path.to_owned(), source })?;
+        Self::from_json(&json)
     }
 
     /// Parses and validates a topology document.
@@ -1020,7 +1038,7 @@ mod tests {
         assert!(none.to_string().contains(TOPOLOGY_ENV));
 
         let both = Topology::from_lookup(|_| Some("x".into())).expect_err("both");
-        assert!(matches!(both, TopologyError::Ambiguous));
+        assert!(matches!(&both, TopologyError::Ambiguous(keys) if keys.len() == 3), "{both}");
 
         let json = valid_json().to_string();
         let t = Topology::from_lookup(|k| (k == TOPOLOGY_ENV).then(|| json.clone())).expect("inline");

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Resolves template.yaml offline for one parameter set, as CloudFormation would, and prints what
-the functions would receive: the topology JSON (env MULTISITE_TOPOLOGY) and the related wiring.
+the functions would receive: the topology JSON (the TopologyParameter's value, whose name the
+functions get in env MULTISITE_TOPOLOGY_PARAMETER) and the related wiring.
 
     render_topology.py --params params.json [--region R] [--account 123456789012] [--skip-rules]
     render_topology.py --cases cases.json
@@ -11,13 +12,17 @@ them (required, AllowedPattern, AllowedValues, Min/MaxLength, Min/MaxValue) and 
 Rules are evaluated; a rejected set exits with status 2 and one `rejected: ...` line per problem.
 `--skip-rules` skips the Rules (to show the topology validation catches the same mistakes).
 
-Output (stdout, JSON): {"topology": "<the JSON string>", "functions": {logical id: {"env": {...},
-"timeout": ..., "code_uri": ...}}, "alarm_rule_names": [...], "ledger_replicas": [...] | null,
+Output (stdout, JSON): {"topology": "<the JSON string>", "topology_parameter": {"name", "tier"},
+"functions": {logical id: {"env": {...}, "environment_bytes": N, "timeout": ..., "code_uri": ...}}, "alarm_rule_names": [...], "ledger_replicas": [...] | null,
 "replica_resource_regions": [...] | null, "arc_resources": {logical id: {"type", "properties"}},
 "monitoring": {logical id: {"type", "properties"}} (alarms, dashboard, operator topic),
 "outputs": {name: value}, "conditions": {...}}
 
+`environment_bytes` is the size Lambda limits to 4096: the variables as one JSON object ("key
+names, values, quotes, commas, and brackets", Lambda's troubleshooting guide).
+
 Resources' Ref / GetAtt values are unknown offline and render as "<Ref:X>" / "<GetAtt:X.Y>", except
+an SSM parameter's Ref, which is its Name, and
 those of the Route 53 ARC resources and health checks the stack creates with ArcResources=create
 (they reach the topology): those render as AWS-shaped stand-ins, stable per stack name and logical
 id (`arc_stand_in`), so the rendered topology is one the shared crate can validate.
@@ -132,6 +137,8 @@ class Resolver:
     def resource_ref(self, logical_id):
         if self.resources[logical_id].get("Type") in ARC_TYPES:
             return arc_stand_in(self, logical_id)
+        if self.resources[logical_id].get("Type") == "AWS::SSM::Parameter":
+            return self.value(self.resources[logical_id]["Properties"]["Name"])
         return f"<Ref:{logical_id}>"
 
     def get_att(self, target):
@@ -297,11 +304,14 @@ def render(template, given, region, account, partition, stack_name, skip_rules):
         }
         if functions[logical_id]["reserved_concurrency"] is NO_VALUE:
             functions[logical_id]["reserved_concurrency"] = None
+        functions[logical_id]["environment_bytes"] = len(json.dumps(env, separators=(",", ":")).encode())
 
-    topologies = {json.dumps(f["env"].get("MULTISITE_TOPOLOGY")) for f in functions.values()}
-    if len(topologies) != 1:
-        raise SystemExit(f"functions disagree on MULTISITE_TOPOLOGY: {topologies}")
-    topology = next(iter(functions.values()))["env"]["MULTISITE_TOPOLOGY"]
+    parameter = template["Resources"]["TopologyParameter"]["Properties"]
+    topology_parameter = {"name": resolver.value(parameter["Name"]), "tier": parameter.get("Tier")}
+    topology = resolver.value(parameter["Value"])
+    named = {f["env"].get("MULTISITE_TOPOLOGY_PARAMETER") for f in functions.values()}
+    if named != {topology_parameter["name"]}:
+        raise SystemExit(f"functions disagree on MULTISITE_TOPOLOGY_PARAMETER: {named}")
 
     rule = resolver.value(template["Resources"]["AlarmStateChangeRule"]["Properties"]["EventPattern"])
     ledger = (
@@ -331,6 +341,7 @@ def render(template, given, region, account, partition, stack_name, skip_rules):
         outputs[name] = resolver.value(output["Value"])
     return {
         "topology": topology,
+        "topology_parameter": topology_parameter,
         "functions": functions,
         "arc_resources": arc_resources,
         "monitoring": monitoring,

@@ -345,6 +345,25 @@ def test_lambda_invoke_with_qualifier_needs_the_qualified_arn(emu):
     assert error_code(lam.invoke, FunctionName="worker", Qualifier="live") == "ResourceNotFoundException"
 
 
+def test_ssm_get_parameter_is_checked_against_the_parameter_arn(emu):
+    # The functions read their topology from /multisite/<stack>/topology (template.yaml).
+    emu.client("ssm", EU).put_parameter(Name="/multisite/s/topology", Value="{}", Type="String")
+    emu.client("ssm", EU).put_parameter(Name="/multisite/other/topology", Value="{}", Type="String")
+    mine = f"arn:aws:ssm:{EU}:{ACCOUNT}:parameter/multisite/s/topology"
+    creds = role_session(emu, "reader", allow("ssm:GetParameter", mine))
+    ssm = client(emu, creds, "ssm")
+    got = ssm.get_parameter(Name="/multisite/s/topology")["Parameter"]
+    assert (got["Value"], got["Version"]) == ("{}", 1)
+    assert ssm.get_parameter(Name=mine)["Parameter"]["Value"] == "{}", "by ARN"
+    assert ssm.get_parameter(Name="/multisite/s/topology:1")["Parameter"]["Value"] == "{}", "a version selector"
+    status, code, message = denied(ssm.get_parameter, Name="/multisite/other/topology")
+    assert (status, code) == (400, "AccessDeniedException"), (status, code)
+    assert f"ssm:GetParameter on resource: arn:aws:ssm:{EU}:{ACCOUNT}:parameter/multisite/other/topology" in message
+    # The same name in another Region is another resource.
+    emu.client("ssm", US).put_parameter(Name="/multisite/s/topology", Value="{}", Type="String")
+    assert f"parameter/multisite/s/topology" in denied(client(emu, creds, "ssm", US).get_parameter, Name="/multisite/s/topology")[2]
+
+
 # -- identities -------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 //! template.yaml's Parameters -> topology mapping: for sample parameter sets
 //! (tests/deploy/params/*.json), tests/deploy/render_topology.py resolves the template's intrinsic
-//! functions as CloudFormation would and prints MULTISITE_TOPOLOGY; the shared crate must accept
+//! functions as CloudFormation would and prints the topology (TopologyParameter's value, which the
+//! functions read through MULTISITE_TOPOLOGY_PARAMETER); the shared crate must accept
 //! it (`Topology::from_json`) and it must say what the parameters say. Invalid parameter sets must
 //! be rejected, by the template's AllowedPattern/Rules or, with the Rules skipped, by the
 //! topology's own validation.
@@ -138,11 +139,18 @@ fn example_parameters_reproduce_the_example_topology() {
         assert_eq!(raw_cell["alarms"], serde_json::json!([{"name": cell.alarms[0].name, "region": cell.region}]));
     }
 
-    // Every function that reads the topology gets the same one (the script checks they agree).
+    // Every function is told the stack's topology parameter, not given the JSON (Lambda's 4 KB
+    // environment limit: topology_size_fits_its_limits).
     let functions = out["functions"].as_object().expect("functions");
+    assert_eq!(
+        out["topology_parameter"],
+        json!({"name": "/multisite/multisite/topology", "tier": "Intelligent-Tiering"})
+    );
     for name in ["FailoverFunction", "ScalerFunction", "LagProbeFunction", "ProvisionerFunction"] {
         assert!(functions.contains_key(name), "{name} missing");
-        assert!(functions[name]["env"]["MULTISITE_TOPOLOGY"].is_string(), "{name} has no topology");
+        let env = &functions[name]["env"];
+        assert_eq!(env["MULTISITE_TOPOLOGY_PARAMETER"], "/multisite/multisite/topology", "{name}");
+        assert!(env.get("MULTISITE_TOPOLOGY").is_none() && env.get("MULTISITE_TOPOLOGY_FILE").is_none(), "{name}");
     }
     // The provisioner's timeout is 900 s (its deadline guard and continuation are tuned for it).
     assert_eq!(functions["ProvisionerFunction"]["timeout"], 900);
@@ -917,5 +925,74 @@ fn operators_are_alarmed_on_every_signal_and_see_a_dashboard() {
         assert_eq!(line("RTO bound"), Some(json!(rto)), "the RTO objective line follows RtoObjectiveSeconds");
         assert!(widgets.iter().all(|w| w["properties"]["region"] == "eu-central-1"), "the stack's own Region");
         assert_eq!(r.output["outputs"]["OperatorTopicArn"], topic);
+    }
+}
+
+/// tests/deploy/topology_size.py on the template as it is, and on three broken copies it must
+/// refuse: a String reaching the topology without MaxLength, a MaxLength raised without a longer
+/// value in the largest file, and the Standard tier (4 KB) for a topology that can be larger.
+#[test]
+fn topology_size_fits_its_limits() {
+    let run = |template: &std::path::Path| {
+        let out = Command::new(python())
+            .current_dir(root())
+            .arg("tests/deploy/topology_size.py")
+            .arg("--template")
+            .arg(template)
+            .arg("--json")
+            .output()
+            .expect("run topology_size.py");
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), report)
+    };
+    let (status, report) = run(&root().join("template.yaml"));
+    assert_eq!(status, Some(0), "{report:#}");
+    let topology = report["largest"]["topology"].as_u64().expect("topology size");
+    // Larger than the Standard tier's 4 KB (why the tier is Intelligent-Tiering), within 8 KB.
+    assert!((4097..=8192).contains(&topology), "{report:#}");
+    for (name, size) in report["largest"].as_object().expect("largest") {
+        if name != "topology" {
+            assert!(size.as_u64().expect("size") <= 4096, "{name}: {size}");
+        }
+    }
+    assert_eq!(report["shapes"].as_object().expect("shapes").len(), 3, "every shape rendered: {report:#}");
+
+    let template = std::fs::read_to_string(root().join("template.yaml")).expect("template");
+    let dir = std::env::temp_dir().join(format!("multisite-topology-size-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let broken = [
+        (
+            "unbounded",
+            template.replacen(
+                "  Region2AlarmName:\n    Type: String\n    MaxLength: 255\n",
+                "  Region2AlarmName:\n    Type: String\n",
+                1,
+            ),
+            "Region2AlarmName: a String that reaches the topology or an environment needs MaxLength",
+        ),
+        (
+            "raised",
+            template.replacen(
+                "  Region3AutoScalingGroup:\n    Type: String\n    MaxLength: 255\n",
+                "  Region3AutoScalingGroup:\n    Type: String\n    MaxLength: 300\n",
+                1,
+            ),
+            "Region3AutoScalingGroup: the largest file's value has 255 characters, MaxLength is 300",
+        ),
+        (
+            "standard",
+            template.replacen("      Tier: Intelligent-Tiering\n", "      Tier: Standard\n", 1),
+            "TopologyParameter: Tier Standard holds 4096 bytes",
+        ),
+    ];
+    for (name, text, problem) in broken {
+        assert_ne!(text, template, "{name}: the edit must apply");
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, text).expect("write template");
+        let (status, report) = run(&path);
+        assert_eq!(status, Some(1), "{name}: {report:#}");
+        let problems = report["problems"].to_string();
+        assert!(problems.contains(problem), "{name}: {problems}");
     }
 }

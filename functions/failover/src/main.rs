@@ -12,16 +12,19 @@ use shared::clock::SystemClock;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let topology = shared::Topology::from_env()?;
-    let clients = shared::RegionalClients::new(&topology).await;
+    // The topology is read on the first event, not here (shared::topology_source).
+    let store = shared::TopologyStore::from_env(shared::clients::load_base_config().await)?;
     let home_region = std::env::var("AWS_REGION").map_err(|_| "AWS_REGION is not set (Lambda always sets it)")?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let (topology, clients, home_region) = (&topology, &clients, &home_region);
+        let (store, home_region) = (&store, &home_region);
         async move {
             // The account and partition alarm changes must come from: this function's own.
             let identity = Identity::from_function_arn(&event.context.invoked_function_arn)?;
+            let configured = store.current().await?;
+            let (topology, clients) = (&configured.topology, &configured.clients);
             let deps = failover::Deps { topology, clients, home_region, clock: &SystemClock, identity: &identity };
-            let response = failover::handle(event.payload, &deps).await?;
+            let (handled, _) = tokio::join!(failover::handle(event.payload, &deps), store.refresh_if_due());
+            let response = handled?;
             Ok::<Value, lambda_runtime::Error>(serde_json::to_value(response)?)
         }
     }))

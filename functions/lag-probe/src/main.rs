@@ -11,16 +11,24 @@ use shared::clock::SystemClock;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let topology = shared::Topology::from_env()?;
+    // The topology is read on the first event, not here (shared::topology_source).
+    let store = shared::TopologyStore::from_env(shared::clients::load_base_config().await)?;
     let config = lag_probe::config::ProbeConfig::from_env()?;
-    let clients = shared::RegionalClients::new(&topology).await;
     let home_region = std::env::var("AWS_REGION").map_err(|_| "AWS_REGION is not set (Lambda always sets it)")?;
-    let deps = lag_probe::Deps {
-        topology: &topology,
-        clients: &clients,
-        home_region: &home_region,
-        clock: &SystemClock,
-        config: &config,
-    };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| lag_probe::handle(event.payload, &deps))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let (store, config, home_region) = (&store, &config, &home_region);
+        async move {
+            let configured = store.current().await?;
+            let deps = lag_probe::Deps {
+                topology: &configured.topology,
+                clients: &configured.clients,
+                home_region,
+                clock: &SystemClock,
+                config,
+            };
+            let (handled, _) = tokio::join!(lag_probe::handle(event.payload, &deps), store.refresh_if_due());
+            handled.map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
 }

@@ -698,6 +698,20 @@ def _lambda_invoke(req: _Request, action: str) -> list[Check]:
     return [Check(action, _arn("lambda", region, account, resource))]
 
 
+# -- SSM ------------------------------------------------------------------------------------
+
+
+def _ssm_parameter(req: _Request, action: str) -> list[Check]:
+    """Name: a parameter name (``/a/b`` or ``a``) or its ARN; the ARN of ``/a/b`` is
+    ``...:parameter/a/b`` (one slash), of ``a`` ``...:parameter/a`` (Parameter Store's IAM page),
+    and a ``:version`` or ``:label`` selector is not part of the resource."""
+    name = str(req.json.get("Name", ""))
+    if name.startswith("arn:"):
+        return [Check(action, name.rsplit(":", 1)[0] if name.count(":") > 5 else name)]
+    name = name.split(":", 1)[0]
+    return [Check(action, _arn("ssm", req.region, req.account, "parameter/" + name.lstrip("/")))]
+
+
 # -- STS / IAM ------------------------------------------------------------------------------
 
 # Real AWS names of the service-linked roles multisite meets; others as moto names them.
@@ -884,6 +898,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ResourceFn]] = {
     ("monitoring", "PutMetricData"): ("cloudwatch:PutMetricData", _everything),
     ("monitoring", "ListMetrics"): ("cloudwatch:ListMetrics", _everything),
     ("lambda", "Invoke"): ("lambda:InvokeFunction", _lambda_invoke),
+    ("ssm", "GetParameter"): ("ssm:GetParameter", _ssm_parameter),
     # "No permissions are required to perform this operation" (STS API reference).
     ("sts", "GetCallerIdentity"): ("sts:GetCallerIdentity", _no_check),
     ("sts", "AssumeRole"): ("sts:AssumeRole", _assume_role),
