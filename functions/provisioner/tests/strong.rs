@@ -358,3 +358,108 @@ async fn dynamodbs_refusal_of_a_table_with_items_is_answered_and_the_record_take
     assert_eq!(invoke(&deps, delete, GENEROUS).await.outcome, Outcome::Success);
     assert!(the_answer(&server, "d")["Reason"].as_str().is_some_and(|r| r.contains("nothing to remove")));
 }
+
+#[tokio::test]
+async fn an_update_that_changes_an_mrsc_set_is_refused_and_the_set_stays() {
+    init_logs();
+    // Given an MRSC set of three replicas made by the provisioner
+    let lease = Emulator::lease();
+    let emulator = &*lease;
+    let config = test_config();
+    let table = unique_name("Change");
+    let deps = deps_for(emulator, &config, &table).await;
+    create_table(&emulator.clients(&US).await.region(HOME).expect("home").dynamodb, &table).await;
+    let server = ResponseServer::start();
+    let create = strong_create(&server.response_url("c"), "ChangeReplicas", &table, &US, None);
+    assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Success);
+
+    // When an Update turns us-east-2 into a witness
+    let id = v1_id(&table, "ChangeReplicas");
+    let mut update = update_event(
+        &server.response_url("u"),
+        "ChangeReplicas",
+        &id,
+        (&table, json!(["us-east-1", "us-west-2"])),
+        (&table, json!(US)),
+    );
+    update["ResourceProperties"]["MultiRegionConsistency"] = json!("STRONG");
+    update["ResourceProperties"]["WitnessRegion"] = json!("us-east-2");
+    update["OldResourceProperties"]["MultiRegionConsistency"] = json!("STRONG");
+    let summary = invoke(&deps, update, GENEROUS).await;
+
+    // Then it is FAILED saying the set cannot change and what to do, and the set is as it was
+    assert_eq!(summary.outcome, Outcome::Failed, "{summary:?}");
+    let answer = the_answer(&server, "u");
+    assert_eq!(answer["PhysicalResourceId"], id.as_str());
+    let reason = answer["Reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("is an MRSC global table with replicas in us-east-2, us-west-2"), "{reason}");
+    assert!(reason.contains("an MRSC set cannot change after it is created"), "{reason}");
+    assert!(reason.contains("delete this resource"), "{reason}");
+    assert_eq!(
+        described(emulator, &table).await,
+        (Some("STRONG".to_owned()), statuses(&[("us-east-2", "ACTIVE"), ("us-west-2", "ACTIVE")]), BTreeMap::new())
+    );
+}
+
+#[tokio::test]
+async fn an_mrsc_set_the_resource_did_not_make_is_adopted_and_never_dissolved_by_it() {
+    init_logs();
+    // Given an MRSC set (two replicas and a witness) made outside the stack
+    let lease = Emulator::lease();
+    let emulator = &*lease;
+    let config = test_config();
+    let table = unique_name("Adopt");
+    let deps = deps_for(emulator, &config, &table).await;
+    let admin = emulator.clients(&US).await;
+    let ddb = &admin.region(HOME).expect("home").dynamodb;
+    create_table(ddb, &table).await;
+    ddb.update_table()
+        .table_name(&table)
+        .replica_updates(
+            aws_sdk_dynamodb::types::ReplicationGroupUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateReplicationGroupMemberAction::builder()
+                        .region_name("us-west-2")
+                        .build()
+                        .expect("create"),
+                )
+                .build(),
+        )
+        .multi_region_consistency(aws_sdk_dynamodb::types::MultiRegionConsistency::Strong)
+        .global_table_witness_updates(
+            aws_sdk_dynamodb::types::GlobalTableWitnessGroupUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateGlobalTableWitnessGroupMemberAction::builder()
+                        .region_name("us-east-2")
+                        .build()
+                        .expect("witness"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("MRSC set");
+    let server = ResponseServer::start();
+
+    // When a Create names exactly that set, and the resource is deleted afterwards
+    let create = strong_create(
+        &server.response_url("c"),
+        "AdoptReplicas",
+        &table,
+        &["us-east-1", "us-west-2"],
+        Some("us-east-2"),
+    );
+    assert_eq!(invoke(&deps, create, GENEROUS).await.outcome, Outcome::Success);
+    assert!(record_tags(emulator, &table).await.is_empty(), "nothing recorded: it added nothing");
+    let id = v1_id(&table, "AdoptReplicas");
+    let delete =
+        delete_event(&server.response_url("d"), "AdoptReplicas", &id, &table, json!(["us-east-1", "us-west-2"]));
+    assert_eq!(invoke(&deps, delete, GENEROUS).await.outcome, Outcome::Success);
+
+    // Then the set it did not make is still whole
+    assert!(the_answer(&server, "d")["Reason"].as_str().is_some_and(|r| r.contains("nothing to remove")));
+    assert_eq!(
+        described(emulator, &table).await,
+        (Some("STRONG".to_owned()), statuses(&[("us-west-2", "ACTIVE")]), statuses(&[("us-east-2", "ACTIVE")]))
+    );
+}
