@@ -111,7 +111,8 @@ def test_state_dump(emu):
     assert state["pair_delay_ms"] == [{"source": A, "destination": B, "delay_ms": 50}]
     assert state["timings"]["failover_ms"] == 700 and state["timings"]["replica_creating_ms"] == 3000
     assert state["replica_groups"] == [{"account": "123456789012", "table": "t", "replicas": [
-        {"region": A, "status": "ACTIVE"}, {"region": "ap-southeast-2", "status": "CREATING"}]}]
+        {"region": A, "status": "ACTIVE"}, {"region": "ap-southeast-2", "status": "CREATING"}],
+        "consistency": "EVENTUAL", "witnesses": []}]
     assert state["pending_replications"] == 0
 
 
@@ -135,7 +136,8 @@ def test_reset_clears_everything(emu):
     assert state["outages"] == [] and state["latency_ms"] == {} and state["throttles"] == []
     assert state["replication_delay_ms"] == REPLICATION_DELAY_MS and state["pair_delay_ms"] == []
     assert state["timings"] == {"replica_creating_ms": REPLICA_CREATING_MS,
-                                "replica_deleting_ms": REPLICA_DELETING_MS, "failover_ms": FAILOVER_MS}
+                                "replica_deleting_ms": REPLICA_DELETING_MS, "failover_ms": FAILOVER_MS,
+                                "mrsc_conflict_window_ms": 0}
     assert state["failing_health_checks"] == [] and state["replica_groups"] == []
     assert state["pending_replications"] == 0 and state["scheduled_tasks"] == 0
     assert emu.get("requests") == {"requests": []}

@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import Emulator
+from conftest import Emulator, wait_for
 from multisite_emulator import iam
 
 ACCOUNT = "123456789012"
@@ -195,6 +195,46 @@ def test_adding_a_replica_needs_the_documented_actions_in_the_destination_region
         allow(list(iam.REPLICA_CREATE_ACTIONS), table_arn("G", US)),
     ])
     ddb.update_table(TableName="G", ReplicaUpdates=[{"Create": {"RegionName": US}}])
+
+
+def test_an_mrsc_witness_needs_create_and_delete_global_table_witness_in_its_region(emu):
+    # An MRSC set from us-east-1: a replica in us-east-2, the witness in us-west-2.
+    home, replica, witness = "us-east-1", "us-east-2", "us-west-2"
+    admin = emu.client("dynamodb", home)
+    admin.create_table(
+        TableName="M",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    replica_grant = [
+        allow("dynamodb:UpdateTable", table_arn("M", home)),
+        allow(list(iam.REPLICA_CREATE_ACTIONS + iam.REPLICA_DELETE_ACTIONS), table_arn("M", replica)),
+    ]
+    creds = role_session(emu, "provisioner", *replica_grant)
+    ddb = client(emu, creds, "dynamodb", home)
+    create = {
+        "TableName": "M",
+        "ReplicaUpdates": [{"Create": {"RegionName": replica}}],
+        "MultiRegionConsistency": "STRONG",
+        "GlobalTableWitnessUpdates": [{"Create": {"RegionName": witness}}],
+    }
+    _, code, message = denied(ddb.update_table, **create)
+    assert code == "AccessDeniedException"
+    assert f"perform: dynamodb:CreateGlobalTableWitness on resource: {table_arn('M', witness)} " in message
+
+    set_policy(emu, "provisioner", [*replica_grant, allow("dynamodb:CreateGlobalTableWitness", table_arn("M", witness))])
+    ddb.update_table(**create)
+    wait_for(lambda: admin.describe_table(TableName="M")["Table"]["TableStatus"] == "ACTIVE")
+    dissolve = {
+        "TableName": "M",
+        "ReplicaUpdates": [{"Delete": {"RegionName": replica}}],
+        "GlobalTableWitnessUpdates": [{"Delete": {"RegionName": witness}}],
+    }
+    _, code, message = denied(ddb.update_table, **dissolve)
+    assert f"perform: dynamodb:DeleteGlobalTableWitness on resource: {table_arn('M', witness)} " in message
+    set_policy(emu, "provisioner", [*replica_grant, allow(list(iam.WITNESS_ACTIONS.values()), table_arn("M", witness))])
+    ddb.update_table(**dissolve)
 
 
 # -- IAM, Route 53, RDS, Auto Scaling, CloudWatch, Lambda ----------------------------------

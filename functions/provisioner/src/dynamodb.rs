@@ -7,8 +7,9 @@ use crate::properties::ReplicaSpec;
 use crate::record::Owner;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    CreateReplicationGroupMemberAction, DeleteReplicationGroupMemberAction, ReplicationGroupUpdate, TableClass, Tag,
-    UpdateReplicationGroupMemberAction,
+    CreateGlobalTableWitnessGroupMemberAction, CreateReplicationGroupMemberAction,
+    DeleteGlobalTableWitnessGroupMemberAction, DeleteReplicationGroupMemberAction, GlobalTableWitnessGroupUpdate,
+    MultiRegionConsistency, ReplicationGroupUpdate, TableClass, Tag, UpdateReplicationGroupMemberAction,
 };
 use aws_smithy_types::error::operation::BuildError;
 use shared::AwsResultExt;
@@ -84,6 +85,10 @@ pub struct TableView {
     pub status: String,
     pub stream_arn: Option<String>,
     pub replicas: BTreeMap<String, ReplicaObserved>,
+    /// `MultiRegionConsistency`, when DescribeTable reports it.
+    pub consistency: Option<String>,
+    /// `GlobalTableWitnesses`: Region -> `WitnessStatus`.
+    pub witnesses: BTreeMap<String, String>,
 }
 
 /// DynamoDB operations on one table across Regions.
@@ -118,11 +123,21 @@ impl<'a> Tables<'a> {
                 ))
             })
             .collect();
+        let witnesses = t
+            .global_table_witnesses()
+            .iter()
+            .filter_map(|w| {
+                let status = w.witness_status().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "UNKNOWN".to_owned());
+                Some((w.region_name()?.to_owned(), status))
+            })
+            .collect();
         Ok(Some(TableView {
             arn: t.table_arn().unwrap_or_default().to_owned(),
             status: t.table_status().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "UNKNOWN".to_owned()),
             stream_arn: t.latest_stream_arn().map(str::to_owned),
             replicas,
+            consistency: t.multi_region_consistency().map(|c| c.as_str().to_owned()),
+            witnesses,
         }))
     }
 
@@ -144,6 +159,8 @@ impl<'a> Tables<'a> {
             claimed: claims.others,
             legacy_record: claims.legacy,
             removed_by_request: BTreeSet::new(),
+            consistency: view.consistency.clone(),
+            witnesses: view.witnesses.clone(),
         };
         Ok(Some((view, observed)))
     }
@@ -170,15 +187,77 @@ impl<'a> Tables<'a> {
     }
 
     pub async fn add_replica(&self, home: &str, table: &str, spec: &ReplicaSpec) -> Result<(), TableError> {
-        let mut action = CreateReplicationGroupMemberAction::builder().region_name(&spec.region);
-        if let Some(key) = &spec.kms_master_key_id {
-            action = action.kms_master_key_id(key);
-        }
-        if let Some(class) = &spec.table_class {
-            action = action.table_class_override(TableClass::from(class.as_str()));
-        }
-        let update = ReplicationGroupUpdate::builder().create(build("UpdateTable", action.build())?).build();
-        self.update_table(home, table, update).await
+        self.update_table(home, table, create_update(spec)?).await
+    }
+
+    /// Makes the single-Region table an MRSC set: one UpdateTable with every replica's Create,
+    /// `MultiRegionConsistency: STRONG` and the witness's Create, as DynamoDB requires.
+    pub async fn create_strong(
+        &self,
+        home: &str,
+        table: &str,
+        replicas: &[ReplicaSpec],
+        witness: Option<&str>,
+    ) -> Result<(), TableError> {
+        let updates = replicas.iter().map(create_update).collect::<Result<Vec<_>, _>>()?;
+        let witnesses = witness
+            .map(|region| {
+                let action = build(
+                    "UpdateTable",
+                    CreateGlobalTableWitnessGroupMemberAction::builder().region_name(region).build(),
+                )?;
+                Ok::<_, TableError>(vec![GlobalTableWitnessGroupUpdate::builder().create(action).build()])
+            })
+            .transpose()?;
+        let client = self.clients.dynamodb(home)?;
+        client
+            .update_table()
+            .table_name(table)
+            .set_replica_updates(Some(updates))
+            .multi_region_consistency(MultiRegionConsistency::Strong)
+            .set_global_table_witness_updates(witnesses)
+            .send()
+            .await
+            .aws_context("UpdateTable", home)?;
+        Ok(())
+    }
+
+    /// Removes every other member of an MRSC set in one UpdateTable (the replicas' Deletes and
+    /// the witness's), which leaves the home table single-Region.
+    pub async fn dissolve_strong(
+        &self,
+        home: &str,
+        table: &str,
+        replicas: &[String],
+        witness: Option<&str>,
+    ) -> Result<(), TableError> {
+        let updates = replicas
+            .iter()
+            .map(|region| {
+                let action =
+                    build("UpdateTable", DeleteReplicationGroupMemberAction::builder().region_name(region).build())?;
+                Ok(ReplicationGroupUpdate::builder().delete(action).build())
+            })
+            .collect::<Result<Vec<_>, TableError>>()?;
+        let witnesses = witness
+            .map(|region| {
+                let action = build(
+                    "UpdateTable",
+                    DeleteGlobalTableWitnessGroupMemberAction::builder().region_name(region).build(),
+                )?;
+                Ok::<_, TableError>(vec![GlobalTableWitnessGroupUpdate::builder().delete(action).build()])
+            })
+            .transpose()?;
+        let client = self.clients.dynamodb(home)?;
+        client
+            .update_table()
+            .table_name(table)
+            .set_replica_updates(Some(updates))
+            .set_global_table_witness_updates(witnesses)
+            .send()
+            .await
+            .aws_context("UpdateTable", home)?;
+        Ok(())
     }
 
     pub async fn update_replica(&self, home: &str, table: &str, spec: &ReplicaSpec) -> Result<(), TableError> {
@@ -275,6 +354,18 @@ impl<'a> Tables<'a> {
         }
         Ok(())
     }
+}
+
+/// The `ReplicaUpdates` Create entry of one replica, with its settings.
+fn create_update(spec: &ReplicaSpec) -> Result<ReplicationGroupUpdate, TableError> {
+    let mut action = CreateReplicationGroupMemberAction::builder().region_name(&spec.region);
+    if let Some(key) = &spec.kms_master_key_id {
+        action = action.kms_master_key_id(key);
+    }
+    if let Some(class) = &spec.table_class {
+        action = action.table_class_override(TableClass::from(class.as_str()));
+    }
+    Ok(ReplicationGroupUpdate::builder().create(build("UpdateTable", action.build())?).build())
 }
 
 /// Runs futures concurrently and collects their outputs in order (no extra crate for `join_all`).

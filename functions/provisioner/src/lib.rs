@@ -39,6 +39,7 @@
 //!   the table, for exactly its PhysicalResourceId and claimed by no other record ([`record`]).
 
 pub mod config;
+pub mod consistency;
 pub mod continuation;
 pub mod delivery;
 pub mod dynamodb;
@@ -57,6 +58,7 @@ pub use continuation::{Continuation, LambdaContinuation};
 pub use delivery::ResponseClient;
 pub use dynamodb::DynamoDbClients;
 
+use crate::consistency::Consistency;
 use crate::dynamodb::Tables;
 use crate::plan::Goal;
 use crate::properties::{LenientProperties, Properties, Rules};
@@ -537,7 +539,16 @@ impl Work<'_> {
                     .await
                     .unwrap_or_default();
                 let data = plan::data(props, &goal.home, &view.arn, &facts);
-                let reason = format!("replicas ACTIVE in {}", names.join(", "));
+                let reason = match (props.consistency, &props.witness) {
+                    (Consistency::Eventual, _) => format!("replicas ACTIVE in {}", names.join(", ")),
+                    (Consistency::Strong, None) => {
+                        format!("replicas ACTIVE in {} (multi-Region strong consistency)", names.join(", "))
+                    }
+                    (Consistency::Strong, Some(witness)) => format!(
+                        "replicas ACTIVE in {}, witness ACTIVE in {witness} (multi-Region strong consistency)",
+                        names.join(", ")
+                    ),
+                };
                 Verdict::Answer(Answer::success(id, reason, data, props.no_echo))
             }
             Reconciled::Done(None) => self.failed(format!("table {} does not exist in {}", goal.table, goal.home)),

@@ -10,6 +10,7 @@
 //! Adds come before removals, so a Region swap never leaves the table with fewer replicas than
 //! both the old and the new list.
 
+use crate::consistency::Consistency;
 use crate::properties::{LenientProperties, Properties, ReplicaSpec};
 use crate::response::DataEntry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +30,11 @@ pub struct Goal {
     pub update_settings: Vec<ReplicaSpec>,
     /// Delete goals succeed when the table is gone or going.
     pub deleting: bool,
+    /// How the replica set must be (or have been) created: STRONG makes it an MRSC set of
+    /// `ensure` and `witness` in one `UpdateTable` ([`crate::consistency`]).
+    pub consistency: Consistency,
+    /// The witness Region of an MRSC set of two replicas.
+    pub witness: Option<String>,
 }
 
 impl Goal {
@@ -42,6 +48,8 @@ impl Goal {
             remove_recorded: false,
             update_settings: Vec::new(),
             deleting: false,
+            consistency: props.consistency,
+            witness: props.witness.clone(),
         }
     }
 
@@ -79,6 +87,8 @@ impl Goal {
             remove_recorded: true,
             update_settings: Vec::new(),
             deleting: true,
+            consistency: Consistency::default(),
+            witness: None,
         }
     }
 
@@ -91,7 +101,12 @@ impl Goal {
         self.remove_listed
             .iter()
             .chain(recorded)
-            .filter(|r| **r != self.home && !ensured.contains(r.as_str()) && !claimed.contains(*r))
+            .filter(|r| {
+                **r != self.home
+                    && !ensured.contains(r.as_str())
+                    && self.witness.as_deref() != Some(r.as_str())
+                    && !claimed.contains(*r)
+            })
             .cloned()
             .collect()
     }
@@ -119,6 +134,43 @@ pub struct Observed {
     /// Regions whose replicas this request already removed (in this invocation or an earlier one
     /// of the same request): their removal is this request's own change, waited for.
     pub removed_by_request: BTreeSet<String>,
+    /// `MultiRegionConsistency` as DescribeTable reports it (`None`: not reported, i.e. eventual).
+    pub consistency: Option<String>,
+    /// The witnesses of an MRSC set (Region -> `WitnessStatus`).
+    pub witnesses: BTreeMap<String, String>,
+}
+
+impl Observed {
+    /// Whether the table is an MRSC global table.
+    pub fn is_strong(&self) -> bool {
+        self.consistency.as_deref() == Some(Consistency::STRONG)
+    }
+
+    /// The table's other Regions (replicas and witnesses), named for a reason.
+    fn members_text(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.replicas.is_empty() {
+            parts.push(format!("replicas in {}", self.replicas.keys().cloned().collect::<Vec<_>>().join(", ")));
+        }
+        if !self.witnesses.is_empty() {
+            parts.push(format!("witness in {}", self.witnesses.keys().cloned().collect::<Vec<_>>().join(", ")));
+        }
+        parts.join(", ")
+    }
+}
+
+/// An MRSC set: the replicas besides the home table, and the witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrongSet {
+    pub replicas: Vec<ReplicaSpec>,
+    pub witness: Option<String>,
+}
+
+/// The members an MRSC set is dissolved by (one `UpdateTable`: the remaining table is single-Region).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dissolve {
+    pub replicas: Vec<String>,
+    pub witness: Option<String>,
 }
 
 /// The one thing to do next.
@@ -131,6 +183,10 @@ pub enum Step {
     Add(ReplicaSpec),
     UpdateSettings(ReplicaSpec),
     Remove(String),
+    /// Make the single-Region table an MRSC set, in one `UpdateTable`.
+    CreateStrong(StrongSet),
+    /// Remove every other member of an MRSC set, in one `UpdateTable`.
+    DissolveStrong(Dissolve),
     /// Move this resource's record from its form before ids to its id's record.
     Record,
     /// The goal cannot be reached; the text says why and what to do.
@@ -146,15 +202,17 @@ pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<S
     // is in: it must not wait for, or fail on, changes that are not its own.
     if goal.deleting
         && observed.removed_by_request.is_empty()
-        && !removals.iter().any(|r| observed.replicas.contains_key(r))
+        && !removals.iter().any(|r| observed.replicas.contains_key(r) || observed.witnesses.contains_key(r))
     {
         return Step::Done;
     }
     let busy: Vec<String> = observed
         .replicas
         .iter()
-        .filter(|(_, r)| TRANSITIONAL.contains(&r.status.as_str()))
-        .map(|(region, r)| format!("{region} {}", r.status))
+        .map(|(region, r)| (region, r.status.as_str(), ""))
+        .chain(observed.witnesses.iter().map(|(region, status)| (region, status.as_str(), "witness ")))
+        .filter(|(_, status, _)| TRANSITIONAL.contains(status))
+        .map(|(region, status, what)| format!("{what}{region} {status}"))
         .collect();
     match observed.table_status.as_str() {
         "ACTIVE" => {}
@@ -178,6 +236,10 @@ pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<S
 
     if !busy.is_empty() {
         return Step::Wait(format!("replicas of {table}: {}", busy.join(", ")));
+    }
+
+    if let Some(step) = consistency_step(goal, observed, &removals) {
+        return step;
     }
 
     for spec in &goal.ensure {
@@ -214,10 +276,66 @@ pub fn next_step(goal: &Goal, observed: &Observed, settings_applied: &BTreeSet<S
             ));
         }
     }
+    if let Some(witness) = &goal.witness
+        && let Some(status) = observed.witnesses.get(witness).filter(|s| s.as_str() != "ACTIVE")
+    {
+        return Step::Fail(format!("the witness of {table} in {witness} is {status}"));
+    }
     if observed.legacy_record && !goal.deleting {
         return Step::Record;
     }
     Step::Done
+}
+
+/// What the consistency mode decides before replicas are added or removed one by one: an MRSC set
+/// is created and dissolved whole, and a global table's mode never changes (AWS's rules, see
+/// [`crate::consistency`]). `None`: carry on as for any table.
+fn consistency_step(goal: &Goal, observed: &Observed, removals: &BTreeSet<String>) -> Option<Step> {
+    let table = &goal.table;
+    let home = &goal.home;
+    let global = !observed.replicas.is_empty() || !observed.witnesses.is_empty();
+    if goal.deleting {
+        if !observed.is_strong() {
+            return None;
+        }
+        // An MRSC set loses its other members all at once or not at all: only when this resource
+        // may remove every one of them (it added them and no other record claims one).
+        let members: BTreeSet<&String> = observed.replicas.keys().chain(observed.witnesses.keys()).collect();
+        if members.is_empty() || !members.iter().all(|m| removals.contains(*m)) {
+            return Some(Step::Done);
+        }
+        return Some(Step::DissolveStrong(Dissolve {
+            replicas: observed.replicas.keys().cloned().collect(),
+            witness: observed.witnesses.keys().next().cloned(),
+        }));
+    }
+    match (goal.consistency, observed.is_strong()) {
+        (Consistency::Strong, false) if global => Some(Step::Fail(format!(
+            "table {table} in {home} is already a global table with multi-Region eventual consistency ({}): DynamoDB never changes a global table's consistency mode, and makes an MRSC set only from an empty single-Region table. Set MultiRegionConsistency back to EVENTUAL, or give this resource a new, empty table (a new TableName) for STRONG",
+            observed.members_text()
+        ))),
+        (Consistency::Strong, false) => {
+            Some(Step::CreateStrong(StrongSet { replicas: goal.ensure.clone(), witness: goal.witness.clone() }))
+        }
+        (Consistency::Strong, true) => {
+            let wanted: BTreeSet<&str> = goal.ensure.iter().map(|s| s.region.as_str()).collect();
+            let have: BTreeSet<&str> = observed.replicas.keys().map(String::as_str).collect();
+            let witnesses: BTreeSet<&str> = observed.witnesses.keys().map(String::as_str).collect();
+            let wanted_witness: BTreeSet<&str> = goal.witness.iter().map(String::as_str).collect();
+            if wanted == have && witnesses == wanted_witness {
+                return None;
+            }
+            Some(Step::Fail(format!(
+                "table {table} in {home} is an MRSC global table with {}: an MRSC set cannot change after it is created (DynamoDB adds no replica or witness to it and removes its members only all together). List exactly these Regions (and WitnessRegion) again; to change the set, delete this resource (which makes the table single-Region again when it created the set) and create it with the new Regions",
+                observed.members_text()
+            )))
+        }
+        (Consistency::Eventual, true) => Some(Step::Fail(format!(
+            "table {table} in {home} is a global table with multi-Region strong consistency ({}): DynamoDB never changes a global table's consistency mode. Set MultiRegionConsistency to STRONG (with the table's Regions and WitnessRegion), or delete this resource first to make the table single-Region",
+            observed.members_text()
+        ))),
+        (Consistency::Eventual, false) => None,
+    }
 }
 
 /// Where a Delete stopped because IAM refused one of its calls.
@@ -318,6 +436,13 @@ pub fn data(props: &Properties, home: &str, home_arn: &str, facts: &[RegionFacts
         essential("ReplicaRegions", props.replicas(home).map(|r| r.region.as_str()).collect::<Vec<_>>().join(",")),
         essential("TableArn", home_arn.to_owned()),
     ];
+    // Only for an MRSC set, so an eventual resource's Data stays what it always was.
+    if props.consistency == Consistency::Strong {
+        data.push(essential("MultiRegionConsistency", Consistency::STRONG.to_owned()));
+        if let Some(witness) = &props.witness {
+            data.push(essential("WitnessRegion", witness.clone()));
+        }
+    }
     for region in props.region_names() {
         let arn =
             fact(region).and_then(|f| f.table_arn.clone()).unwrap_or_else(|| arn_in_region(home_arn, home, region));
@@ -348,7 +473,19 @@ mod tests {
             retain_replicas_on_delete: false,
             no_echo: false,
             service_timeout: Duration::from_secs(3600),
+            consistency: Consistency::Eventual,
+            witness: None,
         }
+    }
+
+    fn strong_props(table: &str, regions: &[&str], witness: Option<&str>) -> Properties {
+        Properties { consistency: Consistency::Strong, witness: witness.map(str::to_owned), ..props(table, regions) }
+    }
+
+    fn strong(mut observed: Observed, witnesses: &[(&str, &str)]) -> Observed {
+        observed.consistency = Some("STRONG".into());
+        observed.witnesses = witnesses.iter().map(|(r, s)| ((*r).to_owned(), (*s).to_owned())).collect();
+        observed
     }
 
     fn lenient(table: &str, regions: &[&str]) -> LenientProperties {
@@ -370,6 +507,8 @@ mod tests {
             claimed: BTreeSet::new(),
             legacy_record: false,
             removed_by_request: BTreeSet::new(),
+            consistency: None,
+            witnesses: BTreeMap::new(),
         }
     }
 
@@ -610,6 +749,127 @@ mod tests {
         assert_eq!(next_step(&goal, &adding, &none()), Step::Add(ReplicaSpec::new("eu-west-1")), "replicas first");
         obs.legacy_record = false;
         assert_eq!(next_step(&goal, &obs, &none()), Step::Done);
+    }
+
+    #[test]
+    fn strong_creates_the_whole_set_in_one_step_then_waits_and_is_done() {
+        let goal = Goal::create(&strong_props("T", &["us-east-1", "us-west-2"], Some("us-east-2")), HOME);
+        let set = StrongSet { replicas: vec![ReplicaSpec::new("us-west-2")], witness: Some("us-east-2".into()) };
+        let cases: Vec<(Observed, Step)> = vec![
+            (observed("ACTIVE", &[], &[]), Step::CreateStrong(set)),
+            (
+                strong(observed("UPDATING", &[("us-west-2", "CREATING")], &[]), &[("us-east-2", "CREATING")]),
+                Step::Wait("replicas of T: us-west-2 CREATING, witness us-east-2 CREATING".into()),
+            ),
+            (
+                strong(
+                    observed("ACTIVE", &[("us-west-2", "ACTIVE")], &["us-west-2", "us-east-2"]),
+                    &[("us-east-2", "ACTIVE")],
+                ),
+                Step::Done,
+            ),
+        ];
+        for (obs, want) in cases {
+            assert_eq!(next_step(&goal, &obs, &none()), want, "{obs:?}");
+        }
+        let three = Goal::create(&strong_props("T", &["us-east-1", "us-east-2", "us-west-2"], None), HOME);
+        assert_eq!(
+            next_step(&three, &observed("ACTIVE", &[], &[]), &none()),
+            Step::CreateStrong(StrongSet {
+                replicas: vec![ReplicaSpec::new("us-east-2"), ReplicaSpec::new("us-west-2")],
+                witness: None
+            })
+        );
+    }
+
+    #[test]
+    fn consistency_never_changes_and_an_mrsc_set_never_changes_each_refusal_says_what_to_do() {
+        let strong_goal = Goal::create(&strong_props("T", &["us-east-1", "us-east-2", "us-west-2"], None), HOME);
+        let eventual_goal = Goal::update(
+            &props("T", &["us-east-1", "us-east-2", "us-west-2"]),
+            &lenient("T", &["us-east-1", "us-east-2", "us-west-2"]),
+            HOME,
+        );
+        let witnessed_goal = Goal::create(&strong_props("T", &["us-east-1", "us-west-2"], Some("us-east-2")), HOME);
+        let mrec = observed("ACTIVE", &[("us-east-2", "ACTIVE")], &["us-east-2"]);
+        let mrsc = strong(observed("ACTIVE", &[("us-east-2", "ACTIVE"), ("us-west-2", "ACTIVE")], &[]), &[]);
+        // (goal, observed, what the reason says)
+        let cases: Vec<(&Goal, Observed, &[&str])> = vec![
+            (
+                &strong_goal,
+                mrec,
+                &[
+                    "multi-Region eventual consistency (replicas in us-east-2)",
+                    "Set MultiRegionConsistency back to EVENTUAL",
+                    "new, empty table",
+                ],
+            ),
+            (
+                &eventual_goal,
+                mrsc.clone(),
+                &[
+                    "multi-Region strong consistency (replicas in us-east-2, us-west-2)",
+                    "Set MultiRegionConsistency to STRONG",
+                ],
+            ),
+            (
+                &witnessed_goal,
+                mrsc,
+                &[
+                    "MRSC global table with replicas in us-east-2, us-west-2",
+                    "cannot change after it is created",
+                    "delete this resource",
+                ],
+            ),
+        ];
+        for (goal, obs, needles) in cases {
+            let step = next_step(goal, &obs, &none());
+            let Step::Fail(reason) = &step else { panic!("{obs:?}: wanted a refusal, got {step:?}") };
+            for needle in needles {
+                assert!(reason.contains(needle), "{reason}: wanted …{needle}…");
+            }
+        }
+    }
+
+    #[test]
+    fn a_delete_dissolves_an_mrsc_set_whole_or_leaves_it_whole() {
+        let goal = Goal::delete("T", HOME);
+        let set = |recorded: &[&str]| {
+            strong(observed("ACTIVE", &[("us-west-2", "ACTIVE")], recorded), &[("us-east-2", "ACTIVE")])
+        };
+        let dissolve =
+            Step::DissolveStrong(Dissolve { replicas: vec!["us-west-2".into()], witness: Some("us-east-2".into()) });
+        let cases: Vec<(Observed, Step)> = vec![
+            (set(&["us-east-2", "us-west-2"]), dissolve),
+            // It added only part of the set (or another record claims a member): nothing is removed.
+            (set(&["us-west-2"]), Step::Done),
+            (claimed(set(&["us-east-2", "us-west-2"]), &["us-east-2"]), Step::Done),
+            (set(&[]), Step::Done),
+        ];
+        for (obs, want) in cases {
+            assert_eq!(next_step(&goal, &obs, &none()), want, "{obs:?}");
+        }
+        // Its removals are waited for, then it is done.
+        let mut going = strong(observed("UPDATING", &[("us-west-2", "DELETING")], &[]), &[("us-east-2", "DELETING")]);
+        going.removed_by_request = ["us-west-2".to_owned(), "us-east-2".to_owned()].into();
+        assert!(matches!(next_step(&goal, &going, &none()), Step::Wait(w) if w.contains("witness us-east-2 DELETING")));
+        let mut gone = observed("ACTIVE", &[], &[]);
+        gone.removed_by_request = going.removed_by_request.clone();
+        assert_eq!(next_step(&goal, &gone, &none()), Step::Done);
+    }
+
+    #[test]
+    fn an_update_of_an_mrsc_set_keeps_its_witness() {
+        let goal = Goal::update(
+            &strong_props("T", &["us-east-1", "us-west-2"], Some("us-east-2")),
+            &lenient("T", &["us-east-1", "us-west-2"]),
+            HOME,
+        );
+        let obs = strong(
+            observed("ACTIVE", &[("us-west-2", "ACTIVE")], &["us-east-2", "us-west-2"]),
+            &[("us-east-2", "ACTIVE")],
+        );
+        assert_eq!(next_step(&goal, &obs, &none()), Step::Done, "the recorded witness is not removed");
     }
 
     #[test]

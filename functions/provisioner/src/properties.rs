@@ -10,6 +10,7 @@
 //! succeed even when the properties it carries would not validate today (the Create failed on
 //! them, or a newer provisioner is stricter than the one that created the resource).
 
+use crate::consistency::{Consistency, check_strong};
 use crate::regions::{KnownRegions, partition};
 use serde_json::{Map, Value};
 use shared::topology::is_table_name;
@@ -23,10 +24,20 @@ pub const TABLE_NAME: &str = "TableName";
 pub const REGIONS: &str = "Regions";
 pub const RETAIN_REPLICAS_ON_DELETE: &str = "RetainReplicasOnDelete";
 pub const NO_ECHO: &str = "NoEcho";
+pub const MULTI_REGION_CONSISTENCY: &str = "MultiRegionConsistency";
+pub const WITNESS_REGION: &str = "WitnessRegion";
 
 /// Every property the resource understands.
-pub const KNOWN_PROPERTIES: &[&str] =
-    &[SERVICE_TOKEN, SERVICE_TIMEOUT, TABLE_NAME, REGIONS, RETAIN_REPLICAS_ON_DELETE, NO_ECHO];
+pub const KNOWN_PROPERTIES: &[&str] = &[
+    SERVICE_TOKEN,
+    SERVICE_TIMEOUT,
+    TABLE_NAME,
+    REGIONS,
+    RETAIN_REPLICAS_ON_DELETE,
+    NO_ECHO,
+    MULTI_REGION_CONSISTENCY,
+    WITNESS_REGION,
+];
 
 pub const REGION_NAME: &str = "RegionName";
 pub const KMS_MASTER_KEY_ID: &str = "KMSMasterKeyId";
@@ -73,6 +84,10 @@ pub struct Properties {
     pub retain_replicas_on_delete: bool,
     pub no_echo: bool,
     pub service_timeout: Duration,
+    /// `MultiRegionConsistency`: EVENTUAL (default) or STRONG.
+    pub consistency: Consistency,
+    /// `WitnessRegion` (STRONG only): the third Region of an MRSC set of two replicas.
+    pub witness: Option<String>,
 }
 
 /// What validation needs to know about the deployment.
@@ -175,10 +190,40 @@ impl Properties {
             },
         };
 
-        match (table_name, regions, problems.0.is_empty()) {
-            (Some(table_name), Some(regions), true) => {
-                Ok(Self { table_name, regions, retain_replicas_on_delete, no_echo, service_timeout })
+        let consistency = match object.get(MULTI_REGION_CONSISTENCY) {
+            None | Some(Value::Null) => Some(Consistency::default()),
+            Some(Value::String(s)) if Consistency::parse(s).is_some() => Consistency::parse(s),
+            Some(other) => {
+                problems.add(
+                    MULTI_REGION_CONSISTENCY,
+                    format!(
+                        "must be {} (the default: multi-Region eventual consistency) or {} (multi-Region strong consistency); got {}",
+                        Consistency::EVENTUAL,
+                        Consistency::STRONG,
+                        show(other)
+                    ),
+                );
+                None
             }
+        };
+        let witness = parse_witness(object, rules, consistency, &mut problems);
+        if let (Some(Consistency::Strong), Some(regions), Some(witness)) = (consistency, &regions, &witness) {
+            let names: Vec<&str> = regions.iter().map(|r| r.region.as_str()).collect();
+            for v in check_strong(rules.home_region, &names, witness.as_deref()) {
+                problems.add(v.field, v.message);
+            }
+        }
+
+        match (table_name, regions, consistency, witness, problems.0.is_empty()) {
+            (Some(table_name), Some(regions), Some(consistency), Some(witness), true) => Ok(Self {
+                table_name,
+                regions,
+                retain_replicas_on_delete,
+                no_echo,
+                service_timeout,
+                consistency,
+                witness,
+            }),
             _ => Err(InvalidProperties { problems: problems.0 }),
         }
     }
@@ -283,6 +328,51 @@ fn parse_regions(object: &Map<String, Value>, rules: &Rules<'_>, problems: &mut 
         );
     }
     (problems.0.len() == before).then_some(specs)
+}
+
+/// `WitnessRegion`: `Some(None)` when absent, `Some(Some(region))` when valid, `None` when wrong.
+fn parse_witness(
+    object: &Map<String, Value>,
+    rules: &Rules<'_>,
+    consistency: Option<Consistency>,
+    problems: &mut Problems,
+) -> Option<Option<String>> {
+    let region = match object.get(WITNESS_REGION) {
+        None | Some(Value::Null) => return Some(None),
+        Some(Value::String(r)) if !r.trim().is_empty() => r.trim().to_owned(),
+        Some(other) => {
+            problems.add(WITNESS_REGION, format!("must be a Region name, e.g. us-east-2; got {}", show(other)));
+            return None;
+        }
+    };
+    if consistency == Some(Consistency::Eventual) {
+        problems.add(
+            WITNESS_REGION,
+            format!(
+                "a witness exists only with {MULTI_REGION_CONSISTENCY}: {}: remove {WITNESS_REGION}, or set {MULTI_REGION_CONSISTENCY} to {}",
+                Consistency::STRONG,
+                Consistency::STRONG
+            ),
+        );
+        return None;
+    }
+    if !rules.known_regions.contains(&region) {
+        problems.add(
+            WITNESS_REGION,
+            format!("`{region}` is not an AWS Region with DynamoDB global tables (expected a name like `us-east-2`)"),
+        );
+        return None;
+    }
+    if region == rules.home_region {
+        problems.add(
+            WITNESS_REGION,
+            format!(
+                "`{region}` is the table's own Region: the witness is a third Region without a replica; name another Region"
+            ),
+        );
+        return None;
+    }
+    Some(Some(region))
 }
 
 fn parse_region_entry(entry: &Value, field: &str, problems: &mut Problems) -> Option<ReplicaSpec> {
@@ -625,6 +715,76 @@ mod tests {
                 "did you mean TableName?",
             ),
             (json!(["us-east-1"]), "ResourceProperties", "must be an object"),
+        ];
+        for (input, field, needle) in cases {
+            let found = problems(input.clone());
+            assert!(
+                found.iter().any(|(f, m)| f == field && m.contains(needle)),
+                "{input}: wanted {field}: …{needle}…, got {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_region_consistency_strong_takes_three_regions_or_two_and_a_witness() {
+        let three = parse(json!({
+            "TableName": "T12", "Regions": ["us-east-1", "us-east-2", "us-west-2"], "MultiRegionConsistency": "STRONG"
+        }))
+        .expect("three replicas");
+        assert_eq!((three.consistency, three.witness.as_deref()), (Consistency::Strong, None));
+        let witnessed = parse(json!({
+            "TableName": "T12", "Regions": ["us-east-1", "us-west-2"], "MultiRegionConsistency": "STRONG",
+            "WitnessRegion": "us-east-2"
+        }))
+        .expect("two and a witness");
+        assert_eq!((witnessed.consistency, witnessed.witness.as_deref()), (Consistency::Strong, Some("us-east-2")));
+        let default = parse(json!({"TableName": "T12", "Regions": ["us-east-1", "eu-west-1"]})).expect("eventual");
+        assert_eq!((default.consistency, default.witness), (Consistency::Eventual, None));
+    }
+
+    #[test]
+    fn invalid_consistency_combinations_say_what_to_change() {
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1"], "MultiRegionConsistency": "STRICT"}),
+                "MultiRegionConsistency",
+                "must be EVENTUAL (the default",
+            ),
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1", "us-east-2"], "WitnessRegion": "us-west-2"}),
+                "WitnessRegion",
+                "remove WitnessRegion, or set MultiRegionConsistency to STRONG",
+            ),
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1", "us-east-2"], "MultiRegionConsistency": "STRONG"}),
+                "Regions",
+                "exactly three Regions",
+            ),
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1", "us-east-2", "eu-west-1"], "MultiRegionConsistency": "STRONG"}),
+                "Regions[2]",
+                "not in the Region set of us-east-1, US (us-east-1, us-east-2, us-west-2)",
+            ),
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1", "us-east-2"], "MultiRegionConsistency": "STRONG", "WitnessRegion": "mars-1"}),
+                "WitnessRegion",
+                "not an AWS Region",
+            ),
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1", "us-east-2"], "MultiRegionConsistency": "STRONG", "WitnessRegion": "us-east-1"}),
+                "WitnessRegion",
+                "the table's own Region",
+            ),
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1", "us-east-2"], "MultiRegionConsistency": "STRONG", "WitnessRegion": 3}),
+                "WitnessRegion",
+                "must be a Region name",
+            ),
+            (
+                json!({"TableName": "T12", "Regions": ["us-east-1", "us-east-2"], "MultiRegionConsistency": "STRONG", "Witness": "us-west-2"}),
+                "Witness",
+                "did you mean WitnessRegion?",
+            ),
         ];
         for (input, field, needle) in cases {
             let found = problems(input.clone());

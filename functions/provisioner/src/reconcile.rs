@@ -198,6 +198,75 @@ impl Reconciler<'_> {
                         Err(e) => Err(("TagResource", e)),
                     }
                 }
+                Step::CreateStrong(set) => {
+                    let regions: Vec<String> =
+                        set.replicas.iter().map(|r| r.region.clone()).chain(set.witness.clone()).collect();
+                    self.progress.set(format!(
+                        "creating the MRSC set (replicas in {}{})",
+                        set.replicas.iter().map(|r| r.region.as_str()).collect::<Vec<_>>().join(", "),
+                        set.witness.as_deref().map(|w| format!(", witness in {w}")).unwrap_or_default()
+                    ));
+                    // Recorded before it is requested, as for one replica: a crash leaves at worst a
+                    // record of members that do not exist.
+                    let mut wanted = observed.recorded.clone();
+                    wanted.extend(regions.iter().cloned());
+                    match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
+                        Ok(()) => {
+                            match self.tables.create_strong(home, table, &set.replicas, set.witness.as_deref()).await {
+                                Ok(()) => Ok(()),
+                                Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
+                                Err(e) => {
+                                    if let Err(undo) =
+                                        self.tables.write_record(home, &view.arn, &self.owner, &observed.recorded).await
+                                    {
+                                        let code = undo.aws_code().unwrap_or("error");
+                                        tracing::warn!(code, "could not take back the record of a refused MRSC set");
+                                    }
+                                    return Reconciled::Failed(format!(
+                                        "making {table} a global table with multi-Region strong consistency (replicas in {}) was refused: {e}",
+                                        regions.join(", ")
+                                    ));
+                                }
+                            }
+                        }
+                        Err(e) => Err(("TagResource", e)),
+                    }
+                }
+                Step::DissolveStrong(dissolve) => {
+                    let members: Vec<String> =
+                        dissolve.replicas.iter().cloned().chain(dissolve.witness.clone()).collect();
+                    self.progress.set(format!("removing the MRSC set's other members ({})", members.join(", ")));
+                    let left: BTreeSet<String> =
+                        observed.recorded.iter().filter(|r| members.contains(r)).cloned().collect();
+                    match self
+                        .tables
+                        .dissolve_strong(home, table, &dissolve.replicas, dissolve.witness.as_deref())
+                        .await
+                    {
+                        Ok(()) => {
+                            self.removed.extend(members.iter().cloned());
+                            let mut wanted = observed.recorded.clone();
+                            wanted.retain(|r| !members.contains(r));
+                            match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
+                                Err(e) if goal.deleting && e.is_access_denied() => {
+                                    let region = members.join(", ");
+                                    return self.denied_delete(Refused::Recording(region), &e, Some(BTreeSet::new()));
+                                }
+                                other => other.map_err(|e| ("UntagResource", e)),
+                            }
+                        }
+                        Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
+                        Err(e) if goal.deleting && e.is_access_denied() => {
+                            return self.denied_delete(Refused::Removing(members.join(", ")), &e, Some(left));
+                        }
+                        Err(e) => {
+                            return Reconciled::Failed(format!(
+                                "removing the MRSC set's members of {table} ({}) was refused: {e}",
+                                members.join(", ")
+                            ));
+                        }
+                    }
+                }
                 Step::Record => {
                     self.progress.set("moving the record of added replicas to this PhysicalResourceId's tag");
                     self.tables
@@ -336,6 +405,8 @@ fn step_name(step: &Step) -> &'static str {
         Step::UpdateSettings(_) => "update-settings",
         Step::Remove(_) => "remove",
         Step::Record => "record",
+        Step::CreateStrong(_) => "create-strong",
+        Step::DissolveStrong(_) => "dissolve-strong",
         Step::Fail(_) => "fail",
     }
 }

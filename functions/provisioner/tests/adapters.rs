@@ -323,6 +323,56 @@ async fn replica_changes_are_one_update_table_call_each_with_the_documented_shap
 }
 
 #[tokio::test]
+async fn an_mrsc_set_is_made_and_dissolved_by_one_update_table_each() {
+    let seen: Arc<Mutex<Vec<UpdateTableInput>>> = Arc::default();
+    let update = {
+        let seen = seen.clone();
+        mock!(aws_sdk_dynamodb::Client::update_table).then_compute_output(move |input| {
+            seen.lock().expect("seen").push(input.clone());
+            UpdateTableOutput::builder().build()
+        })
+    };
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update]);
+    let map = BTreeMap::from([(HOME.to_owned(), client)]);
+    let tables = Tables::new(&map);
+
+    // Two replicas and a witness; then three replicas; then the dissolving of each
+    let one = [ReplicaSpec::new("us-west-2")];
+    let two = [ReplicaSpec::new("us-east-2"), ReplicaSpec::new("us-west-2")];
+    tables.create_strong(HOME, "Ledger", &one, Some("us-east-2")).await.expect("with a witness");
+    tables.create_strong(HOME, "Ledger", &two, None).await.expect("three replicas");
+    tables.dissolve_strong(HOME, "Ledger", &["us-west-2".to_owned()], Some("us-east-2")).await.expect("dissolve");
+    tables.dissolve_strong(HOME, "Ledger", &["us-east-2".to_owned(), "us-west-2".to_owned()], None).await.expect("d3");
+
+    let seen = seen.lock().expect("seen");
+    assert_eq!(seen.len(), 4, "one UpdateTable per change of the set");
+    let creates = |i: usize| -> Vec<String> {
+        seen[i].replica_updates().iter().filter_map(|u| u.create()).map(|c| c.region_name().to_owned()).collect()
+    };
+    let deletes = |i: usize| -> Vec<String> {
+        seen[i].replica_updates().iter().filter_map(|u| u.delete()).map(|d| d.region_name().to_owned()).collect()
+    };
+    let witness = |i: usize| -> Vec<(Option<String>, Option<String>)> {
+        seen[i]
+            .global_table_witness_updates()
+            .iter()
+            .map(|w| (w.create().map(|c| c.region_name().to_owned()), w.delete().map(|d| d.region_name().to_owned())))
+            .collect()
+    };
+    assert_eq!(seen[0].multi_region_consistency().map(|c| c.as_str()), Some("STRONG"));
+    assert_eq!(creates(0), ["us-west-2"]);
+    assert_eq!(witness(0), [(Some("us-east-2".to_owned()), None)]);
+    assert_eq!(seen[1].multi_region_consistency().map(|c| c.as_str()), Some("STRONG"));
+    assert_eq!(creates(1), ["us-east-2", "us-west-2"]);
+    assert!(seen[1].global_table_witness_updates.is_none(), "no witness list without a witness");
+    assert!(seen[2].multi_region_consistency().is_none(), "the mode is given only when the set is created");
+    assert_eq!(deletes(2), ["us-west-2"]);
+    assert_eq!(witness(2), [(None, Some("us-east-2".to_owned()))]);
+    assert_eq!(deletes(3), ["us-east-2", "us-west-2"]);
+    assert!(seen[3].global_table_witness_updates.is_none());
+}
+
+#[tokio::test]
 async fn the_record_of_added_replicas_is_written_and_cleared_with_tag_calls() {
     let tags: Arc<Mutex<BTreeMap<String, String>>> =
         Arc::new(Mutex::new(BTreeMap::from([("team".to_owned(), "sessions".to_owned())])));

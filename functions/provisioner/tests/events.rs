@@ -35,6 +35,7 @@ fn there_are_create_update_and_delete_events() {
         provisioner_event_files(),
         [
             "provisioner-create-forged-response-url.json",
+            "provisioner-create-strong.json",
             "provisioner-create.json",
             "provisioner-delete.json",
             "provisioner-update-old-id.json",
@@ -104,4 +105,15 @@ fn the_forged_sample_is_the_create_with_a_look_alike_response_url() {
     }
     assert_eq!(create, forged, "only the ResponseURL (and the RequestId) differ");
     assert!(forged["ResponseURL"].as_str().is_some_and(|u| u.starts_with("https://")), "{}", json!(forged));
+}
+
+#[test]
+fn the_strong_sample_is_an_mrsc_set_of_two_replicas_and_a_witness() {
+    let known = KnownRegions::default();
+    let rules = Rules { home_region: HOME, known_regions: &known };
+    let event = event_file("provisioner-create-strong.json");
+    let props = Properties::parse(&event["ResourceProperties"], &rules).expect("valid");
+    assert_eq!(props.consistency, provisioner::consistency::Consistency::Strong);
+    assert_eq!(props.region_names(), ["us-east-1", "us-west-2"]);
+    assert_eq!(props.witness.as_deref(), Some("us-east-2"));
 }

@@ -206,7 +206,7 @@ class ControlApi:
         return {"ok": True}
 
     def timing(self, body: dict[str, Any]) -> dict[str, Any]:
-        keys = ("replica_creating_ms", "replica_deleting_ms", "failover_ms")
+        keys = ("replica_creating_ms", "replica_deleting_ms", "failover_ms", "mrsc_conflict_window_ms")
         unknown = set(body) - set(keys)
         if unknown:
             raise BadRequest(f"unknown timing keys: {sorted(unknown)}")

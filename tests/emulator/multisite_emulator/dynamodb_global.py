@@ -16,6 +16,16 @@ Replication carries the item image as it was right after the write (or a
 tombstone for a delete) with a write timestamp. A destination applies it
 only if it is newer than what it last stored for that key: the same
 last-writer-wins rule AWS documents for multi-Region eventual consistency.
+
+Multi-Region strong consistency (MRSC, ``MultiRegionConsistency: STRONG``):
+one ``UpdateTable`` turns an empty single-Region table into a set of exactly
+three Regions of one Region set (three replicas, or two plus a witness from
+``GlobalTableWitnessUpdates``), with AWS's validation. In such a set a write
+is applied to every other replica before it is acknowledged, so a strongly
+consistent read in any member sees the latest acknowledged write and a
+conditional write is evaluated against it; a write to an item another
+Region wrote less than ``mrsc_conflict_window_ms`` ago fails with
+``ReplicatedWriteConflictException``. A witness holds no readable table.
 """
 
 from __future__ import annotations
@@ -24,10 +34,12 @@ import copy
 import functools
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    DynamodbException,
     MockValidationException,
     ResourceInUseException,
     ResourceNotFoundException,
@@ -53,9 +65,17 @@ _OTHER_TABLE_UPDATES = (
     "DeletionProtectionEnabled",
     "WarmThroughput",
     "OnDemandThroughput",
-    "MultiRegionConsistency",
-    "GlobalTableWitnessUpdates",
 )
+EVENTUAL, STRONG = "EVENTUAL", "STRONG"
+# The Region sets of multi-Region strong consistency (DynamoDB API reference,
+# CreateGlobalTableWitnessGroupMemberAction; CloudFormation GlobalTableWitness):
+# an MRSC set's three Regions (replicas and witness) are all in one of them.
+MRSC_REGION_SETS = {
+    "US": ("us-east-1", "us-east-2", "us-west-2"),
+    "EU": ("eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"),
+    "AP": ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
+}
+_TRANSACT_OPS = ("transact_get_items", "transact_write_items")
 _READ_OPS = ("get_item", "query", "scan", "batch_get_item", "transact_get_items")
 _WRITE_OPS = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
 
@@ -72,9 +92,33 @@ class ReplicaGroup:
     account: str
     table: str
     members: dict[str, str]  # Region -> replica status
+    consistency: str = EVENTUAL
+    witnesses: dict[str, str] = field(default_factory=dict)  # Region -> witness status (MRSC only)
 
     def busy(self) -> bool:
-        return any(s in (CREATING, DELETING) for s in self.members.values())
+        statuses = list(self.members.values()) + list(self.witnesses.values())
+        return any(s in (CREATING, DELETING) for s in statuses)
+
+
+class ReplicatedWriteConflictException(DynamodbException):
+    """An MRSC write to an item another Region is modifying (retryable, HTTP 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ERROR_TYPE_PREFIX + "ReplicatedWriteConflictException",
+            message="One or more items in this request are being modified by a request in another Region.",
+        )
+
+
+def region_set(region: str) -> str | None:
+    for name, regions in MRSC_REGION_SETS.items():
+        if region in regions:
+            return name
+    return None
+
+
+def _region_sets_text() -> str:
+    return "; ".join(f"{name}: {', '.join(regions)}" for name, regions in MRSC_REGION_SETS.items())
 
 
 @dataclass
@@ -111,6 +155,8 @@ class GlobalTables:
         self.in_flight: dict[int, Replication] = {}
         self.held: dict[int, Replication] = {}
         self._last_ts = 0
+        # MRSC: (account, table, item key) -> (Region of the last write, monotonic end of its conflict window).
+        self.mrsc_writes: dict[tuple[str, str, ItemKey], tuple[str, float]] = {}
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -119,6 +165,8 @@ class GlobalTables:
                     "account": g.account,
                     "table": g.table,
                     "replicas": [{"region": r, "status": s} for r, s in g.members.items()],
+                    "consistency": g.consistency,
+                    "witnesses": [{"region": r, "status": s} for r, s in g.witnesses.items()],
                 }
                 for g in self.groups.values()
             ],
@@ -162,6 +210,12 @@ class GlobalTables:
         description["Replicas"] = [
             {"RegionName": r, "ReplicaStatus": s} for r, s in group.members.items() if r != region
         ]
+        if group.consistency == STRONG:
+            description["MultiRegionConsistency"] = STRONG
+            if group.witnesses:
+                description["GlobalTableWitnesses"] = [
+                    {"RegionName": r, "WitnessStatus": s} for r, s in group.witnesses.items()
+                ]
 
     def _next_stamp(self, region: str) -> Stamp:
         # Wall-clock ns like AWS's write timestamps, forced strictly increasing so
@@ -186,7 +240,31 @@ class GlobalTables:
             raise MockValidationException(
                 "ReplicaUpdates cannot be combined with other table updates in the same UpdateTable request."
             )
+        consistency = body.get("MultiRegionConsistency")
+        if consistency is not None and consistency not in (EVENTUAL, STRONG):
+            raise MockValidationException(
+                f"1 validation error detected: Value '{consistency}' at 'multiRegionConsistency' failed to satisfy "
+                "constraint: Member must satisfy enum value set: [EVENTUAL, STRONG]"
+            )
+        witness_actions = self._witness_actions(body.get("GlobalTableWitnessUpdates"))
         updates = body.get("ReplicaUpdates") or []
+        if consistency is not None and not any(u.get("Create") is not None for u in updates):
+            raise MockValidationException(
+                "MultiRegionConsistency is only valid when creating a global table: specify one or more Create "
+                "actions in ReplicaUpdates."
+            )
+        group = self.groups.get((account, name))
+        if group is not None and region in group.members and group.consistency == STRONG:
+            self._mrsc_change(group, region, updates, witness_actions)
+            return
+        if consistency == STRONG:
+            self._create_mrsc(account, region, name, updates, witness_actions)
+            return
+        if witness_actions:
+            raise MockValidationException(
+                "GlobalTableWitnessUpdates apply only to global tables with multi-Region strong consistency: "
+                "a witness must be added when the MRSC global table is created (MultiRegionConsistency STRONG)."
+            )
         if not updates:
             raise MockValidationException(
                 "1 validation error detected: Value '[]' at 'replicaUpdates' failed to satisfy constraint: "
@@ -250,6 +328,211 @@ class GlobalTables:
         elif kind == "Delete":
             self._delete_replica(group, target)  # type: ignore[arg-type]
         # Update (per-replica overrides) is accepted and has no effect here.
+
+    # -- multi-Region strong consistency -----------------------------------
+    @staticmethod
+    def _witness_actions(updates: Any) -> list[tuple[str, str]]:
+        if updates is None:
+            return []
+        actions: list[tuple[str, str]] = []
+        for update in updates:
+            kinds = [k for k in ("Create", "Delete") if update.get(k) is not None]
+            if len(kinds) != 1:
+                raise MockValidationException(
+                    "Each GlobalTableWitnessUpdates entry must specify exactly one of Create or Delete."
+                )
+            actions.append((kinds[0], (update[kinds[0]] or {}).get("RegionName") or ""))
+        if len(actions) > 1:
+            raise MockValidationException("You can create or delete only one witness per UpdateTable operation.")
+        return actions
+
+    def _create_mrsc(
+        self,
+        account: str,
+        region: str,
+        name: str,
+        updates: list[dict[str, Any]],
+        witness_actions: list[tuple[str, str]],
+    ) -> None:
+        """UpdateTable with MultiRegionConsistency STRONG: a new MRSC set from a single-Region table."""
+        if any(u.get("Create") is None for u in updates):
+            raise MockValidationException(
+                "Creating a global table with multi-Region strong consistency accepts only Create actions in ReplicaUpdates."
+            )
+        targets = [(u["Create"] or {}).get("RegionName") or "" for u in updates]
+        group = self.groups.get((account, name))
+        if group is not None:
+            if region in group.members:
+                raise MockValidationException(
+                    f"Table {name} is already a global table with multi-Region eventual consistency: the consistency "
+                    "mode of a global table cannot be changed after it is created."
+                )
+            raise MockValidationException(
+                f"Failed to create a the new replica of table with name: '{name}' because one or more "
+                "replicas already existed as tables."
+            )
+        if any(kind != "Create" for kind, _ in witness_actions):
+            raise MockValidationException(
+                "A witness can only be created together with the MRSC global table, not deleted on its own."
+            )
+        witnesses = [w for _, w in witness_actions]
+        known = dynamodb_backends[account].regions
+        for target in targets + witnesses:
+            if target not in known:
+                raise MockValidationException(
+                    f"Region {target} is not supported. The latest version of global tables are only supported "
+                    f"in the following regions: [{', '.join(known)}]."
+                )
+        if region in targets or region in witnesses:
+            raise MockValidationException(
+                "Cannot add or delete the local region through ReplicaUpdates. "
+                "Use CreateTable, DeleteTable, or UpdateTable as required."
+            )
+        if len(set(targets)) != len(targets):
+            raise MockValidationException("Duplicate replica Regions in ReplicaUpdates.")
+        if set(witnesses) & set(targets):
+            raise MockValidationException(
+                f"The witness Region {witnesses[0]} must be different from the replica Regions."
+            )
+        replicas = [region, *targets]
+        if not ((len(replicas) == 3 and not witnesses) or (len(replicas) == 2 and len(witnesses) == 1)):
+            raise MockValidationException(
+                "A global table with multi-Region strong consistency must have exactly three Regions: three replicas, "
+                f"or two replicas and one witness; this request has {len(replicas)} replica(s) "
+                f"({', '.join(replicas)}) and {len(witnesses)} witness(es)."
+            )
+        sets = {r: region_set(r) for r in replicas + witnesses}
+        if None in sets.values() or len(set(sets.values())) != 1:
+            got = ", ".join(f"{r} ({s or 'no set'})" for r, s in sets.items())
+            raise MockValidationException(
+                "The Regions of a global table with multi-Region strong consistency must all be in one Region set "
+                f"({_region_sets_text()}); got {got}."
+            )
+        source = self.backend(account, region).get_table(name)  # ResourceNotFound if absent
+        for target in targets:
+            if name in self.backend(account, target).tables:
+                raise MockValidationException(
+                    f"Failed to create a the new replica of table with name: '{name}' because one or more "
+                    "replicas already existed as tables."
+                )
+        if any(True for _ in source.all_items()):
+            raise MockValidationException(
+                f"Table {name} is not empty: a global table with multi-Region strong consistency can only be "
+                "created from an empty table."
+            )
+        if (source.ttl or {}).get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            raise MockValidationException(
+                f"Table {name} has Time to Live enabled: global tables with multi-Region strong consistency do not "
+                "support Time to Live."
+            )
+        if source.indexes:
+            raise MockValidationException(
+                f"Table {name} has local secondary indexes: global tables with multi-Region strong consistency do "
+                "not support local secondary indexes."
+            )
+        group = ReplicaGroup(account, name, {region: ACTIVE}, consistency=STRONG)
+        self.groups[(account, name)] = group
+        for target in targets:
+            self._create_replica(account, region, source, target)
+        for witness in witnesses:
+            group.witnesses[witness] = CREATING
+
+            def activate(witness: str = witness) -> None:
+                if group.witnesses.get(witness) == CREATING and self.groups.get((account, name)) is group:
+                    group.witnesses[witness] = ACTIVE
+
+            self.state.scheduler.call_later(self.state.timings["replica_creating_ms"], activate)
+
+    def _mrsc_change(
+        self,
+        group: ReplicaGroup,
+        region: str,
+        updates: list[dict[str, Any]],
+        witness_actions: list[tuple[str, str]],
+    ) -> None:
+        """ReplicaUpdates/GlobalTableWitnessUpdates on an MRSC set: only dissolving it to one replica."""
+        name = group.table
+        creates = [u for u in updates if u.get("Create") is not None]
+        if creates or any(kind == "Create" for kind, _ in witness_actions):
+            raise MockValidationException(
+                f"Table {name} is a global table with multi-Region strong consistency: replicas and witnesses "
+                "cannot be added to it after it is created."
+            )
+        deletes = [(u["Delete"] or {}).get("RegionName") or "" for u in updates if u.get("Delete") is not None]
+        witness_deletes = [w for _, w in witness_actions]
+        if not deletes and not witness_deletes:
+            return  # Update actions: accepted, no effect (overrides are not modelled)
+        if region in deletes:
+            raise MockValidationException(
+                "Cannot add or delete the local region through ReplicaUpdates. "
+                "Use CreateTable, DeleteTable, or UpdateTable as required."
+            )
+        missing = [r for r in deletes if r not in group.members] + [w for w in witness_deletes if w not in group.witnesses]
+        if missing:
+            raise MockValidationException(
+                "Update global table operation failed because one or more replicas were not part of the "
+                f"global table. Please retry the request without these replicas: [{', '.join(missing)}]."
+            )
+        if group.busy():
+            raise ResourceInUseException(
+                f"Attempt to change a resource which is still in use: Table is being updated: {name}"
+            )
+        others = [r for r in group.members if r != region]
+        if sorted(set(deletes)) != sorted(others) or sorted(witness_deletes) != sorted(group.witnesses):
+            if group.witnesses:
+                need = f"the replica in {others[0] if others else '?'} and the witness in {next(iter(group.witnesses))}"
+            else:
+                need = f"the replicas in {' and '.join(others)}"
+            raise MockValidationException(
+                f"A global table with multi-Region strong consistency keeps its three Regions: delete {need} "
+                "together in one UpdateTable, which converts the remaining replica to a single-Region table."
+            )
+        for target in deletes:
+            self._delete_replica(group, target)
+        for witness in witness_deletes:
+            group.witnesses[witness] = DELETING
+
+            def finish(witness: str = witness) -> None:
+                if group.witnesses.get(witness) == DELETING:
+                    group.witnesses.pop(witness, None)
+
+            self.state.scheduler.call_later(self.state.timings["replica_deleting_ms"], finish)
+
+    def check_mrsc_operation(self, account: str, region: str, op: str, names: list[str]) -> None:
+        """Operations MRSC replicas refuse: transactions (AWS: not supported with MRSC)."""
+        if op not in _TRANSACT_OPS:
+            return
+        for name in names:
+            group = self.member_group(account, name, region)
+            if group is not None and group.consistency == STRONG:
+                raise MockValidationException(
+                    f"Table {name} is a global table with multi-Region strong consistency, which does not support "
+                    "transactions (TransactWriteItems, TransactGetItems)."
+                )
+
+    def check_ttl_change(self, account: str, region: str, name: str, spec: dict[str, Any]) -> None:
+        group = self.member_group(account, name, region)
+        if group is not None and group.consistency == STRONG and (spec or {}).get("Enabled"):
+            raise MockValidationException(
+                f"Table {name} is a global table with multi-Region strong consistency, which does not support "
+                "Time to Live."
+            )
+
+    def check_write_conflicts(self, account: str, region: str, keys: list[tuple[str, dict[str, Any]]]) -> None:
+        """MRSC: a write to an item another Region is still modifying fails (ReplicatedWriteConflictException)."""
+        now = time.monotonic()
+        backend = self.backend(account, region)
+        for name, key in keys:
+            group = self.member_group(account, name, region)
+            if group is None or group.consistency != STRONG:
+                continue
+            table = backend.tables.get(name)
+            item_key = self._item_key(table, key) if table is not None else None
+            if item_key is None:
+                continue
+            last = self.mrsc_writes.get((account, name, item_key))
+            if last is not None and last[0] != region and now < last[1]:
+                raise ReplicatedWriteConflictException()
 
     def _create_replica(self, account: str, region: str, source: Any, target: str) -> None:
         name = source.name
@@ -352,14 +635,23 @@ class GlobalTables:
             image = copy.deepcopy(current) if current is not None else None
             stamp = self._next_stamp(region)
             self.stamps.setdefault((account, region, name), {})[item_key] = stamp
+            strong = group.consistency == STRONG
+            if strong:
+                window = self.state.timings.get("mrsc_conflict_window_ms", 0) / 1000
+                self.mrsc_writes[(account, name, item_key)] = (region, time.monotonic() + window)
             for destination, status in group.members.items():
                 if destination == region or status not in (ACTIVE, CREATING):
                     continue
                 rep = Replication(next(self._ids), account, name, region, destination, item_key, image, stamp)
                 self.in_flight[rep.id] = rep
-                self.state.scheduler.call_later(
-                    self.state.replication_delay(region, destination), functools.partial(self._deliver, rep.id)
-                )
+                if strong:
+                    # MRSC: the write is in every reachable replica before it is acknowledged (a
+                    # replica in an outage catches up when it is back).
+                    self._deliver(rep.id)
+                else:
+                    self.state.scheduler.call_later(
+                        self.state.replication_delay(region, destination), functools.partial(self._deliver, rep.id)
+                    )
 
     @staticmethod
     def _item_key(table: Any, key: dict[str, Any]) -> ItemKey | None:
@@ -487,7 +779,7 @@ def install(state: EmulatorState) -> GlobalTables:
     def update_table(original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(self: DynamoHandler) -> Any:
             account, region = self.current_account, self.region
-            if self.body.get("ReplicaUpdates") is not None:
+            if any(self.body.get(k) is not None for k in ("ReplicaUpdates", "GlobalTableWitnessUpdates", "MultiRegionConsistency")):
                 gt.replica_updates(account, region, self.body)
             else:
                 gt.check_table_change(account, region, _table_name(self.body["TableName"]))
@@ -514,17 +806,35 @@ def install(state: EmulatorState) -> GlobalTables:
 
     patch("delete_table", delete_table)
 
-    def reader(original: Callable[..., Any]) -> Callable[..., Any]:
+    def update_time_to_live(original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(self: DynamoHandler) -> Any:
-            gt.check_data_access(self.current_account, self.region, _touched_tables(self))
+            name = _table_name(self.body.get("TableName") or "")
+            gt.check_ttl_change(self.current_account, self.region, name, self.body.get("TimeToLiveSpecification") or {})
             return original(self)
 
         return wrapper
 
+    patch("update_time_to_live", update_time_to_live)
+
+    def reader_for(op: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def make(original: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapper(self: DynamoHandler) -> Any:
+                tables = _touched_tables(self)
+                gt.check_data_access(self.current_account, self.region, tables)
+                gt.check_mrsc_operation(self.current_account, self.region, op, tables)
+                return original(self)
+
+            return wrapper
+
+        return make
+
     def writer(op: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def make(original: Callable[..., Any]) -> Callable[..., Any]:
             def wrapper(self: DynamoHandler) -> Any:
-                gt.check_data_access(self.current_account, self.region, _touched_tables(self))
+                tables = _touched_tables(self)
+                gt.check_data_access(self.current_account, self.region, tables)
+                gt.check_mrsc_operation(self.current_account, self.region, op, tables)
+                gt.check_write_conflicts(self.current_account, self.region, _written_keys(self, op))
                 result = original(self)  # raises on failure: nothing to replicate
                 gt.record_writes(self.current_account, self.region, _written_keys(self, op))
                 return result
@@ -534,7 +844,7 @@ def install(state: EmulatorState) -> GlobalTables:
         return make
 
     for op in _READ_OPS:
-        patch(op, reader)
+        patch(op, reader_for(op))
     for op in _WRITE_OPS:
         patch(op, writer(op))
     return gt

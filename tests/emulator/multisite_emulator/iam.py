@@ -497,6 +497,13 @@ REPLICA_CREATE_ACTIONS = (
     "dynamodb:BatchWriteItem",
 )
 REPLICA_DELETE_ACTIONS = ("dynamodb:DeleteTable", "dynamodb:DeleteTableReplica")
+# docs: DynamoDB developer guide, "Tutorials: Creating global tables" (MRSC): the sample policy
+# for an MRSC table with a witness grants dynamodb:CreateGlobalTableWitness and
+# dynamodb:DeleteGlobalTableWitness on the table; the Service Authorization Reference lists
+# CreateGlobalTableWitness among UpdateTable's dependent actions. Which Region's table ARN DynamoDB
+# checks is not stated (the sample grants all three): checked here, as for a replica, on the
+# table ARN in the witness's Region.
+WITNESS_ACTIONS = {"Create": "dynamodb:CreateGlobalTableWitness", "Delete": "dynamodb:DeleteGlobalTableWitness"}
 TRANSACT_ACTIONS = {
     "ConditionCheck": "dynamodb:ConditionCheckItem",
     "Put": "dynamodb:PutItem",
@@ -563,6 +570,13 @@ def _ddb_update_table(req: _Request, action: str) -> list[Check]:
             if isinstance(region, str) and region:
                 replica = _table_arn(req, name, region)
                 checks += [Check(a, replica) for a in actions]
+    witnesses = req.json.get("GlobalTableWitnessUpdates")
+    for update in witnesses if isinstance(witnesses, list) else []:
+        for kind, witness_action in WITNESS_ACTIONS.items():
+            spec = update.get(kind) if isinstance(update, dict) else None
+            region = spec.get("RegionName") if isinstance(spec, dict) else None
+            if isinstance(region, str) and region:
+                checks.append(Check(witness_action, _table_arn(req, name, region)))
     return checks
 
 

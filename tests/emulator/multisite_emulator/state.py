@@ -146,6 +146,8 @@ class EmulatorState:
             "replica_creating_ms": self.defaults.replica_creating_ms,
             "replica_deleting_ms": self.defaults.replica_deleting_ms,
             "failover_ms": self.defaults.failover_ms,
+            # MRSC: how long after a write another Region's write to the same item conflicts.
+            "mrsc_conflict_window_ms": 0.0,
         }
         self.failing_health_checks: set[str] = set()
         self.requests: list[dict[str, Any]] = []
