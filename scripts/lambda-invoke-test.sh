@@ -195,12 +195,14 @@ if command == "credentials":
     function, region = args
     c = roles["functions"][function][region]
     print(c["access_key_id"], c["secret_access_key"], c["session_token"])
-elif command == "topology-parameter":
-    # The stack's TopologyParameter, as CloudFormation writes it: /multisite/<stack>/topology.
-    region, topology_file = args
-    name = f"/multisite/{roles['functions']['failover'][region]['stack_name']}/topology"
-    admin("ssm", region).put_parameter(Name=name, Value=open(topology_file).read(), Type="String", Overwrite=True)
-    print(name)
+elif command == "topology-parameters":
+    # Each stack's TopologyParameter, as CloudFormation writes it: /multisite/<stack>/topology in
+    # the stack's Region. Prints "<Region> <name>" lines.
+    topology_file, = args
+    for region, session in roles["functions"]["failover"].items():
+        name = f"/multisite/{session['stack_name']}/topology"
+        admin("ssm", region).put_parameter(Name=name, Value=open(topology_file).read(), Type="String", Overwrite=True)
+        print(region, name)
 elif command == "function-arn":
     function, region = args
     c = roles["functions"][function][region]
@@ -340,7 +342,7 @@ run_function() {
   local arn port_file=target/lambda-local/runtime-proxy.port proxy proxy_port="" parameter=""
   arn=$(helper function-arn "$fn" "$region")
   # The provisioner reads its own settings, not the topology (template.yaml).
-  [ "$fn" = provisioner ] || parameter=$(helper topology-parameter "$region" "$topology")
+  [ "$fn" = provisioner ] || parameter=${topology_parameter[$region]}
   echo "== $fn as deployed in $region: $arn" >&2
   rm -f "$port_file"
   runtime_proxy "$arn" "$port_file" >>target/lambda-local/runtime-proxy.log 2>&1 &
@@ -374,6 +376,14 @@ run_function() {
   kill "$proxy" 2>/dev/null || true
   wait "$proxy" 2>/dev/null || true
 }
+
+# Every stack's topology parameter, written once (a helper call costs a Python start, and the
+# scenario below runs against the drill's 5 s cool-down).
+declare -A topology_parameter
+while read -r region name; do
+  topology_parameter[$region]=$name
+done < <(helper topology-parameters "$topology")
+[ "${#topology_parameter[@]}" -gt 0 ] || { echo "no topology parameter written" >&2; exit 1; }
 
 outcomes() { echo "[r['outcome'] for r in a['reports']]"; }
 reconciled_to() { # <status of us-east-1>: failover converged on it

@@ -58,8 +58,9 @@ ARC_TYPES = {
 }
 
 
-# What an operator sees: the alarms, the dashboard and the operator topic (rendered as they are).
-MONITORING_TYPES = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard", "AWS::SNS::Topic")
+# What an operator sees: the alarms, the dashboard, the operator topic and the watcher canaries
+# (rendered as they are).
+MONITORING_TYPES = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard", "AWS::SNS::Topic", "AWS::Synthetics::Canary")
 
 
 def _digest(*parts):

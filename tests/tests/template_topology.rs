@@ -957,6 +957,10 @@ fn topology_size_fits_its_limits() {
         }
     }
     assert_eq!(report["shapes"].as_object().expect("shapes").len(), 3, "every shape rendered: {report:#}");
+    // The largest is a deployment the functions accept, not just a long string.
+    let largest = params("largest-arc.json");
+    let topology = accepted(&render_all(&[Case::new(&largest)])[0]);
+    assert_eq!(topology.cells.len(), 4);
 
     let template = std::fs::read_to_string(root().join("template.yaml")).expect("template");
     let dir = std::env::temp_dir().join(format!("multisite-topology-size-{}", std::process::id()));
@@ -995,4 +999,82 @@ fn topology_size_fits_its_limits() {
         let problems = report["problems"].to_string();
         assert!(problems.contains(problem), "{name}: {problems}");
     }
+}
+
+/// RegionNEndpointUrl: the canary probing a cell and the cell's health alarm on it are created in
+/// the stack of the Region the alarm lives in (its watcher) and nowhere else; the alarm has the
+/// name the topology gives it, so failover and scaler act on it; a cell whose alarm would live in
+/// the cell's own Region (or nowhere given) is refused.
+#[test]
+fn watcher_canaries_probe_each_cell_from_outside_it() {
+    let mut watched = alarms_elsewhere("us-east-1");
+    watched["Region3AlarmRegion"] = "us-east-1".into();
+    watched["Region1EndpointUrl"] = "https://us-east-1.origin.example.com/health".into();
+    watched["Region2EndpointUrl"] = "https://eu-west-1.origin.example.com/health".into();
+    watched["Region3EndpointUrl"] = "https://ap-southeast-1.origin.example.com/health".into();
+    let mut own_region = watched.clone();
+    own_region["Region2AlarmRegion"] = "eu-west-1".into();
+    let mut no_watcher = watched.clone();
+    no_watcher["Region3AlarmRegion"] = "".into();
+    let rendered = render_all(&[
+        Case { region: Some("us-east-1"), ..Case::new(&watched) },
+        Case { region: Some("eu-west-1"), ..Case::new(&watched) },
+        Case { region: Some("ap-southeast-1"), ..Case::new(&watched) },
+        Case::new(&own_region),
+        Case::new(&no_watcher),
+    ]);
+    // (stack Region, cell slot watched there, the cell's Region, its alarm name)
+    let expected = [
+        ("us-east-1", 3, "ap-southeast-1", "web-ap-southeast-1-unhealthy"),
+        ("eu-west-1", 1, "us-east-1", "web-us-east-1-unhealthy"),
+        ("ap-southeast-1", 2, "eu-west-1", "web-eu-west-1-unhealthy"),
+    ];
+    for (r, (stack, slot, cell, alarm)) in rendered.iter().zip(expected) {
+        assert_eq!(r.status, 0, "{stack}: {:?}", r.problems);
+        let monitoring = r.output["monitoring"].as_object().expect("monitoring");
+        let canaries: Vec<&String> =
+            monitoring.iter().filter(|(_, m)| m["type"] == "AWS::Synthetics::Canary").map(|(id, _)| id).collect();
+        assert_eq!(canaries, [&format!("Region{slot}Canary")], "{stack}: one canary, for the cell it watches");
+        let canary = &monitoring[&format!("Region{slot}Canary")]["properties"];
+        assert_eq!(
+            canary["RunConfig"]["EnvironmentVariables"]["ENDPOINT_URL"],
+            format!("https://{cell}.origin.example.com/health")
+        );
+        assert_eq!(canary["Schedule"]["Expression"], "rate(1 minute)");
+        assert_eq!(canary["RuntimeVersion"], "syn-nodejs-3.1");
+        assert!(
+            canary["Code"]["Script"].as_str().expect("script").contains("throw new Error"),
+            "a failed probe fails the run"
+        );
+        let health = &monitoring[&format!("Region{slot}HealthAlarm")]["properties"];
+        assert_eq!(health["AlarmName"], alarm, "{stack}: the alarm the topology names for {cell}");
+        assert_eq!(
+            (&health["Namespace"], &health["MetricName"]),
+            (&json!("CloudWatchSynthetics"), &json!("SuccessPercent"))
+        );
+        assert_eq!(health["Dimensions"][0]["Value"], format!("<Ref:Region{slot}Canary>"));
+        assert_eq!(health["TreatMissingData"], "missing", "a silent canary never evacuates a Region");
+        let silent = &monitoring[&format!("Region{slot}CanarySilentAlarm")]["properties"];
+        assert_eq!((&silent["TreatMissingData"], &silent["Statistic"]), (&json!("breaching"), &json!("SampleCount")));
+        assert!(silent["AlarmActions"][0].as_str().is_some_and(|a| a.contains("OperatorTopic")), "{silent}");
+        // The stack's EventBridge rule catches the alarm it created (the watcher's rule, by name).
+        let names = r.output["alarm_rule_names"].as_array().expect("names");
+        assert!(names.contains(&json!(alarm)), "{stack}: {names:?}");
+    }
+    for (r, slot) in [(&rendered[3], 2), (&rendered[4], 3)] {
+        assert_eq!(r.status, 2, "refused");
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains(&format!("Region{slot}EndpointUrl needs Region{slot}AlarmRegion, another Region"))),
+            "{:?}",
+            r.problems
+        );
+    }
+    // Without RegionNEndpointUrl no stack creates a canary.
+    let plain = params("three-regions-aurora.json");
+    let out = &render_all(&[Case::new(&plain)])[0].output;
+    assert!(
+        !out["monitoring"].as_object().expect("monitoring").values().any(|m| m["type"] == "AWS::Synthetics::Canary")
+    );
 }
