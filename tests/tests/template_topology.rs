@@ -146,6 +146,7 @@ fn example_parameters_reproduce_the_example_topology() {
         out["topology_parameter"],
         json!({"name": "/multisite/multisite/topology", "tier": "Intelligent-Tiering"})
     );
+    assert_eq!(out["outputs"]["TopologyParameterName"], "/multisite/multisite/topology");
     for name in ["FailoverFunction", "ScalerFunction", "LagProbeFunction", "ProvisionerFunction"] {
         assert!(functions.contains_key(name), "{name} missing");
         let env = &functions[name]["env"];
