@@ -465,7 +465,7 @@ impl Reconcile<'_, '_> {
                 None => confirm_state(change, self.cell.alarm_region(self.alarm), deps, calls).await.map(Some),
             }
         };
-        let claim = decide(change, region, self.overrides, &self.ledger, deps, calls);
+        let claim = decide(change, region, self.overrides, self.dry_run, &self.ledger, deps, calls);
         // A speculative evacuation claim is conservative (it can only make other claims refuse)
         // and is withdrawn if the alarm does not confirm it; a speculative failback is not (for a
         // moment another evacuation could pass min_healthy_regions), so a failback is confirmed
@@ -780,11 +780,11 @@ async fn decide(
     change: &AlarmChange,
     region: &str,
     overrides: &Overrides,
+    dry_run: bool,
     ledger: &Ledger,
     deps: &Deps<'_>,
     calls: &Calls,
 ) -> Result<Decision, Error> {
-    let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
     // An operator's request is no alarm change: it has no ordering mark to check or leave.
     let by_operator = change.delivery == Delivery::Operator;
     let mark = (!by_operator).then_some((change.alarm_name.as_str(), change.changed_at_ms));
@@ -835,8 +835,11 @@ async fn decide(
             if cause == change.change_id() {
                 return Ok(decided(fleet, Verdict::Proceed));
             }
-            let reason =
-                format!("{region} is {target:?} already (by {cause}); the scheduled reconcile finishes its steps");
+            let reason = if cause.is_empty() {
+                format!("{region} is {target:?} already: nothing to do")
+            } else {
+                format!("{region} is {target:?} already (by {cause}); the scheduled reconcile finishes its steps")
+            };
             return Ok(decided(fleet, Verdict::AlreadyDone(reason)));
         }
         let statuses = fleet.statuses();

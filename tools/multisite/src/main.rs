@@ -28,6 +28,8 @@ async fn run() -> Result<(), CliError> {
         }
         None => shared::Topology::from_env().map_err(|e| CliError::Topology(e.to_string()))?,
     };
+    // failover's metrics (EMF lines for CloudWatch Logs) mean nothing here: the report is the output.
+    shared::metrics::redirect_emit(Box::new(std::io::sink()));
     let fleet = Fleet::connect(topology).await;
     let now_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
