@@ -615,13 +615,11 @@ impl Topology {
             ),
             _ => {}
         }
-        if let Some(arn) = &policy.approval_topic_arn {
-            if SnsTopicArn::parse(arn).is_none() {
-                bad(
-                    "failover_policy.approval_topic_arn".into(),
-                    format!("{arn:?} is not an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)"),
-                );
-            }
+        if let Some(arn) = policy.approval_topic_arn.as_ref().filter(|arn| SnsTopicArn::parse(arn).is_none()) {
+            bad(
+                "failover_policy.approval_topic_arn".into(),
+                format!("{arn:?} is not an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)"),
+            );
         }
 
         if let Some(arbiter) = &self.arbiter {

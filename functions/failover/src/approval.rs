@@ -151,10 +151,7 @@ pub(crate) async fn hold(
         (Gate::Wait { reason, notify }, Some(record)) => {
             if notify {
                 // The first recording could not tell the topic: try again, once per delivery.
-                let notified = notify_and_mark(&record.body, record.version, ledger, deps, calls).await;
-                if let Err(err) = notified {
-                    return Err(err);
-                }
+                notify_and_mark(&record.body, record.version, ledger, deps, calls).await?;
             }
             report(Outcome::ApprovalPending, reason)
         }

@@ -236,7 +236,7 @@ fn render_status(fleet: &Fleet, observed: Observed, now_ms: u64) -> Status {
             notified: a.notified,
         })
         .collect();
-    pending_approvals.sort_by(|a, b| b.waiting_seconds.cmp(&a.waiting_seconds));
+    pending_approvals.sort_by_key(|a| std::cmp::Reverse(a.waiting_seconds));
     let mut regions = Vec::new();
     for cell in &topology.cells {
         let region = &cell.region;

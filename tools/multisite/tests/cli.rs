@@ -588,7 +588,7 @@ async fn in_approval_mode_an_alarm_waits_as_a_pending_plan_until_an_operator_app
     let change_id = pending[0]["change"].as_str().expect("change id").to_owned();
     let (_, screen, _) = world.multisite(&["status"]);
     assert!(
-        screen.contains(&format!("PENDING APPROVAL: evacuate us-east-1"))
+        screen.contains("PENDING APPROVAL: evacuate us-east-1")
             && screen.contains(&format!("multisite approve {change_id}")),
         "{screen}"
     );
