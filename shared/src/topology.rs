@@ -237,7 +237,8 @@ pub struct FailoverPolicy {
     /// when nobody approved it (the scheduled reconcile acts). Absent: wait for an operator.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_timeout_seconds: Option<u64>,
-    /// The SNS topic told of each pending approval (required with `approval: required`).
+    /// The SNS topic told of each pending approval (required with `approval: required`, unused
+    /// without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_topic_arn: Option<String>,
 }
@@ -597,10 +598,6 @@ impl Topology {
             (ApprovalMode::None, Some(_), _) => bad(
                 "failover_policy.approval_timeout_seconds".into(),
                 "is set but approval is not \"required\": set approval to \"required\" or remove the timeout".into(),
-            ),
-            (ApprovalMode::None, _, Some(_)) => bad(
-                "failover_policy.approval_topic_arn".into(),
-                "is set but approval is not \"required\": set approval to \"required\" or remove the topic".into(),
             ),
             (ApprovalMode::Required, _, None) => bad(
                 "failover_policy.approval_topic_arn".into(),
@@ -968,6 +965,10 @@ mod tests {
             assert_eq!(t.failover_policy.approval, ApprovalMode::Required);
             assert_eq!(t.failover_policy.approval_timeout_seconds, timeout);
         }
+        // A topic without approval is allowed (a deployment names its operator topic either way).
+        let mut j = valid_json();
+        j["failover_policy"] = serde_json::json!({"approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:ops"});
+        assert_eq!(load(&j).map(|t| t.failover_policy.approval).ok(), Some(ApprovalMode::None));
         let mut j = valid_json();
         j["failover_policy"] = serde_json::json!({"approval": "sometimes"});
         assert!(matches!(load(&j), Err(TopologyError::Malformed { field, .. }) if field == "failover_policy.approval"));
@@ -1086,14 +1087,6 @@ mod tests {
                 "approval timeout without approval",
                 |j| j["failover_policy"] = serde_json::json!({"approval_timeout_seconds": 60}),
                 "failover_policy.approval_timeout_seconds",
-            ),
-            (
-                "approval topic without approval",
-                |j| {
-                    j["failover_policy"] =
-                        serde_json::json!({"approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:ops"})
-                },
-                "failover_policy.approval_topic_arn",
             ),
             (
                 "min healthy = cells",
