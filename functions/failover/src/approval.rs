@@ -87,7 +87,7 @@ pub fn gate(recorded: Option<&ApprovalRequest>, change: &AlarmChange, now_ms: u6
         ApprovalState::Approved => Gate::Proceed { reason: format!("approved by {by}") },
         ApprovalState::TimedOut => Gate::Proceed { reason: "its approval timed out".into() },
         ApprovalState::Withdrawn => {
-            Gate::Stale { reason: format!("its approval was withdrawn by {by}: the alarm had left ALARM") }
+            Gate::Stale { reason: format!("its approval was withdrawn ({by}): the alarm had left ALARM") }
         }
         ApprovalState::Pending => match recorded.timeout_at_ms {
             Some(at) if now_ms >= at => Gate::TimedOut,
@@ -159,6 +159,36 @@ pub(crate) async fn hold(
         (Gate::Stale { reason }, _) => report(Outcome::Stale, reason),
         (Gate::Ask, recorded) => Held::Ask { version: recorded.map_or(0, |r| r.version) },
     })
+}
+
+/// The alarms of `region` are OK again (an OK change, or the scheduled reconcile read them): a
+/// pending approval of an older ALARM is moot, so it is withdrawn (`status` stops listing it).
+/// Best effort: a failure is logged, and `approve` would find the alarm OK and withdraw it then.
+pub(crate) async fn withdraw_on_ok(region: &str, ok_at_ms: u64, ledger: &Ledger, deps: &Deps<'_>, calls: &Calls) {
+    calls.add("GetItem", 1);
+    let recorded = match ledger.get::<ApprovalRequest>(APPROVAL_PK, region).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(region, error = %err, "pending approval not read");
+            return;
+        }
+    };
+    if recorded.body.state != ApprovalState::Pending || recorded.body.change.changed_at_ms > ok_at_ms {
+        return;
+    }
+    let now = deps.clock.now_ms();
+    let withdrawn = ApprovalRequest {
+        state: ApprovalState::Withdrawn,
+        decided_by: Some("its alarm returned to OK".into()),
+        decided_at_ms: Some(now),
+        ..recorded.body
+    };
+    calls.add("PutItem", 1);
+    match ledger.put_if_version(APPROVAL_PK, region, &withdrawn, recorded.version, now).await {
+        Ok(_) => tracing::info!(region, change = %withdrawn.change_id, "pending approval withdrawn: the alarm is OK"),
+        Err(err) => tracing::warn!(region, error = %err, "pending approval not withdrawn"),
+    }
 }
 
 /// Records the dry run's report as the Region's pending approval and tells the operator topic.

@@ -341,7 +341,11 @@ async fn reconcile_change_inner<'t>(
     // Approval mode: an alarm's evacuation that no operator approved (and that did not time
     // out) is computed as a dry run and recorded as pending instead (see `approval`).
     let mut asking = None;
-    if policy.approval == shared::topology::ApprovalMode::Required
+    let approval_mode = policy.approval == shared::topology::ApprovalMode::Required;
+    if approval_mode && change.state == AlarmState::Ok && change.delivery != Delivery::Operator && !dry_run {
+        approval::withdraw_on_ok(region, change.changed_at_ms, &ledger, deps, calls).await;
+    }
+    if approval_mode
         && change.state == AlarmState::Alarm
         && change.delivery != Delivery::Operator
         && overrides.approved_by.is_none()
@@ -1259,6 +1263,11 @@ async fn reconcile_cell(
         (None, false) => return (None, None),
     };
     let wanted = desired_status(fleet.regions.get(region), from_alarms);
+    if all_ok && deps.topology.failover_policy.approval == shared::topology::ApprovalMode::Required {
+        // A pending evacuation of a Region whose alarms are all OK again is moot.
+        let ok_at = states.iter().filter_map(|(_, c)| c.changed_at_ms).max().unwrap_or(0);
+        approval::withdraw_on_ok(region, ok_at, ledger, deps, calls).await;
+    }
     let source = alarming.copied().or_else(|| states.iter().max_by_key(|(_, c)| c.changed_at_ms).copied());
     let Some((alarm, now_state)) = source else { return (None, None) };
     if fleet.status_of(region) != wanted {

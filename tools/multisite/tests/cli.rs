@@ -638,3 +638,22 @@ async fn in_approval_mode_with_a_timeout_the_scheduled_reconcile_acts_on_an_expi
         world.deployment.ledger().get(shared::ledger::APPROVAL_PK, "us-east-1").await.expect("approval");
     assert_eq!(record.map(|r| r.body.state), Some(failover::approval::ApprovalState::TimedOut));
 }
+
+#[tokio::test]
+async fn a_pending_approval_whose_alarm_returns_to_ok_is_withdrawn_and_cannot_be_approved() {
+    let world = approval_world(None).await;
+    let alarm = world.deployment.alarm_change(&world.emulator, "us-east-1", "ALARM").await;
+    assert_eq!(world.failover(alarm).await.expect("ALARM").reports[0].outcome, failover::Outcome::ApprovalPending);
+    let change_id =
+        world.json(&["status", "--json"])["pending_approvals"][0]["change"].as_str().expect("pending").to_owned();
+    // The alarm is OK again before anyone approved: the OK withdraws the pending evacuation.
+    let ok = world.deployment.alarm_change(&world.emulator, "us-east-1", "OK").await;
+    world.failover(ok).await.expect("OK");
+    let status = world.json(&["status", "--json"]);
+    assert_eq!(status["pending_approvals"], json!([]), "{status:#}");
+    let (code, _, stderr) = world.multisite(&["--local", "approve", &change_id, "--yes"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("was withdrawn"), "{stderr}");
+    assert_eq!(world.fleet().await.status_of("us-east-1"), shared::ledger::RegionStatus::Active);
+    assert_eq!(world.transitions("us-east-1").await, 0);
+}
