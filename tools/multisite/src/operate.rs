@@ -155,19 +155,19 @@ pub async fn send(fleet: &Fleet, target: &Target, via: &str, request: &OperatorR
                     found.function_arn
                 }
             };
-            let lambda = aws_sdk_lambda::Client::new(&config);
+            let lambda = aws_sdk_lambda::Client::from_conf(remote::invoke_config(&config));
             let response = remote::invoke(&lambda, &function_arn, via, &payload).await?;
-            check_same_topology(fleet, &response, &function_arn)?;
+            check_same_topology(&fleet.topology, &response, &function_arn)?;
             Ok(Sent { via: via.to_owned(), runner: function_arn, response, error: None })
         }
     }
 }
 
 /// failover's answer names the Regions of its own topology (`desired`): they must be ours.
-fn check_same_topology(fleet: &Fleet, response: &Value, function: &str) -> Result<(), CliError> {
+fn check_same_topology(topology: &shared::Topology, response: &Value, function: &str) -> Result<(), CliError> {
     let Some(desired) = response["reports"][0]["desired"].as_object().filter(|d| !d.is_empty()) else { return Ok(()) };
     let mut theirs: Vec<&str> = desired.keys().map(String::as_str).collect();
-    let mut ours: Vec<&str> = fleet.topology.regions().collect();
+    let mut ours: Vec<&str> = topology.regions().collect();
     theirs.sort_unstable();
     ours.sort_unstable();
     if theirs != ours {
@@ -319,6 +319,34 @@ mod tests {
         }
         let err = verdict(&sent("Refused", None), false).expect_err("refused");
         assert_eq!(err.to_string(), "failover refused (Refused): because");
+    }
+
+    #[test]
+    fn a_function_whose_topology_has_other_regions_is_not_this_deployments() {
+        let cells: Vec<Value> = ["us-east-1", "eu-west-1"]
+            .iter()
+            .map(|r| json!({"region": r, "health_check_id": format!("hc-{r}"), "auto_scaling_group": "g", "alarms": [format!("a-{r}")]}))
+            .collect();
+        let topology = shared::Topology::from_json(
+            &json!({"name": "t", "cells": cells, "routing": {"hosted_zone_id": "Z", "record_name": "a.example.com"},
+                "global_table": "Data", "ledger_table": "Ledger", "rpo_budget_ms": 1000})
+            .to_string(),
+        )
+        .expect("valid");
+        let answer = |regions: &[&str]| {
+            let desired: serde_json::Map<String, Value> =
+                regions.iter().map(|r| ((*r).to_owned(), json!("Active"))).collect();
+            json!({"reports": [{"desired": desired}]})
+        };
+        assert!(check_same_topology(&topology, &answer(&["eu-west-1", "us-east-1"]), "f").is_ok());
+        assert!(
+            check_same_topology(&topology, &json!({"reports": [{"desired": {}}]}), "f").is_ok(),
+            "nothing to compare"
+        );
+        let err = check_same_topology(&topology, &answer(&["us-east-1", "eu-west-1", "ap-southeast-1"]), "f")
+            .expect_err("other");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("f runs with the Regions ap-southeast-1, eu-west-1, us-east-1 but this topology has eu-west-1, us-east-1"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,26 @@ pub async fn find_function(
     Ok(StackFunction { function_arn, ledger_table: output(LEDGER_OUTPUT) })
 }
 
+/// failover's timeout in template.yaml (`FailoverFunction.Timeout`): a synchronous Invoke waits
+/// for the function at most this long.
+pub const FUNCTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The Lambda client's configuration for `Invoke`: one attempt that may last the function's
+/// timeout (the shared 5 s attempt timeout would cut a slow reconcile short, and the retry would
+/// invoke it again), no retries (a retried operator request is the same change, but the
+/// operator sees the first answer and decides).
+pub fn invoke_config(base: &aws_config::SdkConfig) -> aws_sdk_lambda::Config {
+    let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+        .connect_timeout(shared::clients::CONNECT_TIMEOUT)
+        .operation_attempt_timeout(FUNCTION_TIMEOUT + std::time::Duration::from_secs(10))
+        .operation_timeout(FUNCTION_TIMEOUT + std::time::Duration::from_secs(15))
+        .build();
+    aws_sdk_lambda::config::Builder::from(base)
+        .timeout_config(timeouts)
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+        .build()
+}
+
 /// Invokes failover with `payload` and returns its response (failover's `Response` as JSON). A
 /// function error (failover refused the request, or a step failed) is [`CliError::Remote`] with
 /// its `errorType` and message.
@@ -149,6 +169,15 @@ mod tests {
         );
         let err = find_function(&cloudformation, "other", "eu-west-1").await.expect_err("no output");
         assert!(err.to_string().contains("has no output FailoverFunctionArn"), "{err}");
+    }
+
+    #[test]
+    fn the_invoke_client_waits_for_the_function_once() {
+        let base = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let config = invoke_config(&base);
+        let timeouts = config.timeout_config().expect("timeouts");
+        assert!(timeouts.operation_attempt_timeout() > Some(FUNCTION_TIMEOUT), "{timeouts:?}");
+        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1));
     }
 
     #[tokio::test]
