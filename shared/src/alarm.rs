@@ -44,6 +44,10 @@ pub enum Delivery {
     Sns,
     /// Not delivered: read from the alarm's current state by a scheduled reconcile.
     Schedule,
+    /// Not an alarm: an operator's request (`multisite evacuate` / `failback`), typed as such
+    /// (failover's `multisite_operator_request` event). `alarm_name` holds the operator's ARN
+    /// (from STS `GetCallerIdentity`) and `changed_at` the time of the request.
+    Operator,
 }
 
 /// One alarm state change, whatever its delivery.
@@ -193,6 +197,9 @@ pub fn screen<'t>(
 /// EventBridge Scheduler (`source: aws.scheduler`, whose `detail` is the string `"{}"`).
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 
+/// How the cause of a Region status set by an operator starts: `operator#<ARN>#<time>#<what>`.
+pub const OPERATOR_CAUSE_PREFIX: &str = "operator#";
+
 /// Whether `payload` is a scheduled event of either kind.
 pub fn is_scheduled_event(payload: &Value) -> bool {
     matches!(payload.get("source").and_then(Value::as_str), Some("aws.events" | "aws.scheduler"))
@@ -202,6 +209,10 @@ pub fn is_scheduled_event(payload: &Value) -> bool {
 impl AlarmChange {
     /// A stable identity of this state change, for de-duplication.
     pub fn change_id(&self) -> String {
+        if self.delivery == Delivery::Operator {
+            let what = if self.state == AlarmState::Alarm { "evacuate" } else { "failback" };
+            return format!("{OPERATOR_CAUSE_PREFIX}{}#{}#{what}", self.alarm_name, self.changed_at);
+        }
         format!("{}#{}#{:?}", self.alarm_name, self.changed_at, self.state)
     }
 }
@@ -217,6 +228,10 @@ pub struct Overrides {
     pub planned: bool,
     /// On failback, also move the Aurora writer back to the recovered Region.
     pub restore_writer: bool,
+    /// Never from a payload: set by failover when an operator approved this change
+    /// (`multisite approve`), with the operator's ARN; the approval gate lets it pass.
+    #[serde(skip)]
+    pub approved_by: Option<String>,
 }
 
 impl Overrides {

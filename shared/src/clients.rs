@@ -95,6 +95,12 @@ impl RegionalClients {
         Ok(slot.get_or_init(|| RegionClients::build(&self.base, region)))
     }
 
+    /// The configuration of `region` (the base with that Region), for a client of a service
+    /// only one function calls (failover's SNS notification): built when used, not per Region.
+    pub fn sdk_config(&self, region: &str) -> SdkConfig {
+        self.base.to_builder().region(Region::new(region.to_owned())).build()
+    }
+
     /// How many Regions have had their clients built so far.
     pub fn built_regions(&self) -> usize {
         self.regions.values().filter(|slot| slot.get().is_some()).count()

@@ -13,6 +13,7 @@
 //! | `scaling`              | `<the group's Region>`      | one group's pre-evacuation baseline     |
 //! | `probe`                | `latest`                    | the latest lag-probe summary (gates)    |
 //! | `probe`                | `report`                    | the latest full lag-probe report        |
+//! | `approval`             | `<region>`                  | the Region's latest approval request    |
 //!
 //! The fleet record is the exception to `doc`: each Region's status is its own map attribute
 //! `region#<name>` = `{status, changed_at_ms, cause}`, beside `alarm#<name>` (the newest alarm
@@ -51,6 +52,10 @@ pub const PROBE_LATEST_SK: &str = "latest";
 /// Sort key of the latest full lag-probe report.
 pub const PROBE_REPORT_SK: &str = "report";
 
+/// Partition of the approval requests (`failover_policy.approval: required`): one item per
+/// Region, its sort key the Region, holding the latest alarm evacuation that waited for an operator.
+pub const APPROVAL_PK: &str = "approval";
+
 /// Partition of one Region's transitions.
 pub fn transition_pk(region: &str) -> String {
     format!("transition#{region}")
@@ -75,6 +80,14 @@ pub struct RegionStatusEntry {
     pub changed_at_ms: u64,
     /// What caused it: the alarm change id, or `manual`.
     pub cause: String,
+}
+
+impl RegionStatusEntry {
+    /// Whether an operator's request (not an alarm) set this status: `multisite evacuate` holds
+    /// until `multisite failback`, whatever the alarms say (docs/operators.md).
+    pub fn by_operator(&self) -> bool {
+        self.cause.starts_with(crate::alarm::OPERATOR_CAUSE_PREFIX)
+    }
 }
 
 /// The body of `status/fleet`: every Region's recorded status, written by failover.

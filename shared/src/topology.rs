@@ -233,11 +233,67 @@ pub struct FailoverPolicy {
     pub auto_failback: bool,
     /// Compute and report plans without changing anything.
     pub dry_run: bool,
+    /// `required`: an alarm's evacuation waits for an operator (`multisite approve CHANGE`), or
+    /// for `approval_timeout_seconds`; the pending plan is recorded in the ledger and published to
+    /// `approval_topic_arn`. `none` (the default): alarms act at once.
+    pub approval: ApprovalMode,
+    /// With `approval: required`: act on a pending evacuation this long after it was recorded
+    /// when nobody approved it (the scheduled reconcile acts). Absent: wait for an operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_seconds: Option<u64>,
+    /// The SNS topic told of each pending approval (required with `approval: required`, unused
+    /// without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_topic_arn: Option<String>,
+}
+
+/// Whether an alarm's evacuation waits for an operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    #[default]
+    None,
+    Required,
 }
 
 impl Default for FailoverPolicy {
     fn default() -> Self {
-        Self { min_healthy_regions: 1, cooldown_seconds: 300, auto_failback: false, dry_run: false }
+        Self {
+            min_healthy_regions: 1,
+            cooldown_seconds: 300,
+            auto_failback: false,
+            dry_run: false,
+            approval: ApprovalMode::None,
+            approval_timeout_seconds: None,
+            approval_topic_arn: None,
+        }
+    }
+}
+
+/// The parts of an SNS topic ARN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnsTopicArn<'a> {
+    pub partition: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> SnsTopicArn<'a> {
+    pub fn parse(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        let (prefix, partition, service, region, account, name) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let valid = prefix == "arn"
+            && !partition.is_empty()
+            && service == "sns"
+            && is_region_name(region)
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !name.is_empty()
+            && name.len() <= 256
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        valid.then_some(Self { partition, region, account, name })
     }
 }
 
@@ -553,6 +609,31 @@ impl Topology {
                     self.cells.len(),
                     self.cells.len() - 1
                 ),
+            );
+        }
+
+        match (policy.approval, policy.approval_timeout_seconds, &policy.approval_topic_arn) {
+            (ApprovalMode::None, Some(_), _) => bad(
+                "failover_policy.approval_timeout_seconds".into(),
+                "is set but approval is not \"required\": set approval to \"required\" or remove the timeout".into(),
+            ),
+            (ApprovalMode::Required, _, None) => bad(
+                "failover_policy.approval_topic_arn".into(),
+                "is required with approval \"required\": the SNS topic (arn:<partition>:sns:<region>:<account>:<name>) \
+                 told of each pending evacuation"
+                    .into(),
+            ),
+            (ApprovalMode::Required, Some(0), _) => bad(
+                "failover_policy.approval_timeout_seconds".into(),
+                "must be positive (seconds before a pending evacuation acts unapproved), or absent to wait for an operator"
+                    .into(),
+            ),
+            _ => {}
+        }
+        if let Some(arn) = policy.approval_topic_arn.as_ref().filter(|arn| SnsTopicArn::parse(arn).is_none()) {
+            bad(
+                "failover_policy.approval_topic_arn".into(),
+                format!("{arn:?} is not an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)"),
             );
         }
 
@@ -888,10 +969,47 @@ mod tests {
     }
 
     #[test]
+    fn approval_mode_needs_an_sns_topic_and_takes_an_optional_timeout() {
+        for (timeout, topic) in [
+            (None, "arn:aws:sns:eu-west-1:123456789012:ops"),
+            (Some(900), "arn:aws-cn:sns:cn-north-1:123456789012:o.p_s-1"),
+        ] {
+            let mut j = valid_json();
+            j["failover_policy"] = serde_json::json!({"approval": "required", "approval_topic_arn": topic});
+            if let Some(t) = timeout {
+                j["failover_policy"]["approval_timeout_seconds"] = t.into();
+            }
+            let t = load(&j).expect("valid");
+            assert_eq!(t.failover_policy.approval, ApprovalMode::Required);
+            assert_eq!(t.failover_policy.approval_timeout_seconds, timeout);
+        }
+        // A topic without approval is allowed (a deployment names its operator topic either way).
+        let mut j = valid_json();
+        j["failover_policy"] = serde_json::json!({"approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:ops"});
+        assert_eq!(load(&j).map(|t| t.failover_policy.approval).ok(), Some(ApprovalMode::None));
+        let mut j = valid_json();
+        j["failover_policy"] = serde_json::json!({"approval": "sometimes"});
+        assert!(matches!(load(&j), Err(TopologyError::Malformed { field, .. }) if field == "failover_policy.approval"));
+        assert_eq!(
+            SnsTopicArn::parse("arn:aws:sns:us-east-1:123456789012:ops").map(|t| (t.region, t.name)),
+            Some(("us-east-1", "ops"))
+        );
+        for bad in [
+            "arn:aws:sns:us-east-1:123:ops",
+            "arn:aws:sns::123456789012:ops",
+            "arn:aws:sns:us-east-1:123456789012:",
+            "ops",
+        ] {
+            assert_eq!(SnsTopicArn::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn accepts_a_valid_two_region_topology_with_default_policy() {
         let t = load(&valid_json()).expect("valid");
         assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "eu-west-1"]);
         assert_eq!(t.failover_policy, FailoverPolicy::default());
+        assert_eq!(t.failover_policy.approval, ApprovalMode::None, "alarms act at once unless approval is required");
         assert_eq!(t.rto_objective_seconds, 300, "five minutes when the topology names no objective");
         assert_eq!(t.cell_for_alarm("shop-euw1-5xx").map(|c| c.region.as_str()), Some("eu-west-1"));
         assert!(t.cell_for_alarm("unknown").is_none());
@@ -961,6 +1079,32 @@ mod tests {
                 "zero min healthy",
                 |j| j["failover_policy"] = serde_json::json!({"min_healthy_regions": 0}),
                 "failover_policy.min_healthy_regions",
+            ),
+            (
+                "approval without a topic",
+                |j| j["failover_policy"] = serde_json::json!({"approval": "required"}),
+                "failover_policy.approval_topic_arn",
+            ),
+            (
+                "approval topic not an SNS ARN",
+                |j| {
+                    j["failover_policy"] = serde_json::json!({"approval": "required",
+                        "approval_topic_arn": "arn:aws:sqs:us-east-1:123456789012:q"})
+                },
+                "failover_policy.approval_topic_arn",
+            ),
+            (
+                "approval timeout zero",
+                |j| {
+                    j["failover_policy"] = serde_json::json!({"approval": "required", "approval_timeout_seconds": 0,
+                        "approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:ops"})
+                },
+                "failover_policy.approval_timeout_seconds",
+            ),
+            (
+                "approval timeout without approval",
+                |j| j["failover_policy"] = serde_json::json!({"approval_timeout_seconds": 60}),
+                "failover_policy.approval_timeout_seconds",
             ),
             (
                 "min healthy = cells",

@@ -327,6 +327,19 @@ def test_cloudwatch_alarm_operations_scoped_by_alarm_name(emu):
     assert error_code(cw.describe_alarms) == "AccessDenied"  # no names: "*", not granted
 
 
+def test_sns_publish_scoped_by_topic_arn(emu):
+    admin = boto3.client("sns", region_name=EU, endpoint_url=emu.url, aws_access_key_id="admin",
+                         aws_secret_access_key="admin")
+    ops = admin.create_topic(Name="ops")["TopicArn"]
+    other = admin.create_topic(Name="other")["TopicArn"]
+    creds = role_session(emu, "publisher", allow("sns:Publish", ops))
+    sns = client(emu, creds, "sns")
+    assert sns.publish(TopicArn=ops, Message="pending approval")["MessageId"]
+    status, code, message = denied(sns.publish, TopicArn=other, Message="x")
+    assert (status, code) == (403, "AuthorizationError") or (status, code) == (403, "AccessDenied"), (status, code)
+    assert other in message
+
+
 def raw_monitoring_call(emu: Emulator, creds: dict[str, str], body: bytes, headers: dict[str, str],
                         path: str = "/") -> tuple[int, dict[str, str], bytes]:
     """A CloudWatch call in a protocol boto3 does not speak here (signatures are not checked)."""

@@ -254,6 +254,10 @@ pub fn template_parameters(topology: &Topology) -> Result<Map<String, Value>, St
     if let Some(aurora) = &topology.aurora {
         put("AuroraGlobalClusterId".into(), aurora.global_cluster_id.clone());
     }
+    // Approval mode publishes to the operator topic: the topology's is the stack's.
+    if let Some(topic) = &topology.failover_policy.approval_topic_arn {
+        put("OperatorTopicArn".into(), topic.clone());
+    }
     for (i, cell) in topology.cells.iter().enumerate() {
         let n = i + 1;
         put(format!("Region{n}"), cell.region.clone());

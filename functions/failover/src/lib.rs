@@ -17,8 +17,10 @@
 //! 5. record each step's outcome; any failed step makes the invocation fail so Lambda retries,
 //!    and the scheduled reconcile ([`reconcile_scheduled`]) finishes whatever retries did not.
 
+pub mod approval;
 pub mod aws;
 pub mod break_glass;
+pub mod operator;
 pub mod plan;
 
 use crate::plan::{Action, Observed, ObservedHealthCheck, Plan, PlanOptions};
@@ -75,6 +77,9 @@ pub enum Outcome {
     FailbackPending,
     /// Some steps failed; the invocation fails so Lambda retries.
     PartiallyFailed,
+    /// Approval mode: the evacuation waits for `multisite approve` (or its timeout); the plan is
+    /// recorded in the ledger and the operator topic told.
+    ApprovalPending,
 }
 
 /// What started a report.
@@ -84,6 +89,8 @@ pub enum Trigger {
     AlarmChange,
     /// The scheduled reconcile, from the alarm's current state.
     Schedule,
+    /// An operator's request (`multisite evacuate` / `failback` / `approve`).
+    Operator,
 }
 
 /// The result of one step.
@@ -127,6 +134,9 @@ pub struct Report {
     pub alarm_state: AlarmState,
     pub change_id: String,
     pub region: Option<String>,
+    /// The operator's ARN, for an operator's request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
     /// The Region whose APIs the actions were called from.
     pub acting_region: Option<String>,
     pub outcome: Outcome,
@@ -143,11 +153,16 @@ pub struct Report {
 impl Report {
     fn new(change: &AlarmChange, region: Option<&str>, outcome: Outcome) -> Self {
         Self {
-            trigger: if change.delivery == Delivery::Schedule { Trigger::Schedule } else { Trigger::AlarmChange },
+            trigger: match change.delivery {
+                Delivery::Schedule => Trigger::Schedule,
+                Delivery::Operator => Trigger::Operator,
+                _ => Trigger::AlarmChange,
+            },
             alarm: change.alarm_name.clone(),
             alarm_state: change.state,
             change_id: change.change_id(),
             region: region.map(str::to_owned),
+            operator: operator_of(change),
             acting_region: None,
             outcome,
             reason: None,
@@ -199,13 +214,33 @@ pub struct TransitionRecord {
     pub change_id: String,
     pub recorded_at_ms: u64,
     pub steps: Vec<Value>,
+    /// The operator's ARN (STS `GetCallerIdentity`) when an operator's request made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
-/// Handles one invocation: every alarm change in the payload, or the scheduled reconcile.
+/// The operator's ARN of an operator's change (`None` for an alarm's).
+fn operator_of(change: &AlarmChange) -> Option<String> {
+    (change.delivery == Delivery::Operator).then(|| change.alarm_name.clone())
+}
+
+/// Handles one invocation: every alarm change in the payload, an operator's request, or the
+/// scheduled reconcile.
 pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Response, Error> {
+    match handle_with_report(payload, deps).await? {
+        (_, Some(err)) => Err(err),
+        (response, None) => Ok(response),
+    }
+}
+
+/// [`handle`] that keeps the reports of an invocation that fails (the operator's command shows
+/// them): `Err` only for a payload refused before anything was done.
+pub async fn handle_with_report(payload: Value, deps: &Deps<'_>) -> Result<(Response, Option<Error>), Error> {
     let started = Instant::now();
     let calls = Calls::default();
-    let (reports, first_error) = if is_scheduled_event(&payload) {
+    let (reports, first_error) = if let Some(request) = operator::OperatorRequest::from_payload(&payload)? {
+        operator::handle_request(&request, deps, &calls).await?
+    } else if is_scheduled_event(&payload) {
         reconcile_scheduled(deps, &calls).await
     } else {
         let overrides = Overrides::from_payload(&payload)?;
@@ -228,10 +263,7 @@ pub async fn handle(payload: Value, deps: &Deps<'_>) -> Result<Response, Error> 
         .metric("HandlerDuration", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds)
         .metric("AwsCalls", f64::from(response.calls.values().sum::<u32>()), Unit::Count)
         .emit();
-    match first_error {
-        Some(err) => Err(err),
-        None => Ok(response),
-    }
+    Ok((response, first_error))
 }
 
 /// The alarm's state already confirmed by the caller (the scheduled reconcile read it).
@@ -246,7 +278,8 @@ async fn reconcile_change(
     calls: &Calls,
 ) -> (Report, Option<Error>) {
     let started = Instant::now();
-    let (mut report, error) = reconcile_change_inner(change, overrides, confirmed, deps, calls).await;
+    let (mut report, error) =
+        reconcile_change_inner(change, screen(change, deps), overrides, confirmed, deps, calls).await;
     report.duration_ms = started.elapsed().as_millis() as u64;
     tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "failover report");
     if let Some(err) = &error {
@@ -286,14 +319,15 @@ type Ended = (Report, Option<Error>);
 /// alarm's confirmation and the safety rules, in one round trip with the early observation),
 /// **observe** and plan from the Region that acts, **act** while the transition is recorded, then
 /// **record** each step's outcome.
-async fn reconcile_change_inner(
+async fn reconcile_change_inner<'t>(
     change: &AlarmChange,
+    screened: Result<(&'t Cell, &'t AlarmRef), Box<Report>>,
     overrides: &Overrides,
     confirmed: Option<Confirmed>,
-    deps: &Deps<'_>,
+    deps: &Deps<'t>,
     calls: &Calls,
 ) -> Ended {
-    let (cell, alarm) = match screen(change, deps) {
+    let (cell, alarm) = match screened {
         Ok(found) => found,
         Err(report) => return (*report, None),
     };
@@ -302,15 +336,50 @@ async fn reconcile_change_inner(
         Ok(ledger) => ledger,
         Err(err) => return (Report::new(change, Some(region), Outcome::Reconciled), Some(err)),
     };
+    let policy = &deps.topology.failover_policy;
+    let dry_run = overrides.dry_run || policy.dry_run;
+    // Approval mode: an alarm's evacuation that no operator approved (and that did not time
+    // out) is computed as a dry run and recorded as pending instead (see `approval`).
+    let mut asking = None;
+    let approval_mode = policy.approval == shared::topology::ApprovalMode::Required;
+    if approval_mode && change.state == AlarmState::Ok && change.delivery != Delivery::Operator && !dry_run {
+        approval::withdraw_on_ok(region, change.changed_at_ms, &ledger, deps, calls).await;
+    }
+    if approval_mode
+        && change.state == AlarmState::Alarm
+        && change.delivery != Delivery::Operator
+        && overrides.approved_by.is_none()
+        && !dry_run
+    {
+        match approval::hold(change, region, &ledger, deps, calls).await {
+            Ok(approval::Held::Proceed) => {}
+            Ok(approval::Held::Ended(report)) => return (*report, None),
+            Ok(approval::Held::Ask { version }) => {
+                if confirmed.is_none() {
+                    // Asked only about an alarm that is in ALARM now.
+                    match confirm_state(change, cell.alarm_region(alarm), deps, calls).await {
+                        Ok(None) => {}
+                        Ok(Some(reason)) => {
+                            return (stale(Report::new(change, Some(region), Outcome::Stale), change, reason), None);
+                        }
+                        Err(err) => return (Report::new(change, Some(region), Outcome::Reconciled), Some(err)),
+                    }
+                }
+                asking = Some(version);
+            }
+            Err(err) => return (Report::new(change, Some(region), Outcome::Reconciled), Some(err)),
+        }
+    }
     let reconcile = Reconcile {
         change,
         cell,
         alarm,
         region,
         overrides,
-        // The plan is computed, and nothing written, when the event or the policy says so.
-        dry_run: overrides.dry_run || deps.topology.failover_policy.dry_run,
-        ledger,
+        // The plan is computed, and nothing written, when the event or the policy says so (or
+        // when it is to be recorded for approval).
+        dry_run: dry_run || asking.is_some(),
+        ledger: ledger.clone(),
         deps,
         calls,
     };
@@ -320,8 +389,14 @@ async fn reconcile_change_inner(
         let acted = reconcile.act(planned).await?;
         Ok::<Ended, Ended>(reconcile.record(acted).await)
     };
-    match result.await {
+    let (report, error) = match result.await {
         Ok(ended) | Err(ended) => ended,
+    };
+    match asking {
+        Some(version) if report.outcome == Outcome::DryRun && error.is_none() => {
+            approval::record_pending(report, change, region, version, &ledger, deps, calls).await
+        }
+        _ => (report, error),
     }
 }
 
@@ -368,7 +443,9 @@ struct Acted {
 
 impl Reconcile<'_, '_> {
     fn report(&self) -> Report {
-        Report::new(self.change, Some(self.region), Outcome::Reconciled)
+        let mut report = Report::new(self.change, Some(self.region), Outcome::Reconciled);
+        report.operator = report.operator.or_else(|| self.overrides.approved_by.clone());
+        report
     }
 
     /// Round trip 1: the claim on the arbiter (the safety rules are its condition), the alarm's
@@ -392,7 +469,7 @@ impl Reconcile<'_, '_> {
                 None => confirm_state(change, self.cell.alarm_region(self.alarm), deps, calls).await.map(Some),
             }
         };
-        let claim = decide(change, region, self.overrides, &self.ledger, deps, calls);
+        let claim = decide(change, region, self.overrides, self.dry_run, &self.ledger, deps, calls);
         // A speculative evacuation claim is conservative (it can only make other claims refuse)
         // and is withdrawn if the alarm does not confirm it; a speculative failback is not (for a
         // moment another evacuation could pass min_healthy_regions), so a failback is confirmed
@@ -470,7 +547,8 @@ impl Reconcile<'_, '_> {
         let options = PlanOptions {
             planned: self.overrides.planned,
             // Restoring a check is failback: only with auto-failback on (the gates passed above).
-            failback_region: (change.state == AlarmState::Ok && deps.topology.failover_policy.auto_failback)
+            failback_region: (change.state == AlarmState::Ok
+                && (deps.topology.failover_policy.auto_failback || change.delivery == Delivery::Operator))
                 .then(|| region.to_owned()),
             restore_writer: self.overrides.restore_writer,
             writer_region_answers: observation.writer_region_answers,
@@ -620,6 +698,7 @@ async fn record_outcome(
             change_id: change.change_id(),
             recorded_at_ms: now,
             steps: report.steps.iter().filter_map(|s| serde_json::to_value(s).ok()).collect(),
+            operator: report.operator.clone(),
         };
         calls.add("PutItem", 1);
         if let Err(err) =
@@ -705,12 +784,14 @@ async fn decide(
     change: &AlarmChange,
     region: &str,
     overrides: &Overrides,
+    dry_run: bool,
     ledger: &Ledger,
     deps: &Deps<'_>,
     calls: &Calls,
 ) -> Result<Decision, Error> {
-    let dry_run = overrides.dry_run || deps.topology.failover_policy.dry_run;
-    let mark = Some((change.alarm_name.as_str(), change.changed_at_ms));
+    // An operator's request is no alarm change: it has no ordering mark to check or leave.
+    let by_operator = change.delivery == Delivery::Operator;
+    let mark = (!by_operator).then_some((change.alarm_name.as_str(), change.changed_at_ms));
     if change.state == AlarmState::Alarm && !dry_run {
         // The critical path: claim the evacuation with one conditional write that carries the
         // safety rules and the ordering mark, no read first. It shares its round trip with the
@@ -723,7 +804,7 @@ async fn decide(
             match ledger.claim_region_status(region, &entry, mark, &condition, now).await? {
                 (WriteOutcome::Written, Some(claim)) => {
                     let mut decision =
-                        transition_made(change, region, RegionStatus::Evacuated, claim.fleet.clone(), now);
+                        transition_made(change, overrides, region, RegionStatus::Evacuated, claim.fleet.clone(), now);
                     decision.claim = Some(claim);
                     return Ok(decision);
                 }
@@ -739,7 +820,8 @@ async fn decide(
         calls.add("GetItem", 1);
         let (fleet, version) = ledger.fleet_status().await?;
         let now = deps.clock.now_ms();
-        if let Some(newest) = fleet.alarm_mark(&change.alarm_name).filter(|m| *m > change.changed_at_ms) {
+        if let Some(newest) = fleet.alarm_mark(&change.alarm_name).filter(|m| !by_operator && *m > change.changed_at_ms)
+        {
             let reason = format!(
                 "a newer change of {} (at {newest} ms) was handled already; this one is of {} ms",
                 change.alarm_name, change.changed_at_ms
@@ -757,8 +839,11 @@ async fn decide(
             if cause == change.change_id() {
                 return Ok(decided(fleet, Verdict::Proceed));
             }
-            let reason =
-                format!("{region} is {target:?} already (by {cause}); the scheduled reconcile finishes its steps");
+            let reason = if cause.is_empty() {
+                format!("{region} is {target:?} already: nothing to do")
+            } else {
+                format!("{region} is {target:?} already (by {cause}); the scheduled reconcile finishes its steps")
+            };
             return Ok(decided(fleet, Verdict::AlreadyDone(reason)));
         }
         let statuses = fleet.statuses();
@@ -768,7 +853,7 @@ async fn decide(
                 .err()
                 .map(Verdict::Refused),
             RegionStatus::Active => {
-                failback_gate(region, &fleet, deps, now, calls).await?.map(Verdict::FailbackPending)
+                failback_gate(change, region, &fleet, deps, now, calls).await?.map(Verdict::FailbackPending)
             }
         };
         if let Some(verdict) = verdict {
@@ -779,7 +864,9 @@ async fn decide(
             region.to_owned(),
             RegionStatusEntry { status: target, changed_at_ms: now, cause: change.change_id() },
         );
-        next.alarms.insert(change.alarm_name.clone(), change.changed_at_ms);
+        if !by_operator {
+            next.alarms.insert(change.alarm_name.clone(), change.changed_at_ms);
+        }
         if dry_run {
             return Ok(decided(next, Verdict::Proceed));
         }
@@ -788,7 +875,7 @@ async fn decide(
             WriteOutcome::Written => {
                 // Withdrawable like the one-shot claim: the confirmation runs concurrently.
                 let previous = fleet.regions.get(region).cloned();
-                let mut decision = transition_made(change, region, target, next.clone(), now);
+                let mut decision = transition_made(change, overrides, region, target, next.clone(), now);
                 decision.claim = Some(ledger::Claimed { fleet: next, version: version + 1, previous });
                 return Ok(decision);
             }
@@ -801,7 +888,14 @@ async fn decide(
 
 /// The decision of the delivery that changed `region` to `to`; its transition record is written
 /// by the caller while it acts (see `reconcile_change_inner`).
-fn transition_made(change: &AlarmChange, region: &str, to: RegionStatus, fleet: FleetStatus, now: u64) -> Decision {
+fn transition_made(
+    change: &AlarmChange,
+    overrides: &Overrides,
+    region: &str,
+    to: RegionStatus,
+    fleet: FleetStatus,
+    now: u64,
+) -> Decision {
     let record = TransitionRecord {
         region: region.to_owned(),
         to,
@@ -809,6 +903,7 @@ fn transition_made(change: &AlarmChange, region: &str, to: RegionStatus, fleet: 
         change_id: change.change_id(),
         recorded_at_ms: now,
         steps: Vec::new(),
+        operator: operator_of(change).or_else(|| overrides.approved_by.clone()),
     };
     let transition = Some((transition_sk(change, to), record));
     Decision { fleet, verdict: Verdict::Proceed, transition_recorded: true, transition, claim: None }
@@ -817,6 +912,7 @@ fn transition_made(change: &AlarmChange, region: &str, to: RegionStatus, fleet: 
 /// Why failback must wait, if it must: auto-failback off, the cool-down, or no fresh lag-probe
 /// verdict that measured the returning Region's pairs with readiness OK.
 async fn failback_gate(
+    change: &AlarmChange,
     region: &str,
     fleet: &FleetStatus,
     deps: &Deps<'_>,
@@ -824,8 +920,22 @@ async fn failback_gate(
     calls: &Calls,
 ) -> Result<Option<String>, Error> {
     let policy = &deps.topology.failover_policy;
-    if !policy.auto_failback {
-        return Ok(Some(format!("{region} is healthy again; auto_failback is off: fail back manually")));
+    let by_operator = change.delivery == Delivery::Operator;
+    if !by_operator {
+        // Precedence (docs/operators.md): an operator's evacuation holds until an operator fails
+        // the Region back; an alarm's OK does not undo it.
+        if let Some(entry) = fleet.regions.get(region).filter(|e| e.by_operator()) {
+            return Ok(Some(format!(
+                "{region} was evacuated by an operator ({}); its alarm's OK does not fail it back: run `multisite \
+                 failback {region}`",
+                entry.cause
+            )));
+        }
+        if !policy.auto_failback {
+            return Ok(Some(format!(
+                "{region} is healthy again; auto_failback is off: fail back manually (`multisite failback {region}`)"
+            )));
+        }
     }
     if let Err(refusal) = policy::check_cooldown(deps.topology, region, fleet.last_change_ms(region), now) {
         return Ok(Some(refusal.to_string()));
@@ -1147,11 +1257,17 @@ async fn reconcile_cell(
     }
     let alarming = states.iter().find(|(_, c)| c.state == AlarmState::Alarm);
     let all_ok = states.iter().all(|(_, c)| c.state == AlarmState::Ok);
-    let wanted = match (alarming, all_ok) {
+    let from_alarms = match (alarming, all_ok) {
         (Some(_), _) => RegionStatus::Evacuated,
         (None, true) => RegionStatus::Active,
         (None, false) => return (None, None),
     };
+    let wanted = desired_status(fleet.regions.get(region), from_alarms);
+    if all_ok && deps.topology.failover_policy.approval == shared::topology::ApprovalMode::Required {
+        // A pending evacuation of a Region whose alarms are all OK again is moot.
+        let ok_at = states.iter().filter_map(|(_, c)| c.changed_at_ms).max().unwrap_or(0);
+        approval::withdraw_on_ok(region, ok_at, ledger, deps, calls).await;
+    }
     let source = alarming.copied().or_else(|| states.iter().max_by_key(|(_, c)| c.changed_at_ms).copied());
     let Some((alarm, now_state)) = source else { return (None, None) };
     if fleet.status_of(region) != wanted {
@@ -1175,6 +1291,16 @@ async fn reconcile_cell(
     let change = synthesize_change(cell, alarm, now_state, fleet, deps);
     let (report, error) = converge(cell, &change, fleet, ledger, deps, calls).await;
     (Some(report), error)
+}
+
+/// The status the scheduled reconcile converges a Region to (docs/operators.md): an operator's
+/// evacuation holds whatever the alarms say, until an operator fails the Region back; otherwise
+/// the alarms decide (an operator's failback included: a later ALARM evacuates again).
+fn desired_status(recorded: Option<&RegionStatusEntry>, from_alarms: RegionStatus) -> RegionStatus {
+    match recorded {
+        Some(entry) if entry.by_operator() && entry.status == RegionStatus::Evacuated => RegionStatus::Evacuated,
+        _ => from_alarms,
+    }
 }
 
 /// How far DescribeAlarms' state time may sit below the event's for the same change: the SDK
@@ -1391,6 +1517,27 @@ mod tests {
         ];
         for (described, mark, expected) in cases {
             assert_eq!(change_time(described, mark), expected, "{described} {mark:?}");
+        }
+    }
+
+    #[test]
+    fn an_operators_evacuation_holds_against_ok_alarms_and_everything_else_follows_the_alarms() {
+        let entry = |status, cause: &str| RegionStatusEntry { status, changed_at_ms: 1, cause: cause.into() };
+        let by_operator = "operator#arn:aws:iam::123456789012:user/alice#2026-12-03T00:00:00.000Z#evacuate";
+        let operator_failback = "operator#arn:aws:iam::123456789012:user/alice#2026-12-03T00:00:00.000Z#failback";
+        let by_alarm = "alarm-us-east-1#2026-12-03T00:00:00.000+0000#Alarm";
+        // (case, recorded entry, what the alarms say, the status converged to)
+        let cases = [
+            ("no entry, alarm OK", None, Active, Active),
+            ("no entry, ALARM", None, Evacuated, Evacuated),
+            ("evacuated by an alarm, OK again", Some(entry(Evacuated, by_alarm)), Active, Active),
+            ("evacuated by an operator, alarm OK", Some(entry(Evacuated, by_operator)), Active, Evacuated),
+            ("evacuated by an operator, ALARM", Some(entry(Evacuated, by_operator)), Evacuated, Evacuated),
+            ("failed back by an operator, ALARM later", Some(entry(Active, operator_failback)), Evacuated, Evacuated),
+            ("failed back by an operator, OK", Some(entry(Active, operator_failback)), Active, Active),
+        ];
+        for (case, recorded, from_alarms, want) in cases {
+            assert_eq!(desired_status(recorded.as_ref(), from_alarms), want, "{case}");
         }
     }
 

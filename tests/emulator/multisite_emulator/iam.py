@@ -687,6 +687,16 @@ def _alarms(key: str) -> ResourceFn:
     return resources
 
 
+# -- SNS ------------------------------------------------------------------------------------
+
+
+def _sns_topic(req: _Request, action: str) -> list[Check]:
+    """Publish names its topic by ARN (``TopicArn``); without one (``TargetArn``,
+    ``PhoneNumber``) the check is on "*"."""
+    topic = req.params.get("TopicArn")
+    return [Check(action, str(topic) if topic else "*")]
+
+
 # -- Lambda ---------------------------------------------------------------------------------
 
 _LAMBDA_INVOKE_PATH = re.compile(r"^/\d{4}-\d{2}-\d{2}/functions/([^/]+)/invocations")
@@ -913,6 +923,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ResourceFn]] = {
     ("monitoring", "ListMetrics"): ("cloudwatch:ListMetrics", _everything),
     ("lambda", "Invoke"): ("lambda:InvokeFunction", _lambda_invoke),
     ("ssm", "GetParameter"): ("ssm:GetParameter", _ssm_parameter),
+    ("sns", "Publish"): ("sns:Publish", _sns_topic),
     # "No permissions are required to perform this operation" (STS API reference).
     ("sts", "GetCallerIdentity"): ("sts:GetCallerIdentity", _no_check),
     ("sts", "AssumeRole"): ("sts:AssumeRole", _assume_role),
@@ -1149,6 +1160,8 @@ def _stack_resolver() -> type:
                 return self._name(logical_id, "LogGroupName")
             if kind in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
                 return self._name(logical_id, "TableName")
+            if kind == "AWS::SNS::Topic":  # Ref of a topic is its ARN
+                return _arn("sns", region, account, self._name(logical_id, "TopicName"))
             if kind == "AWS::SQS::Queue":  # Ref of a queue is its URL
                 return f"https://sqs.{region}.amazonaws.com/{account}/{self._name(logical_id, 'QueueName')}"
             return super().resource_ref(logical_id)

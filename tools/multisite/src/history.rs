@@ -18,6 +18,8 @@ pub struct Transition {
     pub recorded_at: String,
     pub alarm: String,
     pub change_id: String,
+    /// The operator (STS ARN) who requested or approved it; `None` for an alarm's.
+    pub operator: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -53,6 +55,7 @@ pub async fn history(fleet: &Fleet, region: Option<&str>) -> Result<Vec<Transiti
                 recorded_at: format_ms(t.recorded_at_ms),
                 alarm: t.alarm,
                 change_id: t.change_id,
+                operator: t.operator,
                 steps: t.steps.iter().map(step_of).collect(),
             });
         }
@@ -79,10 +82,15 @@ pub fn render(transitions: &[Transition]) -> String {
         let _ = writeln!(s, "no transition recorded");
     }
     for t in transitions {
+        let who = match &t.operator {
+            Some(arn) if t.change_id.starts_with(shared::alarm::OPERATOR_CAUSE_PREFIX) => format!("operator {arn}"),
+            Some(arn) => format!("alarm {}, approved by {arn}", t.alarm),
+            None => format!("alarm {}", t.alarm),
+        };
         let _ = writeln!(
             s,
-            "{}  {} -> {}  by {} (alarm {}), recorded {}",
-            t.changed_at, t.region, t.to, t.change_id, t.alarm, t.recorded_at
+            "{}  {} -> {}  by {} ({who}), recorded {}",
+            t.changed_at, t.region, t.to, t.change_id, t.recorded_at
         );
         for step in &t.steps {
             let outcome = match (&step.error, step.ok) {

@@ -1,33 +1,59 @@
 //! `multisite`: the operator's command. `status` shows the fleet on one screen (each Region's
-//! status and since when, by which alarm change, its routing, where the Aurora writer is, the
-//! latest lag-probe verdict and readiness, the scaler's coverage and capacities); `history` the
-//! transitions and their steps, from the ledger. Both only read, with the operator's own
-//! credentials (the standard AWS chain; `AWS_ENDPOINT_URL` reaches the local emulator, whose
-//! endpoint and topology `drill --keep-running` prints).
+//! status and since when, by which alarm change or operator, its routing, where the Aurora writer
+//! is, the latest lag-probe verdict and readiness, the scaler's coverage and capacities, pending
+//! approvals); `history` the transitions and their steps, from the ledger. Both only read, with
+//! the operator's own credentials (the standard AWS chain; `AWS_ENDPOINT_URL` reaches the local
+//! emulator, whose endpoint and topology `drill --keep-running` prints). `plan`, `evacuate`,
+//! `failback` and `approve` send failover an operator's request ([`operate`]): to the deployed
+//! function ([`remote`]), or run in this process with `--local`.
 
 pub mod args;
 pub mod history;
+pub mod operate;
+pub mod remote;
 pub mod status;
 
 use shared::{Ledger, RegionalClients, Topology};
 
-/// What went wrong: the command line or the topology (exit status 2), or an AWS read that the
-/// command cannot do without (exit status 1).
+/// What went wrong. Exit status 2: the command line, the topology, the credentials or the
+/// deployment to fix; 1: an AWS call that failed, or a transition with a failed step (failover's
+/// scheduled reconcile finishes it); 3: failover refused the request (a safety rule, a gate, a
+/// malformed or foreign request) and changed nothing; 4: the operator did not confirm.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error("the topology: {0}")]
     Topology(String),
+    #[error("credentials: {0}")]
+    Credentials(String),
+    #[error("the deployment: {0}")]
+    Deployment(String),
     #[error(transparent)]
     Aws(#[from] shared::Error),
+    #[error("failover refused ({outcome}): {reason}")]
+    Refused { outcome: String, reason: String },
+    #[error("{function} refused the request ({error_type}): {message}")]
+    Remote { function: String, error_type: String, message: String },
+    #[error("not finished: {0} (the scheduled reconcile retries; see `multisite history`)")]
+    Incomplete(String),
+    #[error("not confirmed: nothing was done")]
+    NotConfirmed,
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Topology(_) => 2,
-            CliError::Aws(_) => 1,
+            CliError::Usage(_) | CliError::Topology(_) | CliError::Credentials(_) | CliError::Deployment(_) => 2,
+            CliError::Aws(_) | CliError::Incomplete(_) => 1,
+            CliError::Refused { .. } => 3,
+            // failover's refusals of a request are permanent errors; anything else it answered
+            // with an error (a failed step: retryable) is not a refusal.
+            CliError::Remote { error_type, .. } => match error_type.as_str() {
+                "InvalidEvent" | "UnknownRegion" => 3,
+                _ => 1,
+            },
+            CliError::NotConfirmed => 4,
         }
     }
 }

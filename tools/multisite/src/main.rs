@@ -1,5 +1,7 @@
 use multisite::args::{self, Command};
+use multisite::operate::{self, Ask};
 use multisite::{CliError, Fleet};
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 #[tokio::main(flavor = "current_thread")]
@@ -26,6 +28,8 @@ async fn run() -> Result<(), CliError> {
         }
         None => shared::Topology::from_env().map_err(|e| CliError::Topology(e.to_string()))?,
     };
+    // failover's metrics (EMF lines for CloudWatch Logs) mean nothing here: the report is the output.
+    shared::metrics::redirect_emit(Box::new(std::io::sink()));
     let fleet = Fleet::connect(topology).await;
     let now_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
@@ -46,6 +50,85 @@ async fn run() -> Result<(), CliError> {
                 print!("{}", multisite::history::render(&transitions));
             }
         }
+        Command::Plan(transition) => {
+            let ask = Ask::Transition { transition: transition.clone(), dry_run: true };
+            let what = format!("plan {}", describe(transition));
+            let sent = send(&fleet, &options, &ask, now_ms).await?;
+            print_sent(&what, &sent, options.json);
+            operate::verdict(&sent, false)?;
+        }
+        Command::Apply { transition, yes } => {
+            let what = describe(transition);
+            if !yes {
+                // The plan first, computed by failover as a dry run, then the question.
+                let ask = Ask::Transition { transition: transition.clone(), dry_run: true };
+                let plan = send(&fleet, &options, &ask, now_ms).await?;
+                eprint!("{}", operate::render(&format!("plan {what}"), &plan));
+                operate::verdict(&plan, false)?;
+                confirm(&format!("{what}?"))?;
+            }
+            let ask = Ask::Transition { transition: transition.clone(), dry_run: false };
+            let sent = send(&fleet, &options, &ask, now_ms).await?;
+            print_sent(&what, &sent, options.json);
+            operate::verdict(&sent, false)?;
+        }
+        Command::Approve { change, yes } => {
+            let ask = Ask::Approve { change: change.clone() };
+            let region = ask.region(&fleet)?;
+            if !yes {
+                confirm(&format!("approve {change} (evacuate {region})?"))?;
+            }
+            let sent = send(&fleet, &options, &ask, now_ms).await?;
+            print_sent(&format!("approve {change}"), &sent, options.json);
+            operate::verdict(&sent, true)?;
+        }
     }
     Ok(())
+}
+
+fn describe(transition: &args::Transition) -> String {
+    match transition {
+        args::Transition::Evacuate { region, planned } => {
+            format!("evacuate {region}{}", if *planned { " (planned: switchover)" } else { "" })
+        }
+        args::Transition::Failback { region, restore_writer } => {
+            format!("failback {region}{}", if *restore_writer { " (restoring the writer)" } else { "" })
+        }
+    }
+}
+
+/// The identity, the Region failover runs in, then the request.
+async fn send(fleet: &Fleet, options: &args::Options, ask: &Ask, now_ms: u64) -> Result<operate::Sent, CliError> {
+    let changing = ask.region(fleet)?;
+    let via = operate::via_region(fleet, options.via.as_deref(), &changing)?;
+    let operator = operate::caller_identity(fleet, &via).await?;
+    operate::send(fleet, &options.target, &via, &ask.request(&operator, now_ms)).await
+}
+
+fn print_sent(what: &str, sent: &operate::Sent, json: bool) {
+    if json {
+        let out =
+            serde_json::json!({"via": sent.via, "runner": sent.runner, "response": sent.response, "error": sent.error});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        print!("{}", operate::render(what, sent));
+    }
+}
+
+/// Asks, and reads the answer from standard input (a terminal, or a pipe); anything but `y` or
+/// `yes` (an empty input included) is no.
+fn confirm(question: &str) -> Result<(), CliError> {
+    let stdin = std::io::stdin();
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = stdin.lock().read_line(&mut line);
+    match line.trim() {
+        "y" | "Y" | "yes" => Ok(()),
+        _ if !stdin.is_terminal() && line.is_empty() => {
+            eprintln!("(no answer on standard input: pass --yes to run without asking)");
+            Err(CliError::NotConfirmed)
+        }
+        _ => Err(CliError::NotConfirmed),
+    }
 }

@@ -17,6 +17,8 @@ pub struct Status {
     pub routing_backend: &'static str,
     pub regions: Vec<RegionLine>,
     pub lag_probe: Option<ProbeLine>,
+    /// Evacuations waiting for `multisite approve` (approval mode), oldest first.
+    pub pending_approvals: Vec<PendingApproval>,
     /// What could not be read, each naming the read and why.
     pub unreadable: Vec<String>,
 }
@@ -59,6 +61,21 @@ pub struct Scaling {
     pub settled: bool,
 }
 
+/// An evacuation waiting for an operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingApproval {
+    pub region: String,
+    /// What `multisite approve` takes.
+    pub change: String,
+    pub alarm: String,
+    pub since: String,
+    pub waiting_seconds: u64,
+    /// When it acts unapproved (`approval_timeout_seconds`), if ever.
+    pub times_out_at: Option<String>,
+    /// Whether the approval topic was told.
+    pub notified: bool,
+}
+
 /// The latest lag-probe run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeLine {
@@ -80,6 +97,7 @@ struct Observed {
     routing: BTreeMap<String, Result<(bool, String), String>>,
     writer: Result<Option<String>, String>,
     groups: BTreeMap<String, Result<Capacity, String>>,
+    approvals: Result<Vec<failover::approval::ApprovalRequest>, String>,
 }
 
 /// Reads everything at once and puts it in lines. Only a missing arbiter client fails it; every
@@ -163,9 +181,28 @@ async fn observe(fleet: &Fleet) -> Result<Observed, CliError> {
         };
         (cell.region.clone(), read.map_err(|e| e.to_string()))
     }));
-    let (fleet_status, probe, scaling, routing, writer, groups) =
-        futures_util::join!(fleet_read, probe_read, scaling_read, routing_read, writer_read, groups_read);
-    Ok(Observed { fleet: fleet_status, probe, scaling, routing, writer, groups: groups.into_iter().collect() })
+    let approvals_read = async {
+        let records = ledger.list::<failover::approval::ApprovalRequest>(shared::ledger::APPROVAL_PK).await;
+        Ok(records.map_err(text)?.into_iter().map(|r| r.body).collect())
+    };
+    let (fleet_status, probe, scaling, routing, writer, groups, approvals) = futures_util::join!(
+        fleet_read,
+        probe_read,
+        scaling_read,
+        routing_read,
+        writer_read,
+        groups_read,
+        approvals_read
+    );
+    Ok(Observed {
+        fleet: fleet_status,
+        probe,
+        scaling,
+        routing,
+        writer,
+        groups: groups.into_iter().collect(),
+        approvals,
+    })
 }
 
 /// The lines of `status` from what was read (pure).
@@ -183,6 +220,23 @@ fn render_status(fleet: &Fleet, observed: Observed, now_ms: u64) -> Status {
         .map_err(|e| unreadable.push(format!("the scaler's records (ledger): {e}")))
         .unwrap_or_default();
     let writer = observed.writer.map_err(|e| unreadable.push(format!("the Aurora global cluster: {e}"))).ok().flatten();
+    let mut pending_approvals: Vec<PendingApproval> = observed
+        .approvals
+        .map_err(|e| unreadable.push(format!("the pending approvals (ledger): {e}")))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.state == failover::approval::ApprovalState::Pending)
+        .map(|a| PendingApproval {
+            region: a.region,
+            change: a.change_id,
+            alarm: a.change.alarm_name,
+            since: format_ms(a.requested_at_ms),
+            waiting_seconds: now_ms.saturating_sub(a.requested_at_ms) / 1000,
+            times_out_at: a.timeout_at_ms.map(format_ms),
+            notified: a.notified,
+        })
+        .collect();
+    pending_approvals.sort_by_key(|a| std::cmp::Reverse(a.waiting_seconds));
     let mut regions = Vec::new();
     for cell in &topology.cells {
         let region = &cell.region;
@@ -240,6 +294,7 @@ fn render_status(fleet: &Fleet, observed: Observed, now_ms: u64) -> Status {
             readiness_failures: p.readiness_failures,
             unreachable_regions: p.unreachable_regions,
         }),
+        pending_approvals,
         unreadable,
     }
 }
@@ -329,6 +384,19 @@ impl Status {
             None => {
                 let _ = writeln!(s, "lag-probe: no run recorded yet");
             }
+        }
+        for a in &self.pending_approvals {
+            let _ = writeln!(
+                s,
+                "PENDING APPROVAL: evacuate {} (alarm {}) since {} ({} s){}{}: multisite approve {}",
+                a.region,
+                a.alarm,
+                a.since,
+                a.waiting_seconds,
+                a.times_out_at.as_ref().map(|t| format!(", acts unapproved at {t}")).unwrap_or_default(),
+                if a.notified { "" } else { ", operator topic NOT told yet" },
+                a.change
+            );
         }
         for what in &self.unreadable {
             let _ = writeln!(s, "could not read {what}");

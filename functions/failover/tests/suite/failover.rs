@@ -1353,4 +1353,74 @@ async fn a_dry_run_plans_for_a_region_whose_alarm_is_ok_now() {
     assert!(!world.out_of_routing("us-east-1").await);
 }
 
+/// An operator's request (what `multisite evacuate` / `failback` sends), made at `at_ms`.
+fn operator_request(action: &str, region: &str, at_ms: u64) -> Value {
+    json!({"multisite_operator_request": {
+        "action": action, "region": region, "requested_at_ms": at_ms,
+        "operator": {"arn": format!("arn:aws:iam::{}:user/alice", deployment::ACCOUNT), "account": deployment::ACCOUNT}
+    }})
+}
+
+#[tokio::test]
+async fn an_operators_evacuation_racing_an_alarm_passes_the_same_arbiter_and_one_is_refused() {
+    // Two Regions, min_healthy_regions 1: evacuating both would black-hole traffic.
+    let world = World::new(2, json!({})).await;
+    let eu = world.change("eu-west-1", "ALARM").await;
+    let (operator, alarm) = tokio::join!(
+        world.handle_in(HOME, operator_request("evacuate", "us-east-1", T0)),
+        world.deliver("eu-west-1", eu)
+    );
+    let (operator, alarm) = (only(operator.expect("operator")), only(alarm.expect("alarm")));
+    assert_eq!(operator.trigger, Trigger::Operator);
+    let outcomes = [operator.outcome, alarm.outcome];
+    assert!(outcomes.contains(&Outcome::Reconciled) && outcomes.contains(&Outcome::Refused), "{outcomes:?}");
+    let refused = if operator.outcome == Outcome::Refused { &operator } else { &alarm };
+    assert!(reason(refused).contains("min_healthy_regions"), "{refused:?}");
+    let out = [world.out_of_routing("us-east-1").await, world.out_of_routing("eu-west-1").await];
+    assert_eq!(out.iter().filter(|o| **o).count(), 1, "exactly one Region out of routing: {out:?}");
+}
+
+#[tokio::test]
+async fn an_operators_evacuation_holds_through_the_schedule_and_its_failback_passes_the_cool_down_and_the_gate() {
+    // auto_failback off, the default cool-down (300 s).
+    let world = World::new(3, json!({})).await;
+    let evacuated = only(world.handle_in(HOME, operator_request("evacuate", "us-east-1", T0)).await.expect("evacuate"));
+    assert_eq!((evacuated.outcome, evacuated.transition_recorded), (Outcome::Reconciled, true), "{evacuated:?}");
+    assert!(evacuated.operator.as_deref().is_some_and(|o| o.ends_with(":user/alice")), "{evacuated:?}");
+    assert!(world.out_of_routing("us-east-1").await);
+    let cause = world.fleet().await.regions["us-east-1"].cause.clone();
+    assert!(cause.starts_with("operator#arn:aws:iam::") && cause.ends_with("#evacuate"), "{cause}");
+
+    // At once back: the cool-down refuses it, as it would an alarm's.
+    let early =
+        only(world.handle_in(HOME, operator_request("failback", "us-east-1", T0 + 1_000)).await.expect("early"));
+    assert_eq!(early.outcome, Outcome::FailbackPending, "{early:?}");
+    assert!(reason(&early).contains("cool-down"), "{early:?}");
+
+    // An hour later its alarm is OK (it never alarmed): the scheduled reconcile keeps it out.
+    world.clock.advance_ms(3_600_000);
+    let actor = world.deployment.watcher("us-east-1");
+    world.handle_in(&actor, scheduled()).await.expect("scheduled");
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Evacuated, "an operator's evacuation holds");
+    assert!(world.out_of_routing("us-east-1").await);
+
+    // No fresh lag-probe verdict: the gate waits. With one: back, with auto_failback off.
+    let now = world.clock.now_ms();
+    let gated = only(world.handle_in(HOME, operator_request("failback", "us-east-1", now)).await.expect("gated"));
+    assert_eq!(gated.outcome, Outcome::FailbackPending, "{gated:?}");
+    world.put_probe(HOME, &good_probe(now, &REGIONS), 1).await;
+    let back = only(world.handle_in(HOME, operator_request("failback", "us-east-1", now + 1)).await.expect("back"));
+    assert_eq!(back.outcome, Outcome::Reconciled, "{back:?}");
+    assert!(!world.out_of_routing("us-east-1").await);
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+    assert_eq!(world.transitions("us-east-1").await, 2, "the evacuation and the failback");
+
+    // The first request replayed an hour later: refused before any call.
+    world.emulator.clear_requests();
+    let replay = world.handle_in(HOME, operator_request("evacuate", "us-east-1", T0)).await.expect_err("replay");
+    assert_eq!(replay.error_type(), "InvalidEvent", "{replay}");
+    assert!(world.emulator.requests().is_empty(), "no AWS call");
+    assert_eq!(world.status("us-east-1").await, RegionStatus::Active);
+}
+
 backend_tests!();
