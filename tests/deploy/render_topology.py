@@ -22,7 +22,7 @@ Output (stdout, JSON): {"topology": "<the JSON string>", "topology_parameter": {
 names, values, quotes, commas, and brackets", Lambda's troubleshooting guide).
 
 Resources' Ref / GetAtt values are unknown offline and render as "<Ref:X>" / "<GetAtt:X.Y>", except
-an SSM parameter's Ref, which is its Name, and
+an SSM parameter's Ref, which is its Name, an SNS topic's, an AWS-shaped ARN, and
 those of the Route 53 ARC resources and health checks the stack creates with ArcResources=create
 (they reach the topology): those render as AWS-shaped stand-ins, stable per stack name and logical
 id (`arc_stand_in`), so the rendered topology is one the shared crate can validate.
@@ -140,6 +140,12 @@ class Resolver:
             return arc_stand_in(self, logical_id)
         if self.resources[logical_id].get("Type") == "AWS::SSM::Parameter":
             return self.value(self.resources[logical_id]["Properties"]["Name"])
+        if self.resources[logical_id].get("Type") == "AWS::SNS::Topic":
+            # A topic's Ref is its ARN; without TopicName CloudFormation names it
+            # <stack>-<logical id>-<suffix>.
+            suffix = _digest(self.pseudo["AWS::StackName"], logical_id)[:12].upper()
+            name = f"{self.pseudo['AWS::StackName']}-{logical_id}-{suffix}"
+            return f"arn:{self.pseudo['AWS::Partition']}:sns:{self.pseudo['AWS::Region']}:{self.pseudo['AWS::AccountId']}:{name}"
         return f"<Ref:{logical_id}>"
 
     def get_att(self, target):

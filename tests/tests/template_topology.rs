@@ -829,16 +829,14 @@ fn operators_are_alarmed_on_every_signal_and_see_a_dashboard() {
     given["RpoBudgetMs"] = "2500".into();
     given["RtoObjectiveSeconds"] = "120".into();
     let rendered = render_all(&[Case::new(&created), Case::new(&given)]);
+    // The created topic's Ref, as render_topology.py stands it in (CloudFormation's naming).
+    let created_topic = "arn:aws:sns:eu-central-1:123456789012:multisite-OperatorTopic-0D984D9DF0D4";
     for (r, topic) in
-        rendered.iter().zip([json!("<Ref:OperatorTopic>"), json!("arn:aws:sns:eu-central-1:123456789012:on-call")])
+        rendered.iter().zip([json!(created_topic), json!("arn:aws:sns:eu-central-1:123456789012:on-call")])
     {
         assert_eq!(r.status, 0, "{:?}", r.problems);
         let monitoring = r.output["monitoring"].as_object().expect("monitoring resources");
-        assert_eq!(
-            monitoring.contains_key("OperatorTopic"),
-            topic == "<Ref:OperatorTopic>",
-            "a topic only when none is given"
-        );
+        assert_eq!(monitoring.contains_key("OperatorTopic"), topic == created_topic, "a topic only when none is given");
         let alarms: Vec<(&String, &Value)> = monitoring
             .iter()
             .filter(|(_, m)| m["type"] == "AWS::CloudWatch::Alarm")
@@ -921,7 +919,7 @@ fn operators_are_alarmed_on_every_signal_and_see_a_dashboard() {
                 .find(|w| w["properties"]["title"].as_str().is_some_and(|t| t.contains(title)))
                 .map(|w| w["properties"]["annotations"]["horizontal"][0]["value"].clone())
         };
-        let (rpo, rto) = if topic == "<Ref:OperatorTopic>" { (1500, 300) } else { (2500, 120) };
+        let (rpo, rto) = if topic == created_topic { (1500, 300) } else { (2500, 120) };
         assert_eq!(line("RPO budget"), Some(json!(rpo)), "the RPO budget line follows RpoBudgetMs");
         assert_eq!(line("RTO bound"), Some(json!(rto)), "the RTO objective line follows RtoObjectiveSeconds");
         assert!(widgets.iter().all(|w| w["properties"]["region"] == "eu-central-1"), "the stack's own Region");
@@ -1077,5 +1075,44 @@ fn watcher_canaries_probe_each_cell_from_outside_it() {
     let out = &render_all(&[Case::new(&plain)])[0].output;
     assert!(
         !out["monitoring"].as_object().expect("monitoring").values().any(|m| m["type"] == "AWS::Synthetics::Canary")
+    );
+}
+
+/// Approval and ApprovalTimeoutSeconds reach the topology's failover_policy with the operator topic
+/// (the given one, else the one the stack creates); none leaves the approval fields out; a timeout
+/// without approval is refused by a Rule.
+#[test]
+fn approval_parameters_reach_the_failover_policy() {
+    use shared::topology::ApprovalMode;
+    let base = params("two-regions.json");
+    let mut required = base.clone();
+    required["Approval"] = "required".into();
+    let mut timed = required.clone();
+    timed["ApprovalTimeoutSeconds"] = "600".into();
+    timed["OperatorTopicArn"] = "arn:aws:sns:eu-central-1:123456789012:on-call".into();
+    let mut stray = base.clone();
+    stray["ApprovalTimeoutSeconds"] = "600".into();
+    let rendered = render_all(&[Case::new(&base), Case::new(&required), Case::new(&timed), Case::new(&stray)]);
+    let none = accepted(&rendered[0]).failover_policy;
+    assert_eq!(
+        (none.approval, none.approval_timeout_seconds, none.approval_topic_arn),
+        (ApprovalMode::None, None, None)
+    );
+    assert!(raw_topology(&rendered[0])["failover_policy"].get("approval").is_none());
+    let created = accepted(&rendered[1]).failover_policy;
+    assert_eq!(created.approval, ApprovalMode::Required);
+    assert_eq!(created.approval_timeout_seconds, None, "0: wait for an operator");
+    assert_eq!(
+        created.approval_topic_arn.as_deref(),
+        Some("arn:aws:sns:eu-central-1:123456789012:multisite-OperatorTopic-0D984D9DF0D4")
+    );
+    let given = accepted(&rendered[2]).failover_policy;
+    assert_eq!(given.approval_timeout_seconds, Some(600));
+    assert_eq!(given.approval_topic_arn.as_deref(), Some("arn:aws:sns:eu-central-1:123456789012:on-call"));
+    assert_eq!(rendered[3].status, 2);
+    assert!(
+        rendered[3].problems.iter().any(|p| p.contains("ApprovalTimeoutSeconds is the wait of Approval=required")),
+        "{:?}",
+        rendered[3].problems
     );
 }
