@@ -14,7 +14,8 @@ USAGE:
     multisite [--topology FILE] [TARGET] failback R [--restore-writer] [--yes] [--json]
     multisite [--topology FILE] [TARGET] approve CHANGE [--yes] [--json]
 
-The topology comes from --topology FILE, else MULTISITE_TOPOLOGY_FILE or MULTISITE_TOPOLOGY (as the
+The topology comes from --topology FILE, else MULTISITE_TOPOLOGY_PARAMETER (the stack's SSM parameter
+in AWS_REGION, output TopologyParameterName), MULTISITE_TOPOLOGY_FILE or MULTISITE_TOPOLOGY (as the
 functions read it). Credentials and Region come from the standard AWS chain; AWS_ENDPOINT_URL
 reaches the local emulator (`drill --keep-running` prints it and the topology file).
 

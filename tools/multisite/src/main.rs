@@ -26,7 +26,13 @@ async fn run() -> Result<(), CliError> {
             let text = std::fs::read_to_string(path).map_err(|e| CliError::Topology(format!("read {path}: {e}")))?;
             shared::Topology::from_json(&text).map_err(|e| CliError::Topology(format!("{path}: {e}")))?
         }
-        None => shared::Topology::from_env().map_err(|e| CliError::Topology(e.to_string()))?,
+        // MULTISITE_TOPOLOGY_PARAMETER (the stack's SSM parameter, in AWS_REGION), else
+        // MULTISITE_TOPOLOGY_FILE or MULTISITE_TOPOLOGY: what the functions read.
+        None => {
+            let base = shared::clients::load_base_config().await;
+            let store = shared::TopologyStore::from_env(base).map_err(|e| CliError::Topology(e.to_string()))?;
+            store.current().await.map_err(|e| CliError::Topology(e.to_string()))?.topology.clone()
+        }
     };
     // failover's metrics (EMF lines for CloudWatch Logs) mean nothing here: the report is the output.
     shared::metrics::redirect_emit(Box::new(std::io::sink()));

@@ -131,6 +131,24 @@ async fn status_and_history_show_an_evacuation_as_the_ledger_and_the_deployment_
     assert!(status["lag_probe"].is_null(), "no probe ran yet: {status}");
     assert_eq!(status["unreadable"], json!([]));
     assert_eq!(world.json(&["history", "--json"]), json!([]));
+    // As against a deployed stack: the topology from its SSM parameter in the operator's Region.
+    let ssm = aws_sdk_ssm::Client::new(
+        &world.emulator.sdk_config().await.to_builder().region(aws_config::Region::new("us-east-1")).build(),
+    );
+    let topology = world.deployment.topology_json.to_string();
+    let put = ssm.put_parameter().name("/multisite/multisite/topology").value(topology);
+    put.r#type(aws_sdk_ssm::types::ParameterType::String).send().await.expect("put the topology parameter");
+    let from_parameter = Command::new(env!("CARGO_BIN_EXE_multisite"))
+        .args(["status", "--json"])
+        .envs(world.emulator.process_env())
+        .env("MULTISITE_TOPOLOGY_PARAMETER", "/multisite/multisite/topology")
+        .env_remove("MULTISITE_TOPOLOGY")
+        .env_remove("MULTISITE_TOPOLOGY_FILE")
+        .output()
+        .expect("run multisite");
+    assert!(from_parameter.status.success(), "{}", String::from_utf8_lossy(&from_parameter.stderr));
+    let read: Value = serde_json::from_slice(&from_parameter.stdout).expect("status JSON");
+    assert_eq!(read["regions"], status["regions"], "the same fleet, read through the parameter");
 
     let change_id = world.evacuate_us_east_1().await;
     let status = world.json(&["status", "--json"]);
