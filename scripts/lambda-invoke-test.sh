@@ -60,7 +60,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-coproc DRILL { exec "${CARGO_TARGET_DIR:-target}/debug/drill" --setup-only 2>&1; }
+# A 15 s cool-down (the drill's default is 5 s): the scenario below must reach its OK event
+# inside it, and on a loaded 2-core machine the steps before it have taken more than 5 s.
+coproc DRILL { exec "${CARGO_TARGET_DIR:-target}/debug/drill" --setup-only --cooldown-seconds 15 2>&1; }
 endpoint=""
 topology=""
 roles=""
@@ -292,6 +294,10 @@ helper clear-requests
 invoke() {
   local fn=$1 file=$2 expect=$3 out
   invocations=$((invocations + 1))
+  if [[ $file == multisite:* ]]; then
+    operator "$fn" "${file#multisite:}" "$expect"
+    return
+  fi
   if [[ $expect == refused:* ]]; then
     if out=$(cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" _ --data-file "$file" 2>&1); then
       echo "FAIL $fn $file: expected the invocation to be refused, got: $out" >&2
@@ -378,22 +384,51 @@ run_function() {
 }
 
 # Every stack's topology parameter, written once (a helper call costs a Python start, and the
-# scenario below runs against the drill's 5 s cool-down).
+# scenario below runs against the cool-down).
 declare -A topology_parameter
 while read -r region name; do
   topology_parameter[$region]=$name
 done < <(helper topology-parameters "$topology")
 [ "${#topology_parameter[@]}" -gt 0 ] || { echo "no topology parameter written" >&2; exit 1; }
 
+# operator <function> "<multisite arguments>" <expectation>: the operator command as against a
+# deployed stack: `multisite --function _` sends its typed request with Lambda's Invoke API to the
+# running bootstrap (cargo-lambda's Runtime API emulator serves that API: AWS_ENDPOINT_URL_LAMBDA),
+# so the function's role acts; its own calls (STS GetCallerIdentity, the ledger) reach the
+# emulator as the administrator, the operator here. The expectation reads its --json answer (a).
+operator() {
+  local fn=$1 args=$2 expect=$3 out
+  # shellcheck disable=SC2086 # the arguments are words
+  if ! out=$(env AWS_ENDPOINT_URL="$endpoint" AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" \
+      AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION="$actor" \
+      MULTISITE_TOPOLOGY_FILE="$topology" \
+      "${CARGO_TARGET_DIR:-target}/debug/multisite" --function _ --via "$actor" $args --json 2>&1 </dev/null); then
+    echo "FAIL $fn multisite $args: $out" >&2
+    failures=$((failures + 1))
+    return
+  fi
+  if python3 -c 'import json,sys; a=json.loads(sys.argv[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' "$out" "$expect"; then
+    echo "ok   $fn multisite $args: $(python3 -c '
+import json, sys
+a = json.loads(sys.argv[1])
+print("runner", a["runner"], "outcomes", [(r.get("outcome"), r.get("reason")) for r in a["response"]["reports"]])' "$out")" >&2
+  else
+    echo "FAIL $fn multisite $args: expected $expect, got: $out" >&2
+    failures=$((failures + 1))
+  fi
+}
+
 outcomes() { echo "[r['outcome'] for r in a['reports']]"; }
+operator_outcomes() { echo "a['runner'] == '_' and [r['outcome'] for r in a['response']['reports']]"; }
 reconciled_to() { # <status of us-east-1>: failover converged on it
   echo "$(outcomes) == ['Reconciled'] and a['reports'][0]['desired']['us-east-1'] == '$1'"
 }
 stale() { echo "$(outcomes) == ['Stale']"; }
 # The scheduled reconcile with nothing to do: no report, and only reads among its calls.
 idle_reconcile="a['reports'] == [] and a['calls'] and not set(a['calls']) & {'UpdateItem', 'PutItem', 'UpdateHealthCheck', 'FailoverGlobalCluster', 'SwitchoverGlobalCluster'}"
-# The drill's topology: 5 s cool-down for failover's failback and for the scaler's restore.
-cooldown_s=6
+# The drill's topology (--cooldown-seconds above): 15 s for failover's failback and for the
+# scaler's restore.
+cooldown_s=16
 # The drill's Regions us-east-1, eu-west-1, ap-southeast-1 (its topology file): us-east-1 fails;
 # its alarm lives in its watcher eu-west-1, the actor of its changes (Topology::actor_region); the
 # ledger's arbiter is the last Region no alarm of the drill watches, ap-southeast-1
@@ -436,7 +471,7 @@ run_function failover us-east-1 \
   events/alarm-eventbridge-us-east-1-alarm.json "$(outcomes) == ['Ignored']"
 run_function failover ap-southeast-1 \
   events/alarm-sns-us-east-1-alarm.json "$(outcomes) == ['Ignored']"
-# OK right away (a real OK event), inside the drill's 5 s cool-down from the evacuation: failback
+# OK right away (a real OK event), inside the 15 s cool-down from the evacuation: failback
 # waits for it (FailbackPending, refused by the cool-down, no mark recorded: the same event fails
 # back after the cool-down below), and the scaler keeps the capacity until failback is recorded.
 # A machine too slow to get here within the cool-down does not run this scenario: that fails here.
@@ -472,6 +507,19 @@ run_function scaler "$actor" \
 run_function failover "$actor" \
   events/scheduled-reconcile.json "$idle_reconcile" \
   events/scheduled-reconcile-scheduler.json "$idle_reconcile"
+
+# An operator's evacuation and failback of us-east-1 through the deployed function (above:
+# operator): the plan first (a dry run: nothing written), then the evacuation, which holds; after
+# the cool-down and a fresh probe verdict, the failback (the topology's auto_failback is off).
+run_function failover "$actor" \
+  "multisite:plan evacuate us-east-1" "$(operator_outcomes) == ['DryRun'] and a['response']['reports'][0]['plan']['actions']" \
+  "multisite:evacuate us-east-1 --yes" "$(operator_outcomes) == ['Reconciled'] and a['response']['reports'][0]['desired']['us-east-1'] == 'Evacuated'" \
+  events/scheduled-reconcile.json "a['reports'] == [] or all(r['desired']['us-east-1'] == 'Evacuated' for r in a['reports'])"
+sleep "$cooldown_s"
+run_function lag-probe "$actor" \
+  events/scheduled-lag-probe.json "a['rpo_breached'] is False"
+run_function failover "$actor" \
+  "multisite:failback us-east-1 --yes" "$(operator_outcomes) == ['Reconciled'] and a['response']['reports'][0]['desired']['us-east-1'] == 'Active'"
 
 # Last, as they change the drill's global table: the provisioner's Create, Update, Delete.
 # The sample events carry the real S3 ResponseURL, unreachable offline: the answer is computed
