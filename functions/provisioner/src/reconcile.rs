@@ -7,7 +7,8 @@
 //! resource: the loop pauses and tries again, within the same time limits.
 
 use crate::dynamodb::{TableError, TableView, Tables};
-use crate::plan::{DeniedDelete, Goal, Observed, Refused, Step, next_step};
+use crate::plan::{DeniedDelete, Dissolve, Goal, Observed, Refused, Step, StrongSet, next_step};
+use crate::properties::ReplicaSpec;
 use crate::record::Owner;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -115,235 +116,276 @@ pub struct Reconciler<'a> {
     pub removed: BTreeSet<String>,
 }
 
+/// One observation of the home table.
+enum Observation {
+    Found(TableView, Box<Observed>),
+    /// A transient failure (logged): pause, then observe again.
+    Retry,
+    End(Reconciled),
+}
+
+/// What one step's calls came to.
+enum Acted {
+    /// Done: observe again.
+    Progressed,
+    /// Nothing to do but wait: pause, then observe again.
+    Wait,
+    /// `operation` failed: a transient failure pauses and observes again, another ends FAILED.
+    Error(&'static str, TableError),
+    /// The reconciliation ends here.
+    End(Reconciled),
+}
+
+impl Acted {
+    fn from_call(operation: &'static str, result: Result<(), TableError>) -> Self {
+        match result {
+            Ok(()) => Acted::Progressed,
+            Err(e) => Acted::Error(operation, e),
+        }
+    }
+}
+
 impl Reconciler<'_> {
+    /// Observe, decide the next step, act; until the goal is reached, cannot be, or the time
+    /// limits hand over to a continuation.
     pub async fn run(&mut self) -> Reconciled {
-        let goal = self.goal;
-        let (home, table) = (goal.home.as_str(), goal.table.as_str());
         loop {
-            let observed = match self.tables.observe(home, table, &self.owner).await {
-                Ok(Some(found)) => found,
-                Ok(None) if goal.deleting => return Reconciled::Done(None),
-                Ok(None) => {
-                    return Reconciled::Failed(format!(
-                        "table {table} does not exist in {home}: create it first (in the same stack, reference it with !Ref or DependsOn so it exists before its replicas)"
-                    ));
-                }
-                Err(e) if e.is_retryable() => {
-                    self.note_retry("DescribeTable", &e);
-                    match self.pause().await {
-                        Some(end) => return end,
-                        None => continue,
-                    }
-                }
-                Err(e) if goal.deleting && e.is_access_denied() => {
-                    return self.denied_delete(Refused::Reading, &e, None);
-                }
-                Err(e) => return Reconciled::Failed(format!("cannot read table {table} in {home}: {e}")),
+            let (view, observed) = match self.observe().await {
+                Observation::Found(view, observed) => (view, *observed),
+                Observation::Retry => match self.pause().await {
+                    Some(end) => return end,
+                    None => continue,
+                },
+                Observation::End(end) => return end,
             };
-            let (view, mut observed): (TableView, Observed) = observed;
-            observed.removed_by_request = self.removed.clone();
-            let step = next_step(goal, &observed, &self.settings_applied);
-            let target = match &step {
-                Step::Add(s) | Step::UpdateSettings(s) => s.region.as_str(),
-                Step::Remove(r) => r.as_str(),
-                _ => "",
-            };
-            let (region, detail) = if self.log.no_echo { ("", String::new()) } else { (target, step_detail(&step)) };
-            let repeated = self.last_logged.as_ref() == Some(&step);
-            self.last_logged = Some(step.clone());
-            if !repeated {
-                tracing::info!(
-                    request_type = %self.log.request_type,
-                    logical_resource_id = %self.log.logical_resource_id,
-                    request_id = %self.log.request_id,
-                    step = step_name(&step),
-                    region,
-                    detail = %detail,
-                    "replica step"
-                );
-            }
-            let result = match step {
+            let step = next_step(self.goal, &observed, &self.settings_applied);
+            self.log_step(&step);
+            let acted = match step {
                 Step::Done => return Reconciled::Done(Some(view)),
                 Step::Fail(reason) => return Reconciled::Failed(reason),
                 Step::Wait(what) => {
                     self.progress.set(format!("waiting: {what}"));
-                    match self.pause().await {
-                        Some(end) => return end,
-                        None => continue,
-                    }
+                    Acted::Wait
                 }
-                Step::Add(spec) => {
-                    self.progress.set(format!("adding the replica in {}", spec.region));
-                    let mut wanted = observed.recorded.clone();
-                    wanted.insert(spec.region.clone());
-                    match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
-                        Ok(()) => match self.tables.add_replica(home, table, &spec).await {
-                            Ok(()) => Ok(()),
-                            Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
-                            Err(e) => {
-                                // DynamoDB refused: forget the intent so Delete never removes a
-                                // replica someone else creates later.
-                                if let Err(undo) =
-                                    self.tables.write_record(home, &view.arn, &self.owner, &observed.recorded).await
-                                {
-                                    let code = undo.aws_code().unwrap_or("error");
-                                    tracing::warn!(code, "could not take back the record of a refused replica");
-                                }
-                                return Reconciled::Failed(format!(
-                                    "adding the replica of {table} in {} was refused: {e}",
-                                    spec.region
-                                ));
-                            }
-                        },
-                        Err(e) => Err(("TagResource", e)),
-                    }
-                }
-                Step::CreateStrong(set) => {
-                    let regions: Vec<String> =
-                        set.replicas.iter().map(|r| r.region.clone()).chain(set.witness.clone()).collect();
-                    self.progress.set(format!(
-                        "creating the MRSC set (replicas in {}{})",
-                        set.replicas.iter().map(|r| r.region.as_str()).collect::<Vec<_>>().join(", "),
-                        set.witness.as_deref().map(|w| format!(", witness in {w}")).unwrap_or_default()
-                    ));
-                    // Recorded before it is requested, as for one replica: a crash leaves at worst a
-                    // record of members that do not exist.
-                    let mut wanted = observed.recorded.clone();
-                    wanted.extend(regions.iter().cloned());
-                    match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
-                        Ok(()) => {
-                            match self.tables.create_strong(home, table, &set.replicas, set.witness.as_deref()).await {
-                                Ok(()) => Ok(()),
-                                Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
-                                Err(e) => {
-                                    if let Err(undo) =
-                                        self.tables.write_record(home, &view.arn, &self.owner, &observed.recorded).await
-                                    {
-                                        let code = undo.aws_code().unwrap_or("error");
-                                        tracing::warn!(code, "could not take back the record of a refused MRSC set");
-                                    }
-                                    return Reconciled::Failed(format!(
-                                        "making {table} a global table with multi-Region strong consistency (replicas in {}) was refused: {e}",
-                                        regions.join(", ")
-                                    ));
-                                }
-                            }
-                        }
-                        Err(e) => Err(("TagResource", e)),
-                    }
-                }
-                Step::DissolveStrong(dissolve) => {
-                    let members: Vec<String> =
-                        dissolve.replicas.iter().cloned().chain(dissolve.witness.clone()).collect();
-                    self.progress.set(format!("removing the MRSC set's other members ({})", members.join(", ")));
-                    let left: BTreeSet<String> =
-                        observed.recorded.iter().filter(|r| members.contains(r)).cloned().collect();
-                    match self
-                        .tables
-                        .dissolve_strong(home, table, &dissolve.replicas, dissolve.witness.as_deref())
-                        .await
-                    {
-                        Ok(()) => {
-                            self.removed.extend(members.iter().cloned());
-                            let mut wanted = observed.recorded.clone();
-                            wanted.retain(|r| !members.contains(r));
-                            match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
-                                Err(e) if goal.deleting && e.is_access_denied() => {
-                                    let region = members.join(", ");
-                                    return self.denied_delete(Refused::Recording(region), &e, Some(BTreeSet::new()));
-                                }
-                                other => other.map_err(|e| ("UntagResource", e)),
-                            }
-                        }
-                        Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
-                        Err(e) if goal.deleting && e.is_access_denied() => {
-                            return self.denied_delete(Refused::Removing(members.join(", ")), &e, Some(left));
-                        }
-                        Err(e) => {
-                            return Reconciled::Failed(format!(
-                                "removing the MRSC set's members of {table} ({}) was refused: {e}",
-                                members.join(", ")
-                            ));
-                        }
-                    }
-                }
+                Step::Add(spec) => self.add(&view, &observed, &spec).await,
+                Step::CreateStrong(set) => self.create_strong(&view, &observed, &set).await,
+                Step::DissolveStrong(dissolve) => self.dissolve_strong(&view, &observed, &dissolve).await,
                 Step::Record => {
                     self.progress.set("moving the record of added replicas to this PhysicalResourceId's tag");
-                    self.tables
-                        .write_record(home, &view.arn, &self.owner, &observed.recorded)
-                        .await
-                        .map_err(|e| ("TagResource", e))
+                    let written =
+                        self.tables.write_record(&self.goal.home, &view.arn, &self.owner, &observed.recorded).await;
+                    Acted::from_call("TagResource", written)
                 }
-                Step::UpdateSettings(spec) => {
-                    self.progress.set(format!("updating the replica settings in {}", spec.region));
-                    match self.tables.update_replica(home, table, &spec).await {
-                        Ok(()) => {
-                            self.settings_applied.insert(spec.region.clone());
-                            Ok(())
-                        }
-                        Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
-                        Err(e) => {
-                            return Reconciled::Failed(format!(
-                                "updating the replica of {table} in {} was refused: {e}",
-                                spec.region
-                            ));
-                        }
-                    }
-                }
-                Step::Remove(region) => {
-                    self.progress.set(format!("removing the replica in {region}"));
-                    // The recorded replicas still there, before this step.
-                    let left: BTreeSet<String> =
-                        observed.recorded.iter().filter(|r| observed.replicas.contains_key(*r)).cloned().collect();
-                    let outcome = match self.tables.remove_replica(home, table, &region).await {
-                        Ok(()) => {
-                            self.removed.insert(region.clone());
-                            Ok(())
-                        }
-                        // Already not a member: the removal this step wanted has happened.
-                        Err(e)
-                            if e.aws_code() == Some("ValidationException")
-                                && e.to_string().contains("not part of the global table") =>
-                        {
-                            Ok(())
-                        }
-                        Err(e) if e.is_retryable() || e.is_in_use() => Err(("UpdateTable", e)),
-                        Err(e) if goal.deleting && e.is_access_denied() => {
-                            return self.denied_delete(Refused::Removing(region.clone()), &e, Some(left));
-                        }
-                        Err(e) => {
-                            return Reconciled::Failed(format!(
-                                "removing the replica of {table} in {region} was refused: {e}"
-                            ));
-                        }
-                    };
-                    match outcome {
-                        Ok(()) if observed.recorded.contains(&region) => {
-                            let mut wanted = observed.recorded.clone();
-                            wanted.remove(&region);
-                            match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
-                                Err(e) if goal.deleting && e.is_access_denied() => {
-                                    let mut left = left;
-                                    left.remove(&region);
-                                    return self.denied_delete(Refused::Recording(region.clone()), &e, Some(left));
-                                }
-                                other => other.map_err(|e| ("UntagResource", e)),
-                            }
-                        }
-                        other => other,
-                    }
-                }
+                Step::UpdateSettings(spec) => self.update_settings(&spec).await,
+                Step::Remove(region) => self.remove(&view, &observed, &region).await,
             };
-            if let Err((operation, e)) = result {
-                if !(e.is_retryable() || e.is_in_use()) {
-                    return Reconciled::Failed(format!("{operation} on table {table} failed: {e}"));
+            match acted {
+                Acted::Progressed => {}
+                Acted::End(end) => return end,
+                Acted::Wait => {
+                    if let Some(end) = self.pause().await {
+                        return end;
+                    }
                 }
-                self.note_retry(operation, &e);
-                match self.pause().await {
-                    Some(end) => return end,
-                    None => continue,
+                Acted::Error(operation, e) => {
+                    if !(e.is_retryable() || e.is_in_use()) {
+                        return Reconciled::Failed(format!("{operation} on table {} failed: {e}", self.goal.table));
+                    }
+                    self.note_retry(operation, &e);
+                    if let Some(end) = self.pause().await {
+                        return end;
+                    }
                 }
             }
+        }
+    }
+
+    /// The home table as it is now, with this request's own removals.
+    async fn observe(&mut self) -> Observation {
+        let (home, table, deleting) = (self.goal.home.as_str(), self.goal.table.as_str(), self.goal.deleting);
+        match self.tables.observe(home, table, &self.owner).await {
+            Ok(Some((view, mut observed))) => {
+                observed.removed_by_request = self.removed.clone();
+                Observation::Found(view, Box::new(observed))
+            }
+            Ok(None) if deleting => Observation::End(Reconciled::Done(None)),
+            Ok(None) => Observation::End(Reconciled::Failed(format!(
+                "table {table} does not exist in {home}: create it first (in the same stack, reference it with !Ref or DependsOn so it exists before its replicas)"
+            ))),
+            Err(e) if e.is_retryable() => {
+                self.note_retry("DescribeTable", &e);
+                Observation::Retry
+            }
+            Err(e) if deleting && e.is_access_denied() => {
+                Observation::End(self.denied_delete(Refused::Reading, &e, None))
+            }
+            Err(e) => Observation::End(Reconciled::Failed(format!("cannot read table {table} in {home}: {e}"))),
+        }
+    }
+
+    /// One log event per step; a wait that does not change is logged once, not every poll.
+    fn log_step(&mut self, step: &Step) {
+        let target = match step {
+            Step::Add(s) | Step::UpdateSettings(s) => s.region.as_str(),
+            Step::Remove(r) => r.as_str(),
+            _ => "",
+        };
+        let (region, detail) = if self.log.no_echo { ("", String::new()) } else { (target, step_detail(step)) };
+        let repeated = self.last_logged.as_ref() == Some(step);
+        self.last_logged = Some(step.clone());
+        if !repeated {
+            tracing::info!(
+                request_type = %self.log.request_type,
+                logical_resource_id = %self.log.logical_resource_id,
+                request_id = %self.log.request_id,
+                step = step_name(step),
+                region,
+                detail = %detail,
+                "replica step"
+            );
+        }
+    }
+
+    /// Records `wanted` as this request's, then makes the request; a refusal takes the record
+    /// back, so a Delete never removes a member someone else creates later.
+    async fn record_then_request(
+        &self,
+        view: &TableView,
+        observed: &Observed,
+        wanted: &BTreeSet<String>,
+        request: impl std::future::Future<Output = Result<(), TableError>>,
+        refused: impl FnOnce(&TableError) -> String,
+        what: &str,
+    ) -> Acted {
+        let home = self.goal.home.as_str();
+        if let Err(e) = self.tables.write_record(home, &view.arn, &self.owner, wanted).await {
+            return Acted::Error("TagResource", e);
+        }
+        match request.await {
+            Ok(()) => Acted::Progressed,
+            Err(e) if e.is_retryable() || e.is_in_use() => Acted::Error("UpdateTable", e),
+            Err(e) => {
+                if let Err(undo) = self.tables.write_record(home, &view.arn, &self.owner, &observed.recorded).await {
+                    let code = undo.aws_code().unwrap_or("error");
+                    tracing::warn!(code, "could not take back the record of a refused {what}");
+                }
+                Acted::End(Reconciled::Failed(refused(&e)))
+            }
+        }
+    }
+
+    async fn add(&self, view: &TableView, observed: &Observed, spec: &ReplicaSpec) -> Acted {
+        self.progress.set(format!("adding the replica in {}", spec.region));
+        let mut wanted = observed.recorded.clone();
+        wanted.insert(spec.region.clone());
+        let table = self.goal.table.as_str();
+        let request = self.tables.add_replica(&self.goal.home, table, spec);
+        let refused = |e: &TableError| format!("adding the replica of {table} in {} was refused: {e}", spec.region);
+        self.record_then_request(view, observed, &wanted, request, refused, "replica").await
+    }
+
+    async fn create_strong(&self, view: &TableView, observed: &Observed, set: &StrongSet) -> Acted {
+        let regions: Vec<String> = set.replicas.iter().map(|r| r.region.clone()).chain(set.witness.clone()).collect();
+        self.progress.set(format!(
+            "creating the MRSC set (replicas in {}{})",
+            set.replicas.iter().map(|r| r.region.as_str()).collect::<Vec<_>>().join(", "),
+            set.witness.as_deref().map(|w| format!(", witness in {w}")).unwrap_or_default()
+        ));
+        // Recorded before it is requested, as for one replica: a crash leaves at worst a record of
+        // members that do not exist.
+        let mut wanted = observed.recorded.clone();
+        wanted.extend(regions.iter().cloned());
+        let table = self.goal.table.as_str();
+        let request = self.tables.create_strong(&self.goal.home, table, &set.replicas, set.witness.as_deref());
+        let refused = |e: &TableError| {
+            format!(
+                "making {table} a global table with multi-Region strong consistency (replicas in {}) was refused: {e}",
+                regions.join(", ")
+            )
+        };
+        self.record_then_request(view, observed, &wanted, request, refused, "MRSC set").await
+    }
+
+    async fn dissolve_strong(&mut self, view: &TableView, observed: &Observed, dissolve: &Dissolve) -> Acted {
+        let (home, table, deleting) = (self.goal.home.as_str(), self.goal.table.as_str(), self.goal.deleting);
+        let members: Vec<String> = dissolve.replicas.iter().cloned().chain(dissolve.witness.clone()).collect();
+        self.progress.set(format!("removing the MRSC set's other members ({})", members.join(", ")));
+        let left: BTreeSet<String> = observed.recorded.iter().filter(|r| members.contains(r)).cloned().collect();
+        match self.tables.dissolve_strong(home, table, &dissolve.replicas, dissolve.witness.as_deref()).await {
+            Ok(()) => {
+                self.removed.extend(members.iter().cloned());
+                let mut wanted = observed.recorded.clone();
+                wanted.retain(|r| !members.contains(r));
+                match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
+                    Err(e) if deleting && e.is_access_denied() => Acted::End(self.denied_delete(
+                        Refused::Recording(members.join(", ")),
+                        &e,
+                        Some(BTreeSet::new()),
+                    )),
+                    other => Acted::from_call("UntagResource", other),
+                }
+            }
+            Err(e) if e.is_retryable() || e.is_in_use() => Acted::Error("UpdateTable", e),
+            Err(e) if deleting && e.is_access_denied() => {
+                Acted::End(self.denied_delete(Refused::Removing(members.join(", ")), &e, Some(left)))
+            }
+            Err(e) => Acted::End(Reconciled::Failed(format!(
+                "removing the MRSC set's members of {table} ({}) was refused: {e}",
+                members.join(", ")
+            ))),
+        }
+    }
+
+    async fn update_settings(&mut self, spec: &ReplicaSpec) -> Acted {
+        self.progress.set(format!("updating the replica settings in {}", spec.region));
+        match self.tables.update_replica(&self.goal.home, &self.goal.table, spec).await {
+            Ok(()) => {
+                self.settings_applied.insert(spec.region.clone());
+                Acted::Progressed
+            }
+            Err(e) if e.is_retryable() || e.is_in_use() => Acted::Error("UpdateTable", e),
+            Err(e) => Acted::End(Reconciled::Failed(format!(
+                "updating the replica of {} in {} was refused: {e}",
+                self.goal.table, spec.region
+            ))),
+        }
+    }
+
+    async fn remove(&mut self, view: &TableView, observed: &Observed, region: &str) -> Acted {
+        let (home, table, deleting) = (self.goal.home.as_str(), self.goal.table.as_str(), self.goal.deleting);
+        self.progress.set(format!("removing the replica in {region}"));
+        // The recorded replicas still there, before this step.
+        let mut left: BTreeSet<String> =
+            observed.recorded.iter().filter(|r| observed.replicas.contains_key(*r)).cloned().collect();
+        match self.tables.remove_replica(home, table, region).await {
+            Ok(()) => {
+                self.removed.insert(region.to_owned());
+            }
+            // Already not a member: the removal this step wanted has happened.
+            Err(e)
+                if e.aws_code() == Some("ValidationException")
+                    && e.to_string().contains("not part of the global table") => {}
+            Err(e) if e.is_retryable() || e.is_in_use() => return Acted::Error("UpdateTable", e),
+            Err(e) if deleting && e.is_access_denied() => {
+                return Acted::End(self.denied_delete(Refused::Removing(region.to_owned()), &e, Some(left)));
+            }
+            Err(e) => {
+                return Acted::End(Reconciled::Failed(format!(
+                    "removing the replica of {table} in {region} was refused: {e}"
+                )));
+            }
+        }
+        if !observed.recorded.contains(region) {
+            return Acted::Progressed;
+        }
+        let mut wanted = observed.recorded.clone();
+        wanted.remove(region);
+        match self.tables.write_record(home, &view.arn, &self.owner, &wanted).await {
+            Err(e) if deleting && e.is_access_denied() => {
+                left.remove(region);
+                Acted::End(self.denied_delete(Refused::Recording(region.to_owned()), &e, Some(left)))
+            }
+            other => Acted::from_call("UntagResource", other),
         }
     }
 
