@@ -72,18 +72,7 @@ impl World {
             identity: &identity,
         };
         scaler::handle(change.clone(), &deps).await.expect("scaler");
-        let probe_clients = self.deployment.function_clients(&self.emulator, Function::LagProbe, HOME).await;
-        let config = lag_probe::config::ProbeConfig::default();
-        let deps = lag_probe::Deps {
-            topology,
-            clients: &probe_clients,
-            home_region: HOME,
-            clock: &SystemClock,
-            config: &config,
-        };
-        let event: Value =
-            serde_json::from_str(include_str!("../../../events/scheduled-lag-probe.json")).expect("event");
-        lag_probe::handle(event, &deps).await.expect("lag-probe");
+        self.lag_probe().await;
         // The change's id as failover records it: the alarm, when its state changed, the state.
         let at = change["detail"]["state"]["timestamp"].as_str().and_then(shared::alarm::parse_alarm_time);
         let at = at.map(|t| t.timestamp_millis() as u64).expect("the state change's time");
