@@ -144,16 +144,15 @@ impl TopologyStore {
             state.asked_at = Some(Instant::now());
             in_use
         };
-        let outcome = match self.read_parameter_version().await {
-            Ok(version) if version == in_use => Refresh::Unchanged,
-            Ok(_) => match self.read().await {
-                Ok(fresh) => {
-                    let to = fresh.version;
-                    self.lock().current = Some(Arc::new(fresh));
-                    Refresh::Replaced { from: in_use, to }
-                }
-                Err(error) => Refresh::Kept(error),
-            },
+        // One GetParameter: its answer carries the value with the version, so a change costs no
+        // second call.
+        let outcome = match self.read().await {
+            Ok(fresh) if fresh.version == in_use => Refresh::Unchanged,
+            Ok(fresh) => {
+                let to = fresh.version;
+                self.lock().current = Some(Arc::new(fresh));
+                Refresh::Replaced { from: in_use, to }
+            }
             Err(error) => Refresh::Kept(error),
         };
         match &outcome {
@@ -192,13 +191,6 @@ impl TopologyStore {
         };
         let clients = RegionalClients::with_base(self.base.clone(), topology.client_regions());
         Ok(Configured { topology, clients, version })
-    }
-
-    async fn read_parameter_version(&self) -> Result<Option<i64>, TopologyError> {
-        match &self.source {
-            TopologySource::Parameter(name) => Ok(Some(self.get_parameter(name).await?.1)),
-            _ => Ok(None),
-        }
     }
 
     async fn get_parameter(&self, name: &str) -> Result<(String, i64), TopologyError> {
