@@ -397,6 +397,15 @@ impl TopologyError {
     }
 }
 
+/// What earlier cells already claimed, for the checks that a Region, a health check and an alarm
+/// belong to one cell only.
+#[derive(Default)]
+struct CellsSeen<'a> {
+    regions: HashMap<&'a str, usize>,
+    health_checks: HashMap<&'a str, usize>,
+    alarms: HashMap<&'a str, String>,
+}
+
 impl Topology {
     /// Loads and validates the topology from the process environment.
     pub fn from_env() -> Result<Self, TopologyError> {
@@ -438,7 +447,21 @@ impl Topology {
     pub fn validate(&self) -> Result<(), TopologyError> {
         let mut v = Vec::new();
         let mut bad = |field: String, problem: String| v.push(Violation { field, problem });
+        self.validate_workload(&mut bad);
+        let mut seen = CellsSeen::default();
+        for (i, cell) in self.cells.iter().enumerate() {
+            self.validate_cell(i, cell, &mut seen, &mut bad);
+        }
+        self.validate_routing(&mut bad);
+        self.validate_data(&mut bad);
+        self.validate_objectives(&mut bad);
+        self.validate_failover_policy(&mut bad);
+        self.validate_scaling(&mut bad);
+        if v.is_empty() { Ok(()) } else { Err(TopologyError::Invalid(v)) }
+    }
 
+    /// The workload's name, and enough cells to be active-active.
+    fn validate_workload(&self, bad: &mut impl FnMut(String, String)) {
         if self.name.trim().is_empty() {
             bad("name".into(), "must not be empty: name the workload (used in logs and metrics)".into());
         }
@@ -451,108 +474,120 @@ impl Topology {
                 ),
             );
         }
+    }
 
-        let mut regions_seen: HashMap<&str, usize> = HashMap::new();
-        let mut alarms_seen: HashMap<&str, String> = HashMap::new();
-        let mut health_checks_seen: HashMap<&str, usize> = HashMap::new();
-        for (i, cell) in self.cells.iter().enumerate() {
-            let at = |f: &str| format!("cells[{i}].{f}");
-            if !is_region_name(&cell.region) {
+    /// One cell's own fields, and what it must not share with an earlier cell (its Region, its
+    /// health check, its alarms).
+    fn validate_cell<'a>(
+        &self,
+        i: usize,
+        cell: &'a Cell,
+        seen: &mut CellsSeen<'a>,
+        bad: &mut impl FnMut(String, String),
+    ) {
+        let at = |f: &str| format!("cells[{i}].{f}");
+        if !is_region_name(&cell.region) {
+            bad(
+                at("region"),
+                format!("`{}` is not an AWS Region name (expected e.g. `us-east-1`, `eu-west-1`)", cell.region),
+            );
+        }
+        if let Some(first) = seen.regions.insert(cell.region.as_str(), i) {
+            bad(
+                at("region"),
+                format!("`{}` is listed twice (also cells[{first}]); each Region is one cell", cell.region),
+            );
+        }
+        if cell.health_check_id.trim().is_empty() {
+            bad(
+                at("health_check_id"),
+                "must not be empty: give the Route 53 health check id of this Region's record".into(),
+            );
+        } else if let Some(first) = seen.health_checks.insert(cell.health_check_id.as_str(), i) {
+            bad(
+                at("health_check_id"),
+                format!(
+                    "`{}` also guards cells[{first}]; each Region needs its own health check",
+                    cell.health_check_id
+                ),
+            );
+        }
+        if cell.auto_scaling_group.trim().is_empty() {
+            bad(
+                at("auto_scaling_group"),
+                "must not be empty: give the name of this Region's Auto Scaling group".into(),
+            );
+        }
+        if cell.alarms.is_empty() {
+            bad(at("alarms"), "is empty: list at least one CloudWatch alarm that watches this Region".into());
+        }
+        for (j, alarm) in cell.alarms.iter().enumerate() {
+            let name = alarm.name.as_str();
+            if name.trim().is_empty() {
+                bad(format!("cells[{i}].alarms[{j}]"), "must not be empty: give the CloudWatch alarm name".into());
+            } else if let Some(owner) = seen.alarms.insert(name, cell.region.clone()) {
                 bad(
-                    at("region"),
-                    format!("`{}` is not an AWS Region name (expected e.g. `us-east-1`, `eu-west-1`)", cell.region),
+                    format!("cells[{i}].alarms[{j}]"),
+                    format!("alarm `{name}` is already mapped to {owner}; an alarm must watch exactly one Region"),
                 );
             }
-            if let Some(first) = regions_seen.insert(cell.region.as_str(), i) {
-                bad(
-                    at("region"),
-                    format!("`{}` is listed twice (also cells[{first}]); each Region is one cell", cell.region),
-                );
-            }
-            if cell.health_check_id.trim().is_empty() {
-                bad(
-                    at("health_check_id"),
-                    "must not be empty: give the Route 53 health check id of this Region's record".into(),
-                );
-            } else if let Some(first) = health_checks_seen.insert(cell.health_check_id.as_str(), i) {
-                bad(
-                    at("health_check_id"),
-                    format!(
-                        "`{}` also guards cells[{first}]; each Region needs its own health check",
-                        cell.health_check_id
-                    ),
-                );
-            }
-            if cell.auto_scaling_group.trim().is_empty() {
-                bad(
-                    at("auto_scaling_group"),
-                    "must not be empty: give the name of this Region's Auto Scaling group".into(),
-                );
-            }
-            if cell.alarms.is_empty() {
-                bad(at("alarms"), "is empty: list at least one CloudWatch alarm that watches this Region".into());
-            }
-            for (j, alarm) in cell.alarms.iter().enumerate() {
-                let name = alarm.name.as_str();
-                if name.trim().is_empty() {
-                    bad(format!("cells[{i}].alarms[{j}]"), "must not be empty: give the CloudWatch alarm name".into());
-                } else if let Some(owner) = alarms_seen.insert(name, cell.region.clone()) {
+            if let Some(region) = &alarm.region {
+                if !is_region_name(region) {
                     bad(
-                        format!("cells[{i}].alarms[{j}]"),
-                        format!("alarm `{name}` is already mapped to {owner}; an alarm must watch exactly one Region"),
+                        format!("cells[{i}].alarms[{j}].region"),
+                        format!("`{region}` is not an AWS Region name: give the Region the alarm lives in"),
                     );
                 }
-                if let Some(region) = &alarm.region {
-                    if !is_region_name(region) {
-                        bad(
-                            format!("cells[{i}].alarms[{j}].region"),
-                            format!("`{region}` is not an AWS Region name: give the Region the alarm lives in"),
-                        );
-                    }
-                }
-            }
-            match (&self.aurora, &cell.aurora_cluster_arn) {
-                (Some(_), None) => bad(
-                    at("aurora_cluster_arn"),
-                    "is missing: with `aurora` set, every cell needs the ARN of its member cluster".into(),
-                ),
-                (None, Some(_)) => bad(
-                    at("aurora_cluster_arn"),
-                    "is set but `aurora.global_cluster_id` is not: add the global cluster or remove the ARN".into(),
-                ),
-                (Some(_), Some(arn)) => match RdsClusterArn::parse(arn) {
-                    Some(parsed) if parsed.region != cell.region => bad(
-                        at("aurora_cluster_arn"),
-                        format!(
-                            "is in Region {} but the cell is {}; give the member cluster of this Region",
-                            parsed.region, cell.region
-                        ),
-                    ),
-                    Some(_) => {}
-                    None => bad(
-                        at("aurora_cluster_arn"),
-                        format!(
-                            "`{arn}` is not an Aurora cluster ARN (expected arn:aws:rds:<region>:<account>:cluster:<id>)"
-                        ),
-                    ),
-                },
-                (None, None) => {}
             }
         }
+        match (&self.aurora, &cell.aurora_cluster_arn) {
+            (Some(_), None) => bad(
+                at("aurora_cluster_arn"),
+                "is missing: with `aurora` set, every cell needs the ARN of its member cluster".into(),
+            ),
+            (None, Some(_)) => bad(
+                at("aurora_cluster_arn"),
+                "is set but `aurora.global_cluster_id` is not: add the global cluster or remove the ARN".into(),
+            ),
+            (Some(_), Some(arn)) => match RdsClusterArn::parse(arn) {
+                Some(parsed) if parsed.region != cell.region => bad(
+                    at("aurora_cluster_arn"),
+                    format!(
+                        "is in Region {} but the cell is {}; give the member cluster of this Region",
+                        parsed.region, cell.region
+                    ),
+                ),
+                Some(_) => {}
+                None => bad(
+                    at("aurora_cluster_arn"),
+                    format!(
+                        "`{arn}` is not an Aurora cluster ARN (expected arn:aws:rds:<region>:<account>:cluster:<id>)"
+                    ),
+                ),
+            },
+            (None, None) => {}
+        }
+    }
 
+    /// The Route 53 zone and record users resolve, and the ARC block when the backend is ARC.
+    fn validate_routing(&self, bad: &mut impl FnMut(String, String)) {
         if self.routing.hosted_zone_id.trim().is_empty() {
             bad(
                 "routing.hosted_zone_id".into(),
                 "must not be empty: give the Route 53 hosted zone id holding the latency records".into(),
             );
         }
-        self.validate_arc(&mut bad);
+        self.validate_arc(bad);
         if self.routing.record_name.trim().is_empty() {
             bad(
                 "routing.record_name".into(),
                 "must not be empty: give the record name users resolve, e.g. app.example.com".into(),
             );
         }
+    }
+
+    /// The data stores: the application's Global Table, multisite's ledger, the Aurora global cluster.
+    fn validate_data(&self, bad: &mut impl FnMut(String, String)) {
         if !is_table_name(&self.global_table) {
             bad(
                 "global_table".into(),
@@ -581,6 +616,10 @@ impl Topology {
                 );
             }
         }
+    }
+
+    /// The recovery objectives the drill and the lag-probe measure against.
+    fn validate_objectives(&self, bad: &mut impl FnMut(String, String)) {
         if self.rto_objective_seconds == 0 {
             bad(
                 "rto_objective_seconds".into(),
@@ -594,6 +633,10 @@ impl Topology {
                 "must be positive: the largest acceptable replication lag in milliseconds".into(),
             );
         }
+    }
+
+    /// The failover policy: how many Regions must stay, approval mode, the arbiter's Region.
+    fn validate_failover_policy(&self, bad: &mut impl FnMut(String, String)) {
         let policy = &self.failover_policy;
         if policy.min_healthy_regions == 0 {
             bad(
@@ -648,7 +691,10 @@ impl Topology {
                 );
             }
         }
+    }
 
+    /// The scaler's ceiling and readiness wait.
+    fn validate_scaling(&self, bad: &mut impl FnMut(String, String)) {
         let scaling = &self.scaling;
         match (scaling.raise_max_size, scaling.max_size_ceiling) {
             (true, None) => bad(
@@ -679,8 +725,6 @@ impl Topology {
                 format!("is {}: use 10 to 60000 milliseconds", scaling.readiness_poll_ms),
             );
         }
-
-        if v.is_empty() { Ok(()) } else { Err(TopologyError::Invalid(v)) }
     }
 
     /// The routing backend's own rules: an `arc` block exactly when the backend is `arc`, one
