@@ -189,22 +189,70 @@ pub enum RoutingRead<'a> {
     Unjudged(&'a str),
 }
 
+/// Every readiness rule applied to what the probe observed, rule family by rule family.
 pub fn evaluate(o: &Observed<'_>) -> Readiness {
-    let mut failures = Vec::new();
-    let mut not_checked = Vec::new();
-    let mut skip = |rule: &'static str, region: &str, reason: String| {
-        not_checked.push(NotChecked { rule, region: region.to_owned(), reason })
-    };
-    let status = |r: &str| o.statuses.get(r).copied().unwrap_or(RegionStatus::Active);
-    let active: Vec<&str> = o.topology.regions().filter(|r| status(r) == RegionStatus::Active).collect();
+    let mut v = Verdicts::default();
+    let active: Vec<&str> = o.topology.regions().filter(|r| o.status(r) == RegionStatus::Active).collect();
+    check_reachable(o, &active, &mut v);
+    let total_desired = check_capacity(o, &active, &mut v);
+    check_failback_capacity(o, &active, total_desired, &mut v);
+    check_replicas(o, &mut v);
+    check_aurora(o, &mut v);
+    match o.topology.arc() {
+        Some(arc) => check_routing_controls(o, arc, &mut v),
+        None => check_health_checks(o, &mut v),
+    }
+    v.readiness()
+}
 
-    for region in &active {
-        if let Some(reason) = o.unreachable.get(*region) {
-            failures.push(Rule::RegionUnreachable { region: (*region).to_owned(), reason: reason.clone() });
-        }
+impl Observed<'_> {
+    /// A cell's status in the ledger (Active when it has none).
+    fn status(&self, region: &str) -> RegionStatus {
+        self.statuses.get(region).copied().unwrap_or(RegionStatus::Active)
+    }
+}
+
+/// The rules' findings so far: what failed now, what would fail a failback, what could not be judged.
+#[derive(Default)]
+struct Verdicts {
+    failures: Vec<Rule>,
+    failback_failures: Vec<Rule>,
+    not_checked: Vec<NotChecked>,
+}
+
+impl Verdicts {
+    fn skip(&mut self, rule: &'static str, region: &str, reason: impl Into<String>) {
+        self.not_checked.push(NotChecked { rule, region: region.to_owned(), reason: reason.into() });
     }
 
-    // Capacity: each active Region must fit its share of the whole load with one Region fewer.
+    fn readiness(self) -> Readiness {
+        let reported = |rules: Vec<Rule>| -> Vec<Failure> {
+            rules.into_iter().map(|rule| Failure { message: rule.to_string(), rule }).collect()
+        };
+        let (failures, failback_failures) = (reported(self.failures), reported(self.failback_failures));
+        Readiness {
+            ok: failures.is_empty(),
+            failures,
+            failback_failures,
+            not_checked: self.not_checked,
+            rto: Vec::new(),
+        }
+    }
+}
+
+/// Every active Region's DynamoDB API answered the probe.
+fn check_reachable(o: &Observed<'_>, active: &[&str], v: &mut Verdicts) {
+    for region in active {
+        if let Some(reason) = o.unreachable.get(*region) {
+            v.failures.push(Rule::RegionUnreachable { region: (*region).to_owned(), reason: reason.clone() });
+        }
+    }
+}
+
+/// Capacity: each active Region must fit its share of the whole load with one Region fewer.
+/// Returns the whole load in desired instances, as the active Regions carry it now (a group that
+/// could not be read counts as the largest one read, and is named in the rule).
+fn check_capacity(o: &Observed<'_>, active: &[&str], v: &mut Verdicts) -> i64 {
     let known: BTreeMap<&str, GroupSizes> = active
         .iter()
         .filter_map(|r| match o.groups.get(*r) {
@@ -218,12 +266,12 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
         known.values().map(|s| i64::from(s.desired.max(0))).sum::<i64>() + largest_known * estimated.len() as i64;
     let survivors = active.len().saturating_sub(1).max(1);
     let required = (total_desired + survivors as i64 - 1) / survivors as i64;
-    for region in &active {
+    for region in active {
         let Some(cell) = o.topology.cell(region) else { continue };
         match o.groups.get(*region) {
             Some(Ok(sizes)) => {
                 if i64::from(sizes.max) < required {
-                    failures.push(Rule::AsgMaxSizeTooSmall {
+                    v.failures.push(Rule::AsgMaxSizeTooSmall {
                         region: (*region).to_owned(),
                         asg: cell.auto_scaling_group.clone(),
                         max_size: sizes.max,
@@ -235,21 +283,23 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
                     });
                 }
             }
-            Some(Err(reason)) => skip("AsgMaxSizeTooSmall", region, reason.clone()),
-            None => skip("AsgMaxSizeTooSmall", region, "not read: the Region is unreachable".into()),
+            Some(Err(reason)) => v.skip("AsgMaxSizeTooSmall", region, reason.clone()),
+            None => v.skip("AsgMaxSizeTooSmall", region, "not read: the Region is unreachable"),
         }
     }
+    total_desired
+}
 
-    // Failback capacity: an evacuated Region must be able to take back its share of what the
-    // active Regions carry now (they carry the whole load while it is out).
-    let mut failback_failures = Vec::new();
+/// Failback capacity: an evacuated Region must be able to take back its share of what the
+/// active Regions carry now (they carry the whole load while it is out).
+fn check_failback_capacity(o: &Observed<'_>, active: &[&str], total_desired: i64, v: &mut Verdicts) {
     let regions_after = active.len() + 1;
     let share = (total_desired + regions_after as i64 - 1) / regions_after as i64;
-    for region in o.topology.regions().filter(|r| status(r) == RegionStatus::Evacuated) {
+    for region in o.topology.regions().filter(|r| o.status(r) == RegionStatus::Evacuated) {
         let Some(cell) = o.topology.cell(region) else { continue };
         match o.groups.get(region) {
-            Some(Ok(sizes)) if i64::from(sizes.max) < share || (share > 0 && sizes.desired < 1) => failback_failures
-                .push(Rule::AsgCannotTakeShare {
+            Some(Ok(sizes)) if i64::from(sizes.max) < share || (share > 0 && sizes.desired < 1) => {
+                v.failback_failures.push(Rule::AsgCannotTakeShare {
                     region: region.to_owned(),
                     asg: cell.auto_scaling_group.clone(),
                     max_size: sizes.max,
@@ -257,14 +307,18 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
                     required: share,
                     total_desired,
                     regions_after,
-                }),
+                })
+            }
             Some(Ok(_)) => {}
-            Some(Err(reason)) => skip("AsgCannotTakeShare", region, reason.clone()),
-            None => skip("AsgCannotTakeShare", region, "not read: the Region is unreachable".into()),
+            Some(Err(reason)) => v.skip("AsgCannotTakeShare", region, reason.clone()),
+            None => v.skip("AsgCannotTakeShare", region, "not read: the Region is unreachable"),
         }
     }
+}
 
-    // Replicas: every cell's replica, as seen by itself and by every other readable view.
+/// Replicas: every cell's replica, as seen by itself and by every other readable view; the
+/// first view that finds a problem names it.
+fn check_replicas(o: &Observed<'_>, v: &mut Verdicts) {
     for region in o.topology.regions() {
         let mut verdict: Option<Rule> = None;
         let mut seen = false;
@@ -273,17 +327,17 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
             let found = if view_region == region {
                 match view {
                     None => Some(Rule::ReplicaMissing { region: region.to_owned(), seen_from: region.to_owned() }),
-                    Some(v) if !matches!(v.status.as_str(), "ACTIVE" | "UPDATING") => Some(Rule::ReplicaNotActive {
+                    Some(t) if !matches!(t.status.as_str(), "ACTIVE" | "UPDATING") => Some(Rule::ReplicaNotActive {
                         region: region.to_owned(),
-                        status: v.status.clone(),
+                        status: t.status.clone(),
                         seen_from: region.to_owned(),
                     }),
                     Some(_) => None,
                 }
             } else {
                 // A view without a table says nothing about other Regions.
-                let Some(v) = view else { continue };
-                match v.replicas.iter().find(|(r, _)| r == region) {
+                let Some(t) = view else { continue };
+                match t.replicas.iter().find(|(r, _)| r == region) {
                     None => Some(Rule::ReplicaMissing { region: region.to_owned(), seen_from: view_region.clone() }),
                     Some((_, s)) if s != "ACTIVE" => Some(Rule::ReplicaNotActive {
                         region: region.to_owned(),
@@ -299,98 +353,94 @@ pub fn evaluate(o: &Observed<'_>) -> Readiness {
             }
         }
         match verdict {
-            Some(rule) => failures.push(rule),
+            Some(rule) => v.failures.push(rule),
             None if !seen => {
-                skip("ReplicaNotActive", region, "no reachable Region's view of the global table could be read".into())
+                v.skip("ReplicaNotActive", region, "no reachable Region's view of the global table could be read")
             }
             None => {}
         }
     }
+}
 
-    // Aurora membership.
-    if let (Some(aurora_topology), Some(aurora)) = (&o.topology.aurora, o.aurora) {
-        for cell in &o.topology.cells {
-            let Some(arn) = &cell.aurora_cluster_arn else { continue };
-            match aurora {
-                Ok(view) => {
-                    if !view.members.iter().any(|m| &m.cluster_arn == arn) {
-                        failures.push(Rule::AuroraMemberDetached {
+/// Aurora membership: every cell's cluster is a member of the global cluster.
+fn check_aurora(o: &Observed<'_>, v: &mut Verdicts) {
+    let (Some(aurora_topology), Some(aurora)) = (&o.topology.aurora, o.aurora) else { return };
+    for cell in &o.topology.cells {
+        let Some(arn) = &cell.aurora_cluster_arn else { continue };
+        match aurora {
+            Ok(view) => {
+                if !view.members.iter().any(|m| &m.cluster_arn == arn) {
+                    v.failures.push(Rule::AuroraMemberDetached {
+                        region: cell.region.clone(),
+                        cluster_arn: arn.clone(),
+                        global_cluster_id: aurora_topology.global_cluster_id.clone(),
+                    });
+                }
+            }
+            Err(reason) => v.skip("AuroraMemberDetached", &cell.region, reason.clone()),
+        }
+    }
+}
+
+/// Routing controls against the ledger (backend `arc`); the health checks are then of type
+/// RECOVERY_CONTROL and follow the controls, so their flags say nothing.
+fn check_routing_controls(o: &Observed<'_>, arc: &shared::topology::ArcRouting, v: &mut Verdicts) {
+    let Some(read) = o.routing_controls else { return };
+    match read {
+        RoutingRead::ClusterUnreachable { prober, reason } => {
+            v.failures.push(Rule::ArcClusterUnreachable { region: prober.to_owned(), reason: reason.to_owned() });
+            for cell in &o.topology.cells {
+                v.skip("RoutingControlUnexpected", &cell.region, format!("no ARC cluster endpoint answered: {reason}"));
+            }
+        }
+        RoutingRead::Unjudged(reason) => {
+            for cell in &o.topology.cells {
+                v.skip("RoutingControlUnexpected", &cell.region, reason);
+            }
+        }
+        RoutingRead::Read(on) => {
+            for cell in &o.topology.cells {
+                let ledger_status = o.status(&cell.region);
+                let Some(arn) = arc.routing_controls.get(&cell.region) else { continue };
+                match on.get(&cell.region) {
+                    Some(on) if *on != (ledger_status == RegionStatus::Active) => {
+                        v.failures.push(Rule::RoutingControlUnexpected {
                             region: cell.region.clone(),
-                            cluster_arn: arn.clone(),
-                            global_cluster_id: aurora_topology.global_cluster_id.clone(),
-                        });
+                            routing_control_arn: arn.clone(),
+                            on: *on,
+                            ledger_status,
+                        })
                     }
-                }
-                Err(reason) => skip("AuroraMemberDetached", &cell.region, reason.clone()),
-            }
-        }
-    }
-
-    // Routing controls against the ledger (backend `arc`); the health checks are then of type
-    // RECOVERY_CONTROL and follow the controls, so their flags say nothing.
-    if let (Some(arc), Some(read)) = (o.topology.arc(), o.routing_controls) {
-        match read {
-            RoutingRead::ClusterUnreachable { prober, reason } => {
-                failures.push(Rule::ArcClusterUnreachable { region: prober.to_owned(), reason: reason.to_owned() });
-                for cell in &o.topology.cells {
-                    skip(
-                        "RoutingControlUnexpected",
-                        &cell.region,
-                        format!("no ARC cluster endpoint answered: {reason}"),
-                    );
-                }
-            }
-            RoutingRead::Unjudged(reason) => {
-                for cell in &o.topology.cells {
-                    skip("RoutingControlUnexpected", &cell.region, reason.to_owned());
-                }
-            }
-            RoutingRead::Read(on) => {
-                for cell in &o.topology.cells {
-                    let ledger_status = status(&cell.region);
-                    let Some(arn) = arc.routing_controls.get(&cell.region) else { continue };
-                    match on.get(&cell.region) {
-                        Some(on) if *on != (ledger_status == RegionStatus::Active) => {
-                            failures.push(Rule::RoutingControlUnexpected {
-                                region: cell.region.clone(),
-                                routing_control_arn: arn.clone(),
-                                on: *on,
-                                ledger_status,
-                            })
-                        }
-                        Some(_) => {}
-                        None => skip("RoutingControlUnexpected", &cell.region, "not in the control panel".into()),
-                    }
+                    Some(_) => {}
+                    None => v.skip("RoutingControlUnexpected", &cell.region, "not in the control panel"),
                 }
             }
         }
     }
+}
 
-    // Health checks against the ledger (backend `health_check`).
-    for cell in o.topology.cells.iter().filter(|_| o.topology.arc().is_none()) {
-        let ledger_status = status(&cell.region);
+/// Health checks against the ledger (backend `health_check`): forced unhealthy exactly for the
+/// evacuated Regions.
+fn check_health_checks(o: &Observed<'_>, v: &mut Verdicts) {
+    for cell in &o.topology.cells {
+        let ledger_status = o.status(&cell.region);
         let expected_inverted = ledger_status == RegionStatus::Evacuated;
         match o.health_checks.get(&cell.region) {
-            Some(Ok(flags)) if flags.inverted != expected_inverted || flags.disabled != expected_inverted => failures
-                .push(Rule::HealthCheckUnexpected {
+            Some(Ok(flags)) if flags.inverted != expected_inverted || flags.disabled != expected_inverted => {
+                v.failures.push(Rule::HealthCheckUnexpected {
                     region: cell.region.clone(),
                     health_check_id: cell.health_check_id.clone(),
                     inverted: flags.inverted,
                     disabled: flags.disabled,
                     expected_inverted,
                     ledger_status,
-                }),
+                })
+            }
             Some(Ok(_)) => {}
-            Some(Err(reason)) => skip("HealthCheckUnexpected", &cell.region, reason.clone()),
-            None => skip("HealthCheckUnexpected", &cell.region, "not read".into()),
+            Some(Err(reason)) => v.skip("HealthCheckUnexpected", &cell.region, reason.clone()),
+            None => v.skip("HealthCheckUnexpected", &cell.region, "not read"),
         }
     }
-
-    let reported = |rules: Vec<Rule>| -> Vec<Failure> {
-        rules.into_iter().map(|rule| Failure { message: rule.to_string(), rule }).collect()
-    };
-    let (failures, failback_failures) = (reported(failures), reported(failback_failures));
-    Readiness { ok: failures.is_empty(), failures, failback_failures, not_checked, rto: Vec::new() }
 }
 
 #[cfg(test)]
