@@ -339,6 +339,14 @@ fn delivered_as(change: &AlarmChange, overrides: Option<&Value>) -> String {
     }
 }
 
+/// What the dry run before the cool-down's end showed of the failback gate.
+struct FailbackGate {
+    /// Why the gate was closed (None: it was open).
+    closed_reason: Option<String>,
+    /// The gate was seen closed, or was rightly open (the cool-down over when the dry run answered).
+    shown: bool,
+}
+
 /// What one delivery of an alarm change did.
 struct Delivery {
     failover: std::result::Result<failover::Response, String>,
@@ -1363,6 +1371,42 @@ impl Drill<'_> {
     // Step 7
 
     async fn failback(&mut self, lost_keys: &[String]) -> Result<()> {
+        self.end_outage();
+        // The failback gate reads the latest lag-probe verdict: run it before the OK.
+        let probe = self.lag_probe("before failback").await?;
+        let ok = self.change_alarm(StateValue::Ok, "drill: Region healthy again").await?;
+        self.tl.event(format!("alarm {} (CloudWatch in {}, SetAlarmState) {}", ok.alarm, ok.watcher, ok.describe()));
+        self.check_alarm_state(&format!("alarm {} back to OK after recovery", ok.alarm), "OK").await?;
+        let gate = self.show_failback_gate(&ok, &probe).await?;
+        let gate_open = self.deliver_failback(&ok, &probe, &gate).await;
+        let routed_back = self.until_routed_back(gate_open).await;
+        let sizes = self.restore_survivors().await?;
+        self.report.figures.failback_ms = routed_back;
+        if let Some(ms) = routed_back {
+            self.mark(self.offset_of(gate_open) + ms, MarkerKind::Failback, "failback: original routing");
+        }
+        self.check(
+            "capacities restored",
+            sizes.iter().all(|g| g.sizes == world::BASELINE),
+            format!(
+                "{} (baseline {})",
+                self.survivors
+                    .iter()
+                    .zip(&sizes)
+                    .map(|(r, s)| format!("{r} {}", s.sizes))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                world::BASELINE
+            ),
+        );
+        self.check_failback_complete().await?;
+        self.count_lost_writes_recovered(lost_keys).await;
+        Ok(())
+    }
+
+    /// The failing Region's APIs answer again (held replication released), and its endpoint
+    /// health check passes when the scenario failed it.
+    fn end_outage(&mut self) {
         self.emulator.set_outage(&self.failing, false);
         let recovered_ms = self.tl.ms();
         self.mark(recovered_ms, MarkerKind::Recovery, format!("recovery: {} back", self.failing));
@@ -1378,13 +1422,15 @@ impl Drill<'_> {
                 _ => "",
             }
         ));
-        // The failback gate reads the latest lag-probe verdict: run it before the OK.
-        let probe = self.lag_probe("before failback").await?;
-        let ok = self.change_alarm(StateValue::Ok, "drill: Region healthy again").await?;
-        self.tl.event(format!("alarm {} (CloudWatch in {}, SetAlarmState) {}", ok.alarm, ok.watcher, ok.describe()));
-        self.check_alarm_state(&format!("alarm {} back to OK after recovery", ok.alarm), "OK").await?;
+    }
 
-        // Show the gate: a dry-run delivery says whether failback may proceed now, and why not.
+    /// Shows the gate: a dry-run delivery of the OK says whether failback may proceed now, and
+    /// why not; then waits out the cool-down.
+    async fn show_failback_gate(
+        &mut self,
+        ok: &AlarmChange,
+        probe: &lag_probe::report::ProbeReport,
+    ) -> Result<FailbackGate> {
         let (fleet, _) = self.ledger()?.fleet_status().await?;
         let changed = fleet.last_change_ms(&self.failing).unwrap_or(0);
         let cooldown_ms = self.options.cooldown_seconds * 1000;
@@ -1406,7 +1452,7 @@ impl Drill<'_> {
         );
         let dry_run = json!({"dry_run": true});
         let dry = Box::pin(failover::handle(ok.payload(Some(dry_run.clone())), &failover_deps)).await;
-        let gate_closed_reason = match &dry {
+        let closed_reason = match &dry {
             Ok(response) => response
                 .reports
                 .iter()
@@ -1420,10 +1466,10 @@ impl Drill<'_> {
         let elapsed_after_dry_run = world::now_ms().saturating_sub(changed);
         self.tl.event(format!(
             "failback gate (failover given {}): auto_failback on; cool-down {} s, {:.1} s since the evacuation; {probe_line} -> {}",
-            delivered_as(&ok, Some(&dry_run)),
+            delivered_as(ok, Some(&dry_run)),
             self.options.cooldown_seconds,
             elapsed as f64 / 1000.0,
-            match &gate_closed_reason {
+            match &closed_reason {
                 Some(reason) => format!("CLOSED ({reason})"),
                 None => "OPEN".into(),
             }
@@ -1433,15 +1479,25 @@ impl Drill<'_> {
             self.tl.event(format!("waiting {:.1} s for the cool-down", wait as f64 / 1000.0));
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
+        let shown = closed_reason.is_some() || elapsed_after_dry_run >= cooldown_ms;
+        Ok(FailbackGate { closed_reason, shown })
+    }
 
-        // The OK, delivered to both functions; the writer is asked back (a planned switchover).
+    /// The OK, delivered to both functions with the writer asked back (a planned switchover);
+    /// checks the gate held and then let it through. The moment the gates opened.
+    async fn deliver_failback(
+        &mut self,
+        ok: &AlarmChange,
+        probe: &lag_probe::report::ProbeReport,
+        gate: &FailbackGate,
+    ) -> Instant {
         let gate_open = Instant::now();
         let gate_open_ms = self.offset_of(gate_open);
         self.mark(gate_open_ms, MarkerKind::Failback, "failback: OK delivered (gates open)");
         let restore_writer = json!({"restore_writer": true});
         self.tl.event(format!(
             "delivering {} to failover and scaler (operator override: the Aurora writer switches back)",
-            delivered_as(&ok, Some(&restore_writer))
+            delivered_as(ok, Some(&restore_writer))
         ));
         let payload = ok.payload(Some(restore_writer));
         let delivery = self.deliver(&payload, "OK delivery").await;
@@ -1450,28 +1506,33 @@ impl Drill<'_> {
             .as_ref()
             .map(|r| r.reports.iter().any(|r| r.outcome == failover::Outcome::Reconciled))
             .unwrap_or(false);
-        let gate_shown = gate_closed_reason.is_some() || elapsed_after_dry_run >= cooldown_ms;
         self.check(
             "failback gated: waits for the cool-down and a fresh lag-probe verdict, then proceeds",
-            failed_back && gate_shown && !probe.rpo_breached,
+            failed_back && gate.shown && !probe.rpo_breached,
             format!(
                 "before the cool-down: {}; after: failover {}",
-                gate_closed_reason.as_deref().unwrap_or("(cool-down already over)"),
+                gate.closed_reason.as_deref().unwrap_or("(cool-down already over)"),
                 summarize_failover(&delivery.failover)
             ),
         );
+        gate_open
+    }
 
+    /// Milliseconds from `gate_open` until every client area resolves as before the outage.
+    async fn until_routed_back(&self, gate_open: Instant) -> Option<u64> {
         let expected_dns: Vec<Option<String>> = self.areas.iter().map(|a| a.expected(&self.regions)).collect();
-        let this = &*self;
-        let routed_back = until(|| async {
-            let answers = this.dns_answers().await.ok()?;
+        until(|| async {
+            let answers = self.dns_answers().await.ok()?;
             (answers == expected_dns).then(|| ms_since(gate_open))
         })
-        .await;
+        .await
+    }
 
-        // The scaler restores once failback is recorded and its own cool-down (counted from the
-        // failback) has passed; an OK that raced ahead is caught by the scheduled restore sweep
-        // (events/scheduled-restore-sweep.json), as in production: the drill runs it every second.
+    /// The scaler restores once failback is recorded and its own cool-down (counted from the
+    /// failback) has passed; an OK that raced ahead is caught by the scheduled restore sweep
+    /// (events/scheduled-restore-sweep.json), as in production: the drill runs it every second.
+    /// The survivors' groups as last seen.
+    async fn restore_survivors(&mut self) -> Result<Vec<shared::aws::GroupState>> {
         let restored = |groups: &[shared::aws::GroupState]| groups.iter().all(|g| g.sizes == world::BASELINE);
         let mut sizes = self.survivor_sizes().await?;
         let deadline = Instant::now() + Duration::from_secs(self.options.cooldown_seconds + 10);
@@ -1490,24 +1551,11 @@ impl Drill<'_> {
                 tokio::time::sleep(Duration::from_millis(1_000)).await;
             }
         }
-        self.report.figures.failback_ms = routed_back;
-        if let Some(ms) = routed_back {
-            self.mark(gate_open_ms + ms, MarkerKind::Failback, "failback: original routing");
-        }
-        self.check(
-            "capacities restored",
-            restored(&sizes),
-            format!(
-                "{} (baseline {})",
-                self.survivors
-                    .iter()
-                    .zip(&sizes)
-                    .map(|(r, s)| format!("{r} {}", s.sizes))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                world::BASELINE
-            ),
-        );
+        Ok(sizes)
+    }
+
+    /// The Region is back in routing, the writer back in it, and the ledger holds two transitions.
+    async fn check_failback_complete(&mut self) -> Result<()> {
         let this = &*self;
         let writer_back = until(|| async {
             let (writer, in_progress) = this.writer_state().await.ok()?;
@@ -1528,30 +1576,33 @@ impl Drill<'_> {
                 transitions.iter().map(|t| t.sk.as_str()).collect::<Vec<_>>().join(", ")
             ),
         );
-
-        // Writes caught in the replication window reach the survivors once the Region is back.
-        if !lost_keys.is_empty() {
-            let this = &*self;
-            let recovered = until(|| async {
-                let mut all = 0;
-                for survivor in &this.survivors {
-                    let found = traffic::present_in(&this.clients, survivor, DATA_TABLE, lost_keys).await.ok()?;
-                    all = found.len();
-                    if found.len() < lost_keys.len() {
-                        return None;
-                    }
-                }
-                Some(all)
-            })
-            .await;
-            self.report.figures.writes.recovered_after_failback = Some(recovered.unwrap_or(0));
-            self.tl.event(format!(
-                "the {} writes caught in the replication window: {} replicated to the survivors after recovery",
-                lost_keys.len(),
-                recovered.unwrap_or(0)
-            ));
-        }
         Ok(())
+    }
+
+    /// Writes caught in the replication window reach the survivors once the Region is back.
+    async fn count_lost_writes_recovered(&mut self, lost_keys: &[String]) {
+        if lost_keys.is_empty() {
+            return;
+        }
+        let this = &*self;
+        let recovered = until(|| async {
+            let mut all = 0;
+            for survivor in &this.survivors {
+                let found = traffic::present_in(&this.clients, survivor, DATA_TABLE, lost_keys).await.ok()?;
+                all = found.len();
+                if found.len() < lost_keys.len() {
+                    return None;
+                }
+            }
+            Some(all)
+        })
+        .await;
+        self.report.figures.writes.recovered_after_failback = Some(recovered.unwrap_or(0));
+        self.tl.event(format!(
+            "the {} writes caught in the replication window: {} replicated to the survivors after recovery",
+            lost_keys.len(),
+            recovered.unwrap_or(0)
+        ));
     }
 
     async fn survivor_sizes(&self) -> Result<Vec<shared::aws::GroupState>> {
