@@ -94,6 +94,19 @@ impl<'a> AlarmArn<'a> {
     }
 }
 
+/// What a function acting on alarm changes (failover, scaler) needs to handle one event: the
+/// topology in use and its clients, its own Region, a clock, and whose alarms are its own.
+/// Built per event from the topology store in each `main.rs`.
+pub struct HandlerDeps<'a> {
+    pub topology: &'a crate::Topology,
+    pub clients: &'a crate::RegionalClients,
+    /// The Region this function runs in; its ledger replica is the one it reads and writes.
+    pub home_region: &'a str,
+    pub clock: &'a dyn crate::clock::Clock,
+    /// This deployment's account and partition: alarm changes of any other are foreign.
+    pub identity: &'a Identity,
+}
+
 /// Who this deployment is: alarm changes from any other account or partition are foreign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

@@ -26,13 +26,12 @@ pub mod plan;
 use crate::plan::{Action, Observed, ObservedHealthCheck, Plan, PlanOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::alarm::{AlarmChange, AlarmState, Delivery, Identity, Screened, decode_alarm_changes, is_scheduled_event};
-use shared::clock::Clock;
+use shared::alarm::{AlarmChange, AlarmState, Delivery, Screened, decode_alarm_changes, is_scheduled_event};
 use shared::ledger::{self, FleetStatus, RegionStatus, RegionStatusEntry, WriteOutcome};
 use shared::metrics::{MetricSet, NAMESPACE, Unit};
 use shared::policy::{self, Refusal};
 use shared::topology::{AlarmRef, Cell};
-use shared::{Error, Ledger, RegionalClients, Topology};
+use shared::{Error, Ledger, Topology};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -42,16 +41,8 @@ const MAX_STATUS_ATTEMPTS: usize = 5;
 /// A lag-probe verdict older than this cannot open the failback gate.
 pub const PROBE_MAX_AGE_MS: u64 = 15 * 60 * 1000;
 
-/// What the handler needs, built once per container (see `main.rs`).
-pub struct Deps<'a> {
-    pub topology: &'a Topology,
-    pub clients: &'a RegionalClients,
-    /// The Region this function runs in.
-    pub home_region: &'a str,
-    pub clock: &'a dyn Clock,
-    /// This deployment's account and partition: alarm changes of any other are foreign.
-    pub identity: &'a Identity,
-}
+/// What the handler needs (the same as the scaler's).
+pub use shared::alarm::HandlerDeps as Deps;
 
 pub use shared::alarm::Overrides;
 

@@ -25,34 +25,24 @@ use crate::config::ScalerConfig;
 use crate::record::{Covering, GroupPlan, GroupScaling, Planned, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::alarm::{AlarmChange, AlarmState, Identity, Screened, decode_alarm_changes};
+use shared::alarm::{AlarmChange, AlarmState, Screened, decode_alarm_changes};
 use shared::capacity::GroupSizes;
-use shared::clock::Clock;
 use shared::error::FailureClass;
 use shared::ledger::{RegionStatus, SCALING_PK, WriteOutcome};
 use shared::metrics::{MetricSet, NAMESPACE, Unit};
 use shared::policy;
-use shared::{Error, Ledger, RegionalClients, Topology};
+use shared::{Error, Ledger};
 use std::time::Instant;
 
 /// How many times a group's record is re-read and re-planned after losing a write race.
 const MAX_RECORD_ATTEMPTS: usize = 4;
 
-/// What the handler needs, built once per container (see `main.rs`).
-pub struct Deps<'a> {
-    pub topology: &'a Topology,
-    pub clients: &'a RegionalClients,
-    /// The Region this function runs in; its ledger replica is the one it reads and writes.
-    pub home_region: &'a str,
-    pub clock: &'a dyn Clock,
-    /// This deployment's account and partition: alarm changes of any other are foreign.
-    pub identity: &'a Identity,
-}
+/// What the handler needs (the same as failover's).
+pub use shared::alarm::HandlerDeps as Deps;
 
-impl Deps<'_> {
-    fn config(&self) -> ScalerConfig {
-        ScalerConfig::from_policy(&self.topology.scaling)
-    }
+/// The scaler's limits, from the topology in use.
+fn config(deps: &Deps<'_>) -> ScalerConfig {
+    ScalerConfig::from_policy(&deps.topology.scaling)
 }
 
 pub use shared::alarm::Overrides;
@@ -396,7 +386,7 @@ async fn evacuate(change: &AlarmChange, region: &str, dry_run: bool, deps: &Deps
         .filter_map(|s| deps.topology.cell(s).map(|c| (c.region.as_str(), c.auto_scaling_group.as_str())))
         .collect();
     let mut groups = run_step(&groups, &step, dry_run, &ledger, deps).await;
-    let config = deps.config();
+    let config = config(deps);
     if !dry_run {
         if let Some(wait) = config.wait {
             wait_ready(deps, &mut groups, wait, config.poll_interval).await;
@@ -587,7 +577,7 @@ async fn prepare_inner(
     deps: &Deps<'_>,
 ) -> Result<Written, Error> {
     let client = &deps.clients.region(region)?.autoscaling;
-    let limits = deps.config().limits();
+    let limits = config(deps).limits();
     for _ in 0..MAX_RECORD_ATTEMPTS {
         let existing = ledger.get::<GroupScaling>(SCALING_PK, region).await?;
         let open = existing.as_ref().filter(|r| r.body.is_open());
