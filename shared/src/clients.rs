@@ -132,8 +132,9 @@ pub async fn load_base_config() -> SdkConfig {
     loader.load().await
 }
 
-/// The SDK's default HTTPS client (hyper 1.x, rustls with aws-lc, proxy settings from the
-/// environment), created on the first request rather than when an SDK client is constructed.
+/// The SDK's HTTPS client (hyper 1.x, rustls with ring, proxy settings from the environment),
+/// created on the first request rather than when an SDK client is constructed. Every SDK
+/// configuration must carry it: the SDK crates are built without a default client.
 ///
 /// Why: the default client builds a TLS connector, loading and parsing the platform's root
 /// certificates, every time an SDK client is constructed (`validate_base_client_config`): during
@@ -154,7 +155,7 @@ impl LazyHttpsClient {
     fn inner(&self) -> &SharedHttpClient {
         self.inner.get_or_init(|| {
             Builder::new().build_with_connector_fn(|settings, components| {
-                let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+                let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
                 connector.set_connector_settings(settings.cloned());
                 if let Some(components) = components {
                     connector.set_sleep_impl(components.sleep_impl());

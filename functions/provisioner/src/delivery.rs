@@ -147,7 +147,7 @@ impl ResponseClient {
         self.connector.get_or_init(|| {
             Connector::builder()
                 .connector_settings(self.settings.clone())
-                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
                 .build()
         })
     }
